@@ -1,0 +1,33 @@
+"""One exception hierarchy; the CLI turns each into one message and an exit code."""
+from typing import Optional
+
+
+class AscendBuildError(Exception):
+    """A user-facing error: what went wrong, where, and how to fix it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, fix: Optional[str] = None):
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+
+class ConfigError(AscendBuildError):
+    """The config file or a command-line option is wrong."""
+
+
+class PackageError(AscendBuildError):
+    """A package file is missing, corrupt, unknown or does not fit the others."""
+
+
+class ServerError(AscendBuildError):
+    """The package server could not start (port in use, bad address...)."""
+
+
+class EngineError(AscendBuildError):
+    """The container engine is missing or not answering."""
+
+
+class BuildError(AscendBuildError):
+    """The image build failed."""

@@ -1,14 +1,13 @@
 """The command line: one small function per command, no logic of its own."""
+import signal
 import sys
 from pathlib import Path
-from typing import Optional
 
-import click
 import typer
 
 from . import __version__
 from .console import make_console
-from .errors import AscendBuildError
+from .errors import AscendBuildError, Interrupted
 
 app = typer.Typer(
     name="ascend-build",
@@ -59,21 +58,18 @@ def init(
 # -- commands added by later issues go below this line --
 
 
+def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise Interrupted("interrupted")
+
+
 def main() -> None:
+    """Entry point: every user error becomes one message and an exit code, never a traceback."""
+    signal.signal(signal.SIGINT, _interrupt)
     console = make_console()
     try:
-        app(standalone_mode=False)
+        app()
     except AscendBuildError as err:
         console.print(f"[bold red]error:[/] {err.message}")
         if err.fix:
             console.print(f"[yellow]fix:[/] {err.fix}")
         sys.exit(err.exit_code)
-    except click.exceptions.Exit as ex:
-        sys.exit(ex.exit_code)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        console.print("[red]interrupted[/]")
-        sys.exit(130)
-    sys.exit(0)

@@ -31,3 +31,9 @@ class EngineError(AscendBuildError):
 
 class BuildError(AscendBuildError):
     """The image build failed."""
+
+
+class Interrupted(AscendBuildError):
+    """Ctrl-C: everything was cleaned up, exit 130."""
+
+    exit_code = 130

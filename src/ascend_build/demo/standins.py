@@ -1,0 +1,388 @@
+"""Stand-in Ascend packages (shared/standins.md): small files with the real names that behave
+like the real installers in every way a build tool can observe. They install placeholder files.
+
+`generate()` writes a whole set; `make_run()`, `make_wheel()` and `make_atb_tarball()` write one
+file each, so tests can build odd sets (wrong arch, mismatched versions, corrupt files).
+"""
+import base64
+import csv
+import gzip
+import hashlib
+import io
+import random
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import yaml
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from ..errors import ConfigError
+
+STANDIN_NOTE = "stand-in package made by ascend-build: installs placeholder files only"
+
+
+@dataclass(frozen=True)
+class Family:
+    """Versions that belong together (one row of demo/families.yaml)."""
+
+    cann: str
+    chip_package: str
+    torch: str
+    torch_npu: str
+    mindie: str
+    mindie_abi_in_name: bool
+    atb_models: str
+    abi: int
+
+
+def families() -> Dict[str, Family]:
+    text = resources.files(__package__).joinpath("families.yaml").read_text()
+    return {name: Family(**row) for name, row in yaml.safe_load(text).items()}
+
+
+def family(name: str) -> Family:
+    known = families()
+    if name not in known:
+        raise ConfigError(f"unknown demo CANN family {name!r}", fix=f"use one of: {', '.join(known)}")
+    return known[name]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def filler(n: int, seed: str) -> bytes:
+    """Incompressible, reproducible bytes: the same seed gives the same content."""
+    return random.Random(seed).randbytes(n) if n > 0 else b""
+
+
+def py_tag(python: str) -> str:
+    major, minor = python.split(".")[:2]
+    return f"cp{major}{minor}"
+
+
+def wheel_platforms(arch: str, manylinux: bool) -> List[str]:
+    if manylinux:
+        return [f"manylinux_2_17_{arch}", f"manylinux2014_{arch}"]
+    return [f"linux_{arch}"]
+
+
+def _targz(entries: Mapping[str, bytes], modes: Optional[Mapping[str, int]] = None) -> bytes:
+    """A gzip'd tar of regular files only (no directory entries, so installing into an
+    existing tree never changes the modes of directories that are already there)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in sorted(entries.items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = (modes or {}).get(name, 0o644)
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
+
+
+# -- wheels ------------------------------------------------------------------------------------
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"sha256={digest}"
+
+
+def build_wheel(
+    name: str,
+    version: str,
+    tags: Tuple[str, str, Sequence[str]],
+    files: Mapping[str, bytes],
+    requires: Iterable[str] = (),
+) -> Tuple[str, bytes]:
+    """A valid PEP 427 wheel (METADATA, WHEEL, RECORD) as (file name, bytes).
+
+    `tags` is (python tag, abi tag, platform tags); several platforms make a compressed tag set.
+    """
+    python, abi, platforms = tags
+    dist = canonicalize_name(name).replace("-", "_")
+    filename = f"{dist}-{version}-{python}-{abi}-{'.'.join(platforms)}.whl"
+    info_dir = f"{dist}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {STANDIN_NOTE}\n"
+    metadata += "".join(f"Requires-Dist: {req}\n" for req in requires)
+    wheel = "Wheel-Version: 1.0\nGenerator: ascend-build\nRoot-Is-Purelib: false\n"
+    wheel += "".join(f"Tag: {python}-{abi}-{plat}\n" for plat in platforms)
+    contents = dict(files)
+    contents[f"{info_dir}/METADATA"] = metadata.encode()
+    contents[f"{info_dir}/WHEEL"] = wheel.encode()
+    record = io.StringIO()
+    writer = csv.writer(record, lineterminator="\n")
+    for path, data in contents.items():
+        writer.writerow([path, _record_hash(data), len(data)])
+    writer.writerow([f"{info_dir}/RECORD", "", ""])
+    contents[f"{info_dir}/RECORD"] = record.getvalue().encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for member, data in contents.items():
+            method = zipfile.ZIP_STORED if member.endswith(".bin") else zipfile.ZIP_DEFLATED
+            zf.writestr(zipfile.ZipInfo(member, date_time=(2024, 1, 1, 0, 0, 0)), data, compress_type=method)
+    return filename, out.getvalue()
+
+
+def make_wheel(dest_dir: Path, *args, **kwargs) -> Path:
+    """Write `build_wheel(*args, **kwargs)` into `dest_dir` and return its path."""
+    filename, data = build_wheel(*args, **kwargs)
+    path = Path(dest_dir) / filename
+    path.write_bytes(data)
+    return path
+
+
+def torch_init(version: str, abi: int) -> bytes:
+    return (
+        f'"""{STANDIN_NOTE}"""\n__version__ = "{version}"\n\n\n'
+        f"def compiled_with_cxx11_abi():\n    return {bool(abi)}\n"
+    ).encode()
+
+
+TORCH_NPU_INIT = '''"""{note}"""
+import os
+
+import torch  # noqa: F401  (the real torch_npu imports torch first)
+
+
+def _cann_found():
+    if not os.environ.get("ASCEND_TOOLKIT_HOME"):
+        return False
+    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    return any(os.path.isfile(os.path.join(d, "libascendcl.so")) for d in dirs)
+
+
+if not _cann_found():
+    raise ImportError(
+        "libhccl.so: cannot open shared object file: No such file or directory "
+        "(stand-in torch_npu: set ASCEND_TOOLKIT_HOME and put libascendcl.so on LD_LIBRARY_PATH, "
+        "e.g. source /usr/local/Ascend/ascend-toolkit/set_env.sh)"
+    )
+
+__version__ = "{version}"
+'''
+
+
+def simple_module(version: str) -> bytes:
+    return f'"""{STANDIN_NOTE}"""\n__version__ = "{version}"\n'.encode()
+
+
+# -- .run installers ---------------------------------------------------------------------------
+
+
+def _header_template() -> str:
+    return resources.files(__package__).joinpath("installer.sh").read_text()
+
+
+def make_run(
+    path: Path,
+    *,
+    component: str,
+    name: str,
+    version: str,
+    arch: str,
+    files: Mapping[str, bytes],
+    dirs: Sequence[str],
+    templates: Sequence[str] = (),
+) -> Path:
+    """Write a makeself-2.4-style self-extracting installer.
+
+    `files` are paths relative to the install path (templates carry a `.in` suffix and have
+    `@INSTALL_PATH@` replaced at install time); `dirs` get their modes set after install.
+    """
+    payload = _targz(files)
+    fields = {
+        "@FILESIZES@": str(len(payload)),
+        "@SHA@": hashlib.sha256(payload).hexdigest(),
+        "@MD5@": hashlib.md5(payload).hexdigest(),  # noqa: S324 - makeself's own field
+        "@LABEL@": f"{name} {version} ({STANDIN_NOTE})",
+        "@NAME@": name,
+        "@COMPONENT@": component,
+        "@VERSION@": version,
+        "@ARCH@": arch,
+        "@DIRS@": " ".join(dirs),
+        "@TEMPLATES@": " ".join(templates),
+    }
+    header = _header_template()
+    for key, value in fields.items():
+        header = header.replace(key, value)
+    header = header.replace("@SKIP@", str(header.count("\n")))
+    path = Path(path)
+    path.write_bytes(header.encode() + payload)
+    path.chmod(0o755)
+    return path
+
+
+TOOLKIT_ENV = """# CANN toolkit environment ({note})
+export ASCEND_TOOLKIT_HOME=@INSTALL_PATH@/ascend-toolkit/latest
+export ASCEND_HOME_PATH=${{ASCEND_TOOLKIT_HOME}}
+export ASCEND_OPP_PATH=${{ASCEND_TOOLKIT_HOME}}/opp
+export ASCEND_AICPU_PATH=${{ASCEND_TOOLKIT_HOME}}
+export TOOLCHAIN_HOME=${{ASCEND_TOOLKIT_HOME}}/toolkit
+export LD_LIBRARY_PATH=${{ASCEND_TOOLKIT_HOME}}/lib64:${{ASCEND_TOOLKIT_HOME}}/lib64/plugin/opskernel:${{LD_LIBRARY_PATH}}
+export PYTHONPATH=${{ASCEND_TOOLKIT_HOME}}/python/site-packages:${{ASCEND_TOOLKIT_HOME}}/opp/built-in/op_impl/ai_core/tbe:${{PYTHONPATH}}
+export PATH=${{ASCEND_TOOLKIT_HOME}}/bin:${{ASCEND_TOOLKIT_HOME}}/compiler/ccec_compiler/bin:${{PATH}}
+"""
+
+NNAL_ENV = """# NNAL/ATB environment ({note}); accepts --cxx_abi=0|1
+atb_abi=""
+for atb_arg in "$@"; do
+    case "$atb_arg" in --cxx_abi=0) atb_abi=0 ;; --cxx_abi=1) atb_abi=1 ;; esac
+done
+if [ -z "$atb_abi" ]; then
+    case "$(python3 -c 'import torch; print(torch.compiled_with_cxx11_abi())' 2>/dev/null)" in
+        False) atb_abi=0 ;;
+        *) atb_abi=1 ;;
+    esac
+fi
+export ATB_HOME_PATH=@INSTALL_PATH@/nnal/atb/{version}/atb/cxx_abi_${{atb_abi}}
+export LD_LIBRARY_PATH=${{ATB_HOME_PATH}}/lib:${{LD_LIBRARY_PATH}}
+unset atb_abi atb_arg
+"""
+
+MINDIE_ENV = """# MindIE environment ({note})
+export MINDIE_HOME=@INSTALL_PATH@/mindie/latest
+export MINDIE_LLM_HOME_PATH=${{MINDIE_HOME}}/mindie-llm
+export PATH=${{MINDIE_HOME}}/bin:${{PATH}}
+export LD_LIBRARY_PATH=${{MINDIE_HOME}}/lib:${{LD_LIBRARY_PATH}}
+"""
+
+
+def make_toolkit(dest: Path, version: str, arch: str, fill: int, seed: str = "") -> Path:
+    home = f"ascend-toolkit/{version}"
+    files = {
+        f"{home}/bin/atc": f"#!/bin/sh\necho 'ATC {version} ({STANDIN_NOTE})'\n".encode(),
+        f"{home}/lib64/libascendcl.so": f"{STANDIN_NOTE}\n".encode(),
+        f"{home}/python/site-packages/ascend_standin/__init__.py": simple_module(version),
+        f"{home}/opp/version.info": f"Version={version}\n".encode(),
+        f"{home}/{arch}-linux/ascend_toolkit_install.info": f"version={version}\narch={arch}\n".encode(),
+        f"{home}/share/standin-filler.bin": filler(fill, f"toolkit{version}{arch}{seed}"),
+        "ascend-toolkit/set_env.sh.in": TOOLKIT_ENV.format(note=STANDIN_NOTE).encode(),
+    }
+    name = f"Ascend-cann-toolkit_{version}_linux-{arch}.run"
+    return make_run(dest / name, component="toolkit", name="Ascend-cann-toolkit", version=version, arch=arch,
+                    files=files, dirs=[home, "ascend-toolkit/set_env.sh"], templates=["ascend-toolkit/set_env.sh"])
+
+
+def chip_package_name(kind: str, chip: str, version: str, arch: str) -> str:
+    if kind == "ops":
+        return f"Ascend-cann-{chip}-ops_{version}_linux-{arch}.run"
+    if chip.upper() == "A3":
+        return f"Atlas-A3-cann-kernels_{version}_linux-{arch}.run"
+    return f"Ascend-cann-kernels-{chip}_{version}_linux-{arch}.run"
+
+
+def make_chip_package(dest: Path, kind: str, chip: str, version: str, arch: str, fill: int, seed: str = "") -> Path:
+    kernel_dir = f"ascend-toolkit/{version}/opp/built-in/op_impl/ai_core/tbe/kernel/{chip}"
+    files = {
+        f"{kernel_dir}/kernel_info.json": f'{{"chip": "{chip}", "version": "{version}"}}\n'.encode(),
+        f"{kernel_dir}/standin-filler.bin": filler(fill, f"{kind}{chip}{version}{arch}{seed}"),
+    }
+    name = chip_package_name(kind, chip, version, arch)
+    return make_run(dest / name, component=kind, name=name.split("_")[0], version=version, arch=arch,
+                    files=files, dirs=[kernel_dir])
+
+
+def make_nnal(dest: Path, version: str, arch: str, fill: int, seed: str = "") -> Path:
+    home = f"nnal/atb/{version}"
+    files = {f"{home}/atb/cxx_abi_{abi}/lib/libatb.so": f"{STANDIN_NOTE} abi{abi}\n".encode() for abi in (0, 1)}
+    files[f"{home}/share/standin-filler.bin"] = filler(fill, f"nnal{version}{arch}{seed}")
+    files["nnal/atb/set_env.sh.in"] = NNAL_ENV.format(note=STANDIN_NOTE, version=version).encode()
+    name = f"Ascend-cann-nnal_{version}_linux-{arch}.run"
+    return make_run(dest / name, component="nnal", name="Ascend-cann-nnal", version=version, arch=arch,
+                    files=files, dirs=[home, "nnal/atb/set_env.sh"], templates=["nnal/atb/set_env.sh"])
+
+
+def make_mindie(dest: Path, version: str, arch: str, abi: Optional[int], fill: int, seed: str = "") -> Path:
+    home = f"mindie/{version}"
+    wheel_name, wheel_bytes = build_wheel("mindie_llm", str(Version(version)), ("py3", "none", ["any"]),
+                                          {"mindie_llm/__init__.py": simple_module(version)})
+    files = {
+        f"{home}/bin/mindieservice_daemon": f"#!/bin/sh\necho 'MindIE {version} ({STANDIN_NOTE})'\n".encode(),
+        f"{home}/version.info": f"version={version}\n".encode(),
+        f"{home}/wheels/{wheel_name}": wheel_bytes,
+        f"{home}/share/standin-filler.bin": filler(fill, f"mindie{version}{arch}{seed}"),
+        "mindie/set_env.sh.in": MINDIE_ENV.format(note=STANDIN_NOTE).encode(),
+    }
+    suffix = f"_abi{abi}" if abi is not None else ""
+    name = f"Ascend-mindie_{version}_linux-{arch}{suffix}.run"
+    return make_run(dest / name, component="mindie", name="Ascend-mindie", version=version, arch=arch,
+                    files=files, dirs=[home, "mindie/set_env.sh"], templates=["mindie/set_env.sh"])
+
+
+def atb_wheel(version: str, arch: str, python: str, fill: int, seed: str = "") -> Tuple[str, bytes]:
+    tag = py_tag(python)
+    files = {"atb_llm/__init__.py": simple_module(version),
+             "atb_llm/standin-filler.bin": filler(fill, f"atb{version}{arch}{seed}")}
+    return build_wheel("atb_llm", str(Version(version)), (tag, tag, wheel_platforms(arch, False)), files)
+
+
+def make_atb_wheel(dest: Path, version: str, arch: str, python: str, fill: int, seed: str = "") -> Path:
+    name, data = atb_wheel(version, arch, python, fill, seed)
+    path = Path(dest) / name
+    path.write_bytes(data)
+    return path
+
+
+def make_atb_tarball(dest: Path, version: str, arch: str, python: str, torch: str, abi: int, fill: int, seed: str = "") -> Path:
+    """The atb-models tarball: an atb_llm wheel, requirements/ and examples/ (the real layout)."""
+    wheel_name, wheel_bytes = atb_wheel(version, arch, python, fill, seed)
+    entries = {wheel_name: wheel_bytes}
+    entries["requirements/requirements.txt"] = b"# atb-models requirements (stand-in: none)\n"
+    entries["examples/run_pa.py"] = f'print("{STANDIN_NOTE}")\n'.encode()
+    tar_arch = "x86" if arch == "x86_64" else arch  # the real names say `x86`
+    name = f"Ascend-mindie-atb-models_{version}_linux-{tar_arch}_torch{torch}-abi{abi}.tar.gz"
+    path = Path(dest) / name
+    path.write_bytes(_targz(entries))
+    return path
+
+
+def make_torch(dest: Path, version: str, arch: str, python: str, abi: int, fill: int, seed: str = "") -> Path:
+    tag = py_tag(python)
+    full = f"{version}+cpu" if arch == "x86_64" else version
+    files = {"torch/__init__.py": torch_init(full, abi),
+             "torch/standin-filler.bin": filler(fill, f"torch{version}{arch}{seed}")}
+    return make_wheel(dest, "torch", full, (tag, tag, wheel_platforms(arch, arch != "x86_64")), files)
+
+
+def make_torch_npu(dest: Path, version: str, torch: str, arch: str, python: str, fill: int, seed: str = "") -> Path:
+    tag = py_tag(python)
+    files = {"torch_npu/__init__.py": TORCH_NPU_INIT.format(note=STANDIN_NOTE, version=version).encode(),
+             "torch_npu/standin-filler.bin": filler(fill, f"torch_npu{version}{arch}{seed}")}
+    return make_wheel(dest, "torch_npu", version, (tag, tag, wheel_platforms(arch, True)), files,
+                      requires=[f"torch=={torch}"])
+
+
+def generate(
+    dest: Path,
+    *,
+    cann: str = "8.5.0",
+    arch: str = "x86_64",
+    chip: str = "910b",
+    python: str = "3.11",
+    fill: int = 1 << 20,
+    seed: str = "",
+) -> List[Path]:
+    """Write a full stand-in set (toolkit, chip kernels/ops, NNAL, torch, torch_npu, MindIE,
+    atb-models) into `dest` and return the paths in install order."""
+    fam = family(cann)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    paths = [
+        make_toolkit(dest, fam.cann, arch, fill, seed),
+        make_chip_package(dest, fam.chip_package, chip, fam.cann, arch, fill, seed),
+        make_nnal(dest, fam.cann, arch, fill, seed),
+        make_torch(dest, fam.torch, arch, python, fam.abi, fill, seed),
+        make_torch_npu(dest, fam.torch_npu, fam.torch, arch, python, fill, seed),
+        make_mindie(dest, fam.mindie, arch, fam.abi if fam.mindie_abi_in_name else None, fill, seed),
+    ]
+    if fam.atb_models == "tarball":
+        paths.append(make_atb_tarball(dest, fam.mindie, arch, python, fam.torch, fam.abi, fill, seed))
+    else:
+        paths.append(make_atb_wheel(dest, fam.mindie, arch, python, fill, seed))
+    return paths

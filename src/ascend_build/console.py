@@ -8,7 +8,7 @@ from rich.console import Console
 
 def make_console() -> Console:
     """Human output goes to stderr so that `--json` on stdout stays clean."""
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

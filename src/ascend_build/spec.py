@@ -44,6 +44,7 @@ class BuildSpec(Strict):
     python: Optional[str] = Field(None, pattern=r"^3\.\d+$", description="Python of the image, e.g. '3.11'; default: inferred from the wheels.")
     os_family: Optional[Literal["debian", "openeuler"]] = Field(None, description="Package manager family; default: from the base image name.")
     install_path: str = "/usr/local/Ascend"
+    cxx_abi: Optional[Literal[0, 1]] = Field(None, description="C++ ABI of torch for ATB (0/1); default: from the MindIE/ATB file names, else 1.")
     user: Optional[UserSpec] = Field(default_factory=UserSpec, description="Runtime user; null builds a root-only image.")
     delivery: Literal["auto", "http", "mount", "copy"] = "auto"
     skip: List[str] = Field([], description="Stages to leave out; the next stage is re-parented.")

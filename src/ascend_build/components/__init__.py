@@ -1,0 +1,101 @@
+"""Stage building blocks: each component turns the selection into one StagePlan (files it needs,
+install script, environment, labels). The chain base -> cann -> pta -> mindie is data."""
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Dict, List, Optional
+
+import yaml
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from ..catalog.model import Package, Selection
+from ..spec import BuildSpec
+
+LABEL_NS = "io.ascend-build"
+
+
+@dataclass
+class StagePlan:
+    name: str
+    parent: str                                  # previous stage, or the base image for `base`
+    files: List[Package] = field(default_factory=list)   # delivered to the install step, in order
+    script: str = ""                             # install script; empty: no install step
+    env: Dict[str, str] = field(default_factory=dict)
+    labels: Dict[str, str] = field(default_factory=dict)
+    setup: List[str] = field(default_factory=list)       # shell commands of a plain RUN (base stage)
+    extra_files: Dict[str, str] = field(default_factory=dict)  # more context files, e.g. scripts/profile.sh
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a building block reads; blocks never reach elsewhere."""
+
+    spec: BuildSpec
+    selection: Selection
+    os_family: str
+    abi: int
+    overrides: Dict[str, str]                    # stage -> script text from install-scripts/
+
+    @property
+    def install_path(self) -> str:
+        return self.spec.install_path.rstrip("/") or "/"
+
+    @property
+    def for_all(self) -> str:
+        return " --install-for-all" if self.spec.user else ""
+
+    def one(self, slot: str) -> Optional[Package]:
+        found = self.selection.find(slot)
+        return found[0] if found else None
+
+    def pip_source(self) -> str:
+        if self.spec.pip_index_url:
+            trusted = f" --trusted-host {self.spec.pip_trusted_host}" if self.spec.pip_trusted_host else ""
+            return f"--index-url {self.spec.pip_index_url}{trusted} --find-links $PKG_DIR"
+        return "--no-index --find-links $PKG_DIR"
+
+
+@lru_cache(maxsize=1)
+def data() -> dict:
+    return yaml.safe_load(resources.files(__package__).joinpath("data.yaml").read_text())
+
+
+@lru_cache(maxsize=1)
+def templates() -> Environment:
+    return Environment(loader=PackageLoader(__package__, "scripts"), undefined=StrictUndefined,
+                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def render_script(name: str, **values) -> str:
+    return templates().get_template(name).render(**values)
+
+
+def fill(text: str, **values) -> str:
+    """Replace {name} placeholders of data.yaml, leaving shell/Dockerfile `${VAR}` alone."""
+    for key, value in values.items():
+        text = text.replace("{%s}" % key, str(value))
+    return text
+
+
+def component_env(component: str, ctx: Context, **extra: str) -> Dict[str, str]:
+    values = {"P": ctx.install_path, "abi": ctx.abi, **extra}
+    return {key: fill(value, **values) for key, value in data()["env"][component].items()}
+
+
+def merge_env(first: Dict[str, str], then: Dict[str, str]) -> Dict[str, str]:
+    """One ENV instruction for both: `${KEY}` in `then` means first's KEY (a Dockerfile ENV line
+    substitutes the values from before the instruction)."""
+    merged = dict(first)
+    for key, value in then.items():
+        merged[key] = value.replace("${%s}" % key, first[key]) if key in first else value
+    return merged
+
+
+def package_labels(packages: List[Package]) -> Dict[str, str]:
+    labels = {}
+    for pkg in packages:
+        key = f"{LABEL_NS}.{pkg.slot or pkg.component}".replace("_", "-")
+        labels[f"{key}.version"] = pkg.version
+        labels[f"{key}.file"] = pkg.path.name
+        labels[f"{key}.sha256"] = pkg.sha256 or ""
+    return labels

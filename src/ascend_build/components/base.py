@@ -1,0 +1,51 @@
+"""The base stage: OS packages, Python and pip settings, timezone, the runtime user, the
+entrypoint and the login-shell environment."""
+from typing import List
+
+from . import Context, StagePlan, data, fill, render_script
+
+
+def os_family(base_image: str, configured: str = None) -> str:
+    if configured:
+        return configured
+    name = base_image.lower().rsplit("/", 1)[-1]
+    for family, info in data()["os_families"].items():
+        if any(word in name for word in info["match"]):
+            return family
+    return "debian"
+
+
+def system_setup(ctx: Context) -> List[str]:
+    """Shell commands of the base stage's RUN, each a plain string."""
+    family = data()["os_families"][ctx.os_family]
+    wanted = family["packages"] + list(ctx.spec.system_packages)
+    missing_check = " || ".join("! " + family["has"].format(pkg=pkg) for pkg in wanted)
+    commands = [f"if {missing_check}; then {family['install'].format(pkgs=' '.join(wanted))}; fi"]
+    commands.append(f"ln -snf /usr/share/zoneinfo/{ctx.spec.timezone} /etc/localtime && echo {ctx.spec.timezone} > /etc/timezone")
+    user = ctx.spec.user
+    if user:
+        commands.append(
+            f"(getent group {user.gid} >/dev/null || groupadd -g {user.gid} {user.name})"
+            f" && (id -u {user.name} >/dev/null 2>&1 || useradd -m -u {user.uid} -g {user.gid} -s /bin/bash {user.name})"
+        )
+    commands.append("for rc in /etc/bash.bashrc /etc/bashrc; do if [ -f $rc ]; then echo '. /etc/profile.d/ascend-build.sh' >> $rc; fi; done")
+    commands.append("chmod 0755 /usr/local/bin/ascend-entrypoint /opt/ascend-build/*.sh")
+    return commands
+
+
+def profile_script(ctx: Context) -> str:
+    entries = [(fill(f, P=ctx.install_path), args) for f, args in data()["set_env"]]
+    return render_script("profile.sh.j2", set_env=entries)
+
+
+def stage(ctx: Context) -> StagePlan:
+    env = {
+        "LANG": "C.UTF-8",
+        "TZ": ctx.spec.timezone,
+        "PIP_BREAK_SYSTEM_PACKAGES": "1",   # PEP 668 distributions (Debian 12, Ubuntu 24.04)
+        "PIP_NO_CACHE_DIR": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_ROOT_USER_ACTION": "ignore",
+    }
+    return StagePlan(name="base", parent=ctx.spec.base_image, env=env, setup=system_setup(ctx),
+                     extra_files={"scripts/profile.sh": profile_script(ctx)})

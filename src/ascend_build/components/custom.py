@@ -1,0 +1,14 @@
+"""Stages the config adds (model code, vLLM-Ascend...): files from the working directory, a
+script and environment."""
+from typing import Dict
+
+from ..catalog.model import Package
+from ..spec import CustomStage
+from . import Context, StagePlan
+
+
+def stage(ctx: Context, custom: CustomStage, files: Dict[str, Package]) -> StagePlan:
+    script = "#!/bin/bash\n# Custom stage %s (from ascend-build.yaml)\nset -e\n. /opt/ascend-build/lib.sh\n%s\n" % (
+        custom.name, custom.script.rstrip())
+    return StagePlan(custom.name, custom.parent, [files[f] for f in custom.files],
+                     ctx.overrides.get(custom.name, script), dict(custom.env), {})

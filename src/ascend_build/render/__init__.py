@@ -1,0 +1,91 @@
+"""Renderer: a Plan becomes the build context's text files (Dockerfile and scripts) plus the
+list of package files the context must hold (mount and copy delivery only)."""
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Dict, List
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from .. import __version__
+from ..components import LABEL_NS, StagePlan
+from ..plan import Plan
+
+SCRIPTS = ("lib.sh", "run-stage.sh", "entrypoint.sh")
+SUMMARY = ("toolkit", "torch_npu", "mindie")
+
+
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    return Environment(loader=PackageLoader(__package__, "templates"), undefined=StrictUndefined,
+                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def _pairs(mapping: Dict[str, str]) -> List[str]:
+    return [f"{key}={json.dumps(value)}" for key, value in mapping.items()]
+
+
+def _image_labels(plan: Plan) -> Dict[str, str]:
+    labels = {
+        "org.opencontainers.image.title": f"Ascend {plan.target} image",
+        "org.opencontainers.image.description": "Ascend image built by ascend-build: " + (", ".join(
+            f"{p.slot} {p.version}" for p in plan.selection.selected() if p.slot in SUMMARY) or "base OS only"),
+        "org.opencontainers.image.base.name": plan.spec.base_image,
+        f"{LABEL_NS}.target": plan.target,
+        f"{LABEL_NS}.tool-version": __version__,
+        f"{LABEL_NS}.install-path": plan.spec.install_path,
+        f"{LABEL_NS}.cxx-abi": str(plan.abi),
+        f"{LABEL_NS}.user": plan.spec.user.name if plan.spec.user else "",
+        f"{LABEL_NS}.stages": ",".join(s.name for s in plan.stages),
+    }
+    if plan.selection.chip:
+        labels[f"{LABEL_NS}.chip"] = plan.selection.chip
+    labels.update(plan.spec.labels)
+    return labels
+
+
+def _stage_view(plan: Plan, stage: StagePlan) -> dict:
+    view = {"name": stage.name, "parent": stage.parent, "copies": [], "setup": stage.setup, "files": None, "mount": "",
+            "env": _pairs(stage.env), "labels": _pairs(stage.labels), "tail": []}
+    if stage.name == "base":
+        view["copies"] = [("scripts/lib.sh scripts/run-stage.sh", "/opt/ascend-build/"),
+                          ("scripts/entrypoint.sh", "/usr/local/bin/ascend-entrypoint"),
+                          ("scripts/profile.sh", "/etc/profile.d/ascend-build.sh")]
+        view["tail"] = ['ENTRYPOINT ["/usr/local/bin/ascend-entrypoint"]', 'CMD ["/bin/bash"]']
+    if stage.script:
+        view["copies"].append((f"scripts/{stage.name}.sh", f"/opt/ascend-build/{stage.name}.sh"))
+        view["files"] = [(p.path.name, p.sha256) for p in stage.files]
+        if plan.delivery == "copy" and stage.files:
+            view["copies"].append((f"pkgs/{stage.name}/", f"/tmp/ascend-pkgs/{stage.name}/"))
+        if plan.delivery == "mount" and stage.files:
+            view["mount"] = f"--mount=type=bind,source=pkgs/{stage.name},target=/tmp/ascend-pkgs/{stage.name} "
+    if stage is plan.stages[-1]:
+        view["labels"] += _pairs(_image_labels(plan))
+    return view
+
+
+def dockerfile(plan: Plan) -> str:
+    views = [_stage_view(plan, s) for s in plan.stages]
+    return _env().get_template("Dockerfile.j2").render(
+        version=__version__, target=plan.target, delivery=plan.delivery, os_family=plan.os_family, stages=views)
+
+
+def context_files(plan: Plan) -> Dict[str, str]:
+    """Text files of the build context: Dockerfile and scripts/."""
+    scripts = resources.files("ascend_build.components").joinpath("scripts")
+    files = {"Dockerfile": dockerfile(plan)}
+    for name in SCRIPTS:
+        files[f"scripts/{name}"] = scripts.joinpath(name).read_text()
+    for stage in plan.stages:
+        files.update(stage.extra_files)
+        if stage.script:
+            files[f"scripts/{stage.name}.sh"] = stage.script
+    return files
+
+
+def context_packages(plan: Plan) -> Dict[str, Path]:
+    """`pkgs/<stage>/<file>` -> source file, for mount and copy delivery (http needs none)."""
+    if plan.delivery == "http":
+        return {}
+    return {f"pkgs/{s.name}/{p.path.name}": p.path for s in plan.stages for p in s.files}

@@ -1,0 +1,1 @@
+"""Container engines: the only modules that run external programs."""

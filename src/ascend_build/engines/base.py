@@ -1,0 +1,167 @@
+"""The engine interface: build a context and stream events; inspect, save and remove images."""
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+from ..errors import BuildError, EngineError
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """A stage changed state: started, cached, built or failed."""
+
+    stage: str
+    status: str
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class LogLine:
+    text: str
+
+
+Event = Union[StageEvent, LogLine]
+
+
+@dataclass
+class BuildRequest:
+    context: str
+    target: str
+    tag: str
+    build_args: Dict[str, str] = field(default_factory=dict)
+    network: Optional[str] = None          # "host" or None (the engine's default bridge)
+    no_cache: bool = False
+    platform: Optional[str] = None
+    iidfile: Optional[str] = None
+
+
+class StageTracker:
+    """Turns 'step of stage X ran / was cached' into StageEvents, in stage order."""
+
+    def __init__(self) -> None:
+        self.current: Optional[str] = None
+        self.started: Dict[str, float] = {}
+        self.ran: Dict[str, bool] = {}
+        self.events: List[StageEvent] = []
+
+    def step(self, stage: str, cached: bool) -> List[StageEvent]:
+        out = []
+        if stage != self.current:
+            out += self.finish()
+            self.current = stage
+            self.started[stage] = time.monotonic()
+            self.ran[stage] = False
+            out.append(StageEvent(stage, "started"))
+        if not cached:
+            self.ran[stage] = True
+        return out
+
+    def finish(self, failed: bool = False) -> List[StageEvent]:
+        if self.current is None:
+            return []
+        stage, self.current = self.current, None
+        seconds = time.monotonic() - self.started[stage]
+        status = "failed" if failed else ("built" if self.ran[stage] else "cached")
+        return [StageEvent(stage, status, seconds)]
+
+
+class Engine:
+    """One container engine, driven as an external program."""
+
+    name = "engine"
+    supports_mount = False
+
+    def __init__(self, binary: str, env: Optional[Dict[str, str]] = None):
+        self.binary = binary
+        self.env = env
+
+    # -- helpers -------------------------------------------------------------------------------
+    def run(self, args: Sequence[str], timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        try:
+            result = subprocess.run([self.binary, *args], capture_output=True, text=True, timeout=timeout,
+                                    env=self._env())
+        except FileNotFoundError:
+            raise EngineError(f"{self.binary} not found", fix="install it or pick another engine with --engine") from None
+        except subprocess.TimeoutExpired:
+            raise EngineError(f"`{self.binary} {' '.join(args[:2])}` did not answer in {timeout:.0f} s",
+                              fix="check that the engine's daemon is healthy") from None
+        if check and result.returncode != 0:
+            raise EngineError(f"`{self.binary} {' '.join(args[:3])}` failed: {result.stderr.strip()[-500:]}")
+        return result
+
+    def _env(self) -> Optional[Dict[str, str]]:
+        return {**os.environ, **self.env} if self.env else None
+
+    def stream(self, args: Sequence[str]) -> Iterator[str]:
+        """Run the engine and yield its output lines; the process dies with the generator."""
+        proc = subprocess.Popen([self.binary, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace", env=self._env(),
+                                start_new_session=True)
+        try:
+            for line in proc.stdout:
+                yield line.rstrip("\n")
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                stop_process_group(proc)
+        self.returncode = proc.returncode
+
+    # -- the interface -------------------------------------------------------------------------
+    def available(self) -> Optional[str]:
+        """None when usable, else the reason why not."""
+        result = self.run(["info"], timeout=30, check=False)
+        return None if result.returncode == 0 else (result.stderr.strip().splitlines() or ["no answer"])[-1]
+
+    def build(self, request: BuildRequest) -> Iterator[Event]:
+        raise NotImplementedError
+
+    def image_exists(self, image: str) -> bool:
+        return self.run(["image", "inspect", image], check=False).returncode == 0
+
+    def pull(self, image: str) -> bool:
+        return self.run(["pull", image], timeout=600, check=False).returncode == 0
+
+    def inspect(self, image: str) -> dict:
+        import json
+
+        return json.loads(self.run(["image", "inspect", image]).stdout)[0]
+
+    def history(self, image: str) -> List[dict]:
+        import json
+
+        out = self.run(["history", "--no-trunc", "--format", "{{json .}}", image]).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def save(self, image: str, path: str) -> None:
+        self.run(["save", "-o", path, image], timeout=600)
+
+    def remove(self, image: str) -> None:
+        self.run(["rmi", "-f", image], check=False)
+
+    def leftover_containers(self) -> List[str]:
+        """Build containers still present (classic builder intermediates)."""
+        out = self.run(["ps", "-aq", "--filter", "status=created", "--filter", "status=exited",
+                        "--filter", "status=running"], check=False).stdout
+        return out.split()
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGINT the engine's process group (clients cancel their build), then SIGKILL."""
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def build_failed(stage: Optional[str], tail: List[str]) -> BuildError:
+    where = f"stage {stage}" if stage else "the build"
+    return BuildError(f"{where} failed:\n" + "\n".join(tail[-40:]))

@@ -1,0 +1,83 @@
+"""Pick an engine for this host (`--engine auto`) and say why."""
+import os
+import shutil
+import subprocess
+from typing import List, Optional, Tuple
+
+from packaging.version import InvalidVersion, Version
+
+from ..errors import ConfigError, EngineError
+from .base import Engine
+from .docker import Docker, DockerBuildKit
+from .podman import Podman
+
+ENGINES = ("auto", "docker", "buildkit", "podman")
+DOCKER_ENV = "ASCEND_BUILD_DOCKER"
+
+
+def _quiet(args: List[str]) -> Optional[str]:
+    try:
+        result = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def client_version(binary: str) -> Optional[Version]:
+    text = _quiet([binary, "version", "--format", "{{.Client.Version}}"])
+    try:
+        return Version(text.split("+")[0].split("-")[0]) if text else None
+    except InvalidVersion:
+        return None
+
+
+def buildkit_for(binary: str) -> Tuple[Optional[Engine], str]:
+    if _quiet([binary, "buildx", "version"]) is not None:
+        return DockerBuildKit(binary, buildx=True), f"{binary} has the buildx plugin"
+    version = client_version(binary)
+    if version and version < Version("23"):
+        return DockerBuildKit(binary), f"{binary} {version} < 23 selects BuildKit with DOCKER_BUILDKIT=1"
+    return None, f"{binary} {version or '?'} has no buildx plugin (clients >= 23 need it for BuildKit)"
+
+
+def docker_candidates(docker_bin: Optional[str]) -> List[str]:
+    if docker_bin or os.environ.get(DOCKER_ENV):
+        return [docker_bin or os.environ[DOCKER_ENV]]
+    found = [shutil.which("docker")] + [p for p in ("/usr/bin/docker",) if os.access(p, os.X_OK)]
+    return list(dict.fromkeys(p for p in found if p))
+
+
+def choose(engine: str = "auto", docker_bin: Optional[str] = None) -> Tuple[Engine, str]:
+    """Return a usable engine and the reason it was picked; EngineError when none answers.
+    auto prefers docker with BuildKit, then the classic builder, then podman."""
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}", fix=f"use one of: {', '.join(ENGINES)}")
+    reasons: List[str] = []
+    if engine != "podman":
+        classic_fallback: Optional[Tuple[Engine, str]] = None
+        for binary in docker_candidates(docker_bin):
+            classic = Docker(binary)
+            problem = classic.available()
+            if problem:
+                reasons.append(f"{binary}: {problem}")
+                continue
+            if engine == "docker":
+                return classic, f"{binary} with the classic builder (asked for)"
+            buildkit, why = buildkit_for(binary)
+            if buildkit:
+                return buildkit, why
+            reasons.append(why)
+            classic_fallback = classic_fallback or (classic, f"{why}; using the classic builder")
+        if engine == "buildkit":
+            raise EngineError("no docker client here can use BuildKit: " + "; ".join(reasons),
+                              fix=f"install the buildx plugin, or point --docker-bin (or {DOCKER_ENV}) at a client older than 23 such as Debian's /usr/bin/docker")
+        if classic_fallback:
+            return classic_fallback
+    if engine in ("auto", "podman"):
+        podman = Podman()
+        problem = podman.available() if shutil.which("podman") else "podman is not installed"
+        if not problem:
+            return podman, "podman answers" + (" (asked for)" if engine == "podman" else " and no docker daemon does")
+        reasons.append(f"podman: {problem}")
+    raise EngineError("no container engine answers: " + "; ".join(reasons),
+                      fix="start the Docker daemon (e.g. `sudo systemctl start docker`, or `sudo dockerd &`) or install podman")

@@ -1,0 +1,23 @@
+"""Podman (buildah inside): `podman build --layers`, which supports RUN --mount=type=bind."""
+from typing import Iterator, List
+
+from .base import BuildRequest, Event
+from .docker import Docker, _common_args, parse_classic
+
+
+class Podman(Docker):
+    name = "podman"
+    supports_mount = True
+
+    def __init__(self, binary: str = "podman"):
+        super(Docker, self).__init__(binary, None)
+
+    def build_args(self, req: BuildRequest) -> List[str]:
+        return ["build", "--layers", "--pull=never", "--format", "docker", *_common_args(req), req.context]
+
+    def build(self, req: BuildRequest) -> Iterator[Event]:
+        yield from self._finish(parse_classic(self.stream(self.build_args(req))))
+
+    def leftover_containers(self) -> List[str]:
+        out = self.run(["ps", "-aq", "--external"], check=False).stdout
+        return out.split()

@@ -2,11 +2,12 @@
 import signal
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from . import __version__
-from .console import make_console
+from .console import make_console, print_json
 from .errors import AscendBuildError, Interrupted
 
 app = typer.Typer(
@@ -53,6 +54,87 @@ def init(
     for path in written:
         console.print(f"  wrote {path}")
     console.print(f"[green]Ready:[/] {directory}" + ("  (stand-in packages: they install placeholder files only)" if demo else ""))
+
+
+TARGET = typer.Option(None, "--target", help="Last stage: base, cann, pta, mindie or a custom stage (default: the config's).")
+DELIVERY = typer.Option("auto", "--delivery", help="How installers reach the build: auto, http, mount or copy.")
+BASE_IMAGE = typer.Option(None, "--base-image", help="Image the base stage starts from (overrides the config).")
+PLATFORM = typer.Option(None, "--platform", help="Build platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: this host).")
+
+
+@app.command()
+def plan(
+    workdir: Path = WORKDIR,
+    target: Optional[str] = TARGET,
+    delivery: str = DELIVERY,
+    base_image: Optional[str] = BASE_IMAGE,
+    platform: Optional[str] = PLATFORM,
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Dockerfile and scripts/ into this folder."),
+) -> None:
+    """Print the Dockerfile `build` would use (or write it and its scripts with -o DIR)."""
+    from .plan import plan_workdir
+    from .render import context_files
+
+    console = make_console()
+    the_plan = plan_workdir(workdir, target, "http" if delivery == "auto" else delivery, base_image, platform)
+    for warning in the_plan.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    files = context_files(the_plan)
+    if output is None:
+        sys.stdout.write(files["Dockerfile"])
+        console.print(f"[dim]scripts: {', '.join(sorted(n for n in files if n != 'Dockerfile'))} (write them with -o DIR)[/]")
+        return
+    for name, text in files.items():
+        (output / name).parent.mkdir(parents=True, exist_ok=True)
+        (output / name).write_text(text)
+    console.print(f"wrote {len(files)} files to {output}")
+
+
+@app.command()
+def build(
+    workdir: Path = WORKDIR,
+    target: Optional[str] = TARGET,
+    tag: Optional[str] = typer.Option(None, "-t", "--tag", help="Image name:tag (default: ascend-build/<target>:<cann>-<chip>-py<python>-<arch>)."),
+    engine: str = typer.Option("auto", "--engine", help="auto, docker (classic builder), buildkit or podman."),
+    docker_bin: Optional[str] = typer.Option(None, "--docker-bin", help="docker client to use (or ASCEND_BUILD_DOCKER)."),
+    delivery: str = DELIVERY,
+    network: Optional[str] = typer.Option(None, "--network", help="bridge (server on the bridge gateway) or host (server on 127.0.0.1)."),
+    host: Optional[str] = typer.Option(None, "--host", help="Address the package server listens on (default: from --network)."),
+    port: int = typer.Option(3000, "--port", help="Package server port; 0 picks a free one."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Build every stage again."),
+    pull: str = typer.Option("missing", "--pull", help="Base image: missing (pull when absent), always, never."),
+    base_image: Optional[str] = BASE_IMAGE,
+    platform: Optional[str] = PLATFORM,
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report to this file."),
+    json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Show the engine's own output."),
+) -> None:
+    """Check, plan, serve and build the image; print a report."""
+    import json
+
+    from .build import BuildOptions, run_build
+    from .progress import ConsoleBuildView
+    from .report import summary_table
+
+    console = make_console()
+    opts = BuildOptions(target=target, tag=tag, engine=engine, docker_bin=docker_bin, delivery=delivery,
+                        network=network, host=host, port=port, no_cache=no_cache, pull=pull,
+                        platform=platform, base_image=base_image)
+    with ConsoleBuildView(console, verbose) as view:
+        result = run_build(workdir, opts, view)
+    console.print(summary_table(result))
+    if report:
+        report.write_text(json.dumps(result, indent=2) + "\n")
+    if json_out:
+        print_json(result)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON schema of ascend-build.yaml."""
+    from .spec import schema as spec_schema
+
+    print_json(spec_schema())
 
 
 # -- commands added by later issues go below this line --

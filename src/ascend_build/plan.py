@@ -2,12 +2,13 @@
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
+from .catalog import check
 from .catalog.model import Package, Selection
 from .components import Context, StagePlan, base, cann, custom, mindie, pta
 from .errors import ConfigError, PackageError
-from .spec import STAGES, BuildSpec
+from .spec import STAGES, BuildSpec, load_spec
 
 BUILTIN = {"cann": cann.stage, "pta": pta.stage, "mindie": mindie.stage}
 DELIVERIES = ("http", "mount", "copy")
@@ -77,6 +78,17 @@ def read_overrides(workdir: Path) -> Dict[str, str]:
     return {p.stem: p.read_text() for p in sorted(folder.glob("*.sh"))} if folder.is_dir() else {}
 
 
+def checked_selection(workdir: Path, spec: BuildSpec, target: str, platform: Optional[str]) -> Selection:
+    """The catalog's selection for `target`; PackageError listing every error when there is one."""
+    selection = check(Path(workdir), spec, target=builtin_target(spec, target), platform=platform)
+    errors = [p for p in selection.problems if p.level == "error"]
+    if errors:
+        lines = "\n".join(f"  [{p.code}] {p.message}" + (f" (fix: {p.fix})" if p.fix else "") for p in errors)
+        raise PackageError(f"the packages in {workdir} cannot build target {target!r}:\n{lines}",
+                           fix=f"run `ascend-build check -C {workdir} --target {target}` for the full table")
+    return selection
+
+
 def make_plan(workdir: Path, spec: BuildSpec, selection: Selection, target: str, delivery: str) -> Plan:
     if delivery not in DELIVERIES:
         raise ConfigError(f"unknown delivery {delivery!r}", fix=f"use one of: {', '.join(DELIVERIES)}")
@@ -94,3 +106,11 @@ def make_plan(workdir: Path, spec: BuildSpec, selection: Selection, target: str,
     if delivery == "copy":
         warnings.append("copy delivery leaves the installer bytes in the image's layers (COPY, then rm in a later layer): use http or mount for a smaller image")
     return Plan(spec, selection, target, delivery, ctx.os_family, ctx.abi, stages, warnings)
+
+
+def plan_workdir(workdir: Path, target: Optional[str], delivery: str, base_image: Optional[str] = None,
+                 platform: Optional[str] = None) -> Plan:
+    """Config + catalog check + plan for a working directory (what `plan` prints)."""
+    spec = load_spec(Path(workdir), base_image=base_image)
+    target = target or spec.target
+    return make_plan(workdir, spec, checked_selection(workdir, spec, target, platform), target, delivery)

@@ -1,4 +1,5 @@
 """The engine interface: build a context and stream events; inspect, save and remove images."""
+import json
 import os
 import signal
 import subprocess
@@ -125,15 +126,13 @@ class Engine:
         return self.run(["pull", image], timeout=600, check=False).returncode == 0
 
     def inspect(self, image: str) -> dict:
-        import json
-
         return json.loads(self.run(["image", "inspect", image]).stdout)[0]
 
-    def history(self, image: str) -> List[dict]:
-        import json
-
-        out = self.run(["history", "--no-trunc", "--format", "{{json .}}", image]).stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+    def layers(self, image: str) -> List[dict]:
+        """The image's history, newest first: [{"created_by", "size_bytes"}]."""
+        out = self.run(["history", "--no-trunc", "--human=false", "--format", "{{.CreatedBy}}\t{{.Size}}", image]).stdout
+        rows = [line.rsplit("\t", 1) for line in out.splitlines() if "\t" in line]
+        return [{"created_by": by, "size_bytes": int(size) if size.isdigit() else 0} for by, size in rows]
 
     def save(self, image: str, path: str) -> None:
         self.run(["save", "-o", path, image], timeout=600)

@@ -1,0 +1,52 @@
+"""The build report: what was built, how big, how long, from which files."""
+from typing import Dict, List
+
+from rich.table import Table
+
+from .engines.base import Engine, StageEvent
+from .progress import human_bytes
+from .plan import Plan
+from .server import Transfer
+
+
+def build_report(engine: Engine, plan: Plan, tag: str, ctx_bytes: int, stage_events: Dict[str, StageEvent],
+                 served: List[Transfer], seconds: float, log: str) -> dict:
+    image = engine.inspect(tag)
+    base = engine.inspect(plan.spec.base_image)
+    stages = []
+    for stage in plan.stages:
+        event = stage_events.get(stage.name)
+        stages.append({"name": stage.name, "status": event.status if event else "cached",
+                       "seconds": round(event.seconds, 2) if event else 0.0})
+    return {
+        "image": tag,
+        "image_id": image.get("Id", ""),
+        "target": plan.target,
+        "engine": engine.name,
+        "delivery": plan.delivery,
+        "base_image": plan.spec.base_image,
+        "size_bytes": int(image.get("Size", 0)),
+        "base_size_bytes": int(base.get("Size", 0)),
+        "context_bytes": ctx_bytes,
+        "duration_seconds": round(seconds, 2),
+        "stages": stages,
+        "components": [{"name": p.slot, "version": p.version, "file": p.file, "sha256": p.sha256}
+                       for p in plan.selection.selected()],
+        "layers": engine.layers(tag),
+        "served": [{"file": t.file, "bytes": t.bytes, "seconds": round(t.seconds, 3), "complete": t.complete}
+                   for t in served],
+        "log": log,
+    }
+
+
+def summary_table(report: dict) -> Table:
+    table = Table(title=f"{report['image']}  ({human_bytes(report['size_bytes'])}, base {human_bytes(report['base_size_bytes'])})",
+                  title_justify="left")
+    for column in ("stage", "status", "seconds"):
+        table.add_column(column)
+    for stage in report["stages"]:
+        table.add_row(stage["name"], stage["status"], f"{stage['seconds']:.1f}")
+    table.caption = (f"{report['engine']} engine, {report['delivery']} delivery, "
+                     f"{human_bytes(report['context_bytes'])} context, {report['duration_seconds']:.1f} s; log: {report['log']}")
+    table.caption_justify = "left"
+    return table

@@ -4,7 +4,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .catalog import check
 from .catalog.model import Package, Selection
 from .components import Context, StagePlan, base, cann, custom, mindie, pta
 from .errors import ConfigError, PackageError
@@ -80,6 +79,8 @@ def read_overrides(workdir: Path) -> Dict[str, str]:
 
 def checked_selection(workdir: Path, spec: BuildSpec, target: str, platform: Optional[str]) -> Selection:
     """The catalog's selection for `target`; PackageError listing every error when there is one."""
+    from .catalog import check
+
     selection = check(Path(workdir), spec, target=builtin_target(spec, target), platform=platform)
     errors = [p for p in selection.problems if p.level == "error"]
     if errors:

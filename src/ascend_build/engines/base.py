@@ -61,12 +61,57 @@ class StageTracker:
         return out
 
     def finish(self, failed: bool = False) -> List[StageEvent]:
+        """End the current stage: failed when the engine failed while in it."""
         if self.current is None:
             return []
         stage, self.current = self.current, None
         seconds = time.monotonic() - self.started[stage]
         status = "failed" if failed else ("built" if self.ran[stage] else "cached")
         return [StageEvent(stage, status, seconds)]
+
+
+class BuildKitTracker:
+    """BuildKit prints cached steps of all stages in any order: each stage counts its own steps
+    (`[stage i/N]`) and ends when all N are done or cached."""
+
+    def __init__(self) -> None:
+        self.total: Dict[str, int] = {}
+        self.started: Dict[str, float] = {}
+        self.cached: Dict[str, set] = {}
+        self.ran: Dict[str, set] = {}
+        self.ended: Dict[str, str] = {}
+        self.errors: List[str] = []
+
+    def vertex(self, stage: str, total: int) -> List[StageEvent]:
+        if stage in self.total:
+            return []
+        self.total[stage] = total
+        self.started[stage] = time.monotonic()
+        return [StageEvent(stage, "started")]
+
+    def status(self, stage: str, step: int, status: str) -> List[StageEvent]:
+        if status in ("ERROR", "CANCELED"):
+            self.errors.append(stage)
+            return []
+        if step in self.cached.setdefault(stage, set()):
+            return []
+        (self.cached[stage] if status == "CACHED" else self.ran.setdefault(stage, set())).add(step)
+        done = self.cached[stage] | self.ran.get(stage, set())
+        if len(done) >= self.total[stage] and stage not in self.ended:
+            return [self._end(stage, "built" if self.ran.get(stage) else "cached")]
+        return []
+
+    def _end(self, stage: str, status: str) -> StageEvent:
+        self.ended[stage] = status
+        return StageEvent(stage, status, time.monotonic() - self.started[stage])
+
+    def finish(self, failed: bool = False) -> List[StageEvent]:
+        """Stages still open at the end: failed (the one with an ERROR, else each open one)."""
+        open_stages = [s for s in self.total if s not in self.ended]
+        if not failed:
+            return [self._end(s, "built" if self.ran.get(s) else "cached") for s in open_stages]
+        culprits = [s for s in open_stages if s in self.errors] or open_stages[-1:]
+        return [self._end(s, "failed") for s in culprits]
 
 
 class Engine:

@@ -1,13 +1,14 @@
 """Docker: the classic builder, and BuildKit (buildx, or DOCKER_BUILDKIT=1 with a client < 23)."""
 import re
 from collections import deque
-from typing import Deque, Iterator, List, Optional
+from typing import Callable, Deque, Iterator, List, Optional
 
-from .base import BuildRequest, Engine, Event, LogLine, StageEvent, StageTracker, build_failed
+from .base import BuildKitTracker, BuildRequest, Engine, Event, LogLine, StageTracker, build_failed
 
 CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (\w+)\s*(.*)$")
 FROM_AS = re.compile(r"\bAS\s+(\S+)\s*$", re.I)
-BUILDKIT_VERTEX = re.compile(r"^#(\d+) \[([\w.-]+) \d+/\d+\] (\w+)")
+PODMAN_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+/\d+: (\w+)\s*(.*)$")
+BUILDKIT_VERTEX = re.compile(r"^#(\d+) \[([\w.-]+) (\d+)/(\d+)\] (\w+)")
 BUILDKIT_STATUS = re.compile(r"^#(\d+) (CACHED|DONE|ERROR|CANCELED)\b")
 
 
@@ -26,8 +27,9 @@ def _common_args(req: BuildRequest) -> List[str]:
     return args
 
 
-def parse_classic(lines: Iterator[str]) -> Iterator[Event]:
-    """Classic builder (and podman) output: 'Step i/N : FROM x AS stage', '---> Using cache'."""
+def parse_classic(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[Event]:
+    """Classic builder and podman output: 'Step i/N : FROM x AS stage' (podman: '[s/S] STEP
+    i/N: ...'), then '---> Using cache' for a cached step. Stages run one after the other."""
     tracker, stage, pending = StageTracker(), None, None
     for line in lines:
         yield LogLine(line)
@@ -43,30 +45,31 @@ def parse_classic(lines: Iterator[str]) -> Iterator[Event]:
                 pending = stage
             continue
         text = line.strip()
-        if pending and text.startswith("-->") or pending and text.startswith("---> "):
+        if pending and (text.startswith("--> ") or text.startswith("---> ")):
             yield from tracker.step(pending, cached="Using cache" in text)
             pending = None
-    yield from tracker.finish()
+    yield from tracker.finish(failed=failed())
 
 
-PODMAN_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+/\d+: (\w+)\s*(.*)$")
-
-
-def parse_buildkit(lines: Iterator[str]) -> Iterator[Event]:
-    tracker, vertices = StageTracker(), {}
+def parse_buildkit(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[Event]:
+    """BuildKit plain progress: '#7 [cann 2/3] RUN ...', then '#7 CACHED' or '#7 DONE 1.2s' or
+    '#7 ERROR'. Cached steps are printed in any order, so each stage counts its own steps."""
+    tracker, vertices = BuildKitTracker(), {}
     for line in lines:
         yield LogLine(line)
         vertex = BUILDKIT_VERTEX.match(line)
         if vertex:
-            number, stage, instruction = vertex.groups()
-            if instruction.upper() != "FROM" and number not in vertices:
-                vertices[number] = stage
-                yield from tracker.step(stage, cached=True)
+            number, stage, step, total, instruction = vertex.groups()
+            vertices[number] = (stage, int(step))
+            yield from tracker.vertex(stage, int(total))
+            if instruction.upper() == "FROM":
+                tracker.cached.setdefault(stage, set()).add(int(step))
             continue
         status = BUILDKIT_STATUS.match(line)
-        if status and status.group(1) in vertices and status.group(2) == "DONE":
-            yield from tracker.step(vertices[status.group(1)], cached=False)
-    yield from tracker.finish()
+        if status and status.group(1) in vertices:
+            stage, step = vertices[status.group(1)]
+            yield from tracker.status(stage, step, status.group(2))
+    yield from tracker.finish(failed=failed())
 
 
 class Docker(Engine):
@@ -81,33 +84,21 @@ class Docker(Engine):
     def build_args(self, req: BuildRequest) -> List[str]:
         return ["build", "--rm", "--force-rm", *_common_args(req), req.context]
 
-    def build(self, req: BuildRequest) -> Iterator[Event]:
-        yield from self._finish(parse_classic(self.stream(self.build_args(req))))
+    parse = staticmethod(parse_classic)
 
-    def _finish(self, events: Iterator[Event]) -> Iterator[Event]:
-        """Pass events on; a stage's end is held back until the next event, so that when the
-        engine fails, the stage it was in is reported failed (with the output tail)."""
+    def build(self, req: BuildRequest) -> Iterator[Event]:
+        """Run the build; yield log lines and stage events; BuildError naming the failed stage
+        with the output's tail when the engine fails."""
         tail: Deque[str] = deque(maxlen=60)
-        held: Optional[StageEvent] = None
-        stage: Optional[str] = None
-        for event in events:
+        failed_stage: Optional[str] = None
+        for event in self.parse(self.stream(self.build_args(req)), lambda: self.returncode != 0):
             if isinstance(event, LogLine):
                 tail.append(event.text)
-                yield event
-                continue
-            if held:
-                yield held
-                held = None
-            if event.status == "started":
-                stage = event.stage
-                yield event
-            else:
-                held = event
+            elif event.status == "failed":
+                failed_stage = event.stage
+            yield event
         if self.returncode != 0:
-            yield StageEvent(stage or "?", "failed", held.seconds if held else 0.0)
-            raise build_failed(stage, list(tail))
-        if held:
-            yield held
+            raise build_failed(failed_stage, list(tail))
 
 
 class DockerBuildKit(Docker):
@@ -124,5 +115,4 @@ class DockerBuildKit(Docker):
         head = ["buildx", "build", "--load"] if self.buildx else ["build"]
         return [*head, "--progress=plain", *_common_args(req), req.context]
 
-    def build(self, req: BuildRequest) -> Iterator[Event]:
-        yield from self._finish(parse_buildkit(self.stream(self.build_args(req))))
+    parse = staticmethod(parse_buildkit)

@@ -1,8 +1,8 @@
 """Podman (buildah inside): `podman build --layers`, which supports RUN --mount=type=bind."""
-from typing import Iterator, List
+from typing import List
 
-from .base import BuildRequest, Event
-from .docker import Docker, _common_args, parse_classic
+from .base import BuildRequest
+from .docker import Docker, _common_args
 
 
 class Podman(Docker):
@@ -14,9 +14,6 @@ class Podman(Docker):
 
     def build_args(self, req: BuildRequest) -> List[str]:
         return ["build", "--layers", "--pull=never", "--format", "docker", *_common_args(req), req.context]
-
-    def build(self, req: BuildRequest) -> Iterator[Event]:
-        yield from self._finish(parse_classic(self.stream(self.build_args(req))))
 
     def leftover_containers(self) -> List[str]:
         out = self.run(["ps", "-aq", "--external"], check=False).stdout

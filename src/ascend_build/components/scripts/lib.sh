@@ -23,7 +23,9 @@ ab_fail() {
 ab_install() {
     component=$1; file=$2; shift 2
     ab_say "installing $component from $(basename "$file")"
-    bash "$file" "$@" </dev/null || ab_fail "stage $AB_STAGE, component $component: $(basename "$file") exited $?"
+    bash "$file" "$@" </dev/null && return 0
+    status=$?
+    ab_fail "stage $AB_STAGE, component $component: $(basename "$file") exited with status $status"
 }
 
 ab_fetch() {

@@ -1,0 +1,64 @@
+"""Engine output (captured from real docker classic, BuildKit and podman builds of a 4-stage
+Dockerfile) becomes stage events: started, built, cached, failed."""
+from pathlib import Path
+
+import pytest
+
+from ascend_build.engines.base import BuildRequest, LogLine, StageEvent
+from ascend_build.engines.docker import Docker, DockerBuildKit
+from ascend_build.engines.podman import Podman
+from ascend_build.errors import BuildError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ENGINES = {"classic": Docker, "buildkit": DockerBuildKit, "podman": Podman}
+STAGES = ["base", "cann", "pta", "mindie"]
+
+
+class Replay:
+    """An engine whose output is a captured file; returncode as the real run had it."""
+
+    def __init__(self, kind: str, run: str):
+        self.engine = ENGINES[kind]()
+        lines = (FIXTURES / f"{kind}-{run}.txt").read_text().splitlines()
+
+        def stream(args):
+            yield from lines
+            self.engine.returncode = 1 if run == "failed" else 0
+
+        self.engine.stream = stream
+
+    def events(self):
+        out = []
+        try:
+            for event in self.engine.build(BuildRequest(context=".", target="mindie", tag="x")):
+                out.append(event)
+        except BuildError as err:
+            out.append(err)
+        return out
+
+
+def finished(events):
+    return [(e.stage, e.status) for e in events if isinstance(e, StageEvent) and e.status != "started"]
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_first_build_builds_every_stage(kind):
+    events = Replay(kind, "first").events()
+    assert dict(finished(events)) == {s: "built" for s in STAGES}
+    assert [e.stage for e in events if isinstance(e, StageEvent) and e.status == "started"] == STAGES
+    assert any(isinstance(e, LogLine) for e in events)
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_second_build_reports_every_stage_cached(kind):
+    assert dict(finished(Replay(kind, "cached").events())) == {s: "cached" for s in STAGES}
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_failure_names_the_stage_and_keeps_the_tail(kind):
+    events = Replay(kind, "failed").events()
+    assert dict(finished(events[:-1])) == {"base": "cached", "cann": "failed"}
+    error = events[-1]
+    assert isinstance(error, BuildError)
+    assert "stage cann failed" in error.message
+    assert "component toolkit" in error.message and "exited with status 127" in error.message

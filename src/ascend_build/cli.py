@@ -2,7 +2,7 @@
 import signal
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -135,6 +135,32 @@ def schema() -> None:
     from .spec import schema as spec_schema
 
     print_json(spec_schema())
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def run(
+    image: str = typer.Argument(..., help="Image to run."),
+    command: Optional[List[str]] = typer.Argument(None, help="Command to run in the container (after --)."),
+    print_only: bool = typer.Option(False, "--print", help="Print the command instead of running it."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="NPU cards to pass, e.g. 0,1 (default: all)."),
+    engine_bin: str = typer.Option("docker", "--engine-bin", help="docker or podman."),
+    root: Path = typer.Option(Path("/"), "--root", hidden=True, help="Host root to look for devices in (tests)."),
+) -> None:
+    """Run an image with this host's Ascend devices and read-only driver mounts."""
+    import shlex
+    import subprocess
+
+    from .runtime import cards, parse_devices, run_args, run_command
+
+    console = make_console()
+    flags = run_args(root, parse_devices(devices))
+    if not cards(root):
+        console.print("[yellow]no Ascend NPU on this host (/dev/davinci*): running without devices[/]")
+    cmd = run_command(engine_bin, image, flags, command or [], sys.stdin.isatty())
+    if print_only:
+        print(shlex.join(cmd))
+        return
+    raise typer.Exit(subprocess.run(cmd).returncode)
 
 
 # -- commands added by later issues go below this line --

@@ -108,6 +108,7 @@ def build(
     report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report to this file."),
     json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show the engine's own output."),
+    verify_after: bool = typer.Option(False, "--verify", help="Run `verify` on the image right after the build."),
 ) -> None:
     """Check, plan, serve and build the image; print a report."""
     import json
@@ -127,6 +128,11 @@ def build(
         report.write_text(json.dumps(result, indent=2) + "\n")
     if json_out:
         print_json(result)
+    if verify_after:
+        from .engines.detect import choose
+        from .verify import verify
+
+        show_checks(verify(choose(result["engine"])[0], result["image"]), json_out=False)
 
 
 @app.command()
@@ -161,6 +167,36 @@ def run(
         print(shlex.join(cmd))
         return
     raise typer.Exit(subprocess.run(cmd).returncode)
+
+
+@app.command("verify")
+def verify_image(
+    image: str = typer.Argument(..., help="Image built by ascend-build."),
+    engine: str = typer.Option("auto", "--engine", help="auto, docker, buildkit or podman."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Smoke-test an image: environment, versions, imports, leftovers, runtime user."""
+    from .engines.detect import choose
+    from .verify import verify
+
+    result = verify(choose(engine)[0], image)
+    show_checks(result, json_out)
+
+
+def show_checks(result: dict, json_out: bool) -> None:
+    from rich.table import Table
+
+    if json_out:
+        print_json(result)
+    table = Table(title=f"verify {result['image']}", title_justify="left")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for item in result["checks"]:
+        table.add_row(item["name"], "[green]ok[/]" if item["ok"] else "[bold red]FAILED[/]", item["detail"])
+    make_console().print(table)
+    if not result["ok"]:
+        raise typer.Exit(1)
 
 
 # -- commands added by later issues go below this line --

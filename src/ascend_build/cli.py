@@ -199,6 +199,36 @@ def show_checks(result: dict, json_out: bool) -> None:
         raise typer.Exit(1)
 
 
+@app.command("inspect")
+def inspect_cmd(
+    image: str = typer.Argument(..., help="Image built by ascend-build."),
+    engine: str = typer.Option("auto", "--engine", help="auto, docker, buildkit or podman."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Components, sizes per stage and layers of an image built by ascend-build."""
+    from rich.table import Table
+
+    from .engines.detect import choose
+    from .inspect_image import inspect_image
+    from .progress import human_bytes
+
+    result = inspect_image(choose(engine)[0], image)
+    if json_out:
+        print_json(result)
+        return
+    console = make_console()
+    console.print(f"[bold]{image}[/]  target {result['target']}, {human_bytes(result['size_bytes'])} "
+                  f"(base {result['base_image']}: {human_bytes(result['base_size_bytes'])})")
+    table = Table("component", "version", "file", "sha256", title="components", title_justify="left")
+    for item in result["components"]:
+        table.add_row(item["name"], item.get("version", ""), item.get("file", ""), item.get("sha256", "")[:16])
+    console.print(table)
+    stages = Table("stage", "size", title="stages (layers added)", title_justify="left")
+    for item in result["stages"]:
+        stages.add_row(item["name"], human_bytes(item["size_bytes"]))
+    console.print(stages)
+
+
 # -- commands added by later issues go below this line --
 
 

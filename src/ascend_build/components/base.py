@@ -18,10 +18,11 @@ def os_family(base_image: str, configured: str = None) -> str:
 def system_setup(ctx: Context) -> List[str]:
     """Shell commands of the base stage's RUN, each a plain string."""
     family = data()["os_families"][ctx.os_family]
-    wanted = family["packages"] + list(ctx.spec.system_packages)
+    wanted = family["packages"] + (["tzdata"] if ctx.spec.timezone != "UTC" else []) + list(ctx.spec.system_packages)
     missing_check = " || ".join("! " + family["has"].format(pkg=pkg) for pkg in wanted)
     commands = [f"if {missing_check}; then {family['install'].format(pkgs=' '.join(wanted))}; fi"]
-    commands.append(f"ln -snf /usr/share/zoneinfo/{ctx.spec.timezone} /etc/localtime && echo {ctx.spec.timezone} > /etc/timezone")
+    if ctx.spec.timezone != "UTC":
+        commands.append(f"ln -snf /usr/share/zoneinfo/{ctx.spec.timezone} /etc/localtime && echo {ctx.spec.timezone} > /etc/timezone")
     user = ctx.spec.user
     if user:
         commands.append(

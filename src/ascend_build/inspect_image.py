@@ -1,0 +1,52 @@
+"""`ascend-build inspect IMAGE`: components, sizes per stage and layers of an image built by the
+tool, from its labels and history."""
+import re
+from typing import Dict, List
+
+from .components import LABEL_NS
+from .engines.base import Engine
+from .verify import image_labels
+
+
+def components(labels: Dict[str, str]) -> List[dict]:
+    found: Dict[str, dict] = {}
+    for key, value in labels.items():
+        match = re.fullmatch(re.escape(LABEL_NS) + r"\.([\w-]+)\.(version|file|sha256)", key)
+        if match:
+            found.setdefault(match.group(1), {"name": match.group(1)})[match.group(2)] = value
+    return list(found.values())
+
+
+def stage_sizes(layers: List[dict], stages: List[str]) -> List[dict]:
+    """Attribute each of the image's own layers (oldest first) to the stage that made it: a
+    stage starts with the COPY of its script or its run-stage.sh RUN."""
+    sizes = {name: 0 for name in stages}
+    current = stages[0] if stages else "base"
+    for layer in layers:
+        for name in stages:
+            if f"/opt/ascend-build/{name}.sh" in layer["created_by"] or f"run-stage.sh {name} " in layer["created_by"]:
+                current = name
+        sizes[current] = sizes.get(current, 0) + layer["size_bytes"]
+    return [{"name": name, "size_bytes": size} for name, size in sizes.items()]
+
+
+def inspect_image(engine: Engine, image: str) -> dict:
+    labels = image_labels(engine, image)
+    info = engine.inspect(image)
+    layers = list(reversed(engine.layers(image)))
+    base = labels.get("org.opencontainers.image.base.name", "")
+    base_layers = engine.layers(base) if base and engine.image_exists(base) else []
+    own = layers[len(base_layers):]
+    stages = [s for s in labels.get(f"{LABEL_NS}.stages", "").split(",") if s]
+    return {
+        "image": image,
+        "image_id": info.get("Id", ""),
+        "target": labels.get(f"{LABEL_NS}.target"),
+        "size_bytes": int(info.get("Size", 0)),
+        "base_image": base,
+        "base_size_bytes": sum(layer["size_bytes"] for layer in base_layers),
+        "components": components(labels),
+        "stages": stage_sizes(own, stages),
+        "layers": own,
+        "labels": labels,
+    }

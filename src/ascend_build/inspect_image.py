@@ -24,7 +24,7 @@ def stage_sizes(layers: List[dict], stages: List[str]) -> List[dict]:
     current = stages[0] if stages else "base"
     for layer in layers:
         for name in stages:
-            if f"/opt/ascend-build/{name}.sh" in layer["created_by"] or f"run-stage.sh {name} " in layer["created_by"]:
+            if f"/opt/ascend-build/install_{name}.sh" in layer["created_by"] or f"run-stage.sh {name} " in layer["created_by"]:
                 current = name
         sizes[current] = sizes.get(current, 0) + layer["size_bytes"]
     return [{"name": name, "size_bytes": size} for name, size in sizes.items()]

@@ -73,8 +73,10 @@ def custom_files(workdir: Path, names: List[str]) -> Dict[str, Package]:
 
 
 def read_overrides(workdir: Path) -> Dict[str, str]:
+    """install-scripts/install_<stage>.sh replaces the script generated for that stage."""
     folder = workdir / "install-scripts"
-    return {p.stem: p.read_text() for p in sorted(folder.glob("*.sh"))} if folder.is_dir() else {}
+    files = sorted(folder.glob("install_*.sh")) if folder.is_dir() else []
+    return {p.stem[len("install_"):]: p.read_text() for p in files}
 
 
 def checked_selection(workdir: Path, spec: BuildSpec, target: str, platform: Optional[str]) -> Selection:

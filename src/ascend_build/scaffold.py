@@ -17,8 +17,8 @@ ARCH_ALIASES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "ar
 REQUIREMENTS = "# Extra Python packages for the pta stage; put their wheels in this folder.\n"
 OVERRIDES_README = """# Install-script overrides
 
-A file here named after a stage (`cann.sh`, `pta.sh`, `mindie.sh`, or a custom stage) replaces
-the install script ascend-build generates for that stage. `ascend-build plan -o DIR` shows the
+A file here named `install_<stage>.sh` (`install_cann.sh`, `install_pta.sh`, `install_mindie.sh`,
+or a custom stage's) replaces the install script ascend-build generates for that stage. `ascend-build plan -o DIR` shows the
 generated scripts to start from. The stage's packages are in `$PKG_DIR` when the script runs.
 """
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 10**6,

@@ -4,7 +4,7 @@ import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -46,7 +46,7 @@ def _image_labels(plan: Plan) -> Dict[str, str]:
 
 
 def _stage_view(plan: Plan, stage: StagePlan) -> dict:
-    view = {"name": stage.name, "parent": stage.parent, "copies": [], "setup": stage.setup, "files": None, "mount": "",
+    view = {"name": stage.name, "parent": "${BASE_IMAGE}" if stage.name == "base" else stage.parent, "copies": [], "setup": stage.setup, "files": None, "mount": "",
             "env": _pairs(stage.env), "labels": _pairs(stage.labels), "tail": []}
     if stage.name == "base":
         view["copies"] = [("scripts/lib.sh scripts/run-stage.sh", "/opt/ascend-build/"),
@@ -54,7 +54,7 @@ def _stage_view(plan: Plan, stage: StagePlan) -> dict:
                           ("scripts/profile.sh", "/etc/profile.d/ascend-build.sh")]
         view["tail"] = ['ENTRYPOINT ["/usr/local/bin/ascend-entrypoint"]', 'CMD ["/bin/bash"]']
     if stage.script:
-        view["copies"].append((f"scripts/{stage.name}.sh", f"/opt/ascend-build/{stage.name}.sh"))
+        view["copies"].append((f"scripts/install_{stage.name}.sh", f"/opt/ascend-build/install_{stage.name}.sh"))
         view["files"] = [(p.path.name, p.sha256) for p in stage.files]
         if plan.delivery == "copy" and stage.files:
             view["copies"].append((f"pkgs/{stage.name}/", f"/tmp/ascend-pkgs/{stage.name}/"))
@@ -65,22 +65,23 @@ def _stage_view(plan: Plan, stage: StagePlan) -> dict:
     return view
 
 
-def dockerfile(plan: Plan) -> str:
+def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None) -> str:
     views = [_stage_view(plan, s) for s in plan.stages]
     return _env().get_template("Dockerfile.j2").render(
-        version=__version__, target=plan.target, delivery=plan.delivery, os_family=plan.os_family, stages=views)
+        version=__version__, target=plan.target, delivery=plan.delivery, os_family=plan.os_family, stages=views,
+        base_image=plan.spec.base_image, pkg_url_default=pkg_url_default)
 
 
-def context_files(plan: Plan) -> Dict[str, str]:
+def context_files(plan: Plan, pkg_url_default: Optional[str] = None) -> Dict[str, str]:
     """Text files of the build context: Dockerfile and scripts/."""
     scripts = resources.files("ascend_build.components").joinpath("scripts")
-    files = {"Dockerfile": dockerfile(plan)}
+    files = {"Dockerfile": dockerfile(plan, pkg_url_default)}
     for name in SCRIPTS:
         files[f"scripts/{name}"] = scripts.joinpath(name).read_text()
     for stage in plan.stages:
         files.update(stage.extra_files)
         if stage.script:
-            files[f"scripts/{stage.name}.sh"] = stage.script
+            files[f"scripts/install_{stage.name}.sh"] = stage.script
     return files
 
 

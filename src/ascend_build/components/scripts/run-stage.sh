@@ -15,7 +15,7 @@ for pair in "$@"; do
 done
 export PKG_DIR=$dir
 status=0
-bash /opt/ascend-build/"$AB_STAGE".sh "$dir" || status=$?
+bash /opt/ascend-build/install_"$AB_STAGE".sh "$dir" || status=$?
 [ "$mode" = mount ] || rm -rf "$dir"
 rmdir "$(dirname "$dir")" 2>/dev/null || true
 exit $status

@@ -229,6 +229,23 @@ def inspect_cmd(
     console.print(stages)
 
 
+@app.command("export")
+def export_cmd(
+    output: Path = typer.Option(..., "-o", "--output", help="Folder to write (must be new or empty)."),
+    workdir: Path = WORKDIR,
+    target: Optional[str] = TARGET,
+    base_image: Optional[str] = BASE_IMAGE,
+    platform: Optional[str] = PLATFORM,
+    force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty."),
+) -> None:
+    """Write a standalone Dockerfile + dockerbuild.sh + install scripts (needs only docker, bash, python3)."""
+    from .export import export
+    from .plan import plan_workdir
+
+    written = export(plan_workdir(workdir, target, "http", base_image, platform), workdir, output, force)
+    make_console().print(f"wrote {len(written)} files to {output}; build with: bash {output}/dockerbuild.sh --help")
+
+
 # -- commands added by later issues go below this line --
 
 

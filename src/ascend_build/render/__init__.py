@@ -17,7 +17,7 @@ SUMMARY = ("toolkit", "torch_npu", "mindie")
 
 
 @lru_cache(maxsize=1)
-def _env() -> Environment:
+def templates() -> Environment:
     return Environment(loader=PackageLoader(__package__, "templates"), undefined=StrictUndefined,
                        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
 
@@ -67,7 +67,7 @@ def _stage_view(plan: Plan, stage: StagePlan) -> dict:
 
 def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None) -> str:
     views = [_stage_view(plan, s) for s in plan.stages]
-    return _env().get_template("Dockerfile.j2").render(
+    return templates().get_template("Dockerfile.j2").render(
         version=__version__, target=plan.target, delivery=plan.delivery, os_family=plan.os_family, stages=views,
         base_image=plan.spec.base_image, pkg_url_default=pkg_url_default)
 

@@ -1,0 +1,50 @@
+"""`ascend-build export -o DIR`: a standalone folder in the shape of the original guide
+(Dockerfile, dockerbuild.sh, install_<stage>.sh, requirements, README) that needs only docker,
+bash and python3."""
+import shutil
+from pathlib import Path
+from typing import List
+
+from . import __version__
+from .errors import ConfigError
+from .plan import Plan
+from .render import context_files, templates
+
+README = """# Exported Ascend image build ({target})
+
+Made by `ascend-build export` {version}. Needs only docker, bash and python3:
+
+    bash dockerbuild.sh --help
+    bash dockerbuild.sh --target {target}
+
+`dockerbuild.sh` serves the files listed in `packages.txt` (from `--packages DIR`) with
+`python3 -m http.server` on the docker bridge address, builds the stage you ask for with
+`docker build --target`, stops the server on every exit, and prints the image's size and
+labels. Each install step downloads its files, checks their sha256 (written in the Dockerfile,
+so a changed file never reuses an old layer), installs them and deletes them in the same RUN.
+"""
+
+
+def export(plan: Plan, workdir: Path, output: Path, force: bool = False) -> List[Path]:
+    output = Path(output)
+    if output.exists() and any(output.iterdir()) and not force:
+        raise ConfigError(f"{output} is not empty", fix="pick a new folder, or pass --force to overwrite")
+    files = context_files(plan, pkg_url_default="http://172.17.0.1:3000/")
+    texts = dict(files)
+    names = [p.path.name for stage in plan.stages for p in stage.files]
+    texts["packages.txt"] = "".join(f"{n}\n" for n in names)
+    texts["dockerbuild.sh"] = templates().get_template("dockerbuild.sh.j2").render(
+        version=__version__, target=plan.target, base_image=plan.spec.base_image,
+        packages=str(Path(workdir).resolve()), stages=[s.name for s in plan.stages])
+    texts["README.md"] = README.format(target=plan.target, version=__version__)
+    written = []
+    for name, text in texts.items():
+        path = output / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    (output / "dockerbuild.sh").chmod(0o755)
+    for req in (p for stage in plan.stages for p in stage.files if p.format == "txt"):
+        shutil.copy2(req.path, output / req.path.name)
+        written.append(output / req.path.name)
+    return written

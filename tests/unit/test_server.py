@@ -1,0 +1,616 @@
+"""The package server: allow-list, token path, path tricks, ranges, concurrency, aborts, stop,
+binding errors, file selection, bridge gateway lookup, and `ascend-build serve` end to end.
+Loopback (127.0.0.1) and port 0 only; no container engine needed."""
+import hashlib
+import http.client
+import os
+import queue
+import random
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ascend_build.engines.network import bridge_gateway
+from ascend_build.errors import ServerError
+from ascend_build.server import (
+    PackageServer,
+    RangeNotSatisfiable,
+    Transfer,
+    byte_range,
+    default_files,
+    files_to_serve,
+    requested_name,
+)
+
+CLI = Path(sys.executable).with_name("ascend-build")
+SECRET = b"TOP-SECRET-NOT-SERVED"
+HUGE = 4 << 30
+
+
+def payload(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    """root/ with served files and a secret one, next to outside/ with another secret."""
+    base = tmp_path_factory.mktemp("srv")
+    root, outside = base / "root", base / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "a.run").write_bytes(payload(3 << 20, 1))
+    (root / "big.run").write_bytes(payload(8 << 20, 2))
+    with (root / "huge.run").open("wb") as huge:                # sparse: more than socket buffers hold
+        huge.truncate(HUGE)
+    (root / "small.txt").write_bytes(b"0123456789abcdefghij")
+    (root / "empty.txt").write_bytes(b"")
+    (root / "my pkg%.whl").write_bytes(b"odd name")
+    (root / "secret.txt").write_bytes(SECRET)
+    (root / "sub").mkdir()
+    (root / "sub" / "secret.txt").write_bytes(SECRET)
+    (outside / "secret.txt").write_bytes(SECRET)
+    return base
+
+
+@pytest.fixture
+def root(tree) -> Path:
+    return tree / "root"
+
+
+class Recorder:
+    """on_transfer callback that lets a test wait for reports."""
+
+    def __init__(self):
+        self.items: List[Transfer] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, transfer: Transfer) -> None:
+        with self.cond:
+            self.items.append(transfer)
+            self.cond.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> List[Transfer]:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.items) >= count, timeout), f"got {self.items}"
+            return list(self.items)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def server(root, recorder):
+    names = ["a.run", "big.run", "huge.run", "small.txt", "empty.txt", "my pkg%.whl"]
+    with PackageServer({n: root / n for n in names}, root=root, port=0, on_transfer=recorder) as srv:
+        yield srv
+
+
+def raw(srv: PackageServer, target: bytes, method: bytes = b"GET", headers: bytes = b"") -> Tuple[int, http.client.HTTPResponse, bytes]:
+    """Send a request target byte for byte (no client-side normalisation)."""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        sock.sendall(method + b" " + target + b" HTTP/1.1\r\nHost: test\r\nConnection: close\r\n" + headers + b"\r\n")
+        resp = http.client.HTTPResponse(sock, method=method.decode())
+        resp.begin()
+        return resp.status, resp, resp.read()
+
+
+def get(srv: PackageServer, name: str, headers: Optional[dict] = None) -> Tuple[int, http.client.HTTPResponse, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    try:
+        conn.request("GET", srv.url_for(name).split(str(srv.port), 1)[1], headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp, resp.read()
+    finally:
+        conn.close()
+
+
+def tok(srv: PackageServer) -> bytes:
+    return srv.token.encode()
+
+
+# -- serving ---------------------------------------------------------------------------------
+
+
+def test_get_serves_the_file_with_headers(server, root, recorder):
+    status, resp, body = get(server, "a.run")
+    assert status == 200
+    assert body == (root / "a.run").read_bytes()
+    assert resp.getheader("Content-Length") == str(3 << 20)
+    assert resp.getheader("Accept-Ranges") == "bytes"
+    assert resp.getheader("Content-Type") == "application/octet-stream"
+    [transfer] = recorder.wait_for(1)
+    assert (transfer.file, transfer.bytes, transfer.complete, transfer.status) == ("a.run", 3 << 20, True, 200)
+    assert transfer.seconds >= 0
+
+
+def test_url_shape_and_quoted_names(server):
+    assert re.fullmatch(rf"http://127\.0\.0\.1:{server.port}/[A-Za-z0-9_-]{{16,}}/", server.url)
+    assert server.port != 0
+    assert server.url_for("my pkg%.whl") == server.url + "my%20pkg%25.whl"
+    status, _, body = get(server, "my pkg%.whl")
+    assert (status, body) == (200, b"odd name")
+    with pytest.raises(KeyError):
+        server.url_for("secret.txt")
+
+
+def test_ipv6_url_is_bracketed(root):
+    srv = PackageServer({"a.run": root / "a.run"}, root=root, host="::1", port=3000, token="t" * 16)
+    assert srv.url == "http://[::1]:3000/tttttttttttttttt/"
+
+
+def test_tokens_are_random_and_url_safe(root):
+    tokens = {PackageServer({}, root=root).token for _ in range(5)}
+    assert len(tokens) == 5
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{16,}", t) for t in tokens)
+    for bad in ("short", "has/slash/in/it/ok", "spaces are not ok here", "%2e%2e%2e%2e%2e%2e%2e%2e"):
+        with pytest.raises(ServerError):
+            PackageServer({}, root=root, token=bad)
+
+
+def test_empty_file(server):
+    status, resp, body = get(server, "empty.txt")
+    assert (status, body, resp.getheader("Content-Length")) == (200, b"", "0")
+
+
+def test_query_string_is_ignored(server, root):
+    status, _, body = raw(server, b"/" + tok(server) + b"/small.txt?v=1&x=/../secret.txt")
+    assert (status, body) == (200, (root / "small.txt").read_bytes())
+
+
+def test_head_sends_headers_only_and_keeps_the_connection(server, recorder):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    path = "/" + server.token + "/small.txt"
+    conn.request("HEAD", path)
+    resp = conn.getresponse()
+    assert (resp.status, resp.getheader("Content-Length"), resp.getheader("Accept-Ranges")) == (200, "20", "bytes")
+    assert resp.read() == b""
+    sock = conn.sock
+    conn.request("GET", path)                       # a stray HEAD body would break this response
+    resp = conn.getresponse()
+    assert (resp.status, resp.read()) == (200, b"0123456789abcdefghij")
+    conn.request("GET", path, headers={"Range": "bytes=2-4"})
+    resp = conn.getresponse()
+    assert (resp.status, resp.read()) == (206, b"234")
+    assert conn.sock is sock                        # one keep-alive connection for all three
+    conn.close()
+    assert [t.status for t in recorder.wait_for(2)] == [200, 206]  # HEAD is not a transfer
+
+
+# -- what must never be served -------------------------------------------------------------------
+
+TRICKS = [
+    b"/{t}/../secret.txt",
+    b"/{t}/..%2fsecret.txt",
+    b"/{t}/%2e%2e/secret.txt",
+    b"/{t}/%2E%2E%2Fsecret.txt",
+    b"/{t}/%252e%252e%252fsecret.txt",
+    b"/{t}/sub/../secret.txt",
+    b"/{t}/sub/secret.txt",
+    b"/{t}/sub%2fsecret.txt",
+    b"/{t}/./secret.txt",
+    b"/{t}//secret.txt",
+    b"//{t}/secret.txt",
+    b"/{t}/../../outside/secret.txt",
+    b"/{t}/%2e%2e/%2e%2e/outside/secret.txt",
+    b"/{t}/{root}/secret.txt",
+    b"/{t}/%2f{root}%2fsecret.txt",
+    b"{root}/secret.txt",
+    b"/{t}/..\\secret.txt",
+    b"/{t}/%5c..%5csecret.txt",
+    b"/{t}\\secret.txt",
+    b"/{t}/secret.txt%00a.run",
+    b"/{t}/secret.txt\x00a.run",
+    b"/{t}/a.run%00",
+    b"/{t}/a.run/",
+    b"/{t}/a.run/../secret.txt",
+    b"/{t}/%ff",
+    b"/{t}/secret.txt",
+    b"/{t}/.",
+    b"/{t}/..",
+    b"http://127.0.0.1/{t}/secret.txt",
+    b"*",
+]
+
+
+@pytest.mark.parametrize("trick", TRICKS)
+def test_path_tricks_never_reach_another_file(server, root, trick):
+    target = trick.replace(b"{t}", tok(server)).replace(b"{root}", str(root).encode())
+    status, _, body = raw(server, target)
+    assert status in (400, 404)
+    assert SECRET not in body
+    assert get(server, "small.txt")[0] == 200      # the server is still fine
+
+
+def test_overlong_paths_are_refused(server):
+    assert raw(server, b"/" + tok(server) + b"/" + b"a" * 2000)[0] == 414
+    assert raw(server, b"/" + tok(server) + b"/small.txt?" + b"x" * 2000)[0] == 414
+    assert raw(server, b"/" + tok(server) + b"/" + b"../" * 400 + b"secret.txt")[0] == 414
+    assert raw(server, b"/" + b"a" * 70000)[0] == 414   # longer than a request line may be
+
+
+@pytest.mark.parametrize("target", [b"/", b"/{t}/", b"/{t}", b"/{t}/?", b"/index.html", b"/{t}/index.html"])
+def test_no_listing_no_index(server, target):
+    status, _, body = raw(server, target.replace(b"{t}", tok(server)))
+    assert status == 404
+    assert b"a.run" not in body and b"small" not in body
+
+
+@pytest.mark.parametrize("prefix", ["wrong", "{t}x", "{t_short}", "{t_upper}", "%{t_hex}"])
+def test_wrong_token_is_404(server, prefix):
+    t = server.token
+    token = prefix.format(t=t, t_short=t[:-1], t_upper=t.swapcase(), t_hex="%".join(f"{b:02x}" for b in t.encode()))
+    assert token != t
+    status, _, body = raw(server, f"/{token}/small.txt".encode())
+    assert status == 404 and b"0123456789" not in body
+
+
+@pytest.mark.parametrize("method", [b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE", b"get", b"FOO"])
+def test_other_methods_are_405_with_allow(server, root, method):
+    status, resp, _ = raw(server, b"/" + tok(server) + b"/small.txt", method=method,
+                          headers=b"Content-Length: 5\r\n" if method in (b"POST", b"PUT") else b"")
+    assert status == 405
+    assert resp.getheader("Allow") == "GET, HEAD"
+    assert (root / "small.txt").read_bytes() == b"0123456789abcdefghij"
+
+
+# -- construction checks ----------------------------------------------------------------------------
+
+
+def test_symlink_escaping_the_root_is_refused(tree, root):
+    link = root / "escape.run"
+    link.symlink_to(tree / "outside" / "secret.txt")
+    try:
+        with pytest.raises(ServerError, match="outside the working directory"):
+            PackageServer({"escape.run": link}, root=root)
+    finally:
+        link.unlink()
+
+
+def test_symlink_inside_the_root_is_served(root):
+    link = root / "alias.run"
+    link.symlink_to(root / "small.txt")
+    try:
+        with PackageServer({"alias.run": link}, root=root, port=0) as srv:
+            assert get(srv, "alias.run")[2] == b"0123456789abcdefghij"
+    finally:
+        link.unlink()
+
+
+def test_file_swapped_for_an_escaping_symlink_is_refused_at_request_time(tree, root):
+    path = root / "swap.run"
+    path.write_bytes(b"fine")
+    try:
+        with PackageServer({"swap.run": path}, root=root, port=0) as srv:
+            assert get(srv, "swap.run")[2] == b"fine"
+            path.unlink()
+            path.symlink_to(tree / "outside" / "secret.txt")
+            status, _, body = get(srv, "swap.run")
+            assert status == 404 and SECRET not in body
+    finally:
+        path.unlink()
+
+
+def test_files_outside_the_root_missing_or_not_regular_are_refused(tree, root):
+    with pytest.raises(ServerError, match="outside"):
+        PackageServer({"secret.txt": tree / "outside" / "secret.txt"}, root=root)
+    with pytest.raises(ServerError, match="outside"):
+        PackageServer({"secret.txt": root / ".." / "outside" / "secret.txt"}, root=root)
+    with pytest.raises(ServerError, match="missing"):
+        PackageServer({"nope.run": root / "nope.run"}, root=root)
+    with pytest.raises(ServerError, match="not a regular file"):
+        PackageServer({"sub": root / "sub"}, root=root)
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b.run", "a\\b.run", "a\x00.run", "a\n.run", "x" * 256])
+def test_served_names_must_be_plain(root, name):
+    with pytest.raises(ServerError):
+        PackageServer({name: root / "small.txt"}, root=root)
+
+
+# -- ranges ----------------------------------------------------------------------------------------
+
+
+def test_range_206(server, root, recorder):
+    data = (root / "a.run").read_bytes()
+    status, resp, body = get(server, "a.run", {"Range": "bytes=1000-1999"})
+    assert (status, body) == (206, data[1000:2000])
+    assert resp.getheader("Content-Range") == f"bytes 1000-1999/{len(data)}"
+    assert resp.getheader("Content-Length") == "1000"
+    [transfer] = recorder.wait_for(1)
+    assert (transfer.bytes, transfer.complete, transfer.status) == (1000, True, 206)
+
+
+def test_open_and_suffix_ranges(server, root):
+    data = (root / "a.run").read_bytes()
+    size = len(data)
+    status, resp, body = get(server, "a.run", {"Range": f"bytes={size - 10}-"})
+    assert (status, body, resp.getheader("Content-Range")) == (206, data[-10:], f"bytes {size - 10}-{size - 1}/{size}")
+    status, resp, body = get(server, "a.run", {"Range": "bytes=-100"})
+    assert (status, body, resp.getheader("Content-Range")) == (206, data[-100:], f"bytes {size - 100}-{size - 1}/{size}")
+    status, resp, body = get(server, "a.run", {"Range": f"bytes=-{size * 2}"})
+    assert (status, body) == (206, data)
+    status, resp, body = get(server, "a.run", {"Range": f"bytes=5-{size * 2}"})
+    assert (status, body, resp.getheader("Content-Range")) == (206, data[5:], f"bytes 5-{size - 1}/{size}")
+
+
+def test_unsatisfiable_range_416(server, root):
+    size = (root / "a.run").stat().st_size
+    for value in (f"bytes={size}-", f"bytes={size + 10}-{size + 20}", "bytes=-0"):
+        status, resp, body = get(server, "a.run", {"Range": value})
+        assert status == 416, value
+        assert resp.getheader("Content-Range") == f"bytes */{size}"
+    assert get(server, "empty.txt", {"Range": "bytes=0-"})[0] == 416
+
+
+@pytest.mark.parametrize("value", ["bytes=0-1,5-6", "bytes=5-2", "items=0-5", "bytes=a-b", "bytes=-", "bytes=\u00b2-3"])
+def test_ranges_to_ignore_send_the_whole_file(server, value):
+    status, resp, body = get(server, "small.txt", {"Range": value})
+    assert (status, body) == (200, b"0123456789abcdefghij")
+    assert resp.getheader("Content-Range") is None
+
+
+def test_if_range_sends_the_whole_file(server):
+    status, _, body = get(server, "small.txt", {"Range": "bytes=0-1", "If-Range": '"some-etag"'})
+    assert (status, body) == (200, b"0123456789abcdefghij")
+
+
+@given(st.integers(0, 2000), st.integers(0, 2000), st.integers(1, 1000))
+def test_byte_range_matches_slicing(first, last, size):
+    data = bytes(range(256)) * 4
+    data = data[:size]
+    try:
+        span = byte_range(f"bytes={first}-{last}", size)
+    except RangeNotSatisfiable:
+        assert first >= size
+        return
+    if last < first:
+        assert span is None
+    else:
+        a, b = span
+        assert data[a:b + 1] == data[first:last + 1]
+    assert byte_range(None, size) is None
+
+
+@given(st.integers(1, 3000), st.integers(1, 1000))
+def test_suffix_range_matches_slicing(n, size):
+    data = (bytes(range(256)) * 4)[:size]
+    a, b = byte_range(f"bytes=-{n}", size)
+    assert data[a:b + 1] == data[-n:]
+
+
+def test_requested_name():
+    t = "T" * 16
+    assert requested_name(f"/{t}/a.run", t) == "a.run"
+    assert requested_name(f"/{t}/a%20b.run?x=1", t) == "a b.run"
+    assert requested_name(f"/{t}/", t) is None
+    assert requested_name(f"/{t}", t) is None
+    assert requested_name(f"/{t[:-1]}/a.run", t) is None
+    assert requested_name(f"/{t}/%2e%2e", t) == ".."       # decoded, then refused by the allow-list
+
+
+# -- concurrency, aborts, stop -------------------------------------------------------------------
+
+
+def test_concurrent_downloads_all_match(server, root, recorder):
+    want = hashlib.sha256((root / "big.run").read_bytes()).hexdigest()
+    results: List[str] = []
+
+    def download():
+        status, _, body = get(server, "big.run")
+        results.append(hashlib.sha256(body).hexdigest() if status == 200 else str(status))
+
+    threads = [threading.Thread(target=download) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [want] * 4
+    transfers = recorder.wait_for(4)
+    assert all(t.complete and t.bytes == 8 << 20 and t.file == "big.run" for t in transfers)
+
+
+def slow_client(srv: PackageServer, name: str) -> socket.socket:
+    """A client that asks for a file and reads only its first bytes."""
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    sock.sendall(f"GET /{srv.token}/{name} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    return sock
+
+
+def test_aborted_client_does_not_disturb_others(server, root, recorder, capfd):
+    aborted = slow_client(server, "huge.run")
+    aborted.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # reset, not FIN
+    status, _, body = get(server, "a.run")
+    assert status == 200 and body == (root / "a.run").read_bytes()
+    aborted.close()
+    second = slow_client(server, "huge.run")
+    second.close()                                                   # plain close with unread data
+    transfers = recorder.wait_for(3)
+    cut = [t for t in transfers if t.file == "huge.run"]
+    assert len(cut) == 2 and all(not t.complete and t.bytes < HUGE and t.status == 200 for t in cut)
+    assert [t.complete for t in transfers if t.file == "a.run"] == [True]
+    assert get(server, "small.txt")[0] == 200
+    assert capfd.readouterr().err == ""                              # no tracebacks, no request log
+
+
+def test_stop_within_a_second_while_clients_are_mid_download(root, recorder):
+    srv = PackageServer({"huge.run": root / "huge.run"}, root=root, port=0, on_transfer=recorder).start()
+    port = srv.port
+    busy = slow_client(srv, "huge.run")
+    idle = socket.create_connection(("127.0.0.1", port), timeout=5)   # keep-alive, no request yet
+    started = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - started < 1.0
+    [transfer] = recorder.wait_for(1, timeout=1.0)
+    assert not transfer.complete and transfer.bytes < (HUGE)
+    received = 0
+    try:
+        while True:
+            chunk = busy.recv(1 << 20)
+            if not chunk:
+                break
+            received += len(chunk)
+    except ConnectionResetError:
+        pass
+    assert received < HUGE
+    try:
+        assert idle.recv(10) == b""                              # closed: FIN ...
+    except ConnectionResetError:
+        pass                                                     # ... or reset (still in the backlog)
+    busy.close()
+    idle.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    started = time.monotonic()
+    srv.stop()                                                   # idempotent
+    assert time.monotonic() - started < 0.1
+
+
+def test_port_in_use_is_a_clear_server_error(root):
+    with PackageServer({}, root=root, port=0) as first:
+        port = first.port
+        with pytest.raises(ServerError) as caught:
+            PackageServer({}, root=root, port=port).start()
+    assert f"127.0.0.1:{port}" in caught.value.message and "in use" in caught.value.message
+    assert "--port 0" in caught.value.fix
+
+
+def test_address_not_on_this_machine_is_a_server_error(root):
+    with pytest.raises(ServerError, match="not an address of this machine"):
+        PackageServer({}, root=root, host="192.0.2.1", port=0).start()      # TEST-NET-1
+
+
+# -- which files `serve` offers -----------------------------------------------------------------
+
+
+def test_default_files(tmp_path):
+    for name in ("a.run", "b.whl", "c.tar.gz", "d.tgz", "requirements.txt", "notes.md", ".part.run", "x.tar"):
+        (tmp_path / name).write_text(name)
+    (tmp_path / "dir.run").mkdir()
+    (tmp_path / "packages" / "nested").mkdir(parents=True)
+    (tmp_path / "packages" / "e.run").write_text("e")
+    (tmp_path / "packages" / "nested" / "f.run").write_text("f")
+    assert default_files(tmp_path) == {
+        "a.run": tmp_path / "a.run", "b.whl": tmp_path / "b.whl", "c.tar.gz": tmp_path / "c.tar.gz",
+        "d.tgz": tmp_path / "d.tgz", "requirements.txt": tmp_path / "requirements.txt",
+        "e.run": tmp_path / "packages" / "e.run",
+    }
+    (tmp_path / "packages" / "a.run").write_text("twin")
+    with pytest.raises(ServerError, match="a.run"):
+        default_files(tmp_path)
+
+
+def test_files_to_serve(tmp_path):
+    (tmp_path / "a.run").write_text("a")
+    assert files_to_serve(tmp_path, ["a.run", "packages/b.whl"]) == {"a.run": tmp_path / "a.run",
+                                                                  "b.whl": tmp_path / "packages" / "b.whl"}
+    with pytest.raises(ServerError, match="two files"):
+        files_to_serve(tmp_path, ["a.run", "sub/a.run"])
+    with pytest.raises(ServerError, match="nothing to serve"):
+        files_to_serve(tmp_path / "packages", None)
+
+
+# -- bridge gateway -------------------------------------------------------------------------------
+
+
+def fake_docker(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "docker"
+    script.write_text("#!/bin/sh\n"
+                      '[ "$1 $2 $3" = "network inspect bridge" ] || exit 3\n' + body + "\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_bridge_gateway(tmp_path):
+    assert bridge_gateway(fake_docker(tmp_path, "echo '172.17.0.1 '")) == "172.17.0.1"
+    assert bridge_gateway(fake_docker(tmp_path, "echo 'fd00::1 172.18.0.1 '")) == "172.18.0.1"
+    assert bridge_gateway(fake_docker(tmp_path, "echo 'fd00::1 '")) == "fd00::1"
+    assert bridge_gateway(fake_docker(tmp_path, "echo ' '")) is None
+    assert bridge_gateway(fake_docker(tmp_path, "echo 'Error: no such network' >&2; exit 1")) is None
+    assert bridge_gateway(fake_docker(tmp_path, "echo garbage")) is None
+    assert bridge_gateway(str(tmp_path / "no-such-docker")) is None
+    started = time.monotonic()
+    assert bridge_gateway(fake_docker(tmp_path, "exec sleep 5"), timeout=0.5) is None
+    assert time.monotonic() - started < 3
+
+
+# -- `ascend-build serve` ---------------------------------------------------------------------------
+
+
+def read_lines(stream, into: "queue.Queue[str]") -> None:
+    for line in stream:
+        into.put(line)
+    into.put("")
+
+
+def wait_for_line(lines: "queue.Queue[str]", pattern: str, timeout: float = 20.0) -> Tuple[re.Match, str]:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        seen += line
+        match = re.search(pattern, line)
+        if match:
+            return match, seen
+        if line == "":
+            break
+    raise AssertionError(f"no {pattern!r} in output:\n{seen}")
+
+
+def test_serve_command(tmp_path):
+    (tmp_path / "packages").mkdir()
+    (tmp_path / "packages" / "toolkit.run").write_bytes(payload(1 << 20, 3))
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    (tmp_path / "ascend-build.yaml").write_text("secret: yes\n")
+    proc = subprocess.Popen([str(CLI), "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=read_lines, args=(proc.stderr, lines), daemon=True).start()
+    try:
+        match, _ = wait_for_line(lines, r"(http://127\.0\.0\.1:(\d+)/[A-Za-z0-9_-]+/)")
+        base, port = match.group(1), int(match.group(2))
+        wget, seen = wait_for_line(lines, r"wget -q (\S+/toolkit\.run)")
+        assert wget.group(1) == base + "toolkit.run"
+        assert base + "requirements.txt" in seen
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", wget.group(1).split(str(port), 1)[1])
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, (tmp_path / "packages" / "toolkit.run").read_bytes())
+        conn.request("GET", "/" + base.split("/")[3] + "/ascend-build.yaml")
+        resp = conn.getresponse()
+        assert resp.status == 404 and b"secret" not in resp.read()
+        conn.close()
+        wait_for_line(lines, r"sent toolkit\.run")
+
+        second = subprocess.run([str(CLI), "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", str(port)],
+                                capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1
+        assert f"127.0.0.1:{port}" in second.stderr and "--port 0" in second.stderr
+        assert "Traceback" not in second.stderr
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 130
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        rest = "".join(iter(lambda: lines.get(timeout=5), ""))
+        assert "Traceback" not in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

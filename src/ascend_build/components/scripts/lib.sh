@@ -45,6 +45,7 @@ ab_fetch() {
 }
 
 # ab_pip ARGS...: pip from the stage's package folder (or the configured index).
+AB_PIP_SOURCE=${AB_PIP_SOURCE:-"--no-index --find-links $PKG_DIR"}
 ab_pip() {
     python3 -m pip install --no-cache-dir --disable-pip-version-check $AB_PIP_SOURCE "$@" ||
         ab_fail "stage $AB_STAGE: pip install $* failed"

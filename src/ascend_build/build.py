@@ -3,7 +3,6 @@ A context manager owns cleanup: whatever happens, the server stops, the engine p
 and the build context's package links are removed."""
 import contextlib
 import os
-import secrets
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from .errors import BuildError, ConfigError
 from .plan import Plan, checked_selection, make_plan
 from .render import context_files, context_packages
 from .report import build_report
-from .server import PackageServer, Transfer
+from .server import PackageServer, Transfer, workdir_token
 from .spec import load_spec
 
 STATE_DIR = ".ascend-build"
@@ -56,17 +55,6 @@ def state_dir(workdir: Path) -> Path:
     path = Path(workdir) / STATE_DIR
     path.mkdir(exist_ok=True)
     return path
-
-
-def server_token(workdir: Path) -> str:
-    """A token per working directory, kept in .ascend-build/ (mode 0600). It is stable so that
-    the URL passed as a build argument does not change the layer cache between builds."""
-    path = state_dir(workdir) / "server-token"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(24))
-    return path.read_text().strip()
 
 
 def default_tag(plan: Plan) -> str:
@@ -147,7 +135,7 @@ def serving(plan: Plan, workdir: Path, opts: BuildOptions, engine: Engine, netwo
         raise BuildError(f"cannot find the bridge gateway address of {engine.binary}",
                          fix="use --network host (the server then listens on 127.0.0.1), or --host ADDRESS")
     files = {p.path.name: p.path for stage in plan.stages for p in stage.files}
-    with PackageServer(files, root=Path(workdir), host=host, port=opts.port, token=server_token(workdir),
+    with PackageServer(files, root=Path(workdir), host=host, port=opts.port, token=workdir_token(state_dir(workdir)),
                        on_transfer=view.transfer) as server:
         view.info(f"serving {len(files)} files on {host}:{server.port} (token path, only the planned files)")
         yield server.url
@@ -181,7 +169,7 @@ def run_build(workdir: Path, opts: BuildOptions, view: BuildView) -> dict:
     try:
         view.stages([s.name for s in plan.stages])
         with serving(plan, workdir, opts, engine, network, _Recording(view, served)) as url, log_path.open("w") as log:
-            build_args = proxy_args(url.split("/")[2].rsplit(":", 1)[0] if url else None)
+            build_args = proxy_args(url.split("/")[2].rsplit(":", 1)[0].strip("[]") if url else None)
             if url:
                 build_args["ASCEND_PKG_URL"] = url
             request = BuildRequest(context=str(ctx), target=target, tag=tag, build_args=build_args,

@@ -254,18 +254,19 @@ def serve(
     workdir: Path = WORKDIR,
     host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: the docker bridge gateway, else 127.0.0.1)."),
     port: int = typer.Option(3000, "--port", help="Port to listen on; 0 picks a free one."),
-    files: Optional[list[str]] = typer.Argument(None, metavar="FILE", help="Files to serve, relative to the working directory (default: the packages there and in packages/)."),
+    files: Optional[List[str]] = typer.Argument(None, metavar="FILE", help="Files to serve, relative to the working directory (default: the packages there and in packages/)."),
 ) -> None:
     """Serve the packages to hand-written Dockerfiles (only those files, under a token path) until Ctrl-C."""
     from rich.markup import escape
 
+    from .build import state_dir
     from .engines.network import bridge_gateway
-    from .server import PackageServer, files_to_serve, transfer_line
+    from .server import PackageServer, files_to_serve, transfer_line, workdir_token
 
     console = make_console()
     selected = files_to_serve(workdir, files)
     with PackageServer(selected, root=workdir, host=host or bridge_gateway() or "127.0.0.1", port=port,
-                       on_transfer=lambda t: console.print(escape(transfer_line(t)), soft_wrap=True)) as server:
+                       token=workdir_token(state_dir(workdir)), on_transfer=lambda t: console.print(escape(transfer_line(t)), soft_wrap=True)) as server:
         console.print(f"serving {len(selected)} files at {escape(server.url)}", soft_wrap=True)
         for name in selected:
             console.print(f"  wget -q {escape(server.url_for(name))}", soft_wrap=True)

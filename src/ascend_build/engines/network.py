@@ -3,8 +3,9 @@ import ipaddress
 import subprocess
 from typing import Optional
 
-# One gateway per IPAM config, space separated: a dual-stack bridge has an IPv4 and an IPv6 one.
-GATEWAY_FORMAT = "{{range .IPAM.Config}}{{.Gateway}} {{end}}"
+# One "gateway,subnet" per IPAM config, space separated: a dual-stack bridge has an IPv4 and an
+# IPv6 one. Some daemons leave Gateway empty: the bridge then has the subnet's first address.
+GATEWAY_FORMAT = "{{range .IPAM.Config}}{{.Gateway}},{{.Subnet}} {{end}}"
 
 
 def bridge_gateway(docker_bin: str = "docker", timeout: float = 10.0) -> Optional[str]:
@@ -19,9 +20,11 @@ def bridge_gateway(docker_bin: str = "docker", timeout: float = 10.0) -> Optiona
         return None
     addresses = []
     for word in result.stdout.split():
+        gateway, _, subnet = word.partition(",")
         try:
-            addresses.append(ipaddress.ip_address(word.split("/")[0]))
-        except ValueError:
+            addresses.append(ipaddress.ip_address(gateway.split("/")[0]) if gateway
+                             else next(ipaddress.ip_network(subnet, strict=False).hosts()))
+        except (ValueError, StopIteration):
             continue
     addresses.sort(key=lambda a: a.version)
     return str(addresses[0]) if addresses else None

@@ -1,0 +1,193 @@
+"""`ascend-build build` end to end: real engines, stand-in packages, real images inspected."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from ascend_build.demo import standins
+
+pytestmark = pytest.mark.e2e
+CLI = [sys.executable, "-m", "ascend_build"]
+FILL = 256 * 1024
+IMPORTS = "import torch_npu, mindie_llm, atb_llm; print('imports-ok', torch_npu.__version__)"
+
+
+def cli(*args, timeout=900, **kwargs):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def snapshot(root: Path) -> dict:
+    """Every file of the working directory except our hidden state folder: path -> (bytes, mtime)."""
+    return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file() and ".ascend-build" not in p.parts}
+
+
+def make_workdir(root: Path, name: str, cann: str = "8.5.0", seed: str = "") -> Path:
+    workdir = root / name
+    result = cli("init", "--demo", str(workdir), "--cann", cann, "--filler", f"{FILL}")
+    assert result.returncode == 0, result.stderr
+    if seed:  # different content under the same names: a fresh cache
+        standins.generate(workdir / "packages", cann=cann, arch=standins_arch(), fill=FILL, seed=seed)
+    return workdir
+
+
+def standins_arch() -> str:
+    import platform
+    return {"arm64": "aarch64", "amd64": "x86_64"}.get(platform.machine().lower(), platform.machine())
+
+
+def build(workdir: Path, *args):
+    report = workdir.parent / f"{workdir.name}-report.json"
+    result = cli("build", "-C", str(workdir), "--report", str(report), *args)  # port 3000: the URL is a cache key
+    data = json.loads(report.read_text()) if result.returncode == 0 else None
+    return result, data
+
+
+def engine_bin(engine: str) -> str:
+    return "podman" if engine == "podman" else "docker"
+
+
+def run_in(engine: str, image: str, *cmd, user=None):
+    args = [engine_bin(engine), "run", "--rm", "--network", "none"]
+    if user:
+        args += ["--user", user]
+    return subprocess.run([*args, image, *cmd], capture_output=True, text=True, timeout=120)
+
+
+def layer_blobs(engine: str, image: str, dest: Path):
+    archive = dest / "image.tar"
+    subprocess.run([engine_bin(engine), "save", "-o", str(archive), image], check=True, timeout=300)
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and (member.name.endswith("layer.tar") or "/blobs/" in member.name or member.name.endswith(".tar")):
+                yield member.name, tar.extractfile(member).read()
+    archive.unlink()
+
+
+def needles(path: Path):
+    """Bytes only the package file holds (its start and its end), never the installed files."""
+    data = path.read_bytes()
+    return [data[:512], data[-64:]]
+
+
+STAGES = ["base", "cann", "pta", "mindie"]
+COMBOS = [("docker", "http"), ("buildkit", "http"), ("buildkit", "mount"), ("podman", "http"), ("podman", "mount"), ("docker", "copy")]
+
+
+@pytest.fixture(scope="module")
+def engines_ready(docker_bin, base_image):
+    if subprocess.run(["podman", "image", "exists", base_image]).returncode != 0:
+        subprocess.run(f"docker save {base_image} | podman load", shell=True, check=True, capture_output=True)
+    return base_image
+
+
+@pytest.mark.parametrize("engine, delivery", COMBOS)
+def test_every_target_builds_and_leaves_no_installer_bytes(tmp_path, engines_ready, engine, delivery):
+    workdir = make_workdir(tmp_path, "w", seed=f"{engine}-{delivery}-{time.time()}")
+    before = snapshot(workdir)
+    tag = f"ascend-build-test/{engine}-{delivery}:mindie"
+    result, report = build(workdir, "--engine", engine, "--delivery", delivery, "-t", tag)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [s["status"] for s in report["stages"]] == ["built"] * 4
+    assert report["engine"] == engine and report["delivery"] == delivery
+    if delivery == "http":
+        assert report["context_bytes"] < 64 * 1024, "http context holds only the Dockerfile and scripts"
+        assert {s["file"] for s in report["served"]} == {p.name for p in (workdir / "packages").iterdir()}
+    assert snapshot(workdir) == before
+
+    for user in (None, "HwHiAiUser"):
+        ran = run_in(engine, tag, "python3", "-c", IMPORTS, user=user)
+        assert ran.returncode == 0 and "imports-ok 2.6.0.post5" in ran.stdout, (user, ran.stderr)
+
+    packages = sorted((workdir / "packages").iterdir())
+    found = [(name, pkg.name) for name, blob in layer_blobs(engine, tag, tmp_path)
+             for pkg in packages for needle in needles(pkg) if needle in blob]
+    if delivery == "copy":
+        assert found, "copy delivery is the baseline that does leave installer bytes"
+    else:
+        assert found == [], f"installer bytes in layers: {found}"
+        installed = report["size_bytes"] - report["base_size_bytes"]
+        assert installed < 3 * 7 * FILL + 40 * 1024 * 1024
+
+    for target in ("pta", "cann", "base"):
+        result, report = build(workdir, "--engine", engine, "--delivery", delivery, "--target", target,
+                               "-t", f"ascend-build-test/{engine}-{delivery}:{target}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert [s["name"] for s in report["stages"]] == STAGES[: STAGES.index(target) + 1]
+        assert all(s["status"] == "cached" for s in report["stages"]), report["stages"]
+    labels = json.loads(subprocess.run([engine_bin(engine), "image", "inspect", f"ascend-build-test/{engine}-{delivery}:pta"],
+                                       capture_output=True, text=True).stdout)[0]["Config"]["Labels"]
+    assert labels["io.ascend-build.target"] == "pta" and "io.ascend-build.mindie.version" not in labels
+    for target in ("mindie", "pta", "cann", "base"):
+        subprocess.run([engine_bin(engine), "rmi", "-f", f"ascend-build-test/{engine}-{delivery}:{target}"], capture_output=True)
+
+
+def test_cache_follows_content_not_names(tmp_path, engines_ready):
+    workdir = make_workdir(tmp_path, "w", seed=f"cache-{time.time()}")
+    tag = "ascend-build-test/cache:mindie"
+    first, _ = build(workdir, "--engine", "buildkit", "-t", tag)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again, report = build(workdir, "--engine", "buildkit", "-t", tag)
+    assert again.returncode == 0 and [s["status"] for s in report["stages"]] == ["cached"] * 4
+    npu = next((workdir / "packages").glob("torch_npu-*.whl"))
+    standins.make_torch_npu(workdir / "packages", "2.6.0.post5", "2.6.0", standins_arch(), "3.11", FILL, seed="changed")
+    changed, report = build(workdir, "--engine", "buildkit", "-t", tag)
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert npu.exists()
+    assert {s["name"]: s["status"] for s in report["stages"]} == {"base": "cached", "cann": "cached", "pta": "built", "mindie": "built"}
+    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+
+
+def test_corrupt_set_fails_before_the_engine_starts(tmp_path, engines_ready):
+    workdir = make_workdir(tmp_path, "w")
+    toolkit = next((workdir / "packages").glob("Ascend-cann-toolkit_*.run"))
+    toolkit.write_bytes(toolkit.read_bytes()[:-1000])
+    before = snapshot(workdir)
+    result, _ = build(workdir, "-t", "ascend-build-test/corrupt:x")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert toolkit.name in result.stderr and "engine:" not in result.stderr
+    assert snapshot(workdir) == before
+    assert subprocess.run(["docker", "image", "inspect", "ascend-build-test/corrupt:x"], capture_output=True).returncode != 0
+
+
+def test_failing_installer_names_the_stage_and_shows_its_log(tmp_path, engines_ready):
+    workdir = make_workdir(tmp_path, "w", seed=f"fail-{time.time()}")
+    kernels = next((workdir / "packages").glob("Ascend-cann-910b-ops_*.run")).name
+    (workdir / "install-scripts" / "install_cann.sh").write_text(
+        f'#!/bin/bash\nset -e\n. /opt/ascend-build/lib.sh\nab_install ops "$PKG_DIR/{kernels}" --install --quiet\n')
+    before = snapshot(workdir)
+    result, _ = build(workdir, "--engine", "buildkit", "-t", "ascend-build-test/fail:x")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "stage cann failed" in result.stderr
+    assert "component ops" in result.stderr
+    assert "no toolkit 8.5.0 found" in result.stderr, "the installer log's reason is shown"
+    assert ".ascend-build/logs/build-" in result.stderr
+    assert snapshot(workdir) == before
+
+
+def test_ctrl_c_leaves_no_server_process_or_container(tmp_path, engines_ready):
+    workdir = make_workdir(tmp_path, "w", seed=f"int-{time.time()}")
+    (workdir / "install-scripts" / "install_cann.sh").write_text("#!/bin/bash\nsleep 600\n")
+    containers = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split()
+    proc = subprocess.Popen([*CLI, "build", "-C", str(workdir), "--engine", "docker", "--port", "0", "-t", "ascend-build-test/int:x"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    seen = ""
+    while time.time() < deadline and "stage cann: running" not in seen:
+        seen += proc.stderr.readline()
+    assert "stage cann: running" in seen, seen
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    time.sleep(2)
+    after = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split()
+    assert set(after) <= set(containers), "a build container was left behind"
+    leftovers = subprocess.run(["pgrep", "-f", f"{workdir}/.ascend-build/context"], capture_output=True, text=True).stdout
+    assert leftovers.strip() == "", "an engine process was left behind"

@@ -1,0 +1,167 @@
+"""Dockerfile generation: golden text per target x delivery x OS family, hadolint, BuildKit's
+parser, stage chain rules, cache keys that follow content."""
+import difflib
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dockerfile
+import pytest
+import yaml
+
+from ascend_build.demo import standins
+from ascend_build.errors import ConfigError
+from ascend_build.plan import plan_workdir, stage_chain
+from ascend_build.render import context_files
+from ascend_build.scaffold import scaffold
+from ascend_build.spec import BuildSpec
+
+GOLDEN = Path(__file__).parent / "golden"
+HADOLINT_IGNORED = ["DL3008", "DL3033", "DL3041"]  # distro package versions are not pinned: the base image decides
+TARGETS = ["base", "cann", "pta", "mindie"]
+DELIVERIES = ["http", "mount", "copy"]
+FAMILIES = {"debian": "localhost/ascend-build-base:bookworm", "openeuler": "openeuler/openeuler:22.03-lts"}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plan") / "w"
+    scaffold(root, demo=True, arch="x86_64", cann="8.5.0", chip="910b", python="3.11", filler="4KiB", force=False)
+    return root
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\b[0-9a-f]{64}\b", "<sha256>", text)
+
+
+def render(workdir, target, delivery, base_image, **config):
+    if config:
+        path = workdir / "ascend-build.yaml"
+        data = yaml.safe_load(path.read_text())
+        path.write_text(yaml.safe_dump({**data, **config}))
+    return context_files(plan_workdir(workdir, target, delivery, base_image, "x86_64"))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("delivery", DELIVERIES)
+@pytest.mark.parametrize("target", TARGETS)
+def test_golden_dockerfiles(workdir, target, delivery, family):
+    text = normalise(render(workdir, target, delivery, FAMILIES[family])["Dockerfile"])
+    golden = GOLDEN / f"{target}-{delivery}-{family}.Dockerfile"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(text)
+    assert text == golden.read_text(), "".join(difflib.unified_diff(golden.read_text().splitlines(True), text.splitlines(True)))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("delivery", DELIVERIES)
+def test_hadolint_and_buildkit_parser_accept_every_dockerfile(workdir, tmp_path, delivery, family):
+    hadolint = Path(sys.executable).parent / "hadolint"
+    for target in TARGETS:
+        text = render(workdir, target, delivery, FAMILIES[family])["Dockerfile"]
+        path = tmp_path / f"{target}.Dockerfile"
+        path.write_text(text)
+        ignores = [arg for code in HADOLINT_IGNORED for arg in ("--ignore", code)]
+        lint = subprocess.run([str(hadolint), "--no-color", *ignores, str(path)], capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+        commands = dockerfile.parse_string(text)
+        assert [c.value[0].split()[0] for c in commands if c.cmd == "FROM"][-1].startswith(("${BASE_IMAGE}", "base", "cann", "pta"))
+        assert [c.value for c in commands if c.cmd == "FROM"][-1][-1] == target
+
+
+@pytest.mark.parametrize("delivery", ["http", "mount"])
+def test_no_package_is_copied_or_added(workdir, delivery):
+    commands = dockerfile.parse_string(render(workdir, "mindie", delivery, FAMILIES["debian"])["Dockerfile"])
+    sources = [v for c in commands if c.cmd in ("COPY", "ADD") for v in c.value[:-1]]
+    assert sources and all(s.startswith("scripts/") for s in sources)
+    assert not any(c.cmd == "ADD" for c in commands)
+
+
+def test_copy_delivery_warns_and_copies(workdir):
+    plan = plan_workdir(workdir, "cann", "copy", FAMILIES["debian"], "x86_64")
+    assert any("installer bytes" in w for w in plan.warnings)
+    assert "COPY pkgs/cann/ /tmp/ascend-pkgs/cann/" in context_files(plan)["Dockerfile"]
+
+
+def test_every_install_run_names_the_sha256_of_its_files(workdir):
+    text = render(workdir, "mindie", "http", FAMILIES["debian"])["Dockerfile"]
+    runs = re.findall(r"^RUN .*?run-stage\.sh (\w+) .*?(?=\n\S)", text, re.S | re.M)
+    assert runs == ["cann", "pta", "mindie"]
+    for pkg in (workdir / "packages").iterdir():
+        assert f"{pkg.name}={hashlib.sha256(pkg.read_bytes()).hexdigest()}" in text
+
+
+def test_pta_target_has_no_mindie_step(workdir):
+    files = render(workdir, "pta", "http", FAMILIES["debian"])
+    assert "mindie" not in files["Dockerfile"].lower()
+    assert not any("mindie" in name for name in files)
+
+
+def test_one_changed_file_changes_only_its_stage(workdir, tmp_path):
+    before = render(workdir, "mindie", "http", FAMILIES["debian"])["Dockerfile"]
+    npu = next((workdir / "packages").glob("torch_npu-*.whl"))
+    original = npu.read_bytes()
+    try:
+        standins.make_torch_npu(workdir / "packages", "2.6.0.post5", "2.6.0", "x86_64", "3.11", 4096, seed="other")
+        after = render(workdir, "mindie", "http", FAMILIES["debian"])["Dockerfile"]
+        digests = {hashlib.sha256(original).hexdigest(), hashlib.sha256(npu.read_bytes()).hexdigest()}
+    finally:
+        npu.write_bytes(original)
+    changed = [line for line in difflib.ndiff(before.splitlines(), after.splitlines()) if line[:2] in ("- ", "+ ")]
+    assert len(changed) == 4, changed  # the RUN argument and the label, before and after
+    assert all(any(d in line for d in digests) for line in changed)
+    pta = after[after.index("FROM cann AS pta"):after.index("FROM pta AS mindie")]
+    assert all(line[2:] in pta or line[2:] in before for line in changed)
+
+
+def test_skipping_a_stage_reparents_its_successor(workdir):
+    text = render(workdir, "mindie", "http", FAMILIES["debian"], skip=["pta"])["Dockerfile"]
+    (workdir / "ascend-build.yaml").write_text(yaml.safe_dump({**yaml.safe_load((workdir / "ascend-build.yaml").read_text()), "skip": []}))
+    assert "FROM cann AS mindie" in text and " AS pta" not in text
+
+
+def test_stage_chain_rules():
+    spec = BuildSpec(stages=[{"name": "app", "parent": "pta", "script": "true"}], skip=["mindie"])
+    assert stage_chain(spec, "app") == ["base", "cann", "pta", "app"]
+    assert stage_chain(spec, "cann") == ["base", "cann"]
+    with pytest.raises(ConfigError, match="skipped"):
+        stage_chain(spec, "mindie")
+    with pytest.raises(ConfigError, match="unknown"):
+        stage_chain(spec, "nope")
+    loop = BuildSpec(stages=[{"name": "a", "parent": "b", "script": "x"}, {"name": "b", "parent": "a", "script": "x"}])
+    with pytest.raises(ConfigError, match="loop"):
+        stage_chain(loop, "a")
+
+
+def test_custom_stage_and_override(workdir):
+    (workdir / "app.txt").write_text("model code\n")
+    (workdir / "install-scripts" / "install_cann.sh").write_text("#!/bin/bash\necho custom cann\n")
+    try:
+        files = render(workdir, "app", "mount", FAMILIES["debian"],
+                       stages=[{"name": "app", "parent": "mindie", "files": ["app.txt"], "script": "cp $PKG_DIR/app.txt /opt/", "env": {"APP_HOME": "/opt"}}])
+    finally:
+        (workdir / "install-scripts" / "install_cann.sh").unlink()
+        (workdir / "ascend-build.yaml").write_text(yaml.safe_dump({**yaml.safe_load((workdir / "ascend-build.yaml").read_text()), "stages": []}))
+    text = files["Dockerfile"]
+    assert "FROM mindie AS app" in text and 'APP_HOME="/opt"' in text
+    assert "--mount=type=bind,source=pkgs/app,target=/tmp/ascend-pkgs/app" in text
+    assert files["scripts/install_cann.sh"] == "#!/bin/bash\necho custom cann\n"
+    assert "cp $PKG_DIR/app.txt /opt/" in files["scripts/install_app.sh"]
+
+
+def test_environment_works_without_sourcing(workdir):
+    text = render(workdir, "mindie", "http", FAMILIES["debian"])["Dockerfile"]
+    for needed in ("ASCEND_TOOLKIT_HOME=", "LD_LIBRARY_PATH=", "/usr/local/Ascend/driver/lib64/common",
+                   "/usr/local/Ascend/driver/lib64/driver", "ATB_HOME_PATH=", 'ENTRYPOINT ["/usr/local/bin/ascend-entrypoint"]'):
+        assert needed in text
+    assert "PIP_BREAK_SYSTEM_PACKAGES" in text
+
+
+def test_proxy_variables_are_never_baked_in(workdir, monkeypatch):
+    monkeypatch.setenv("https_proxy", "http://proxy.example:8080")
+    text = render(workdir, "mindie", "http", FAMILIES["debian"])["Dockerfile"]
+    assert "proxy" not in text.lower()

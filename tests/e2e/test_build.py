@@ -56,6 +56,8 @@ def engine_bin(engine: str) -> str:
 
 def run_in(engine: str, image: str, *cmd, user=None):
     args = [engine_bin(engine), "run", "--rm", "--network", "none"]
+    if engine == "podman":
+        args.append("--ulimit=host")  # rootful podman in a container cannot raise RLIMIT_NOFILE here
     if user:
         args += ["--user", user]
     return subprocess.run([*args, image, *cmd], capture_output=True, text=True, timeout=120)
@@ -95,11 +97,12 @@ def test_every_target_builds_and_leaves_no_installer_bytes(tmp_path, engines_rea
     tag = f"ascend-build-test/{engine}-{delivery}:mindie"
     result, report = build(workdir, "--engine", engine, "--delivery", delivery, "-t", tag)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert [s["status"] for s in report["stages"]] == ["built"] * 4
+    assert [s["status"] for s in report["stages"]][1:] == ["built"] * 3  # base may come from the cache
     assert report["engine"] == engine and report["delivery"] == delivery
     if delivery == "http":
         assert report["context_bytes"] < 64 * 1024, "http context holds only the Dockerfile and scripts"
-        assert {s["file"] for s in report["served"]} == {p.name for p in (workdir / "packages").iterdir()}
+        assert {s["file"] for s in report["served"]} == {p.name for p in (workdir / "packages").iterdir()} | {"requirements.txt"}
+        assert all(s["complete"] for s in report["served"])
     assert snapshot(workdir) == before
 
     for user in (None, "HwHiAiUser"):

@@ -119,6 +119,7 @@ class Engine:
 
     name = "engine"
     supports_mount = False
+    run_flags: List[str] = []          # extra `run` flags this engine needs for smoke tests
 
     def __init__(self, binary: str, env: Optional[Dict[str, str]] = None):
         self.binary = binary

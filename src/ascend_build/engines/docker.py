@@ -6,6 +6,9 @@ from typing import Callable, Deque, Iterator, List, Optional
 from .base import BuildKitTracker, BuildRequest, Engine, Event, LogLine, StageTracker, build_failed
 
 CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (\w+)\s*(.*)$")
+# Steps that only change the image config: they never make a stage count as built (BuildKit does
+# not even show them), so a stage whose files all came from the cache reports cached.
+METADATA = {"LABEL", "ENV", "ARG", "ENTRYPOINT", "CMD", "USER", "WORKDIR", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "VOLUME", "ONBUILD", "MAINTAINER"}
 FROM_AS = re.compile(r"\bAS\s+(\S+)\s*$", re.I)
 PODMAN_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+/\d+: (\w+)\s*(.*)$")
 BUILDKIT_VERTEX = re.compile(r"^#(\d+) \[([\w.-]+) (\d+)/(\d+)\] (\w+)")
@@ -41,7 +44,7 @@ def parse_classic(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[
                 stage = named.group(1) if named else rest.split()[0]
                 yield from tracker.step(stage, cached=True)
                 pending = None
-            else:
+            elif instruction not in METADATA:
                 pending = stage
             continue
         text = line.strip()

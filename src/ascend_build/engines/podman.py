@@ -8,6 +8,7 @@ from .docker import Docker, _common_args
 class Podman(Docker):
     name = "podman"
     supports_mount = True
+    run_flags = ["--ulimit=host"]      # keep the host's limits: raising RLIMIT_NOFILE fails in some sandboxes
 
     def __init__(self, binary: str = "podman"):
         super(Docker, self).__init__(binary, None)

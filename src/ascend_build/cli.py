@@ -249,6 +249,28 @@ def export_cmd(
 # -- commands added by later issues go below this line --
 
 
+@app.command("check")
+def check_cmd(
+    workdir: Path = WORKDIR,
+    target: Optional[str] = TARGET,
+    platform: Optional[str] = PLATFORM,
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too."),
+) -> None:
+    """Identify, verify and select the packages for a target; check that they fit together."""
+    from .catalog import check
+    from .catalog.output import passed, render, to_json
+    from .spec import load_spec
+
+    selection = check(workdir, load_spec(workdir), target=target, platform=platform)
+    if json_out:
+        print_json(to_json(selection))
+    else:
+        render(selection, make_console(), strict)
+    if not passed(selection, strict):
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     workdir: Path = WORKDIR,

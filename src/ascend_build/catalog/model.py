@@ -54,6 +54,7 @@ class Selection:
     stages: Dict[str, List[Package]] = field(default_factory=dict)   # stage -> packages in install order
     packages: List[Package] = field(default_factory=list)            # every file scanned
     problems: List[Problem] = field(default_factory=list)
+    unrecognised: List[str] = field(default_factory=list)             # files no name pattern fits
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,129 @@
+"""File-name grammar of the Ascend packages (ascend-reference.md §2): a name -> its fields.
+
+Names that fit no pattern give None: they are listed as unrecognised, never guessed.
+"""
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Pattern, Tuple
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from .versions import is_prerelease, parse_version
+
+ARCH_ALIASES: Dict[str, str] = {
+    "aarch64": "aarch64", "arm64": "aarch64",
+    "x86_64": "x86_64", "x86-64": "x86_64", "x86": "x86_64", "amd64": "x86_64",
+}
+HOST_ONLY = ("driver", "firmware")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a file name says about a package."""
+
+    component: str
+    slot: Optional[str]
+    version: str
+    format: str
+    arch: Optional[str] = None
+    chip: Optional[str] = None
+    python: Optional[str] = None
+    torch: Optional[str] = None
+    abi: Optional[int] = None
+    prerelease: bool = False
+
+
+def normalise_arch(text: Optional[str]) -> Optional[str]:
+    """`x86`, `x86-64`, `amd64`, `linux/amd64` -> `x86_64`; `arm64`, `linux/arm64/v8` -> `aarch64`;
+    None when unknown."""
+    if not text:
+        return None
+    parts = text.strip().lower().split("/")
+    if len(parts) > 1 and parts[0] == "linux":
+        parts = parts[1:]
+    return ARCH_ALIASES.get(parts[0])
+
+
+def normalise_chip(text: str) -> str:
+    """Chip names as the packages spell them: `A3` upper case, the others lower case."""
+    return "A3" if text.lower() == "a3" else text.lower()
+
+
+_V = r"(?P<version>\d[^_]*?)"
+_A = r"(?P<arch>aarch64|arm64|x86_64|x86-64|x86|amd64)"
+_C = r"(?P<chip>\d{3}[a-z]?|A3)"
+# (pattern, component, slot, format)
+RUN_PATTERNS: List[Tuple[Pattern, str, Optional[str], str]] = [
+    (rf"Ascend-cann-toolkit_{_V}_linux-{_A}\.run", "toolkit", "toolkit", "run"),
+    (rf"Ascend-cann-kernels-{_C}_{_V}_linux(?:-{_A})?\.run", "kernels", "kernels", "run"),
+    (rf"Atlas-(?P<chip>A3)-cann-kernels_{_V}_linux(?:-{_A})?\.run", "kernels", "kernels", "run"),
+    (rf"Ascend-cann-{_C}-ops_{_V}_linux(?:-{_A})?\.run", "ops", "kernels", "run"),
+    (rf"Ascend-cann-nnal_{_V}_linux-{_A}\.run", "nnal", "nnal", "run"),
+    (rf"Ascend-mindie_{_V}_linux-{_A}(?:_abi(?P<abi>[01]))?\.run", "mindie", "mindie", "run"),
+    (rf"Ascend-mindie-atb-models_{_V}_linux-{_A}(?:_py(?P<py>3\d+))?_torch(?P<torch>\d+(?:\.\d+)+)-abi(?P<abi>[01])\.tar\.gz",
+     "atb_models", "atb_models", "tar.gz"),
+    (rf"Ascend-hdk-{_C}-npu-driver_{_V}_linux-{_A}\.run", "driver", None, "run"),
+    (rf"Ascend-hdk-{_C}-npu-firmware_{_V}\.run", "firmware", None, "run"),
+    (r"(?P<req>requirements[\w.-]*)\.txt", "requirements", "requirements", "txt"),
+]
+_COMPILED = [(re.compile(p, re.IGNORECASE), c, s, f) for p, c, s, f in RUN_PATTERNS]
+WHEEL_SLOTS: Dict[str, Tuple[str, Optional[str]]] = {
+    "torch": ("torch", "torch"),
+    "torch-npu": ("torch_npu", "torch_npu"),
+    "atb-llm": ("atb_llm", "atb_models"),
+}
+_WHEEL_PLATFORM = re.compile(r"^(?:many|musl)?linux(?:1|2010|2014|_\d+_\d+)?_(?P<arch>.+)$")
+
+
+def _python_tag(tag: str) -> Optional[str]:
+    """`cp311` / `py311` -> `3.11`; `py3` and others -> None (any)."""
+    match = re.fullmatch(r"(?:cp|py)3(\d+)", tag)
+    return f"3.{match.group(1)}" if match else None
+
+
+def identify_wheel(name: str) -> Optional[Identity]:
+    """A wheel by PEP 427; None for bad names and wheels that are not for Linux."""
+    try:
+        dist, version, _build, tags = parse_wheel_filename(name)
+    except InvalidWheelFilename:
+        return None
+    arches = set()
+    for tag in tags:
+        if tag.platform == "any":
+            continue
+        match = _WHEEL_PLATFORM.match(tag.platform)
+        arch = normalise_arch(match.group("arch")) if match else None
+        if arch is None:
+            return None
+        arches.add(arch)
+    pythons = {_python_tag(t.interpreter) for t in tags if t.abi != "abi3"}
+    component, slot = WHEEL_SLOTS.get(str(dist), ("wheel", None))
+    text = str(version)
+    return Identity(component=component, slot=slot, version=text, format="wheel",
+                    arch=arches.pop() if len(arches) == 1 else None,
+                    python=pythons.pop() if len(pythons) == 1 else None, prerelease=is_prerelease(text))
+
+
+def identify(name: str) -> Optional[Identity]:
+    """The fields of a package file name (a base name); None when it fits no known pattern."""
+    if name.endswith(".whl"):
+        return identify_wheel(name)
+    for pattern, component, slot, fmt in _COMPILED:
+        match = pattern.fullmatch(name)
+        if not match:
+            continue
+        fields = match.groupdict()
+        version = fields.get("version") or ""
+        if version and parse_version(version) is None:
+            return None
+        py = fields.get("py")
+        return Identity(
+            component=component, slot=slot, version=version, format=fmt,
+            arch=normalise_arch(fields.get("arch")),
+            chip=normalise_chip(fields["chip"]) if fields.get("chip") else None,
+            python=_python_tag(f"py{py}") if py else None,
+            torch=fields.get("torch"),
+            abi=int(fields["abi"]) if fields.get("abi") else None,
+            prerelease=is_prerelease(version) if version else False,
+        )
+    return None

@@ -1,0 +1,189 @@
+"""Selection: the packages each stage on the way to a target needs, never a silent pick.
+
+Per slot: a pin (`pins: {slot: file}`) wins; otherwise the candidates are filtered by the build
+arch, the chip (kernels/ops) and the image's Python (when configured), then narrowed to those that
+fit what is already chosen (kernels/NNAL of the toolkit's version, torch of torch_npu's X.Y.Z,
+ATB models of torch's version and MindIE's ABI) when that leaves any. One left: chosen; several:
+`ambiguous-slot`; none: `missing-component` (or why they did not fit).
+
+`requirements*.txt` files are all selected for pta (except files a custom stage names). Other
+wheels in the folder are not selected (no slot): the pta stage hands them to pip as a local index.
+"""
+import platform as host_platform
+from typing import Callable, Dict, List, Optional
+
+from ..errors import ConfigError
+from ..spec import STAGES, BuildSpec
+from .model import STAGE_SLOTS, Package, Problem, Selection
+from .naming import normalise_arch, normalise_chip
+from .versions import release_of, same_version
+
+REQUIRED: Dict[str, List[str]] = {"cann": ["toolkit", "kernels"], "pta": ["torch", "torch_npu"],
+                                  "mindie": ["mindie", "atb_models"]}
+RESOLVE_ORDER = ["toolkit", "kernels", "nnal", "torch_npu", "torch", "mindie", "atb_models"]
+PYTHON_SLOTS = ("torch", "torch_npu", "atb_models")
+
+
+def build_arch(platform: Optional[str], spec_arch: Optional[str]) -> str:
+    """The build platform's arch: `--platform`, else the config's `arch`, else this host."""
+    text = platform or spec_arch or host_platform.machine()
+    arch = normalise_arch(text)
+    if arch is None:
+        raise ConfigError(f"unknown build platform {text!r}", fix="use x86_64, aarch64, linux/amd64 or linux/arm64")
+    return arch
+
+
+def stage_chain(spec: BuildSpec, target: str) -> List[str]:
+    """Built-in stages from base to `target` (a custom target maps to the built-in it starts from)."""
+    parents = {c.name: c.parent for c in spec.stages}
+    seen: List[str] = []
+    while target in parents and target not in seen:
+        seen.append(target)
+        target = parents[target]
+    if target not in STAGES:
+        raise ConfigError(f"unknown target {target!r}", fix=f"use one of: {', '.join(STAGES)} or a custom stage of ascend-build.yaml")
+    if target in spec.skip:
+        raise ConfigError(f"target {target!r} is skipped in ascend-build.yaml", fix="remove it from `skip`, or pick another target")
+    return [s for s in STAGES[: STAGES.index(target) + 1] if s not in spec.skip]
+
+
+def _err(code: str, message: str, fix: str, file: Optional[str] = None) -> Problem:
+    return Problem(level="error", code=code, message=message, file=file, fix=fix)
+
+
+class _Selector:
+    """Fills the slots one by one; records what it chose and the problems."""
+
+    def __init__(self, packages: List[Package], spec: BuildSpec, arch: str):
+        self.packages, self.spec, self.arch = packages, spec, arch
+        self.python = spec.python
+        self.chip = normalise_chip(spec.chip) if spec.chip else None
+        self.chosen: Dict[str, Package] = {}
+        self.problems: List[Problem] = []
+        self.other_arch: List[Package] = []
+
+    def candidates(self, slot: str) -> List[Package]:
+        return [p for p in self.packages if p.slot == slot]
+
+    def fits_chosen(self, slot: str) -> Callable[[Package], bool]:
+        toolkit, npu, torch, mindie = (self.chosen.get(s) for s in ("toolkit", "torch_npu", "torch", "mindie"))
+        if slot in ("kernels", "nnal") and toolkit:
+            return lambda p: same_version(p.version, toolkit.version)
+        if slot == "torch" and npu:
+            return lambda p: release_of(p.version) == release_of(npu.version)
+        if slot == "atb_models":
+            return lambda p: ((not torch or not p.torch or release_of(p.torch) == release_of(torch.version))
+                              and (not mindie or mindie.abi is None or p.abi is None or p.abi == mindie.abi))
+        return lambda p: True
+
+    def pick(self, slot: str) -> Optional[Package]:
+        """The one package for `slot`, or None (with a problem unless the slot is simply empty)."""
+        found = self.candidates(slot)
+        if slot in self.spec.pins:
+            return self.pinned(slot, found)
+        fit = [p for p in found if p.arch in (None, self.arch)]
+        if found and not fit:
+            self.other_arch += found
+            return None
+        if slot == "kernels" and self.chip is not None:
+            if self.chip == "":          # several chips and none configured: reported once
+                return None
+            fit = self.keep(slot, fit, lambda p: p.chip == self.chip, "chip-mismatch", f"chip {self.chip}",
+                            lambda p: f"chip {p.chip}", "get the package for that chip, or set `chip:` to one of those")
+        if slot in PYTHON_SLOTS and self.python:
+            fit = self.keep(slot, fit, lambda p: p.python in (None, self.python), "python-mismatch",
+                            f"Python {self.python}", lambda p: f"Python {p.python}",
+                            f"get the build for Python {self.python}, or change `python:` in ascend-build.yaml")
+        fit = [p for p in fit if self.fits_chosen(slot)(p)] or fit
+        if len(fit) > 1:
+            self.problems.append(_err("ambiguous-slot", f"{len(fit)} files fit the {slot} slot: "
+                                      + ", ".join(p.file for p in fit),
+                                      f"keep one, or pin one in ascend-build.yaml: `pins: {{{slot}: {fit[0].path.name}}}`",
+                                      fit[0].file))
+            return None
+        return fit[0] if fit else None
+
+    def pinned(self, slot: str, found: List[Package]) -> Optional[Package]:
+        pin = self.spec.pins[slot]
+        match = [p for p in found if pin in (p.file, p.path.name)]
+        if len(match) == 1:
+            return match[0]
+        listed = ", ".join(p.file for p in found) or "none"
+        self.problems.append(_err("pin-not-found", f"pins.{slot} names {pin!r}, which is not one {slot} package "
+                                  f"here (found: {listed})", f"fix `pins: {{{slot}: <file name>}}` in ascend-build.yaml"))
+        return None
+
+    def keep(self, slot: str, fit: List[Package], test: Callable[[Package], bool], code: str, wanted: str,
+             describe: Callable[[Package], str], fix: str) -> List[Package]:
+        """`fit` filtered by `test`; a `code` problem when that leaves nothing of something."""
+        kept = [p for p in fit if test(p)]
+        if fit and not kept:
+            found = ", ".join(f"{p.file} ({describe(p)})" for p in fit)
+            self.problems.append(_err(code, f"no {slot} package for {wanted}: found {found}", fix, fit[0].file))
+        return kept
+
+    def infer_chip(self) -> None:
+        if self.chip:
+            return
+        kernels = [p for p in self.candidates("kernels") if p.arch in (None, self.arch) and p.chip]
+        chips = sorted({p.chip for p in kernels})
+        if len(chips) == 1:
+            self.chip = chips[0]
+        elif len(chips) > 1:
+            listed = ", ".join(f"{c} ({', '.join(p.file for p in kernels if p.chip == c)})" for c in chips)
+            self.problems.append(_err("chip-ambiguous", f"kernels/ops packages for several chips: {listed}",
+                                      f"set the chip in ascend-build.yaml, e.g. `chip: {chips[0]}` (one of: {', '.join(chips)})"))
+            self.chip = ""      # no kernels are chosen until the chip is set
+
+
+def missing(slot: str, sel: _Selector, target: str, slots_info: dict, version: Optional[str]) -> Problem:
+    info = slots_info.get(slot, {})
+    pattern = info.get("pattern", slot).replace("<arch>", sel.arch)
+    if sel.chip:
+        pattern = pattern.replace("<chip>", sel.chip)
+    if version:
+        pattern = pattern.replace("<version>", version)
+    where = info.get("download", "the vendor's download page")
+    return _err("missing-component", f"no {slot} package for target {target} ({sel.arch}): expected {pattern}",
+                f"download it from {where} and put it in the working directory or its packages/ folder")
+
+
+def select(packages: List[Package], spec: BuildSpec, target: Optional[str] = None,
+           platform: Optional[str] = None, slots_info: Optional[dict] = None) -> Selection:
+    """Choose the packages of every stage from base to `target` (default: the config's target)."""
+    target = target or spec.target
+    chain = stage_chain(spec, target)
+    sel = _Selector(packages, spec, build_arch(platform, spec.arch))
+    for slot in spec.pins:
+        if not any(slot in slots for slots in STAGE_SLOTS.values()):
+            sel.problems.append(_err("pin-unknown-slot", f"pins.{slot}: there is no slot {slot!r}",
+                                     f"pin one of: {', '.join(s for slots in STAGE_SLOTS.values() for s in slots)}"))
+    wanted = [s for stage in chain for s in STAGE_SLOTS[stage] if s != "requirements"]
+    required = {s for stage in chain for s in REQUIRED.get(stage, [])} | ({"nnal"} if "mindie" in chain else set())
+    if "kernels" in wanted:
+        sel.infer_chip()
+    for slot in [s for s in RESOLVE_ORDER if s in wanted]:
+        pkg = sel.pick(slot)
+        if pkg:
+            sel.chosen[slot] = pkg
+        elif slot in required and not sel.candidates(slot):
+            toolkit = sel.chosen.get("toolkit")
+            version = toolkit.version if toolkit and slot in ("kernels", "nnal") else None
+            sel.problems.append(missing(slot, sel, target, slots_info or {}, version))
+    if sel.other_arch:
+        names = ", ".join(f"{p.file} ({p.arch})" for p in sel.other_arch)
+        other = "linux/arm64" if sel.arch == "x86_64" else "linux/amd64"
+        sel.problems.append(_err("arch-mismatch", f"the build platform is {sel.arch} but these packages are for "
+                                 f"another arch: {names}", f"put the {sel.arch} packages here, or build for their "
+                                 f"platform (--platform {other}, or `arch:` in ascend-build.yaml)", sel.other_arch[0].file))
+    custom_files = {f for c in spec.stages for f in c.files}
+    stages: Dict[str, List[Package]] = {}
+    for stage in chain:
+        chosen = [sel.chosen[s] for s in STAGE_SLOTS[stage] if s in sel.chosen]
+        if stage == "pta":
+            chosen += [p for p in sel.candidates("requirements") if not {p.file, p.path.name} & custom_files]
+        stages[stage] = chosen
+    pythons = {p.python for p in sel.chosen.values() if p.python}
+    python = spec.python or (pythons.pop() if len(pythons) == 1 else None)
+    return Selection(target=target, arch=sel.arch, chip=sel.chip or None, python=python, stages=stages,
+                     packages=list(packages), problems=sel.problems)

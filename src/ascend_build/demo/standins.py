@@ -56,8 +56,10 @@ def family(name: str) -> Family:
 
 
 def filler(n: int, seed: str) -> bytes:
-    """Incompressible, reproducible bytes: the same seed gives the same content."""
-    return random.Random(seed).randbytes(n) if n > 0 else b""
+    """Incompressible, reproducible bytes: the same seed gives the same content. Made in 64 MiB
+    chunks (randbytes refuses 256 MiB and more at once)."""
+    rng, chunk = random.Random(seed), 1 << 26
+    return b"".join(rng.randbytes(min(chunk, n - start)) for start in range(0, max(n, 0), chunk))
 
 
 def py_tag(python: str) -> str:

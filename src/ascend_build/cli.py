@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
 from . import __version__
 from .console import make_console, print_json
@@ -307,7 +308,7 @@ def main() -> None:
     try:
         app()
     except AscendBuildError as err:
-        console.print(f"[bold red]error:[/] {err.message}")
+        console.print(f"[bold red]error:[/] {escape(err.message)}")
         if err.fix:
-            console.print(f"[yellow]fix:[/] {err.fix}")
+            console.print(f"[yellow]fix:[/] {escape(err.fix)}")
         sys.exit(err.exit_code)

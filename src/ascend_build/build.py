@@ -94,11 +94,15 @@ def load_hint(engine: Engine, image: str) -> str:
 
 
 def prepare_context(workdir: Path, plan: Plan) -> Path:
-    """.ascend-build/context: Dockerfile and scripts, plus hard links of the packages for mount
-    and copy delivery (copies when a link is impossible)."""
-    ctx = state_dir(workdir) / "context"
+    """.ascend-build/context for this build."""
+    return write_context(state_dir(workdir) / "context", plan)
+
+
+def write_context(ctx: Path, plan: Plan, external_base: Optional[str] = None) -> Path:
+    """A build context: Dockerfile and scripts, plus hard links of the packages for mount and copy
+    delivery (copies when a link is impossible)."""
     shutil.rmtree(ctx, ignore_errors=True)
-    for name, text in context_files(plan).items():
+    for name, text in context_files(plan, external_base=external_base).items():
         (ctx / name).parent.mkdir(parents=True, exist_ok=True)
         (ctx / name).write_text(text)
     for name, source in context_packages(plan).items():

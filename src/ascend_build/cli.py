@@ -247,6 +247,26 @@ def export_cmd(
     make_console().print(f"wrote {len(written)} files to {output}; build with: bash {output}/dockerbuild.sh --help")
 
 
+@app.command("bake")
+def bake_cmd(
+    output: Path = typer.Option(..., "-o", "--output", help="The docker-bake.json to write."),
+    workdir: Path = WORKDIR,
+    target: Optional[str] = TARGET,
+) -> None:
+    """Write a buildx bake file for the config's matrix (chip x arch x python)."""
+    import platform as host
+
+    from .bake import bake, write_bake
+    from .scaffold import normalise_arch
+    from .spec import load_spec
+
+    spec = load_spec(workdir)
+    data = bake(workdir, spec, target or spec.target, normalise_arch(host.machine()))
+    write_bake(data, output)
+    make_console().print(f"wrote {output}: {len(data['group']['default']['targets'])} variants; "
+                         f"build with: docker buildx bake -f {output}")
+
+
 # -- commands added by later issues go below this line --
 
 

@@ -34,6 +34,14 @@ class CustomStage(Strict):
     env: Dict[str, str] = {}
 
 
+class Matrix(Strict):
+    """Variants for `ascend-build bake`: every combination of the values given."""
+
+    chip: List[str] = []
+    arch: List[Literal["x86_64", "aarch64"]] = []
+    python: List[str] = []
+
+
 class BuildSpec(Strict):
     """Everything a build needs besides the packages; every key is optional."""
 
@@ -55,6 +63,7 @@ class BuildSpec(Strict):
     pip_trusted_host: Optional[str] = None
     timezone: str = "UTC"
     labels: Dict[str, str] = {}
+    matrix: Optional[Matrix] = Field(None, description="Variants for `ascend-build bake` (chip x arch x python).")
 
     @field_validator("skip")
     @classmethod
@@ -65,7 +74,7 @@ class BuildSpec(Strict):
         return value
 
 
-NESTED = {"user": UserSpec, "stages": CustomStage}
+NESTED = {"user": UserSpec, "stages": CustomStage, "matrix": Matrix}
 
 
 def _explain(err: ValidationError, path: Path) -> ConfigError:

@@ -198,3 +198,25 @@ def test_ctrl_c_leaves_no_server_process_or_container(tmp_path, engines_ready):
     assert set(after) <= set(containers), "a build container was left behind"
     leftovers = subprocess.run(["pgrep", "-f", f"{workdir}/.ascend-build/context"], capture_output=True, text=True).stdout
     assert leftovers.strip() == "", "an engine process was left behind"
+
+
+def test_bake_contexts_build_with_a_shared_base(tmp_path, engines_ready):
+    """What `docker buildx bake` would do with the bake file: the base target, then a variant whose
+    named context `ascend-base` is that base (emulated with a tag: no buildx on the test hosts)."""
+    workdir = make_workdir(tmp_path, "w", seed=f"bake-{time.time()}")
+    with (workdir / "ascend-build.yaml").open("a") as config:
+        config.write("matrix:\n  python: ['3.11']\n")
+    out = tmp_path / "bake.json"
+    assert cli("bake", "-C", str(workdir), "-o", str(out)).returncode == 0
+    data = json.loads(out.read_text())
+    base = data["target"]["base-x86-64"]
+    variant = data["target"][data["group"]["default"]["targets"][0]]
+    env = dict(os.environ, DOCKER_BUILDKIT="1")
+    subprocess.run(["/usr/bin/docker", "build", "-q", "-t", "ascend-base", "--target", "base", "--build-arg",
+                    f"BASE_IMAGE={base['args']['BASE_IMAGE']}", base["context"]], env=env, check=True, capture_output=True)
+    built = subprocess.run(["/usr/bin/docker", "build", "-q", "-t", "ascend-build-test/bake:x", "--target", variant["target"],
+                            variant["context"]], env=env, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    ran = run_in("docker", "ascend-build-test/bake:x", "python3", "-c", IMPORTS)
+    assert "imports-ok" in ran.stdout, ran.stderr
+    subprocess.run(["docker", "rmi", "-f", "ascend-build-test/bake:x", "ascend-base"], capture_output=True)

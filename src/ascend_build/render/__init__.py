@@ -65,17 +65,22 @@ def _stage_view(plan: Plan, stage: StagePlan) -> dict:
     return view
 
 
-def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None) -> str:
+def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base: Optional[str] = None) -> str:
+    """The Dockerfile; with `external_base`, the base stage is left out and the next stage starts
+    FROM that name (a bake target provides it as a named context)."""
     views = [_stage_view(plan, s) for s in plan.stages]
+    if external_base:
+        views = views[1:]
+        views[0]["parent"] = external_base
     return templates().get_template("Dockerfile.j2").render(
         version=__version__, target=plan.target, delivery=plan.delivery, os_family=plan.os_family, stages=views,
         base_image=plan.spec.base_image, pkg_url_default=pkg_url_default)
 
 
-def context_files(plan: Plan, pkg_url_default: Optional[str] = None) -> Dict[str, str]:
+def context_files(plan: Plan, pkg_url_default: Optional[str] = None, external_base: Optional[str] = None) -> Dict[str, str]:
     """Text files of the build context: Dockerfile and scripts/."""
     scripts = resources.files("ascend_build.components").joinpath("scripts")
-    files = {"Dockerfile": dockerfile(plan, pkg_url_default)}
+    files = {"Dockerfile": dockerfile(plan, pkg_url_default, external_base)}
     for name in SCRIPTS:
         files[f"scripts/{name}"] = scripts.joinpath(name).read_text()
     for stage in plan.stages:

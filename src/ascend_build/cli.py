@@ -63,6 +63,28 @@ BASE_IMAGE = typer.Option(None, "--base-image", help="Image the base stage start
 PLATFORM = typer.Option(None, "--platform", help="Build platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: this host).")
 
 
+@app.command("check")
+def check_cmd(
+    workdir: Path = WORKDIR,
+    target: Optional[str] = TARGET,
+    platform: Optional[str] = PLATFORM,
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too."),
+) -> None:
+    """Identify, verify and select the packages for a target; check that they fit together."""
+    from .catalog import check
+    from .catalog.output import passed, render, to_json
+    from .spec import load_spec
+
+    selection = check(workdir, load_spec(workdir), target=target, platform=platform)
+    if json_out:
+        print_json(to_json(selection))
+    else:
+        render(selection, make_console(), strict)
+    if not passed(selection, strict):
+        raise typer.Exit(1)
+
+
 @app.command()
 def plan(
     workdir: Path = WORKDIR,
@@ -137,37 +159,28 @@ def build(
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON schema of ascend-build.yaml."""
-    from .spec import schema as spec_schema
-
-    print_json(spec_schema())
-
-
-@app.command(context_settings={"ignore_unknown_options": True})
-def run(
-    image: str = typer.Argument(..., help="Image to run."),
-    command: Optional[List[str]] = typer.Argument(None, help="Command to run in the container (after --)."),
-    print_only: bool = typer.Option(False, "--print", help="Print the command instead of running it."),
-    devices: Optional[str] = typer.Option(None, "--devices", help="NPU cards to pass, e.g. 0,1 (default: all)."),
-    engine_bin: str = typer.Option("docker", "--engine-bin", help="docker or podman."),
-    root: Path = typer.Option(Path("/"), "--root", hidden=True, help="Host root to look for devices in (tests)."),
+def serve(
+    workdir: Path = WORKDIR,
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: the docker bridge gateway, else 127.0.0.1)."),
+    port: int = typer.Option(3000, "--port", help="Port to listen on; 0 picks a free one."),
+    files: Optional[List[str]] = typer.Argument(None, metavar="FILE", help="Files to serve, relative to the working directory (default: the packages there and in packages/)."),
 ) -> None:
-    """Run an image with this host's Ascend devices and read-only driver mounts."""
-    import shlex
-    import subprocess
+    """Serve the packages to hand-written Dockerfiles (only those files, under a token path) until Ctrl-C."""
+    from rich.markup import escape
 
-    from .runtime import cards, parse_devices, run_args, run_command
+    from .build import state_dir
+    from .engines.network import bridge_gateway
+    from .server import PackageServer, files_to_serve, transfer_line, workdir_token
 
     console = make_console()
-    flags = run_args(root, parse_devices(devices))
-    if not cards(root):
-        console.print("[yellow]no Ascend NPU on this host (/dev/davinci*): running without devices[/]")
-    cmd = run_command(engine_bin, image, flags, command or [], sys.stdin.isatty())
-    if print_only:
-        print(shlex.join(cmd))
-        return
-    raise typer.Exit(subprocess.run(cmd).returncode)
+    selected = files_to_serve(workdir, files)
+    with PackageServer(selected, root=workdir, host=host or bridge_gateway() or "127.0.0.1", port=port,
+                       token=workdir_token(state_dir(workdir)), on_transfer=lambda t: console.print(escape(transfer_line(t)), soft_wrap=True)) as server:
+        console.print(f"serving {len(selected)} files at {escape(server.url)}", soft_wrap=True)
+        for name in selected:
+            console.print(f"  wget -q {escape(server.url_for(name))}", soft_wrap=True)
+        console.print("[dim]only these files are served; Ctrl-C stops the server[/]")
+        server.wait()
 
 
 @app.command("verify")
@@ -198,6 +211,32 @@ def show_checks(result: dict, json_out: bool) -> None:
     make_console().print(table)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def run(
+    image: str = typer.Argument(..., help="Image to run."),
+    command: Optional[List[str]] = typer.Argument(None, help="Command to run in the container (after --)."),
+    print_only: bool = typer.Option(False, "--print", help="Print the command instead of running it."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="NPU cards to pass, e.g. 0,1 (default: all)."),
+    engine_bin: str = typer.Option("docker", "--engine-bin", help="docker or podman."),
+    root: Path = typer.Option(Path("/"), "--root", hidden=True, help="Host root to look for devices in (tests)."),
+) -> None:
+    """Run an image with this host's Ascend devices and read-only driver mounts."""
+    import shlex
+    import subprocess
+
+    from .runtime import cards, parse_devices, run_args, run_command
+
+    console = make_console()
+    flags = run_args(root, parse_devices(devices))
+    if not cards(root):
+        console.print("[yellow]no Ascend NPU on this host (/dev/davinci*): running without devices[/]")
+    cmd = run_command(engine_bin, image, flags, command or [], sys.stdin.isatty())
+    if print_only:
+        print(shlex.join(cmd))
+        return
+    raise typer.Exit(subprocess.run(cmd).returncode)
 
 
 @app.command("inspect")
@@ -267,54 +306,12 @@ def bake_cmd(
                          f"build with: docker buildx bake -f {output}")
 
 
-# -- commands added by later issues go below this line --
-
-
-@app.command("check")
-def check_cmd(
-    workdir: Path = WORKDIR,
-    target: Optional[str] = TARGET,
-    platform: Optional[str] = PLATFORM,
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too."),
-) -> None:
-    """Identify, verify and select the packages for a target; check that they fit together."""
-    from .catalog import check
-    from .catalog.output import passed, render, to_json
-    from .spec import load_spec
-
-    selection = check(workdir, load_spec(workdir), target=target, platform=platform)
-    if json_out:
-        print_json(to_json(selection))
-    else:
-        render(selection, make_console(), strict)
-    if not passed(selection, strict):
-        raise typer.Exit(1)
-
-
 @app.command()
-def serve(
-    workdir: Path = WORKDIR,
-    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: the docker bridge gateway, else 127.0.0.1)."),
-    port: int = typer.Option(3000, "--port", help="Port to listen on; 0 picks a free one."),
-    files: Optional[List[str]] = typer.Argument(None, metavar="FILE", help="Files to serve, relative to the working directory (default: the packages there and in packages/)."),
-) -> None:
-    """Serve the packages to hand-written Dockerfiles (only those files, under a token path) until Ctrl-C."""
-    from rich.markup import escape
+def schema() -> None:
+    """Print the JSON schema of ascend-build.yaml."""
+    from .spec import schema as spec_schema
 
-    from .build import state_dir
-    from .engines.network import bridge_gateway
-    from .server import PackageServer, files_to_serve, transfer_line, workdir_token
-
-    console = make_console()
-    selected = files_to_serve(workdir, files)
-    with PackageServer(selected, root=workdir, host=host or bridge_gateway() or "127.0.0.1", port=port,
-                       token=workdir_token(state_dir(workdir)), on_transfer=lambda t: console.print(escape(transfer_line(t)), soft_wrap=True)) as server:
-        console.print(f"serving {len(selected)} files at {escape(server.url)}", soft_wrap=True)
-        for name in selected:
-            console.print(f"  wget -q {escape(server.url_for(name))}", soft_wrap=True)
-        console.print("[dim]only these files are served; Ctrl-C stops the server[/]")
-        server.wait()
+    print_json(spec_schema())
 
 
 def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature

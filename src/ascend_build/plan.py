@@ -1,9 +1,9 @@
 """Plan: from a checked selection and the config to the stages `build` will run."""
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from .catalog.checksums import hash_file
 from .catalog.model import Package, Selection
 from .components import Context, StagePlan, base, cann, custom, mindie, pta
 from .errors import ConfigError, PackageError
@@ -66,9 +66,8 @@ def custom_files(workdir: Path, names: List[str]) -> Dict[str, Package]:
         path = (workdir / name).resolve()
         if not path.is_file() or workdir.resolve() not in path.parents:
             raise PackageError(f"custom stage file {name!r} not found in {workdir}", fix="put it in the working directory or fix `files:` in ascend-build.yaml")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
         files[name] = Package(path=path, file=name, component="custom", slot=None, version="", format="file",
-                              size=path.stat().st_size, sha256=digest)
+                              size=path.stat().st_size, sha256=hash_file(path))
     return files
 
 

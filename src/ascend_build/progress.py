@@ -32,6 +32,7 @@ class ConsoleBuildView:
         self.started: Dict[str, float] = {}
         self.seconds: Dict[str, float] = {}
         self.transfers: List[Transfer] = []
+        self.serve_bytes = 0
         self.lock = threading.Lock()
         self.live: Optional[Live] = None
 
@@ -52,8 +53,9 @@ class ConsoleBuildView:
     def info(self, text: str) -> None:
         self._print(text, "yellow" if text.startswith("warning") else "")
 
-    def stages(self, names: List[str]) -> None:
+    def stages(self, names: List[str], serve_bytes: int) -> None:
         self.status = {name: "waiting" for name in names}
+        self.serve_bytes = serve_bytes
 
     def event(self, event: StageEvent) -> None:
         with self.lock:
@@ -94,5 +96,5 @@ class ConsoleBuildView:
             count = sum(1 for t in self.transfers if t.complete)
         rows = [table]
         if count:
-            rows.append(Text(f"packages served: {count} files, {human_bytes(sent)}", style="dim"))
+            rows.append(Text(f"packages served: {count} files, {human_bytes(sent)} of {human_bytes(self.serve_bytes)}", style="dim"))
         return Group(*rows)

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ascend_build.engines.network import bridge_gateway
+
 CLI = [sys.executable, "-m", "ascend_build"]
 DOCKER = os.environ.get("ASCEND_BUILD_DOCKER", "/usr/bin/docker")
 
@@ -79,8 +81,7 @@ def main():
         print("== 2. no-change rebuild: ascend-build vs plain docker build of the same Dockerfile")
         build(workdir, "--engine", "docker", "-t", "ab-bench:http")
         ctx = workdir / ".ascend-build" / "context"
-        gateway = subprocess.run([DOCKER, "network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}"],
-                                 capture_output=True, text=True).stdout.strip()
+        gateway = bridge_gateway(DOCKER)
         token = (workdir / ".ascend-build" / "server-token").read_text().strip()
         url = f"http://{gateway}:3000/{token}/"  # what the build passed: same value, same cache
         ours = [timed(lambda: build(workdir, "--engine", "docker", "-t", "ab-bench:http")) for _ in range(opts.runs)]
@@ -94,10 +95,14 @@ def main():
         print("== 3. full build: ascend-build vs python3 -m http.server + docker build (classic builder, --no-cache)")
         ours = [timed(lambda: build(workdir, "--engine", "docker", "-t", "ab-bench:full", "--no-cache")) for _ in range(opts.runs)]
         manual = []
+        served = root / "served"  # the guide serves one folder holding every file the stages fetch
+        served.mkdir()
+        for path in [*(workdir / "packages").iterdir(), workdir / "requirements.txt"]:
+            (served / path.name).symlink_to(path)
         for _ in range(opts.runs):
             port = free_port()
             server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", gateway],
-                                      cwd=workdir / "packages", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                      cwd=served, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
             try:
                 manual.append(timed(lambda: subprocess.run(

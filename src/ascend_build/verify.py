@@ -104,7 +104,7 @@ def image_labels(engine: Engine, image: str) -> Dict[str, str]:
 
 
 def _run_probe(engine: Engine, image: str, script: str, args: List[str], user: Optional[str] = None):
-    cmd = [engine.binary, "run", "--rm", "-i", "--network", "none", *engine.run_flags, "--entrypoint", "python3"]
+    cmd = [engine.binary, "run", "--rm", "-i", "--network", "none", "--entrypoint", "python3"]
     if user:
         cmd += ["--user", user]
     result = subprocess.run([*cmd, image, "-", *args], input=script, capture_output=True, text=True, timeout=300)
@@ -127,7 +127,7 @@ def verify(engine: Engine, image: str, host_root: Path = Path("/")) -> dict:
         detail = "reads the install" + (f" and imports {modules}" if modules else "") if ok else str(problems)
         checks.append({"name": f"runtime user {user} can use the install", "ok": ok, "detail": detail})
     if cards(host_root):
-        run = [engine.binary, "run", "--rm", *engine.run_flags, *run_args(host_root)]
+        run = [engine.binary, "run", "--rm", *run_args(host_root)]
         npu = subprocess.run([*run, image, "npu-smi", "info"], capture_output=True, text=True, timeout=120)
         checks.append({"name": "npu-smi info", "ok": npu.returncode == 0, "detail": (npu.stdout + npu.stderr)[-300:]})
         if f"{LABEL_NS}.torch-npu.version" in labels:

@@ -119,11 +119,11 @@ class Engine:
 
     name = "engine"
     supports_mount = False
-    run_flags: List[str] = []          # extra `run` flags this engine needs for smoke tests
 
     def __init__(self, binary: str, env: Optional[Dict[str, str]] = None):
         self.binary = binary
         self.env = env
+        self.returncode: Optional[int] = None   # of the last build, once its output has ended
 
     # -- helpers -------------------------------------------------------------------------------
     def run(self, args: Sequence[str], timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -179,18 +179,6 @@ class Engine:
         out = self.run(["history", "--no-trunc", "--human=false", "--format", "{{.CreatedBy}}\t{{.Size}}", image]).stdout
         rows = [line.rsplit("\t", 1) for line in out.splitlines() if "\t" in line]
         return [{"created_by": by, "size_bytes": int(size) if size.isdigit() else 0} for by, size in rows]
-
-    def save(self, image: str, path: str) -> None:
-        self.run(["save", "-o", path, image], timeout=600)
-
-    def remove(self, image: str) -> None:
-        self.run(["rmi", "-f", image], check=False)
-
-    def leftover_containers(self) -> List[str]:
-        """Build containers still present (classic builder intermediates)."""
-        out = self.run(["ps", "-aq", "--filter", "status=created", "--filter", "status=exited",
-                        "--filter", "status=running"], check=False).stdout
-        return out.split()
 
 
 def stop_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:

@@ -8,7 +8,6 @@ from .docker import Docker, _common_args
 class Podman(Docker):
     name = "podman"
     supports_mount = True
-    run_flags = ["--ulimit=host"]      # keep the host's limits: raising RLIMIT_NOFILE fails in some sandboxes
 
     def __init__(self, binary: str = "podman"):
         super(Docker, self).__init__(binary, None)
@@ -16,6 +15,3 @@ class Podman(Docker):
     def build_args(self, req: BuildRequest) -> List[str]:
         return ["build", "--layers", "--pull=never", "--format", "docker", *_common_args(req), req.context]
 
-    def leftover_containers(self) -> List[str]:
-        out = self.run(["ps", "-aq", "--external"], check=False).stdout
-        return out.split()

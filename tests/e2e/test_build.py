@@ -220,3 +220,39 @@ def test_bake_contexts_build_with_a_shared_base(tmp_path, engines_ready):
     ran = run_in("docker", "ascend-build-test/bake:x", "python3", "-c", IMPORTS)
     assert "imports-ok" in ran.stdout, ran.stderr
     subprocess.run(["docker", "rmi", "-f", "ascend-build-test/bake:x", "ascend-base"], capture_output=True)
+
+
+def test_user_errors_are_one_message_and_leave_nothing_behind(tmp_path, engines_ready):
+    workdir = make_workdir(tmp_path, "w")
+    before = snapshot(workdir)
+    containers = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split()
+
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    no_daemon, _ = build(workdir, "--engine", "docker", "--docker-bin", str(fake))
+    assert no_daemon.returncode == 1 and "no container engine answers" in no_daemon.stderr
+    assert "Cannot connect to the Docker daemon" in no_daemon.stderr and "dockerd" in no_daemon.stderr
+
+    missing, _ = build(workdir, "--engine", "docker", "--base-image", "localhost/nowhere:1", "--pull", "never")
+    assert missing.returncode == 1 and "base image localhost/nowhere:1 is not present" in missing.stderr
+    assert "docker load" in missing.stderr and "docker import" in missing.stderr
+
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy, _ = build(workdir, "--engine", "docker", "--network", "host", "--port", str(port))
+    assert busy.returncode == 1 and f"127.0.0.1:{port}" in busy.stderr and "--port 0" in busy.stderr
+
+    bad_target, _ = build(workdir, "--target", "nope")
+    assert bad_target.returncode == 1 and "unknown or skipped stage 'nope'" in bad_target.stderr
+
+    mount_classic, _ = build(workdir, "--engine", "docker", "--delivery", "mount")
+    assert mount_classic.returncode == 1 and "mount delivery needs BuildKit or podman" in mount_classic.stderr
+
+    for result in (no_daemon, missing, busy, bad_target, mount_classic):
+        assert "Traceback" not in result.stderr
+    assert snapshot(workdir) == before
+    assert set(subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split()) <= set(containers)

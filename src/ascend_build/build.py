@@ -15,7 +15,7 @@ from .engines.detect import choose
 from .engines.network import bridge_gateway
 from .errors import BuildError, ConfigError
 from .plan import Plan, checked_selection, make_plan
-from .render import context_files, context_packages
+from .render import URL_SECRET, context_files, context_packages
 from .report import build_report
 from .server import PackageServer, Transfer, workdir_token
 from .spec import load_spec
@@ -139,10 +139,34 @@ def serving(plan: Plan, workdir: Path, opts: BuildOptions, engine: Engine, netwo
         raise BuildError(f"cannot find the bridge gateway address of {engine.binary}",
                          fix="use --network host (the server then listens on 127.0.0.1), or --host ADDRESS")
     files = {p.path.name: p.path for stage in plan.stages for p in stage.files}
-    with PackageServer(files, root=Path(workdir), host=host, port=opts.port, token=workdir_token(state_dir(workdir)),
+    # As a secret the URL is no cache key: a fresh token every build. As a build argument it is
+    # one, so the working directory's stable token keeps rebuilds cached.
+    token = None if plan.url_secret else workdir_token(state_dir(workdir))
+    with PackageServer(files, root=Path(workdir), host=host, port=opts.port, token=token,
                        on_transfer=view.transfer) as server:
-        view.info(f"serving {len(files)} files on {host}:{server.port} (token path, only the planned files)")
+        how = "a build secret" if plan.url_secret else "a build argument"
+        view.info(f"serving {len(files)} files on {host}:{server.port} (only the planned files, token path passed as {how})")
         yield server.url
+
+
+@contextlib.contextmanager
+def url_channel(url: Optional[str], plan: Plan, workdir: Path):
+    """How the build learns the server URL: (build args, secrets). A secret lives in a 0600 file
+    outside the build context for the length of the build."""
+    if not url:
+        yield {}, {}
+        return
+    if not plan.url_secret:
+        yield {"ASCEND_PKG_URL": url}, {}
+        return
+    path = state_dir(workdir) / "pkg-url.secret"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(url)
+    try:
+        yield {}, {URL_SECRET: str(path)}
+    finally:
+        path.unlink()
 
 
 def run_build(workdir: Path, opts: BuildOptions, view: BuildView) -> dict:
@@ -156,7 +180,7 @@ def run_build(workdir: Path, opts: BuildOptions, view: BuildView) -> dict:
     delivery = resolve_delivery(opts.delivery if opts.delivery != "auto" else spec.delivery, engine)
     if opts.delivery == "auto" and spec.delivery == "auto":
         view.info("delivery: http (works with every engine; the build context holds only the Dockerfile and scripts)")
-    plan = make_plan(workdir, spec, selection, target, delivery)
+    plan = make_plan(workdir, spec, selection, target, delivery, url_secret=engine.supports_mount)
     for warning in plan.warnings:
         view.info(f"warning: {warning}")
     tag = opts.tag or default_tag(plan)
@@ -173,13 +197,13 @@ def run_build(workdir: Path, opts: BuildOptions, view: BuildView) -> dict:
     try:
         serve_bytes = sum(p.path.stat().st_size for s in plan.stages for p in s.files) if delivery == "http" else 0
         view.stages([s.name for s in plan.stages], serve_bytes)
-        with serving(plan, workdir, opts, engine, network, _Recording(view, served)) as url, log_path.open("w") as log:
-            build_args = proxy_args(url.split("/")[2].rsplit(":", 1)[0].strip("[]") if url else None)
-            if url:
-                build_args["ASCEND_PKG_URL"] = url
+        with serving(plan, workdir, opts, engine, network, _Recording(view, served)) as url, \
+                url_channel(url, plan, workdir) as (url_args, secrets), log_path.open("w") as log:
+            build_args = {**proxy_args(url.split("/")[2].rsplit(":", 1)[0].strip("[]") if url else None), **url_args}
             request = BuildRequest(context=str(ctx), target=target, tag=tag, build_args=build_args,
                                    network="host" if network == "host" else None, no_cache=opts.no_cache,
-                                   platform=opts.platform, iidfile=str(state_dir(workdir) / "last-image-id"))
+                                   platform=opts.platform, iidfile=str(state_dir(workdir) / "last-image-id"),
+                                   secrets=secrets)
             try:
                 for event in engine.build(request):
                     if isinstance(event, LogLine):

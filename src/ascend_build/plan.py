@@ -23,6 +23,7 @@ class Plan:
     abi: int
     stages: List[StagePlan]
     warnings: List[str] = field(default_factory=list)
+    url_secret: bool = False    # http delivery: the server URL comes as a build secret, not a build argument
 
     def stage(self, name: str) -> StagePlan:
         return next(s for s in self.stages if s.name == name)
@@ -91,7 +92,8 @@ def checked_selection(workdir: Path, spec: BuildSpec, target: str, platform: Opt
     return selection
 
 
-def make_plan(workdir: Path, spec: BuildSpec, selection: Selection, target: str, delivery: str) -> Plan:
+def make_plan(workdir: Path, spec: BuildSpec, selection: Selection, target: str, delivery: str,
+              url_secret: bool = False) -> Plan:
     if delivery not in DELIVERIES:
         raise ConfigError(f"unknown delivery {delivery!r}", fix=f"use one of: {', '.join(DELIVERIES)}")
     chain = stage_chain(spec, target)
@@ -107,7 +109,7 @@ def make_plan(workdir: Path, spec: BuildSpec, selection: Selection, target: str,
     warnings = []
     if delivery == "copy":
         warnings.append("copy delivery leaves the installer bytes in the image's layers (COPY, then rm in a later layer): use http or mount for a smaller image")
-    return Plan(spec, selection, target, delivery, ctx.os_family, ctx.abi, stages, warnings)
+    return Plan(spec, selection, target, delivery, ctx.os_family, ctx.abi, stages, warnings, url_secret)
 
 
 def plan_workdir(workdir: Path, target: Optional[str], delivery: str, base_image: Optional[str] = None,

@@ -104,6 +104,8 @@ def test_every_target_builds_and_leaves_no_installer_bytes(tmp_path, engines_rea
     assert [s["status"] for s in report["stages"]][1:] == ["built"] * 3  # base may come from the cache
     assert report["engine"] == engine and report["delivery"] == delivery
     if delivery == "http":
+        history = subprocess.run([engine_bin(engine), "history", "--no-trunc", tag], capture_output=True, text=True).stdout
+        assert ("ASCEND_PKG_URL=http://" in history) == (engine == "docker"), "BuildKit/podman get the URL as a secret"
         assert report["context_bytes"] < 64 * 1024, "http context holds only the Dockerfile and scripts"
         assert {s["file"] for s in report["served"]} == {p.name for p in (workdir / "packages").iterdir()} | {"requirements.txt"}
         assert all(s["complete"] for s in report["served"])

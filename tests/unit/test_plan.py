@@ -177,3 +177,13 @@ def test_plan_command_prints_or_writes(workdir, tmp_path):
     assert written.returncode == 0 and "installer bytes" in written.stderr
     assert (tmp_path / "out/Dockerfile").read_text().count("FROM ") == 3
     assert (tmp_path / "out/scripts/install_pta.sh").is_file() and not (tmp_path / "out/scripts/install_mindie.sh").exists()
+
+
+def test_url_as_a_secret_keeps_it_out_of_the_dockerfile(workdir):
+    from ascend_build.render import dockerfile
+
+    plan = plan_workdir(workdir, "mindie", "http", FAMILIES["debian"], "x86_64")
+    plan.url_secret = True
+    text = dockerfile(plan)
+    assert "ARG ASCEND_PKG_URL" not in text
+    assert text.count("RUN --mount=type=secret,id=ascend-pkg-url bash /opt/ascend-build/run-stage.sh") == 3

@@ -37,6 +37,7 @@ class BuildRequest:
     no_cache: bool = False
     platform: Optional[str] = None
     iidfile: Optional[str] = None
+    secrets: Dict[str, str] = field(default_factory=dict)   # id -> file (BuildKit and podman only)
 
 
 class StageTracker:
@@ -118,7 +119,7 @@ class Engine:
     """One container engine, driven as an external program."""
 
     name = "engine"
-    supports_mount = False
+    supports_mount = False             # RUN --mount (bind and secret)
 
     def __init__(self, binary: str, env: Optional[Dict[str, str]] = None):
         self.binary = binary

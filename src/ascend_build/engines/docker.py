@@ -27,6 +27,8 @@ def _common_args(req: BuildRequest) -> List[str]:
         args += ["--iidfile", req.iidfile]
     if req.platform:
         args += ["--platform", req.platform]
+    for name, path in req.secrets.items():
+        args += ["--secret", f"id={name},src={path}"]
     return args
 
 

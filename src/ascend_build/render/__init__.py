@@ -14,6 +14,7 @@ from ..plan import Plan
 
 SCRIPTS = ("lib.sh", "run-stage.sh", "entrypoint.sh")
 SUMMARY = ("toolkit", "torch_npu", "mindie")
+URL_SECRET = "ascend-pkg-url"  # BuildKit/podman secret holding the package server URL
 
 
 @lru_cache(maxsize=1)
@@ -60,6 +61,8 @@ def _stage_view(plan: Plan, stage: StagePlan) -> dict:
             view["copies"].append((f"pkgs/{stage.name}/", f"/tmp/ascend-pkgs/{stage.name}/"))
         if plan.delivery == "mount" and stage.files:
             view["mount"] = f"--mount=type=bind,source=pkgs/{stage.name},target=/tmp/ascend-pkgs/{stage.name} "
+        if plan.delivery == "http" and plan.url_secret:
+            view["mount"] = f"--mount=type=secret,id={URL_SECRET} "
     if stage is plan.stages[-1]:
         view["labels"] += _pairs(_image_labels(plan))
     return view
@@ -74,7 +77,7 @@ def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base:
         views[0]["parent"] = external_base
     return templates().get_template("Dockerfile.j2").render(
         version=__version__, target=plan.target, delivery=plan.delivery, os_family=plan.os_family, stages=views,
-        base_image=plan.spec.base_image, pkg_url_default=pkg_url_default)
+        base_image=plan.spec.base_image, pkg_url_default=pkg_url_default, url_secret=plan.url_secret)
 
 
 def context_files(plan: Plan, pkg_url_default: Optional[str] = None, external_base: Optional[str] = None) -> Dict[str, str]:

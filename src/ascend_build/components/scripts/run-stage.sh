@@ -4,11 +4,15 @@ set -e
 export AB_STAGE=$1; mode=$2; dir=$3; shift 3
 . /opt/ascend-build/lib.sh
 mkdir -p "$dir"
+# The server URL: a BuildKit/podman secret (kept out of the cache key and the history), else the
+# ASCEND_PKG_URL build argument.
+server_url=$(cat /run/secrets/ascend-pkg-url 2>/dev/null || true)
+server_url=${server_url:-$ASCEND_PKG_URL}
 for pair in "$@"; do
     name=${pair%=*}; sum=${pair##*=}
     if [ "$mode" = http ]; then
-        [ -n "$ASCEND_PKG_URL" ] || ab_fail "ASCEND_PKG_URL is not set (run the build through ascend-build, or pass --build-arg ASCEND_PKG_URL=http://HOST:PORT/TOKEN/)"
-        ab_fetch "${ASCEND_PKG_URL%/}/$name" "$dir/$name" || ab_fail "cannot download $name from the package server"
+        [ -n "$server_url" ] || ab_fail "no package server URL (run the build through ascend-build, or pass --build-arg ASCEND_PKG_URL=http://HOST:PORT/TOKEN/)"
+        ab_fetch "${server_url%/}/$name" "$dir/$name" || ab_fail "cannot download $name from the package server"
     fi
     echo "$sum  $dir/$name" | sha256sum -c --quiet - ||
         ab_fail "$name does not match its sha256 $sum (changed since the plan was made? run the build again)"

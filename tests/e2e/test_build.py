@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -181,25 +182,38 @@ def test_failing_installer_names_the_stage_and_shows_its_log(tmp_path, engines_r
     assert snapshot(workdir) == before
 
 
-def test_ctrl_c_leaves_no_server_process_or_container(tmp_path, engines_ready):
+def build_containers(engine: str) -> set:
+    if engine == "podman":  # buildah's working containers
+        return set(subprocess.run(["podman", "ps", "-aq", "--external"], capture_output=True, text=True).stdout.split())
+    return set(subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split())
+
+
+@pytest.mark.parametrize("engine", ["docker", "buildkit", "podman"])
+def test_ctrl_c_leaves_no_server_process_or_container(tmp_path, engines_ready, engine):
     workdir = make_workdir(tmp_path, "w", seed=f"int-{time.time()}")
-    (workdir / "install-scripts" / "install_cann.sh").write_text("#!/bin/bash\nsleep 600\n")
-    containers = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split()
-    proc = subprocess.Popen([*CLI, "build", "-C", str(workdir), "--engine", "docker", "--port", "0", "-t", "ascend-build-test/int:x"],
+    marker = f"sleep 600{int(time.time() * 1000) % 1000}"  # a command line only this build runs
+    (workdir / "install-scripts" / "install_cann.sh").write_text(f"#!/bin/bash\nbash -c '{marker}; true' || {marker}\n")
+    before = build_containers(engine)
+    proc = subprocess.Popen([*CLI, "build", "-C", str(workdir), "--engine", engine, "--port", "0", "-t", "ascend-build-test/int:x"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     seen = ""
     while time.time() < deadline and "stage cann: running" not in seen:
         seen += proc.stderr.readline()
     assert "stage cann: running" in seen, seen
-    time.sleep(2)
+    port = int(re.search(r"serving \d+ files on [\d.]+:(\d+)", seen).group(1))
+    time.sleep(3)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
+    assert "Traceback" not in proc.stderr.read()
     time.sleep(2)
-    after = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split()
-    assert set(after) <= set(containers), "a build container was left behind"
-    leftovers = subprocess.run(["pgrep", "-f", f"{workdir}/.ascend-build/context"], capture_output=True, text=True).stdout
-    assert leftovers.strip() == "", "an engine process was left behind"
+    assert build_containers(engine) <= before, "a build container was left behind"
+    for pattern in (f"{workdir}/.ascend-build/context", marker):
+        left = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
+        assert left.strip() == "", f"a process was left behind: {pattern}"
+    import socket
+    with pytest.raises(OSError):
+        socket.create_connection(("172.17.0.1" if engine != "podman" else "127.0.0.1", port), timeout=1).close()
 
 
 def test_bake_contexts_build_with_a_shared_base(tmp_path, engines_ready):

@@ -272,3 +272,22 @@ def test_user_errors_are_one_message_and_leave_nothing_behind(tmp_path, engines_
         assert "Traceback" not in result.stderr
     assert snapshot(workdir) == before
     assert set(subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True).stdout.split()) <= set(containers)
+
+
+def test_requirements_from_the_folder_for_pta_and_atb_models(tmp_path, engines_ready):
+    """8.0.RC2 family (atb-models tarball): requirements.txt and the tarball's own requirements are
+    installed from wheels in the working directory (no index)."""
+    workdir = make_workdir(tmp_path, "w", cann="8.0.RC2", seed=f"req-{time.time()}")
+    packages = workdir / "packages"
+    for name in ("ascend_demo_extra", "ascend_demo_atbdep"):
+        standins.make_wheel(packages, name, "1.0", ("py3", "none", ["any"]), {f"{name}/__init__.py": b"VALUE = 1\n"})
+    (workdir / "requirements.txt").write_text("ascend-demo-extra==1.0\n")
+    old = next(packages.glob("Ascend-mindie-atb-models_*.tar.gz"))
+    old.unlink()
+    standins.make_atb_tarball(packages, "1.0.RC2", standins_arch(), "3.11", "2.1.0", 0, FILL, requirements="ascend-demo-atbdep\n")
+    tag = "ascend-build-test/req:mindie"
+    result, report = build(workdir, "--engine", "buildkit", "-t", tag)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = run_in("buildkit", tag, "python3", "-c", IMPORTS.replace("import torch_npu,", "import ascend_demo_extra, ascend_demo_atbdep, torch_npu,"))
+    assert "imports-ok 2.1.0.post13" in ran.stdout, ran.stderr
+    subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)

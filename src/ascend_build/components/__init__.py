@@ -48,6 +48,10 @@ class Context:
         found = self.selection.find(slot)
         return found[0] if found else None
 
+    def extra_wheels(self) -> List[Package]:
+        """Other wheels of the working directory: pip's local index for requirements files."""
+        return [p for p in self.selection.packages if p.component == "wheel" and p.sha256]
+
     def pip_source(self) -> str:
         if self.spec.pip_index_url:
             trusted = f" --trusted-host {self.spec.pip_trusted_host}" if self.spec.pip_trusted_host else ""

@@ -11,5 +11,6 @@ def stage(ctx: Context, parent: str) -> StagePlan:
         mindie=mindie.path.name, atb_tarball=tarball, atb_wheel=wheel,
     )
     files = [p for p in (mindie, atb) if p]
-    return StagePlan("mindie", parent, files, ctx.overrides.get("mindie", script), component_env("mindie", ctx),
+    extras = ctx.extra_wheels() if tarball else []   # for the requirements inside the atb-models tarball
+    return StagePlan("mindie", parent, files + extras, ctx.overrides.get("mindie", script), component_env("mindie", ctx),
                      package_labels(files))

@@ -5,7 +5,7 @@ from . import Context, StagePlan, package_labels, render_script
 def stage(ctx: Context, parent: str) -> StagePlan:
     torch, torch_npu = ctx.one("torch"), ctx.one("torch_npu")
     requirements = ctx.selection.find("requirements")
-    extras = [p for p in ctx.selection.packages if p.component == "wheel"] if requirements else []
+    extras = ctx.extra_wheels() if requirements else []
     has_nnal = ctx.one("nnal") is not None
     script = render_script(
         "pta.sh.j2", pip_source=ctx.pip_source(), torch=torch.path.name, torch_npu=torch_npu.path.name,

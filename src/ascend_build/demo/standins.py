@@ -331,11 +331,12 @@ def make_atb_wheel(dest: Path, version: str, arch: str, python: str, fill: int, 
     return path
 
 
-def make_atb_tarball(dest: Path, version: str, arch: str, python: str, torch: str, abi: int, fill: int, seed: str = "") -> Path:
+def make_atb_tarball(dest: Path, version: str, arch: str, python: str, torch: str, abi: int, fill: int, seed: str = "",
+                     requirements: str = "# atb-models requirements (stand-in: none)\n") -> Path:
     """The atb-models tarball: an atb_llm wheel, requirements/ and examples/ (the real layout)."""
     wheel_name, wheel_bytes = atb_wheel(version, arch, python, fill, seed)
     entries = {wheel_name: wheel_bytes}
-    entries["requirements/requirements.txt"] = b"# atb-models requirements (stand-in: none)\n"
+    entries["requirements/requirements.txt"] = requirements.encode()
     entries["examples/run_pa.py"] = f'print("{STANDIN_NOTE}")\n'.encode()
     tar_arch = "x86" if arch == "x86_64" else arch  # the real names say `x86`
     name = f"Ascend-mindie-atb-models_{version}_linux-{tar_arch}_torch{torch}-abi{abi}.tar.gz"

@@ -86,7 +86,7 @@ def main():
         url = f"http://{gateway}:3000/{token}/"  # what the build passed: same value, same cache
         ours = [timed(lambda: build(workdir, "--engine", "docker", "-t", "ab-bench:http")) for _ in range(opts.runs)]
         env = dict(os.environ, DOCKER_BUILDKIT="0")
-        plain = [timed(lambda: subprocess.run([DOCKER, "build", "-q", "--build-arg", f"ASCEND_PKG_URL={url}", "-t", "ab-bench:plain",
+        plain = [timed(lambda: subprocess.run([DOCKER, "build", "-q", "--force-rm", "--build-arg", f"ASCEND_PKG_URL={url}", "-t", "ab-bench:plain",
                                                "--target", "mindie", str(ctx)], env=env, check=True, capture_output=True))
                  for _ in range(opts.runs)]
         print(f"  ascend-build {statistics.median(ours):.2f} s, plain docker build {statistics.median(plain):.2f} s, "
@@ -106,7 +106,7 @@ def main():
             time.sleep(0.5)
             try:
                 manual.append(timed(lambda: subprocess.run(
-                    [DOCKER, "build", "-q", "--no-cache", "--build-arg", f"ASCEND_PKG_URL=http://{gateway}:{port}/",
+                    [DOCKER, "build", "-q", "--force-rm", "--no-cache", "--build-arg", f"ASCEND_PKG_URL=http://{gateway}:{port}/",
                      "-t", "ab-bench:manual", "--target", "mindie", str(ctx)], env=env, check=True, capture_output=True)))
             finally:
                 server.terminate()

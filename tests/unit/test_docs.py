@@ -32,3 +32,17 @@ def test_every_command_in_help_is_documented():
         text = (REPO / readme).read_text()
         for name in names:
             assert f"`ascend-build {name}" in text, f"{name} missing from {readme}"
+
+
+def test_every_option_is_documented():
+    from typer.main import get_command
+
+    from ascend_build.cli import app
+
+    group = get_command(app)
+    for readme in ("README.md", "README.zh-CN.md"):
+        text = (REPO / readme).read_text()
+        missing = [f"{name} {opt}" for name, command in group.commands.items() for param in command.params
+                   if not getattr(param, "hidden", False) for opt in param.opts
+                   if opt.startswith("--") and opt not in ("--help",) and opt not in text]
+        assert not missing, f"{readme} does not mention: {missing}"

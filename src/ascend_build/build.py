@@ -138,7 +138,7 @@ def serving(plan: Plan, workdir: Path, opts: BuildOptions, engine: Engine, netwo
     if not host:
         raise BuildError(f"cannot find the bridge gateway address of {engine.binary}",
                          fix="use --network host (the server then listens on 127.0.0.1), or --host ADDRESS")
-    files = {p.path.name: p.path for stage in plan.stages for p in stage.files}
+    files = {name: pkg.path for name, pkg in plan.served_files().items()}
     # As a secret the URL is no cache key: a fresh token every build. As a build argument it is
     # one, so the working directory's stable token keeps rebuilds cached.
     token = None if plan.url_secret else workdir_token(state_dir(workdir))
@@ -195,7 +195,7 @@ def run_build(workdir: Path, opts: BuildOptions, view: BuildView) -> dict:
     stage_times: Dict[str, StageEvent] = {}
     served: List[Transfer] = []
     try:
-        serve_bytes = sum(p.path.stat().st_size for s in plan.stages for p in s.files) if delivery == "http" else 0
+        serve_bytes = sum(p.path.stat().st_size for p in plan.served_files().values()) if delivery == "http" else 0
         view.stages([s.name for s in plan.stages], serve_bytes)
         with serving(plan, workdir, opts, engine, network, _Recording(view, served)) as url, \
                 url_channel(url, plan, workdir) as (url_args, secrets), log_path.open("w") as log:

@@ -31,8 +31,8 @@ def export(plan: Plan, workdir: Path, output: Path, force: bool = False) -> List
         raise ConfigError(f"{output} is not empty", fix="pick a new folder, or pass --force to overwrite")
     files = context_files(plan, pkg_url_default="http://172.17.0.1:3000/")
     texts = dict(files)
-    names = [p.path.name for stage in plan.stages for p in stage.files]
-    texts["packages.txt"] = "".join(f"{n}\n" for n in names)
+    served = plan.served_files()
+    texts["packages.txt"] = "".join(f"{n}\n" for n in served)
     texts["dockerbuild.sh"] = templates().get_template("dockerbuild.sh.j2").render(
         version=__version__, target=plan.target, base_image=plan.spec.base_image,
         packages=str(Path(workdir).resolve()), stages=[s.name for s in plan.stages])
@@ -44,7 +44,8 @@ def export(plan: Plan, workdir: Path, output: Path, force: bool = False) -> List
         path.write_text(text)
         written.append(path)
     (output / "dockerbuild.sh").chmod(0o755)
-    for req in (p for stage in plan.stages for p in stage.files if p.format == "txt"):
-        shutil.copy2(req.path, output / req.path.name)
-        written.append(output / req.path.name)
+    for name, pkg in served.items():
+        if pkg.format == "txt":
+            shutil.copy2(pkg.path, output / name)
+            written.append(output / name)
     return written

@@ -28,6 +28,10 @@ class Plan:
     def stage(self, name: str) -> StagePlan:
         return next(s for s in self.stages if s.name == name)
 
+    def served_files(self) -> Dict[str, Package]:
+        """Every file some stage installs, by name, once (a wheel may serve two stages)."""
+        return {p.path.name: p for stage in self.stages for p in stage.files}
+
 
 def stage_chain(spec: BuildSpec, target: str) -> List[str]:
     """Stage names from base to target: built-in stages minus skipped ones, then custom stages

@@ -31,8 +31,8 @@ def stage_sizes(layers: List[dict], stages: List[str]) -> List[dict]:
 
 
 def inspect_image(engine: Engine, image: str) -> dict:
-    labels = image_labels(engine, image)
     info = engine.inspect(image)
+    labels = image_labels(info, image)
     layers = list(reversed(engine.layers(image)))
     base = labels.get("org.opencontainers.image.base.name", "")
     base_layers = engine.layers(base) if base and engine.image_exists(base) else []

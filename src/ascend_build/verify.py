@@ -94,8 +94,8 @@ print(json.dumps(problems[:5]))
 '''
 
 
-def image_labels(engine: Engine, image: str) -> Dict[str, str]:
-    info = engine.inspect(image)
+def image_labels(info: dict, image: str) -> Dict[str, str]:
+    """The labels of an inspected image; ConfigError when ascend-build did not build it."""
     labels = (info.get("Config") or {}).get("Labels") or {}
     if f"{LABEL_NS}.target" not in labels:
         raise ConfigError(f"{image} was not built by ascend-build (no {LABEL_NS}.target label)",
@@ -115,7 +115,7 @@ def _run_probe(engine: Engine, image: str, script: str, args: List[str], user: O
 
 
 def verify(engine: Engine, image: str, host_root: Path = Path("/")) -> dict:
-    labels = image_labels(engine, image)
+    labels = image_labels(engine.inspect(image), image)
     checks = _run_probe(engine, image, PROBE, [json.dumps(labels), LABEL_NS])
     if not isinstance(checks, list):
         checks = [{"name": "probe runs in the image", "ok": False, "detail": str(checks)}]

@@ -10,6 +10,7 @@ from typing import Dict, List
 
 from .build import default_tag, state_dir, write_context
 from .errors import ConfigError
+from .outputs import Inputs, write_file
 from .plan import checked_selection, make_plan
 from .spec import BuildSpec
 
@@ -51,5 +52,5 @@ def bake(workdir: Path, spec: BuildSpec, target: str, host_arch: str) -> dict:
     return {"group": {"default": {"targets": variant_names}}, "target": targets}
 
 
-def write_bake(data: dict, output: Path) -> None:
-    Path(output).write_text(json.dumps(data, indent=2) + "\n")
+def write_bake(data: dict, output: Path, force: bool, inputs: Inputs) -> None:
+    write_file(output, json.dumps(data, indent=2) + "\n", force, inputs)

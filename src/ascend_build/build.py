@@ -14,6 +14,7 @@ from .engines.base import BuildRequest, Engine, LogLine, StageEvent
 from .engines.detect import choose
 from .engines.network import bridge_gateway
 from .errors import BuildError, ConfigError
+from .outputs import link_or_copy
 from .plan import Plan, checked_selection, make_plan
 from .render import URL_SECRET, context_files, context_packages
 from .report import build_report
@@ -100,17 +101,14 @@ def prepare_context(workdir: Path, plan: Plan) -> Path:
 
 def write_context(ctx: Path, plan: Plan, external_base: Optional[str] = None) -> Path:
     """A build context: Dockerfile and scripts, plus hard links of the packages for mount and copy
-    delivery (copies when a link is impossible)."""
+    delivery (copies when a link is impossible; a symbolic link's target, never the link)."""
     shutil.rmtree(ctx, ignore_errors=True)
     for name, text in context_files(plan, external_base=external_base).items():
         (ctx / name).parent.mkdir(parents=True, exist_ok=True)
         (ctx / name).write_text(text)
     for name, source in context_packages(plan).items():
         (ctx / name).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source, ctx / name)
-        except OSError:
-            shutil.copy2(source, ctx / name)
+        link_or_copy(source, ctx / name)
     return ctx
 
 

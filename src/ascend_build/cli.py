@@ -51,9 +51,11 @@ def init(
     from .scaffold import scaffold
 
     console = make_console()
-    written = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force)
+    written, kept = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force)
     for path in written:
         console.print(f"  wrote {path}")
+    for path in kept:
+        console.print(f"  [yellow]kept[/] {path}: not a stand-in this init wrote (a real package?), left as it is")
     console.print(f"[green]Ready:[/] {directory}" + ("  (stand-in packages: they install placeholder files only)" if demo else ""))
 
 
@@ -92,9 +94,11 @@ def plan(
     delivery: str = DELIVERY,
     base_image: Optional[str] = BASE_IMAGE,
     platform: Optional[str] = PLATFORM,
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Dockerfile and scripts/ into this folder."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Dockerfile and scripts/ into this folder (must be new or empty)."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty (never over the working directory's own files)."),
 ) -> None:
     """Print the Dockerfile `build` would use (or write it and its scripts with -o DIR)."""
+    from .outputs import inputs_of, write_folder
     from .plan import plan_workdir
     from .render import context_files
 
@@ -107,9 +111,7 @@ def plan(
         sys.stdout.write(files["Dockerfile"])
         console.print(f"[dim]scripts: {', '.join(sorted(n for n in files if n != 'Dockerfile'))} (write them with -o DIR)[/]")
         return
-    for name, text in files.items():
-        (output / name).parent.mkdir(parents=True, exist_ok=True)
-        (output / name).write_text(text)
+    write_folder(output, files, force, inputs_of(workdir))
     console.print(f"wrote {len(files)} files to {output}")
 
 
@@ -137,10 +139,13 @@ def build(
     import json
 
     from .build import BuildOptions, run_build
+    from .outputs import check_file, inputs_of, write_file
     from .progress import ConsoleBuildView
     from .report import summary_table
 
     console = make_console()
+    if report:
+        check_file(report, True, inputs_of(workdir))
     opts = BuildOptions(target=target, tag=tag, engine=engine, docker_bin=docker_bin, delivery=delivery,
                         network=network, host=host, port=port, no_cache=no_cache, pull=pull,
                         platform=platform, base_image=base_image)
@@ -148,7 +153,7 @@ def build(
         result = run_build(workdir, opts, view)
     console.print(summary_table(result))
     if report:
-        report.write_text(json.dumps(result, indent=2) + "\n")
+        write_file(report, json.dumps(result, indent=2) + "\n", True, inputs_of(workdir))
     if json_out:
         print_json(result)
     if verify_after:
@@ -276,7 +281,7 @@ def export_cmd(
     target: Optional[str] = TARGET,
     base_image: Optional[str] = BASE_IMAGE,
     platform: Optional[str] = PLATFORM,
-    force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty (never over the working directory's own files)."),
 ) -> None:
     """Write a standalone Dockerfile + dockerbuild.sh + install scripts (needs only docker, bash, python3)."""
     from .export import export
@@ -288,20 +293,24 @@ def export_cmd(
 
 @app.command("bake")
 def bake_cmd(
-    output: Path = typer.Option(..., "-o", "--output", help="The docker-bake.json to write."),
+    output: Path = typer.Option(..., "-o", "--output", help="The docker-bake.json to write (must be new)."),
     workdir: Path = WORKDIR,
     target: Optional[str] = TARGET,
+    force: bool = typer.Option(False, "--force", help="Replace an existing file (never one of the working directory's own files)."),
 ) -> None:
     """Write a buildx bake file for the config's matrix (chip x arch x python)."""
     import platform as host
 
     from .bake import bake, write_bake
+    from .outputs import check_file, inputs_of
     from .scaffold import normalise_arch
     from .spec import load_spec
 
+    inputs = inputs_of(workdir)
+    check_file(output, force, inputs)
     spec = load_spec(workdir)
     data = bake(workdir, spec, target or spec.target, normalise_arch(host.machine()))
-    write_bake(data, output)
+    write_bake(data, output, force, inputs)
     make_console().print(f"wrote {output}: {len(data['group']['default']['targets'])} variants; "
                          f"build with: docker buildx bake -f {output}")
 

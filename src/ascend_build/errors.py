@@ -37,3 +37,7 @@ class Interrupted(AscendBuildError):
     """Ctrl-C: everything was cleaned up, exit 130."""
 
     exit_code = 130
+
+
+class OutputError(AscendBuildError):
+    """An output path cannot be written, or writing it would replace an input."""

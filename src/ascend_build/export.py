@@ -1,12 +1,11 @@
 """`ascend-build export -o DIR`: a standalone folder in the shape of the original guide
 (Dockerfile, dockerbuild.sh, install_<stage>.sh, requirements, README) that needs only docker,
 bash and python3."""
-import shutil
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
 from . import __version__
-from .errors import ConfigError
+from .outputs import Content, inputs_of, write_folder
 from .plan import Plan
 from .render import context_files, templates
 
@@ -26,26 +25,13 @@ so a changed file never reuses an old layer), installs them and deletes them in 
 
 
 def export(plan: Plan, workdir: Path, output: Path, force: bool = False) -> List[Path]:
-    output = Path(output)
-    if output.exists() and any(output.iterdir()) and not force:
-        raise ConfigError(f"{output} is not empty", fix="pick a new folder, or pass --force to overwrite")
     files = context_files(plan, pkg_url_default="http://172.17.0.1:3000/")
-    texts = dict(files)
+    texts: Dict[str, Content] = dict(files)
     served = plan.served_files()
     texts["packages.txt"] = "".join(f"{n}\n" for n in served)
     texts["dockerbuild.sh"] = templates().get_template("dockerbuild.sh.j2").render(
         version=__version__, target=plan.target, base_image=plan.spec.base_image,
         packages=str(Path(workdir).resolve()), stages=[s.name for s in plan.stages])
     texts["README.md"] = README.format(target=plan.target, version=__version__)
-    written = []
-    for name, text in texts.items():
-        path = output / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    (output / "dockerbuild.sh").chmod(0o755)
-    for name, pkg in served.items():
-        if pkg.format == "txt":
-            shutil.copy2(pkg.path, output / name)
-            written.append(output / name)
-    return written
+    texts.update({name: pkg.path for name, pkg in served.items() if pkg.format == "txt"})
+    return write_folder(output, texts, force, inputs_of(workdir), modes={"dockerbuild.sh": 0o755})

@@ -1,15 +1,23 @@
 """`ascend-build init`: scaffold a working directory, optionally with a stand-in package set."""
+import hashlib
+import json
 import os
 import platform
 import re
+import shutil
+import tempfile
 from pathlib import Path
-from typing import List
+from typing import Callable, Dict, List, Tuple
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from . import outputs
+from .build import STATE_DIR
 from .demo import standins
 from .errors import ConfigError
 from .spec import CONFIG_NAME
+
+STANDIN_MANIFEST = "standins.json"  # in STATE_DIR: file name -> sha256 of each stand-in init wrote
 
 DEMO_BASE_IMAGE_ENV = "ASCEND_BUILD_BASE_IMAGE"
 DEMO_BASE_IMAGE = "localhost/ascend-build-base:bookworm"  # made by scripts/make-base-image.sh
@@ -42,9 +50,10 @@ def normalise_arch(arch: str) -> str:
 
 
 def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, python: str, filler: str,
-             force: bool) -> List[Path]:
-    """Write config, README, requirements.txt and install-scripts/ (and stand-ins with `demo`).
-    Nothing is written when a file would be overwritten without `force`."""
+             force: bool) -> Tuple[List[Path], List[Path]]:
+    """Write config, README, requirements.txt and install-scripts/ (and stand-ins with `demo`);
+    return (written, kept). Nothing is written when a file would be overwritten without `force`;
+    with `force` a package that is not a stand-in init wrote itself is kept, never replaced."""
     directory = Path(directory)
     arch = normalise_arch(arch)
     fill = parse_size(filler)
@@ -58,21 +67,65 @@ def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, py
         "base_image": os.environ.get(DEMO_BASE_IMAGE_ENV, DEMO_BASE_IMAGE) if demo else "ubuntu:22.04",
     }
     files = {
-        directory / CONFIG_NAME: env.get_template("ascend-build.yaml.j2").render(context),
-        directory / "README.md": env.get_template("workdir-README.md.j2").render(context),
-        directory / "requirements.txt": REQUIREMENTS,
-        directory / "install-scripts" / "README.md": OVERRIDES_README,
+        CONFIG_NAME: env.get_template("ascend-build.yaml.j2").render(context),
+        "README.md": env.get_template("workdir-README.md.j2").render(context),
+        "requirements.txt": REQUIREMENTS,
+        "install-scripts/README.md": OVERRIDES_README,
     }
+    outputs.check_folder(directory, force=True, inputs=None)
     packages = directory / "packages"
-    clashes = [p for p in files if p.exists()]
+    for folder in (packages, directory / STATE_DIR) if demo else ():
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{folder} is a file where a folder is needed", fix=f"move {folder} away, or pick another folder")
+    clashes = [directory / name for name in files if (directory / name).exists()]
     if demo and packages.is_dir() and any(packages.iterdir()):
         clashes.append(packages)
     if clashes and not force:
         raise ConfigError(f"{clashes[0]} already exists", fix="pass --force to overwrite, or pick another folder")
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    written = list(files)
-    if family:
-        written += standins.generate(packages, cann=family.cann, arch=arch, chip=chip, python=python, fill=fill)
-    return written
+    written = outputs.write_files(directory, files, replace=force)
+    if not family:
+        return written, []
+    placed, kept = _place_standins(directory, lambda dest: standins.generate(
+        dest, cann=family.cann, arch=arch, chip=chip, python=python, fill=fill))
+    return written + placed, kept
+
+
+def _place_standins(directory: Path, generate: Callable[[Path], List[Path]]) -> Tuple[List[Path], List[Path]]:
+    """Generate the stand-ins in a temporary folder, then move each into packages/ unless a file
+    of that name is there that init did not write (by the sha256 in the manifest): that one is kept."""
+    packages, state = directory / "packages", directory / STATE_DIR
+    manifest_path = state / STANDIN_MANIFEST
+    known = _read_manifest(manifest_path)
+    packages.mkdir(exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=outputs.TEMP_PREFIX, dir=directory))
+    placed, kept = [], []
+    try:
+        for source in generate(staging):
+            target = packages / source.name
+            if os.path.lexists(target) and not (target.is_file() and known.get(source.name) == _sha256(target)):
+                kept.append(target)
+                continue
+            known[source.name] = _sha256(source)
+            os.replace(source, target)
+            placed.append(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    state.mkdir(exist_ok=True)
+    outputs.write_file(manifest_path, json.dumps(known, indent=2, sort_keys=True) + "\n", force=True, inputs=None)
+    return placed, kept
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as src:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_manifest(path: Path) -> Dict[str, str]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}

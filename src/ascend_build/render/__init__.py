@@ -1,6 +1,7 @@
 """Renderer: a Plan becomes the build context's text files (Dockerfile and scripts) plus the
 list of package files the context must hold (mount and copy delivery only)."""
 import json
+import shlex
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -19,8 +20,10 @@ URL_SECRET = "ascend-pkg-url"  # BuildKit/podman secret holding the package serv
 
 @lru_cache(maxsize=1)
 def templates() -> Environment:
-    return Environment(loader=PackageLoader(__package__, "templates"), undefined=StrictUndefined,
-                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(loader=PackageLoader(__package__, "templates"), undefined=StrictUndefined,
+                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["sh"] = shlex.quote  # one shell word, whatever the value holds
+    return env
 
 
 def _pairs(mapping: Dict[str, str]) -> List[str]:

@@ -45,7 +45,7 @@ def init(
     chip: str = typer.Option("910b", help="Chip for --demo: 310p, 910b, A3..."),
     python: str = typer.Option("3.11", help="Python version the demo wheels are built for."),
     filler: str = typer.Option("1MiB", help="Incompressible bytes installed by each demo package (e.g. 512KiB, 64MiB)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the scaffold's files; --demo replaces only stand-ins an earlier init wrote."),
 ) -> None:
     """Scaffold a working directory (config, README, requirements); --demo adds stand-in packages."""
     from .scaffold import scaffold

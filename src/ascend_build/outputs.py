@@ -83,7 +83,7 @@ def _check_parent(path: Path) -> None:
     parent = path.absolute().parent
     if not parent.is_dir():
         problem = "is not a folder" if parent.exists() else "does not exist"
-        raise OutputError(f"the folder {parent} for {path} {problem}", fix=f"create it first (mkdir -p {parent}) or pick another path")
+        raise OutputError(f"cannot write {path}: the folder {parent} {problem}", fix=f"create it first (mkdir -p {parent}) or pick another path")
 
 
 def check_folder(output: Path, force: bool, inputs: Optional[Inputs]) -> None:

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
 
+import yaml
+
 from .catalog.scan import PACKAGES_DIR, is_project_file, looks_like_package
 from .errors import OutputError
+from .spec import CONFIG_NAME
 
 # str/bytes: the file's content; Path: copy that file's bytes (a link is followed, never copied).
 Content = Union[str, bytes, Path]
@@ -44,13 +47,24 @@ class Inputs:
     holder_ids: FrozenSet[Tuple[int, int]]      # the workdir and its parents: no folder output there
 
 
+def _custom_stage_files(workdir: Path) -> List[Path]:
+    """The `files:` of the config's custom stages, read leniently (the config is checked later)."""
+    try:
+        data = yaml.safe_load((workdir / CONFIG_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError, yaml.YAMLError):
+        return []
+    stages = data.get("stages") if isinstance(data, dict) else None
+    return [workdir / name for stage in (stages if isinstance(stages, list) else []) if isinstance(stage, dict)
+            for name in (stage.get("files") if isinstance(stage.get("files"), list) else []) if isinstance(name, str)]
+
+
 def inputs_of(workdir: Path) -> Inputs:
     workdir = Path(workdir).resolve()
     try:
         entries = [workdir / name for name in os.listdir(workdir) if _is_input_name(name)]
     except OSError:
         entries = []
-    paths = {workdir} | {p.resolve() for p in entries}
+    paths = {workdir} | {p.resolve() for p in entries + _custom_stage_files(workdir)}
     folders = [workdir / name for name in INPUT_FOLDERS]
     holders = [workdir, *workdir.parents]
     ids = {i for i in map(_identity, paths) if i}
@@ -72,6 +86,8 @@ def _refuse_inputs(path: Path, inputs: Optional[Inputs], folder: bool) -> None:
         what = "the working directory" if resolved == inputs.workdir else "an input of the working directory"
     elif folder and _identity(path) in inputs.holder_ids:
         what = "a folder that holds the working directory"
+    elif folder and any(resolved in p.parents for p in inputs.paths):
+        what = "a folder that holds an input of the working directory"
     elif any(_identity(parent) in inputs.folder_ids for parent in resolved.parents):
         what = "inside an input folder of the working directory"
     if what:
@@ -180,12 +196,13 @@ def write_files(root: Path, files: Mapping[str, Content], *, replace: bool,
     fresh = not root.exists()
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-" if fresh else TEMP_PREFIX,
                                     dir=root.absolute().parent if fresh else root))
+    umask = _umask()
     try:
         for name, content in files.items():
             _put(staging / name, content)
-            os.chmod(staging / name, (modes or {}).get(name, 0o666 & ~_umask()))
+            os.chmod(staging / name, (modes or {}).get(name, 0o666 & ~umask))
         if fresh:
-            staging.chmod(0o777 & ~_umask())
+            staging.chmod(0o777 & ~umask)
             os.rename(staging, root)
         else:
             for name in files:

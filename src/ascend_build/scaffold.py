@@ -60,6 +60,8 @@ def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, py
     family = standins.family(cann) if demo else None
     if not re.fullmatch(r"3\.\d+", python):
         raise ConfigError(f"unknown Python version {python!r}", fix="write it as MAJOR.MINOR, e.g. 3.11")
+    if not re.fullmatch(r"[A-Za-z0-9]+", chip):
+        raise ConfigError(f"unknown chip {chip!r}", fix="write it in letters and digits, e.g. 910b, 310p or A3")
     env = Environment(loader=PackageLoader("ascend_build", "templates"), undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True)
     context = {

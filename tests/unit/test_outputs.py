@@ -221,6 +221,18 @@ def test_inputs_cover_packages_at_the_top_and_their_link_targets(workdir, tmp_pa
     assert (workdir / "docker-bake.json").resolve() not in inputs.paths
 
 
+def test_custom_stage_files_are_inputs(capsys, workdir):
+    (workdir / "app").mkdir()
+    (workdir / "app" / "model.py").write_text("print('model')\n")
+    config = yaml.safe_load((workdir / "ascend-build.yaml").read_text())
+    config["stages"] = [{"name": "app", "parent": "mindie", "files": ["app/model.py"], "script": "true"}]
+    (workdir / "ascend-build.yaml").write_text(yaml.safe_dump(config))
+    before = snapshot(workdir)
+    code, _, err = cli(capsys, "plan", "-C", workdir, "-o", workdir / "app", "--force")
+    assert refused(code, err, "holds an input")
+    assert snapshot(workdir) == before
+
+
 # -- init -----------------------------------------------------------------------------------------
 
 
@@ -238,6 +250,11 @@ def test_init_demo_where_a_folder_is_a_file(capsys, tmp_path, name):
     code, _, err = cli(capsys, "init", "--demo", tmp_path, "--force", "--filler", "1KiB")
     assert refused(code, err, f"{name} is a file where a folder is needed")
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_init_refuses_a_chip_that_is_a_path(capsys, tmp_path):
+    code, _, err = cli(capsys, "init", "--demo", tmp_path / "w", "--chip", "../../x", "--filler", "1KiB")
+    assert refused(code, err, "unknown chip") and list(tmp_path.iterdir()) == []
 
 
 def test_init_where_the_config_is_a_folder(capsys, tmp_path):

@@ -192,12 +192,14 @@ def write_files(root: Path, files: Mapping[str, Content], *, replace: bool,
     all of them into a temporary folder first, then each renamed into place. Without `replace`
     an existing file is an error; nothing is written before every target has been checked."""
     root = Path(root)
+    _check_parent(root)
     _check_entries(root, files, replace)
     fresh = not root.exists()
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-" if fresh else TEMP_PREFIX,
-                                    dir=root.absolute().parent if fresh else root))
     umask = _umask()
+    staging = None
     try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-" if fresh else TEMP_PREFIX,
+                                        dir=root.absolute().parent if fresh else root))
         for name, content in files.items():
             _put(staging / name, content)
             os.chmod(staging / name, (modes or {}).get(name, 0o666 & ~umask))
@@ -211,7 +213,8 @@ def write_files(root: Path, files: Mapping[str, Content], *, replace: bool,
     except OSError as err:
         raise OutputError(f"could not write {root}: {err.strerror or err}", fix="check the folder's permissions and free space") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
     return [root / name for name in files]
 
 
@@ -226,16 +229,17 @@ def write_file(output: Path, content: Content, force: bool, inputs: Optional[Inp
     """The `-o FILE` of bake (and build's --report)."""
     output = Path(output)
     check_file(output, force, inputs)
-    fd, temp = tempfile.mkstemp(prefix=f".{output.name}.tmp-", dir=output.absolute().parent)
-    os.close(fd)
+    temp = None
     try:
+        fd, temp = tempfile.mkstemp(prefix=f".{output.name}.tmp-", dir=output.absolute().parent)
+        os.close(fd)
         _put(Path(temp), content)
         os.chmod(temp, 0o666 & ~_umask())
         os.replace(temp, output)
     except OSError as err:
         raise OutputError(f"could not write {output}: {err.strerror or err}", fix="check the folder's permissions and free space") from None
     finally:
-        if os.path.exists(temp):
+        if temp and os.path.exists(temp):
             os.unlink(temp)
     return output
 

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from . import outputs
 from .build import STATE_DIR
 from .demo import standins
-from .errors import ConfigError
+from .errors import ConfigError, OutputError
 from .spec import CONFIG_NAME
 
 STANDIN_MANIFEST = "standins.json"  # in STATE_DIR: file name -> sha256 of each stand-in init wrote
@@ -98,10 +98,10 @@ def _place_standins(directory: Path, generate: Callable[[Path], List[Path]]) -> 
     packages, state = directory / "packages", directory / STATE_DIR
     manifest_path = state / STANDIN_MANIFEST
     known = _read_manifest(manifest_path)
-    packages.mkdir(exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=outputs.TEMP_PREFIX, dir=directory))
-    placed, kept = [], []
+    placed, kept, staging = [], [], None
     try:
+        packages.mkdir(exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=outputs.TEMP_PREFIX, dir=directory))
         for source in generate(staging):
             target = packages / source.name
             if os.path.lexists(target) and not (target.is_file() and known.get(source.name) == _sha256(target)):
@@ -110,9 +110,13 @@ def _place_standins(directory: Path, generate: Callable[[Path], List[Path]]) -> 
             known[source.name] = _sha256(source)
             os.replace(source, target)
             placed.append(target)
+        state.mkdir(exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"could not write the stand-ins into {packages}: {err.strerror or err}",
+                          fix="check the folder's permissions and free space") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    state.mkdir(exist_ok=True)
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
     outputs.write_file(manifest_path, json.dumps(known, indent=2, sort_keys=True) + "\n", force=True, inputs=None)
     return placed, kept
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ascend_build.errors import OutputError
-from ascend_build.outputs import inputs_of, write_files, write_folder
+from ascend_build.outputs import inputs_of, write_file, write_files, write_folder
 from ascend_build.scaffold import scaffold
 
 TORCH = "torch-2.6.0+cpu-cp311-cp311-linux_x86_64.whl"
@@ -194,6 +194,19 @@ def test_a_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(OutputError):
         write_folder(tmp_path / "kept", files, True, None)
     assert snapshot(tmp_path / "kept") == {Path("a.txt"): b"old"} and no_temp_left(tmp_path)
+
+
+def test_an_unwritable_folder_is_one_clear_error(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("tempfile.mkdtemp", refuse)
+    monkeypatch.setattr("tempfile.mkstemp", refuse)
+    with pytest.raises(OutputError, match="could not write .*Permission denied"):
+        write_folder(tmp_path / "out", {"a": "x"}, False, None)
+    with pytest.raises(OutputError, match="could not write .*Permission denied"):
+        write_file(tmp_path / "b.json", "{}", False, None)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("name", ["../evil", "/tmp/evil", "a/../../evil"])

@@ -30,6 +30,13 @@ def _identity(path: Path) -> Optional[Tuple[int, int]]:
     return st.st_dev, st.st_ino
 
 
+def _resolve(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as err:  # RuntimeError: a symbolic link loop
+        raise OutputError(f"cannot follow {path}: {err}", fix="remove the symbolic link loop, or pick another path") from None
+
+
 def _is_input_name(name: str) -> bool:
     lower = name.lower()
     return (is_project_file(name) or looks_like_package(name) or lower.endswith(".txt")
@@ -64,7 +71,7 @@ def inputs_of(workdir: Path) -> Inputs:
         entries = [workdir / name for name in os.listdir(workdir) if _is_input_name(name)]
     except OSError:
         entries = []
-    paths = {workdir} | {p.resolve() for p in entries + _custom_stage_files(workdir)}
+    paths = {workdir} | {_resolve(p) for p in entries + _custom_stage_files(workdir)}
     folders = [workdir / name for name in INPUT_FOLDERS]
     holders = [workdir, *workdir.parents]
     ids = {i for i in map(_identity, paths) if i}
@@ -77,7 +84,7 @@ def _refuse_inputs(path: Path, inputs: Optional[Inputs], folder: bool) -> None:
     """One error when writing `path` could touch the working directory's own files."""
     if inputs is None:
         return
-    resolved = path.resolve()
+    resolved = _resolve(path)
     fix = (f"name a new folder, e.g. {inputs.workdir / 'out'}" if folder else
            "name a file that is not the config, a README, a requirements or package file, nor inside "
            f"{', '.join(n + '/' for n in INPUT_FOLDERS)}")
@@ -105,11 +112,16 @@ def _check_parent(path: Path) -> None:
 def check_folder(output: Path, force: bool, inputs: Optional[Inputs]) -> None:
     """Raise unless `output` can be written as a folder."""
     output = Path(output)
+    _resolve(output)
     _check_parent(output)
     if output.exists() and not output.is_dir():
         raise OutputError(f"{output} is a file, not a folder", fix="name a new folder (it is created) or an existing one")
     _refuse_inputs(output, inputs, folder=True)
-    if not force and output.is_dir() and any(output.iterdir()):
+    try:
+        empty = not output.is_dir() or not any(output.iterdir())
+    except OSError as err:
+        raise OutputError(f"cannot read the folder {output}: {err.strerror or err}", fix="check its permissions") from None
+    if not force and not empty:
         raise OutputError(f"{output} is not empty",
                           fix="pick a new or empty folder, or pass --force to replace the files of the same names in it")
 
@@ -117,6 +129,7 @@ def check_folder(output: Path, force: bool, inputs: Optional[Inputs]) -> None:
 def check_file(output: Path, force: bool, inputs: Optional[Inputs]) -> None:
     """Raise unless `output` can be written as a file."""
     output = Path(output)
+    _resolve(output)
     _check_parent(output)
     if output.is_dir():
         raise OutputError(f"{output} is a folder, not a file", fix=f"name a file, e.g. {output / 'docker-bake.json'}")

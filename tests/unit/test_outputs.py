@@ -114,6 +114,14 @@ def test_a_file_or_a_missing_parent_is_one_clear_error(capsys, workdir, tmp_path
     assert not (tmp_path / "missing").exists() and snapshot(workdir) == before
 
 
+@pytest.mark.parametrize("command", ["plan", "export", "bake", "init"])
+def test_a_symbolic_link_loop_is_one_clear_error(capsys, matrix_workdir, tmp_path, command):
+    (tmp_path / "loop").symlink_to("loop")
+    args = ["init", tmp_path / "loop"] if command == "init" else [command, "-C", matrix_workdir, "-o", tmp_path / "loop"]
+    code, _, err = cli(capsys, *args)
+    assert refused(code, err, "cannot follow", "loop")
+
+
 def test_a_subfolder_of_the_working_directory_is_a_fine_output(capsys, workdir):
     assert cli(capsys, "plan", "-C", workdir, "-o", workdir / "out")[0] == 0
     assert (workdir / "out" / "Dockerfile").is_file()

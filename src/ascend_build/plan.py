@@ -30,7 +30,7 @@ class Plan:
 
     def served_files(self) -> Dict[str, Package]:
         """Every file some stage installs, by name, once (a wheel may serve two stages)."""
-        return {p.path.name: p for stage in self.stages for p in stage.files}
+        return {p.name: p for stage in self.stages for p in stage.files}
 
 
 def stage_chain(spec: BuildSpec, target: str) -> List[str]:

@@ -168,9 +168,9 @@ def test_checksum_files_win(pkgs, tmp_path):
     flip(path, path.stat().st_size - 10)                 # the header check would fail...
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     (tmp_path / "SHA256SUMS").write_text(f"{'0' * 64}  {path.name}\n")
-    assert load_checksums(tmp_path)[path.name] == ("0" * 64, "SHA256SUMS")
+    assert load_checksums(tmp_path)[0][path.name] == ("0" * 64, "SHA256SUMS")
     (tmp_path / f"{path.name}.sha256").write_text(f"{digest}  {path.name}\n")   # ...but the .sha256 wins
-    expected = load_checksums(tmp_path, "packages/")[path.name]
+    expected = load_checksums(tmp_path, "packages/")[0][path.name]
     assert expected == (digest, f"packages/{path.name}.sha256")
     result = verify_file(path, path.name, "run", expected)
     assert result.problems == [] and result.sha256 == digest
@@ -179,7 +179,7 @@ def test_checksum_files_win(pkgs, tmp_path):
 
 def test_bsd_style_sums(tmp_path):
     (tmp_path / "SHA256SUMS").write_text(f"SHA256 (dir/a.run) = {'a' * 64}\n")
-    assert load_checksums(tmp_path) == {"a.run": ("a" * 64, "SHA256SUMS")}
+    assert load_checksums(tmp_path)[0] == {"a.run": ("a" * 64, "SHA256SUMS")}
 
 
 def test_unreadable(tmp_path):

@@ -27,7 +27,7 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_REFERENCE = _re(
     rf"(?:(?P<host>{_HOST}(?::\d{{1,5}})?)/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}))?")
-URL_TEXT = _re(r"[A-Za-z0-9._~%:/@+=,!*-]+")
+URL_TEXT = _re(r"[A-Za-z0-9._~%:/@+=,-]+")
 MAX_TEXT = 4096
 _LINE_BREAKS = ("Zl", "Zp")
 
@@ -132,7 +132,7 @@ def url(value: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[-1]
     if (parts.scheme not in ("http", "https") or not URL_TEXT.fullmatch(value) or not HOST.fullmatch(netloc)
             or len(value) > 2048):
-        raise ValueError(f"{value!r} is not an http(s) URL of letters, digits and - . _ ~ % : / @ + = , ! *")
+        raise ValueError(f"{value!r} is not an http(s) URL of letters, digits and - . _ ~ % : / @ + = ,")
     return value
 
 

@@ -79,6 +79,13 @@ def _entries(folder: Path, rel: str) -> List[os.DirEntry]:
         raise PackageError(f"cannot list {rel}: {exc.strerror or exc}", fix=f"make {rel} readable (chmod u+rx)") from None
 
 
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:                                   # a link loop
+        return False
+
+
 def scan(workdir: Path) -> Catalog:
     """Identify the files at the top of `workdir` and in `workdir/packages/` (not deeper)."""
     workdir = working_dir(workdir).resolve()
@@ -86,11 +93,11 @@ def scan(workdir: Path) -> Catalog:
     for folder, prefix in ((workdir, ""), (workdir / PACKAGES_DIR, PACKAGES_DIR + "/")):
         for entry in _entries(folder, prefix or str(workdir)):
             rel = prefix + entry.name
-            if is_project_file(entry.name) or (entry.is_dir() and not entry.is_symlink()):
+            if is_project_file(entry.name) or entry.is_dir(follow_symlinks=False):
                 continue
             found = identify(entry.name)
             if found is None and not looks_like_package(entry.name):
-                if entry.is_file():
+                if _is_file(entry):
                     catalog.unrecognised.append(rel)
                 continue
             if not is_safe_name(entry.name):

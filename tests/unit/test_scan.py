@@ -272,3 +272,20 @@ def test_forget_that_cannot_remove_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(hashcache.os, "unlink", deny)
     with pytest.raises(ConfigError, match="--rehash cannot remove"):
         hashcache.forget(tmp_path)
+
+
+def test_custom_stage_files_follow_the_same_policy(tmp_path):
+    from ascend_build.plan import custom_files
+
+    outside = tmp_path / "store.py"
+    outside.write_text("print(1)\n")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "app.py").symlink_to(outside)
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "work" / "pipe.txt").symlink_to(tmp_path / "fifo")
+    found = custom_files(tmp_path / "work", ["app.py"])["app.py"]
+    assert found.path == outside.resolve() and found.name == "app.py" and found.size == 9
+    with pytest.raises(PackageError, match="pipe.txt .* is not a regular file"):
+        custom_files(tmp_path / "work", ["pipe.txt"])
+    with pytest.raises(PackageError, match="not found"):
+        custom_files(tmp_path / "work", ["gone.txt"])

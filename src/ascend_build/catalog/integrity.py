@@ -30,7 +30,7 @@ from .makeself import RunHeader, parse_run_header
 from .model import Problem
 
 
-MAX_RECORD = 32 << 20             # RECORD of the largest wheels (torch): a few MiB
+MAX_RECORD = 16 << 20             # RECORD of the largest wheels (torch): a few MiB
 MAX_CENTRAL_DIRECTORY = 64 << 20  # zip central directory: ~100 bytes per member
 MAX_TAR_HEADER = 1 << 20          # GNU long name/link, pax extended header
 

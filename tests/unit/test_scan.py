@@ -4,15 +4,19 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_check import errors, make_set, path_of, run
 
 from ascend_build.catalog import check, hashcache
 from ascend_build.catalog.scan import scan
 from ascend_build.catalog.model import Package
 from ascend_build.errors import ConfigError, PackageError
+from ascend_build.grammar import FILE_NAME
 from ascend_build.spec import BuildSpec
 
 CLI = [sys.executable, "-m", "ascend_build"]
@@ -289,3 +293,24 @@ def test_custom_stage_files_follow_the_same_policy(tmp_path):
         custom_files(tmp_path / "work", ["pipe.txt"])
     with pytest.raises(PackageError, match="not found"):
         custom_files(tmp_path / "work", ["gone.txt"])
+
+
+NAME_PIECES = st.sampled_from(["Ascend-cann-toolkit_8.5.0_linux-x86_64", "torch-2.1.0-cp311-cp311-linux_x86_64",
+                               "requirements", " ", "$(id)", ";", "`", "\n", "-", "昇腾", "'", "..", ".run", ".whl",
+                               ".txt", ".tar.gz", "+", "_"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.one_of(st.lists(NAME_PIECES, min_size=1, max_size=5).map("".join),
+                      st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1, max_size=40)))
+def test_scanned_names_are_refused_or_safe(name):
+    if name in (".", "..") or len(name.encode()) > 255:
+        return
+    with tempfile.TemporaryDirectory() as work:
+        Path(work, name).write_bytes(b"x")
+        catalog = scan(Path(work))
+    for pkg in catalog.packages:
+        assert FILE_NAME.fullmatch(pkg.name) and pkg.name == name
+    refused = [p for p in catalog.problems if p.code == "unsafe-file-name"]
+    assert all(p.level == "error" and p.file == name for p in refused)
+    assert len(catalog.packages) + len(refused) + len(catalog.unrecognised) <= 1

@@ -161,3 +161,9 @@ def test_cli_refuses_without_traceback(tmp_path, args):
         args += ["-C", str(tmp_path)]
     result = subprocess.run([*CLI, *args], capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr and "error:" in result.stderr
+
+
+def test_merge_keys_may_be_overridden(tmp_path):
+    spec = load_spec(write(tmp_path, (
+        "stages:\n  - name: app\n    parent: mindie\n    script: 'true'\n    env:\n      <<: {A: '1', B: '2'}\n      A: '3'\n")))
+    assert spec.stages[0].env == {"A": "3", "B": "2"}

@@ -49,14 +49,14 @@ def follow(path: Path, rel: str) -> Tuple[Path, os.stat_result]:
     `rel` for a link loop, a broken link or a device, FIFO, socket or folder."""
     fix = "replace it with the package file itself, or a link to one"
     try:
-        target = Path(os.path.realpath(path, strict=True)) if os.path.islink(path) else Path(path)
+        target = Path(path).resolve(strict=True) if os.path.islink(path) else Path(path)
         st = os.stat(target)
     except RuntimeError:                              # Python < 3.13 signals a link loop this way
         raise PackageError(f"{rel} is a symlink loop", fix=fix) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise PackageError(f"{rel} is a symlink loop", fix=fix) from None
-        if exc.errno == errno.ENOENT:
+        if exc.errno == errno.ENOENT and os.path.islink(path):
             raise PackageError(f"{rel} is a broken symlink: {os.readlink(path)} does not exist", fix=fix) from None
         raise PackageError(f"{rel} cannot be read: {exc.strerror or exc}", fix="check its permissions") from None
     if not stat.S_ISREG(st.st_mode):

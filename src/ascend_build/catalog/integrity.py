@@ -289,8 +289,8 @@ def _tar_number(field: bytes) -> int:
 
 def _pax_size(data: bytes) -> Optional[int]:
     """The `size` record of a pax extended header (records are `LEN KEY=VALUE\\n`)."""
-    size, pos = None, 0
-    while pos < len(data) and data[pos:].strip(b"\0"):
+    size, pos, end = None, 0, len(data.rstrip(b"\0"))
+    while pos < end:
         length, sep, _rest = data[pos:pos + 20].partition(b" ")
         if not sep or not length.isdigit() or int(length) < 5 or data[pos + int(length) - 1:pos + int(length)] != b"\n":
             raise _TarCorrupt("bad pax header")

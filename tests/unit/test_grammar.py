@@ -160,3 +160,28 @@ def test_load_spec_errors_are_config_errors(tmp_path):
 
     with pytest.raises(ConfigError, match="labels"):
         load_spec(tmp_path)
+
+
+YAML_PIECES = st.sampled_from(["base_image: ", "labels:\n  ", "stages:\n  - name: ", "user: {name: ", "timezone: ",
+                               "install_path: ", "&a ", "*a", "[", "]", "{", "}", "\n", "  ", "- ", ": ", "'", '"',
+                               "\\n", "$(id)", "ubuntu:22.04", "\t", "\x00", "\xb2", "<<: ", "!!python/object:os.system",
+                               "昇腾", "? ", "1e999", "0x", "~", "%YAML 1.1\n", "---\n"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.one_of(st.lists(YAML_PIECES, max_size=25).map("".join).map(str.encode),
+                     st.binary(max_size=200)))
+def test_any_config_file_is_a_spec_or_one_config_error(tmp_path_factory, doc):
+    from ascend_build.spec import load_spec
+
+    work = tmp_path_factory.mktemp("cfg")
+    (work / "ascend-build.yaml").write_bytes(doc)
+    try:
+        spec = load_spec(work)
+    except ConfigError as err:
+        assert "ascend-build.yaml" in err.message and err.fix
+        return
+    for key, text, strict in _strings(spec):
+        if text is not None:
+            assert not grammar.control_chars(text, "\t"), (key, text)
+            assert not strict or not set(text) & SHELL_META, (key, text)

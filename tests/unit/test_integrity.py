@@ -11,6 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ascend_build.catalog import integrity
 from ascend_build.catalog.checksums import compare_expected, hash_file, load_checksums
@@ -353,3 +355,26 @@ def test_checksum_file_over_the_cap(tmp_path, monkeypatch):
     monkeypatch.setattr(checksums, "MAX_CHECKSUM_FILE", 100)
     found, problems = load_checksums(tmp_path)
     assert found == {} and [(p.code, p.file) for p in problems] == [("checksum-file-unreadable", "SHA256SUMS")]
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind=st.sampled_from(["tar.gz", "wheel", "run"]),
+       edits=st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=16), st.integers(0, 32)), min_size=1, max_size=5))
+def test_damaged_files_are_problems_never_exceptions(tmp_path_factory, kind, edits):
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("d" * 120)
+        info.size, info.pax_headers = 700, {"comment": "x" * 50}
+        tar.addfile(info, io.BytesIO(b"z" * 700))
+    samples = {"tar.gz": raw.getvalue(),
+               "wheel": standins.build_wheel("demo", "1.0", ("py3", "none", ["any"]), {"demo/a.py": b"y" * 3000})[1],
+               "run": makeself(tmp_path_factory.mktemp("run") / "a.run", [b"payload"]).read_bytes()}
+    data = bytearray(samples[kind])
+    for where, insert, cut in edits:
+        where %= len(data) or 1
+        data[where:where + cut] = insert
+    path = tmp_path_factory.mktemp("fuzz") / "x"
+    path.write_bytes(gzip.compress(bytes(data)) if kind == "tar.gz" else bytes(data))
+    result = verify_file(path, "x", kind)
+    assert result.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert all(p.file == "x" and p.code for p in result.problems)

@@ -3,6 +3,7 @@ checked by its type (grammar.py): nothing that is not a plain image reference, p
 reaches a Dockerfile or a script."""
 import difflib
 import os
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Dict, List, Literal, Optional
 
@@ -174,7 +175,9 @@ def _check_size(data: Any, depth: int = 0, count: List[int] = None) -> None:
 def read_config(path: Path) -> dict:
     """The mapping of a config file: one ConfigError naming the file for whatever is wrong with it."""
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{path} is not a regular file", fix="make it a file (or a link to one)")
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", fix="make it a readable file") from None

@@ -167,3 +167,15 @@ def test_merge_keys_may_be_overridden(tmp_path):
     spec = load_spec(write(tmp_path, (
         "stages:\n  - name: app\n    parent: mindie\n    script: 'true'\n    env:\n      <<: {A: '1', B: '2'}\n      A: '3'\n")))
     assert spec.stages[0].env == {"A": "3", "B": "2"}
+
+
+def test_config_that_is_a_fifo_or_a_link_loop(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "ascend-build.yaml")
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        load_spec(tmp_path)
+    (tmp_path / "ascend-build.yaml").unlink()
+    (tmp_path / "ascend-build.yaml").symlink_to(tmp_path / "ascend-build.yaml")
+    with pytest.raises(ConfigError, match="cannot read .*ascend-build.yaml"):
+        load_spec(tmp_path)

@@ -63,6 +63,14 @@ TARGET = typer.Option(None, "--target", help="Last stage: base, cann, pta, mindi
 DELIVERY = typer.Option("auto", "--delivery", help="How installers reach the build: auto, http, mount or copy.")
 BASE_IMAGE = typer.Option(None, "--base-image", help="Image the base stage starts from (overrides the config).")
 PLATFORM = typer.Option(None, "--platform", help="Build platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: this host).")
+REHASH = typer.Option(False, "--rehash", help="Read every package again instead of trusting the hash cache.")
+
+
+def _rehash(workdir: Path, rehash: bool) -> None:
+    if rehash:
+        from .catalog.hashcache import forget
+
+        forget(workdir)
 
 
 @app.command("check")
@@ -72,12 +80,14 @@ def check_cmd(
     platform: Optional[str] = PLATFORM,
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too."),
+    rehash: bool = REHASH,
 ) -> None:
     """Identify, verify and select the packages for a target; check that they fit together."""
     from .catalog import check
     from .catalog.output import passed, render, to_json
     from .spec import load_spec
 
+    _rehash(workdir, rehash)
     selection = check(workdir, load_spec(workdir), target=target, platform=platform)
     if json_out:
         print_json(to_json(selection))
@@ -96,6 +106,7 @@ def plan(
     platform: Optional[str] = PLATFORM,
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Dockerfile and scripts/ into this folder (must be new or empty)."),
     force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty (never over the working directory's own files)."),
+    rehash: bool = REHASH,
 ) -> None:
     """Print the Dockerfile `build` would use (or write it and its scripts with -o DIR)."""
     from .outputs import inputs_of, write_folder
@@ -103,6 +114,7 @@ def plan(
     from .render import context_files
 
     console = make_console()
+    _rehash(workdir, rehash)
     the_plan = plan_workdir(workdir, target, "http" if delivery == "auto" else delivery, base_image, platform)
     for warning in the_plan.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
@@ -134,6 +146,7 @@ def build(
     json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show the engine's own output."),
     verify_after: bool = typer.Option(False, "--verify", help="Run `verify` on the image right after the build."),
+    rehash: bool = REHASH,
 ) -> None:
     """Check, plan, serve and build the image; print a report."""
     import json
@@ -146,6 +159,7 @@ def build(
     console = make_console()
     if report:
         check_file(report, True, inputs_of(workdir))
+    _rehash(workdir, rehash)
     opts = BuildOptions(target=target, tag=tag, engine=engine, docker_bin=docker_bin, delivery=delivery,
                         network=network, host=host, port=port, no_cache=no_cache, pull=pull,
                         platform=platform, base_image=base_image)

@@ -1,9 +1,11 @@
 """Plan: from a checked selection and the config to the stages `build` will run."""
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from .catalog.checksums import hash_file
+from .catalog.scan import follow
 from .catalog.model import Package, Selection
 from .components import Context, StagePlan, base, cann, custom, mindie, pta
 from .errors import ConfigError, PackageError
@@ -30,7 +32,7 @@ class Plan:
 
     def served_files(self) -> Dict[str, Package]:
         """Every file some stage installs, by name, once (a wheel may serve two stages)."""
-        return {p.path.name: p for stage in self.stages for p in stage.files}
+        return {p.name: p for stage in self.stages for p in stage.files}
 
 
 def stage_chain(spec: BuildSpec, target: str) -> List[str]:
@@ -68,11 +70,11 @@ def planned_abi(spec: BuildSpec, selection: Selection) -> int:
 def custom_files(workdir: Path, names: List[str]) -> Dict[str, Package]:
     files = {}
     for name in names:
-        path = (workdir / name).resolve()
-        if not path.is_file() or workdir.resolve() not in path.parents:
+        if not os.path.lexists(workdir / name):
             raise PackageError(f"custom stage file {name!r} not found in {workdir}", fix="put it in the working directory or fix `files:` in ascend-build.yaml")
+        path, st = follow(workdir / name, name)
         files[name] = Package(path=path, file=name, component="custom", slot=None, version="", format="file",
-                              size=path.stat().st_size, sha256=hash_file(path))
+                              size=st.st_size, sha256=hash_file(path))
     return files
 
 

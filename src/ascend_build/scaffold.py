@@ -11,7 +11,7 @@ from typing import Callable, Dict, List, Tuple
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from . import outputs
+from . import grammar, outputs
 from .build import STATE_DIR
 from .demo import standins
 from .errors import ConfigError, OutputError
@@ -29,17 +29,14 @@ A file here named `install_<stage>.sh` (`install_cann.sh`, `install_pta.sh`, `in
 or a custom stage's) replaces the install script ascend-build generates for that stage. `ascend-build plan -o DIR` shows the
 generated scripts to start from. The stage's packages are in `$PKG_DIR` when the script runs.
 """
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 10**6,
-          "mib": 1 << 20, "g": 1 << 30, "gb": 10**9, "gib": 1 << 30}
 
 
 def parse_size(text: str) -> int:
-    """'64MiB' -> 67108864; plain numbers are bytes."""
-    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
-    unit = match and match.group(2).lower()
-    if not match or unit not in _UNITS:
-        raise ConfigError(f"cannot read the size {text!r}", fix="write a number with an optional unit, e.g. 512KiB or 64MiB")
-    return int(match.group(1)) * _UNITS[unit]
+    """'64MiB' -> 67108864; plain numbers are bytes; at most 4 GiB."""
+    try:
+        return grammar.size(text)
+    except ValueError as exc:
+        raise ConfigError(f"--filler: {exc}", fix="write a number with an optional unit, e.g. 512KiB or 64MiB") from None
 
 
 def normalise_arch(arch: str) -> str:
@@ -57,11 +54,13 @@ def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, py
     directory = Path(directory)
     arch = normalise_arch(arch)
     fill = parse_size(filler)
+    try:
+        chip = grammar.chip(chip)
+    except ValueError as exc:
+        raise ConfigError(f"--chip: {exc}", fix="use one of 310p, 910, 910b, A3, 950") from None
     family = standins.family(cann) if demo else None
     if not re.fullmatch(r"3\.\d+", python):
         raise ConfigError(f"unknown Python version {python!r}", fix="write it as MAJOR.MINOR, e.g. 3.11")
-    if not re.fullmatch(r"[A-Za-z0-9]+", chip):
-        raise ConfigError(f"unknown chip {chip!r}", fix="write it in letters and digits, e.g. 910b, 310p or A3")
     env = Environment(loader=PackageLoader("ascend_build", "templates"), undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True)
     context = {

@@ -1,15 +1,41 @@
-"""BuildSpec: the model of ascend-build.yaml, its defaults and its JSON schema."""
+"""BuildSpec: the model of ascend-build.yaml, its defaults and its JSON schema. Every value is
+checked by its type (grammar.py): nothing that is not a plain image reference, path, key or name
+reaches a Dockerfile or a script."""
 import difflib
+import os
+import stat
 from pathlib import Path
-from typing import Dict, List, Literal, Optional
+from typing import Annotated, Any, Dict, List, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import grammar
 from .errors import ConfigError
 
 CONFIG_NAME = "ascend-build.yaml"
 STAGES = ("base", "cann", "pta", "mindie")
+MAX_CONFIG_BYTES = 1 << 20
+MAX_DEPTH = 16
+MAX_NODES = 100_000
+
+Text = Annotated[str, AfterValidator(grammar.text)]
+FreeText = Annotated[str, AfterValidator(grammar.free_text)]
+Script = Annotated[str, AfterValidator(grammar.script)]
+StageName = Annotated[str, AfterValidator(grammar.stage_name)]
+RelativeFile = Annotated[str, AfterValidator(grammar.relative_file)]
+EnvKey = Annotated[str, AfterValidator(grammar.env_key)]
+LabelKey = Annotated[str, AfterValidator(grammar.label_key)]
+Chip = Annotated[str, AfterValidator(grammar.chip)]
+Python = Annotated[str, Field(pattern=r"^3\.[0-9]{1,2}$")]
+ImageReference = Annotated[str, AfterValidator(grammar.image_reference)]
+AbsolutePath = Annotated[str, AfterValidator(grammar.absolute_path)]
+OsPackage = Annotated[str, AfterValidator(grammar.os_package)]
+UserName = Annotated[str, AfterValidator(grammar.user_name)]
+Url = Annotated[str, AfterValidator(grammar.url)]
+Host = Annotated[str, AfterValidator(grammar.host)]
+Timezone = Annotated[str, AfterValidator(grammar.timezone)]
+Id = Annotated[int, Field(ge=0, le=4294967294)]
 
 
 class Strict(BaseModel):
@@ -19,50 +45,57 @@ class Strict(BaseModel):
 class UserSpec(Strict):
     """The non-root runtime user; its uid/gid must match the host driver's HwHiAiUser."""
 
-    name: str = "HwHiAiUser"
-    uid: int = 1000
-    gid: int = 1000
+    name: UserName = "HwHiAiUser"
+    uid: Id = 1000
+    gid: Id = 1000
 
 
 class CustomStage(Strict):
     """A stage the config adds: model code, vLLM-Ascend and the like."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
-    parent: str
-    files: List[str] = []
-    script: str
-    env: Dict[str, str] = {}
+    name: StageName
+    parent: StageName
+    files: List[RelativeFile] = []
+    script: Script
+    env: Dict[EnvKey, FreeText] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _not_builtin(cls, value: str) -> str:
+        if value in STAGES:
+            raise ValueError(f"{value!r} is a built-in stage: give the custom stage another name")
+        return value
 
 
 class Matrix(Strict):
     """Variants for `ascend-build bake`: every combination of the values given."""
 
-    chip: List[str] = []
+    chip: List[Chip] = []
     arch: List[Literal["x86_64", "aarch64"]] = []
-    python: List[str] = []
+    python: List[Python] = []
 
 
 class BuildSpec(Strict):
     """Everything a build needs besides the packages; every key is optional."""
 
-    base_image: str = Field("ubuntu:22.04", description="Image the base stage starts from.")
-    target: str = Field("mindie", description="Last stage to build: base, cann, pta, mindie or a custom stage.")
+    base_image: ImageReference = Field("ubuntu:22.04", description="Image the base stage starts from.")
+    target: StageName = Field("mindie", description="Last stage to build: base, cann, pta, mindie or a custom stage.")
     arch: Optional[Literal["x86_64", "aarch64"]] = Field(None, description="Build platform; default: this host.")
-    chip: Optional[str] = Field(None, description="310p, 910, 910b, A3, 950; default: inferred from the packages.")
-    python: Optional[str] = Field(None, pattern=r"^3\.\d+$", description="Python of the image, e.g. '3.11'; default: inferred from the wheels.")
+    chip: Optional[Chip] = Field(None, description="310p, 910, 910b, A3, 950; default: inferred from the packages.")
+    python: Optional[Python] = Field(None, description="Python of the image, e.g. '3.11'; default: inferred from the wheels.")
     os_family: Optional[Literal["debian", "openeuler"]] = Field(None, description="Package manager family; default: from the base image name.")
-    install_path: str = "/usr/local/Ascend"
+    install_path: AbsolutePath = "/usr/local/Ascend"
     cxx_abi: Optional[Literal[0, 1]] = Field(None, description="C++ ABI of torch for ATB (0/1); default: from the MindIE/ATB file names, else 1.")
     user: Optional[UserSpec] = Field(default_factory=UserSpec, description="Runtime user; null builds a root-only image.")
     delivery: Literal["auto", "http", "mount", "copy"] = "auto"
-    skip: List[str] = Field([], description="Stages to leave out; the next stage is re-parented.")
-    pins: Dict[str, str] = Field({}, description="Slot -> file name, when several files fit one slot.")
+    skip: List[Text] = Field([], description="Stages to leave out; the next stage is re-parented.")
+    pins: Dict[Text, RelativeFile] = Field({}, description="Slot -> file name, when several files fit one slot.")
     stages: List[CustomStage] = []
-    system_packages: List[str] = Field([], description="Extra OS packages for the base stage.")
-    pip_index_url: Optional[str] = Field(None, description="Take Python packages from this index instead of the working directory.")
-    pip_trusted_host: Optional[str] = None
-    timezone: str = "UTC"
-    labels: Dict[str, str] = {}
+    system_packages: List[OsPackage] = Field([], description="Extra OS packages for the base stage.")
+    pip_index_url: Optional[Url] = Field(None, description="Take Python packages from this index instead of the working directory.")
+    pip_trusted_host: Optional[Host] = None
+    timezone: Timezone = "UTC"
+    labels: Dict[LabelKey, FreeText] = {}
     matrix: Optional[Matrix] = Field(None, description="Variants for `ascend-build bake` (chip x arch x python).")
 
     @field_validator("skip")
@@ -73,42 +106,129 @@ class BuildSpec(Strict):
             raise ValueError(f"cannot skip {bad}: only {list(STAGES[1:])} can be skipped")
         return value
 
+    @field_validator("stages")
+    @classmethod
+    def _unique_stages(cls, value: List[CustomStage]) -> List[CustomStage]:
+        names = [c.name for c in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"custom stage {twice[0]!r} is defined more than once: give each stage its own name")
+        return value
+
 
 NESTED = {"user": UserSpec, "stages": CustomStage, "matrix": Matrix}
 
 
-def _explain(err: ValidationError, path: Path) -> ConfigError:
+def _explain(err: ValidationError, path: Path, overrides: Dict[str, Any]) -> ConfigError:
     lines = []
     for item in err.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        loc = item["loc"]
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        if loc and loc[0] in overrides:
+            where = f"--{str(loc[0]).replace('_', '-')}"
         if item["type"] == "extra_forbidden":
-            loc = item["loc"]
             model = NESTED.get(str(loc[0]), BuildSpec) if len(loc) > 1 else BuildSpec
-            close = difflib.get_close_matches(str(item["loc"][-1]), list(model.model_fields), n=1)
+            close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             lines.append(f"unknown key {where!r}{hint}")
         else:
-            lines.append(f"{where}: {item['msg']}")
+            lines.append(f"{where}: {item['msg'].replace('Value error, ', '')}")
     return ConfigError(f"{path}: " + "; ".join(lines), fix="see `ascend-build schema` for every key and its type")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue                      # `<<: *base` keys may be given again
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:
+                    continue                      # unhashable: the base class says so
+                if first != key_node.start_mark.line + 1:
+                    raise ConfigError(f"key {key!r} appears twice (lines {first} and {key_node.start_mark.line + 1})",
+                                      fix="keep one of them")
+        return super().construct_mapping(node, deep)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _check_size(data: Any, depth: int = 0, count: List[int] = None) -> None:
+    """Refuse data nested deeper than MAX_DEPTH or with more than MAX_NODES values (aliases
+    repeated over and over, or a structure that contains itself)."""
+    count = count if count is not None else [0]
+    count[0] += 1
+    if depth > MAX_DEPTH or count[0] > MAX_NODES:
+        raise _TooLarge
+    children = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for _key, value in children:
+        _check_size(value, depth + 1, count)
+
+
+def read_config(path: Path) -> dict:
+    """The mapping of a config file: one ConfigError naming the file for whatever is wrong with it."""
+    try:
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{path} is not a regular file", fix="make it a file (or a link to one)")
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", fix="make it a readable file") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES >> 20} MiB", fix="a config is a few lines: check that this is the right file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start})",
+                          fix="save it as UTF-8 (e.g. `iconv -f GBK -t UTF-8`)") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader) or {}
+        _check_size(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err.message}", fix=err.fix) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}", fix="fix the syntax at the line named above") from None
+    except (RecursionError, _TooLarge):
+        raise ConfigError(f"{path} is nested deeper than {MAX_DEPTH} levels or has more than {MAX_NODES} values",
+                          fix="write the config as in `ascend-build init`, without deep nesting or repeated aliases") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: a value cannot be read: {exc}", fix="quote the value (\"...\") to keep it as text") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a mapping of keys to values", fix="see `ascend-build schema`")
+    return data
+
+
+def working_dir(workdir: Path) -> Path:
+    """`workdir` when it is a folder; ConfigError otherwise."""
+    workdir = Path(workdir)
+    try:
+        if workdir.is_dir():
+            return workdir
+    except OSError as exc:
+        raise ConfigError(f"cannot open the working directory {workdir}: {exc.strerror or exc}",
+                          fix="pass a readable folder with -C") from None
+    what = "does not exist" if not workdir.exists() else "is not a folder"
+    raise ConfigError(f"the working directory {workdir} {what}", fix="pass the folder with the packages with -C DIR")
 
 
 def load_spec(workdir: Path, **overrides) -> BuildSpec:
     """Read ascend-build.yaml from `workdir` (defaults when absent) and apply CLI overrides
     (None values are ignored)."""
-    path = Path(workdir) / CONFIG_NAME
-    data = {}
-    if path.is_file():
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}", fix="fix the syntax at the line named above") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must be a mapping of keys to values", fix="see `ascend-build schema`")
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    path = working_dir(workdir) / CONFIG_NAME
+    data = read_config(path) if os.path.lexists(path) else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    data.update(given)
     try:
         return BuildSpec.model_validate(data)
     except ValidationError as err:
-        raise _explain(err, path) from None
+        raise _explain(err, path, given) from None
 
 
 def schema() -> dict:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from ascend_build.rules.compat import PROBLEM_CODES
 from ascend_build.spec import BuildSpec
 
 FILL = 4096
-CLI = Path("/work/main/.venv/bin/ascend-build")
+CLI = [sys.executable, "-m", "ascend_build"]
 SRC = Path(__file__).resolve().parents[2] / "src" / "ascend_build"
 
 
@@ -290,7 +291,7 @@ def test_every_code_in_the_sources_is_documented():
 
 
 def cli(*args):
-    return subprocess.run([str(CLI), "check", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([*CLI, "check", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_cli_json_ok_and_failing(tmp_path):

@@ -65,3 +65,20 @@ def test_sizes():
 def test_version_and_help():
     assert run("--version").stdout.strip().startswith("ascend-build ")
     assert "init" in run("--help").stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--chip", "../../x"], "--chip: '../../x' is not a chip name"),
+    (["--chip", "910b\nx"], "--chip:"),
+    (["--filler", "5GiB"], "more than 4 GiB"),
+    (["--filler", "1" * 5000], "cannot read the size"),
+    (["--filler", "1 MiB"], "cannot read the size"),
+])
+def test_init_option_values_are_checked(tmp_path, args, words):
+    result = run("init", "--demo", str(tmp_path / "d"), *args)
+    assert result.returncode == 1 and words in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_parse_size_is_bounded():
+    assert parse_size("4GiB") == 4 << 30

@@ -156,3 +156,23 @@ def test_ascend_stages_order(release, t, alpha, beta, rc, post):
 def test_key_is_a_total_order(versions):
     ordered = sorted(versions, key=version_key)
     assert all(version_key(a) <= version_key(b) for a, b in zip(ordered, ordered[1:]))
+
+
+@pytest.mark.parametrize("name", [
+    "foo-1.0-py3-none$(touch${IFS}PWNED)-any.whl",
+    "foo-1.0-py3-none-any;id.whl",
+    "foo-1.0-py3-none-linux x86_64.whl",
+    "foo-1.0-py3-NONE\n-any.whl",
+    "foo-1.0-py3-none-any`id`.whl",
+])
+def test_wheel_tags_must_be_tags(name):
+    assert identify(name) is None
+
+
+def test_safe_names():
+    from ascend_build.catalog.naming import is_safe_name
+
+    assert is_safe_name("torch_npu-2.1.0.post13-cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64.whl")
+    assert is_safe_name("torch-2.1.0+cpu-cp310-cp310-linux_x86_64.whl")
+    for name in ("-rf.run", "a b.run", "a$(x).run", "a\n.run", "昇腾.run", "a;b.whl", "", "a/b.run"):
+        assert not is_safe_name(name), name

@@ -275,7 +275,7 @@ def test_init_demo_where_a_folder_is_a_file(capsys, tmp_path, name):
 
 def test_init_refuses_a_chip_that_is_a_path(capsys, tmp_path):
     code, _, err = cli(capsys, "init", "--demo", tmp_path / "w", "--chip", "../../x", "--filler", "1KiB")
-    assert refused(code, err, "unknown chip") and list(tmp_path.iterdir()) == []
+    assert refused(code, err, "is not a chip name") and list(tmp_path.iterdir()) == []
 
 
 def test_init_where_the_config_is_a_folder(capsys, tmp_path):

@@ -22,7 +22,7 @@ def delivered(selection: Selection) -> List[Package]:
 def duplicate_names(files: List[Package]) -> List[Problem]:
     by_name: Dict[str, List[str]] = {}
     for pkg in files:
-        by_name.setdefault(pkg.path.name, []).append(pkg.file)
+        by_name.setdefault(pkg.name, []).append(pkg.file)
     return [Problem(level="error", code="duplicate-file-name", message=f"{' and '.join(rels)} have the same name: "
                     "the build delivers files by name", file=rels[0], fix="remove one copy")
             for rels in by_name.values() if len(rels) > 1]
@@ -48,7 +48,7 @@ def check(workdir: Path, spec: BuildSpec, target: Optional[str] = None, platform
     selection.stages = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.stages.items()}
     selection.packages = [done.get(p.file, p) for p in selection.packages]
     selection.unrecognised = list(catalog.unrecognised)
-    selection.problems = (unrecognised(catalog.unrecognised) + selection.problems + duplicate_names(files)
+    selection.problems = (catalog.problems + unrecognised(catalog.unrecognised) + selection.problems + duplicate_names(files)
                           + integrity + check_rules(selection, spec, rules))
     return selection
 

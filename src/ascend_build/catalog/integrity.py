@@ -3,17 +3,21 @@ check of its format on the way.
 
 - `.run`: the makeself header fields (`skip` lines, `filesizes`, `SHA` / `MD5` of the payload);
 - wheels: every member read to the end (zip CRC, as `ZipFile.testzip`) and its RECORD hash;
-- `.tar.gz`: the gzip stream decompressed to the end (CRC32 and length) and the tar walked;
+- `.tar.gz`: the gzip stream decompressed to the end (CRC32 and length) and the tar headers walked;
 - `SHA256SUMS` / `<file>.sha256` next to a package win when they list it: then only its sha256
   is compared.
+
+Memory stays bounded whatever the file says: RECORD, the zip central directory, tar long-name
+and pax headers and the makeself header are read only up to a cap (`metadata-too-large` beyond).
 """
 import base64
 import csv
 import hashlib
 import io
+import lzma
 import mmap
 import os
-import tarfile
+import struct
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from .checksums import BUF_SIZE, REDOWNLOAD, hash_file
+from .checksums import BUF_SIZE, REDOWNLOAD, MetadataTooLarge, hash_file
 from .makeself import RunHeader, parse_run_header
 from .model import Problem
+
+
+MAX_RECORD = 16 << 20             # RECORD of the largest wheels (torch): a few MiB
+MAX_CENTRAL_DIRECTORY = 64 << 20  # zip central directory: ~100 bytes per member
+MAX_TAR_HEADER = 1 << 20          # GNU long name/link, pax extended header
 
 
 @dataclass
@@ -48,7 +57,10 @@ def check_run(path: Path, rel: str) -> FileCheck:
     bufs = [memoryview(bytearray(BUF_SIZE)) for _ in range(2)]
     with open(path, "rb") as f, ThreadPoolExecutor(1) as helper:
         n = f.readinto(bufs[0])
-        header = parse_run_header(bytes(bufs[0][: min(n, 1 << 20)]))
+        try:
+            header, too_large = parse_run_header(bytes(bufs[0][: min(n, 1 << 20)])), None
+        except MetadataTooLarge as exc:
+            header, too_large = None, str(exc)
         bounds, digests, pos, job = [], [], 0, None
         if header:
             start = header.offset
@@ -70,6 +82,8 @@ def check_run(path: Path, rel: str) -> FileCheck:
             n = f.readinto(bufs[0])
         if job:
             job.result()
+    if too_large:
+        return FileCheck(whole.hexdigest(), [_problem("metadata-too-large", rel, too_large)])
     return FileCheck(whole.hexdigest(), _run_problems(rel, header, bounds, digests, pos))
 
 
@@ -129,16 +143,41 @@ def _record_digest(data_hash: "hashlib._Hash") -> str:
     return "sha256=" + base64.urlsafe_b64encode(data_hash.digest()).rstrip(b"=").decode()
 
 
-def _zip_problems(fileobj, rel: str) -> List[Problem]:
+def _central_directory_size(mm: mmap.mmap) -> int:
+    """The size the zip's end record gives its central directory (0 when there is none: ZipFile
+    then says what is wrong)."""
+    end = mm.rfind(b"PK\x05\x06", max(0, len(mm) - (1 << 16) - 22))
+    if end < 0 or end + 22 > len(mm):
+        return 0
+    size = struct.unpack_from("<I", mm, end + 12)[0]
+    locator = end - 20
+    if size == 0xFFFFFFFF and locator >= 0 and mm[locator:locator + 4] == b"PK\x06\x07":
+        record = struct.unpack_from("<Q", mm, locator + 8)[0]
+        if record + 56 <= len(mm) and mm[record:record + 4] == b"PK\x06\x06":
+            size = struct.unpack_from("<Q", mm, record + 40)[0]
+    return size
+
+
+def _read_record(zf: zipfile.ZipFile, name: str) -> dict:
+    with zf.open(name) as member:
+        data = member.read(MAX_RECORD + 1)
+    if len(data) > MAX_RECORD:
+        raise MetadataTooLarge(f"{name} is larger than {MAX_RECORD >> 20} MiB")
+    return {row[0]: row[1] for row in csv.reader(io.StringIO(data.decode())) if len(row) >= 2}
+
+
+def _zip_problems(fileobj, rel: str, directory_size: int) -> List[Problem]:
     fix = "download the wheel again (e.g. `pip download --no-deps` it from its index)"
+    if directory_size > MAX_CENTRAL_DIRECTORY:
+        return [_problem("metadata-too-large", rel, f"its zip directory is {directory_size} bytes, more than "
+                         f"{MAX_CENTRAL_DIRECTORY >> 20} MiB", fix)]
     try:
         with zipfile.ZipFile(fileobj) as zf:
             record_name = next((n for n in zf.namelist() if n.endswith(".dist-info/RECORD")
                                 and n.count("/") == 1), None)
             if record_name is None:
                 return [_problem("wheel-corrupt", rel, "no .dist-info/RECORD: not a valid wheel", fix)]
-            record = {row[0]: row[1] for row in csv.reader(io.StringIO(zf.read(record_name).decode()))
-                      if len(row) >= 2}
+            record = _read_record(zf, record_name)
             for info in zf.infolist():
                 if info.is_dir():
                     continue
@@ -149,8 +188,10 @@ def _zip_problems(fileobj, rel: str) -> List[Problem]:
                 expected = record.get(info.filename)
                 if expected and expected.startswith("sha256=") and expected != _record_digest(digest):
                     return [_problem("wheel-corrupt", rel, f"{info.filename} does not match its RECORD hash", fix)]
-    except (zipfile.BadZipFile, zlib.error, EOFError, UnicodeDecodeError, ValueError, KeyError, RuntimeError,
-            NotImplementedError) as exc:
+    except MetadataTooLarge as exc:
+        return [_problem("metadata-too-large", rel, str(exc), fix)]
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, csv.Error, EOFError, OSError, UnicodeDecodeError,
+            ValueError, KeyError, RuntimeError, NotImplementedError) as exc:
         return [_problem("wheel-corrupt", rel, f"damaged zip: {exc}", fix)]
     return []
 
@@ -165,7 +206,7 @@ def check_wheel(path: Path, rel: str) -> FileCheck:
                 mm.madvise(mmap.MADV_SEQUENTIAL)
             with ThreadPoolExecutor(1) as helper:       # the file's sha256 next to the member checks
                 job = helper.submit(lambda: hashlib.sha256(mm).hexdigest())
-                problems = _zip_problems(_Mapped(mm), rel)
+                problems = _zip_problems(_Mapped(mm), rel, _central_directory_size(mm))
                 return FileCheck(job.result(), problems)
 
 
@@ -213,9 +254,97 @@ class _GzipStream(io.RawIOBase):
         del self._out[:n]
         return data
 
+    def skip(self, n: int) -> int:
+        """Discard the next `n` decompressed bytes; returns how many there were."""
+        done = 0
+        while done < n:
+            if not self._out and not self._more():
+                break
+            take = min(n - done, len(self._out))
+            del self._out[:take]
+            done += take
+        return done
+
     def drain(self) -> None:
         while self._more():
             self._out.clear()
+
+
+class _TarCorrupt(Exception):
+    pass
+
+
+def _tar_number(field: bytes) -> int:
+    """A tar number field: octal (NUL/space padded) or base-256 (first byte 0x80)."""
+    if field[:1] == b"\x80":
+        return int.from_bytes(field[1:], "big")
+    if field[:1] == b"\xff":
+        raise _TarCorrupt("negative number in a header")
+    text = field.split(b"\0", 1)[0].strip(b" ")
+    try:
+        return int(text or b"0", 8)
+    except ValueError:
+        raise _TarCorrupt("bad number in a header") from None
+
+
+def _pax_size(data: bytes) -> Optional[int]:
+    """The `size` record of a pax extended header (records are `LEN KEY=VALUE\\n`)."""
+    size, pos, end = None, 0, len(data.rstrip(b"\0"))
+    while pos < end:
+        length, sep, _rest = data[pos:pos + 20].partition(b" ")
+        if not sep or not length.isdigit() or int(length) < 5 or data[pos + int(length) - 1:pos + int(length)] != b"\n":
+            raise _TarCorrupt("bad pax header")
+        key, eq, value = data[pos + len(length) + 1:pos + int(length) - 1].partition(b"=")
+        if not eq:
+            raise _TarCorrupt("bad pax header")
+        if key == b"size":
+            if not value.isdigit() or len(value) > 20:
+                raise _TarCorrupt("bad pax size")
+            size = int(value)
+        pos += int(length)
+    return size
+
+
+def _walk_tar(stream: "_GzipStream") -> None:
+    """Read every tar header, skipping member data: checksums, sizes and the end of the data.
+    Long-name and pax headers are read only up to MAX_TAR_HEADER (MetadataTooLarge beyond)."""
+    global_size: Optional[int] = None
+    next_size: Optional[int] = None
+    while True:
+        block = stream.read(512)
+        if not block or block.count(0) == 512:
+            return
+        if len(block) < 512:
+            raise _TarCorrupt("the archive ends inside a header (truncated)")
+        checksum = _tar_number(block[148:156])
+        if checksum not in (256 + sum(block[:148]) + sum(block[156:]),
+                            256 + sum(struct.unpack_from("148b8x356b", block))):
+            raise _TarCorrupt("a header's checksum is wrong")
+        kind, size = block[156:157], _tar_number(block[124:136])
+        if kind in (b"L", b"K", b"x", b"g", b"X"):
+            if size > MAX_TAR_HEADER:
+                raise MetadataTooLarge(f"a tar {'long-name' if kind in b'LK' else 'pax'} header of {size} bytes, "
+                                       f"more than {MAX_TAR_HEADER >> 20} MiB")
+            data = stream.read(-(-size // 512) * 512)
+            if len(data) < size:
+                raise _TarCorrupt("the archive ends inside a header (truncated)")
+            if kind in (b"x", b"X"):
+                next_size = _pax_size(data[:size])
+            elif kind == b"g":
+                global_size = _pax_size(data[:size])
+            continue
+        if kind == b"S" and block[482]:
+            while True:                                   # old GNU sparse: extension blocks
+                extension = stream.read(512)
+                if len(extension) < 512:
+                    raise _TarCorrupt("the archive ends inside a header (truncated)")
+                if not extension[504]:
+                    break
+        size = next_size if next_size is not None else global_size if global_size is not None else size
+        next_size = None
+        no_data = kind in (b"1", b"2", b"3", b"4", b"5", b"6") or (kind == b"\0" and block[:100].rstrip(b"\0").endswith(b"/"))
+        if not no_data and stream.skip(-(-size // 512) * 512) < size:
+            raise _TarCorrupt("unexpected end of data (truncated)")
 
 
 def check_targz(path: Path, rel: str) -> FileCheck:
@@ -223,16 +352,17 @@ def check_targz(path: Path, rel: str) -> FileCheck:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         stream = _GzipStream(f, digest)
+        problems: List[Problem] = []
         try:
-            with tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 20) as tar:
-                for _member in tar:
-                    pass
+            _walk_tar(stream)
             stream.drain()
-            problems = []
-        except (tarfile.TarError, zlib.error, EOFError, OSError) as exc:
+        except MetadataTooLarge as exc:
+            problems = [_problem("metadata-too-large", rel, str(exc))]
+        except (_TarCorrupt, zlib.error, EOFError) as exc:
+            problems = [_problem("tarball-corrupt", rel, f"damaged archive: {exc}")]
+        if problems:
             while stream._read_raw():                    # finish the sha256 of a damaged file
                 pass
-            problems = [_problem("tarball-corrupt", rel, f"damaged archive: {exc}")]
     return FileCheck(digest.hexdigest(), problems)
 
 

@@ -17,7 +17,7 @@ STAGE_SLOTS: Dict[str, List[str]] = {
 class Package:
     """One identified file of the working directory."""
 
-    path: Path                      # absolute path
+    path: Path                      # absolute path of the file (a link's resolved target)
     file: str                       # path relative to the working directory, e.g. "packages/x.run"
     component: str                  # toolkit, kernels, ops, nnal, torch, torch_npu, mindie, atb_models,
                                     # atb_llm, driver, wheel (any other wheel), requirements
@@ -32,6 +32,12 @@ class Package:
     prerelease: bool = False
     size: int = 0
     sha256: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        """The file's name in the working directory: the name it is delivered under (`path` may be
+        a link's target with another name)."""
+        return self.file.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """File-name grammar of the Ascend packages (ascend-reference.md §2): a name -> its fields.
 
-Names that fit no pattern give None: they are listed as unrecognised, never guessed.
+Names that fit no pattern give None: they are listed as unrecognised, never guessed. A name
+reaches scripts and Dockerfiles only when it is also a safe file name (`is_safe_name`).
 """
 import re
 from dataclasses import dataclass
@@ -8,6 +9,7 @@ from typing import Dict, List, Optional, Pattern, Tuple
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
+from ..grammar import FILE_NAME
 from .versions import is_prerelease, parse_version
 
 ARCH_ALIASES: Dict[str, str] = {
@@ -73,6 +75,12 @@ WHEEL_SLOTS: Dict[str, Tuple[str, Optional[str]]] = {
     "atb-llm": ("atb_llm", "atb_models"),
 }
 _WHEEL_PLATFORM = re.compile(r"^(?:many|musl)?linux(?:1|2010|2014|_\d+_\d+)?_(?P<arch>.+)$")
+_TAG_PART = re.compile(r"[a-z0-9_]+", re.ASCII)
+
+
+def is_safe_name(name: str) -> bool:
+    """Letters, digits and `. _ + -` only, not starting with `-`: safe unquoted in any script."""
+    return bool(FILE_NAME.fullmatch(name))
 
 
 def _python_tag(tag: str) -> Optional[str]:
@@ -86,6 +94,8 @@ def identify_wheel(name: str) -> Optional[Identity]:
     try:
         dist, version, _build, tags = parse_wheel_filename(name)
     except InvalidWheelFilename:
+        return None
+    if not all(_TAG_PART.fullmatch(part) for t in tags for part in (t.interpreter, t.abi, t.platform)):
         return None
     arches = set()
     for tag in tags:

@@ -98,14 +98,14 @@ class _Selector:
         if len(fit) > 1:
             self.problems.append(_err("ambiguous-slot", f"{len(fit)} files fit the {slot} slot: "
                                       + ", ".join(p.file for p in fit),
-                                      f"keep one, or pin one in ascend-build.yaml: `pins: {{{slot}: {fit[0].path.name}}}`",
+                                      f"keep one, or pin one in ascend-build.yaml: `pins: {{{slot}: {fit[0].name}}}`",
                                       fit[0].file))
             return None
         return fit[0] if fit else None
 
     def pinned(self, slot: str, found: List[Package]) -> Optional[Package]:
         pin = self.spec.pins[slot]
-        match = [p for p in found if pin in (p.file, p.path.name)]
+        match = [p for p in found if pin in (p.file, p.name)]
         if len(match) == 1:
             return match[0]
         listed = ", ".join(p.file for p in found) or "none"
@@ -181,7 +181,7 @@ def select(packages: List[Package], spec: BuildSpec, target: Optional[str] = Non
     for stage in chain:
         chosen = [sel.chosen[s] for s in STAGE_SLOTS[stage] if s in sel.chosen]
         if stage == "pta":
-            chosen += [p for p in sel.candidates("requirements") if not {p.file, p.path.name} & custom_files]
+            chosen += [p for p in sel.candidates("requirements") if not {p.file, p.name} & custom_files]
         stages[stage] = chosen
     pythons = {p.python for p in sel.chosen.values() if p.python}
     python = spec.python or (pythons.pop() if len(pythons) == 1 else None)

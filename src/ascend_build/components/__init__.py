@@ -100,6 +100,6 @@ def package_labels(packages: List[Package]) -> Dict[str, str]:
     for pkg in packages:
         key = f"{LABEL_NS}.{pkg.slot or pkg.component}".replace("_", "-")
         labels[f"{key}.version"] = pkg.version
-        labels[f"{key}.file"] = pkg.path.name
+        labels[f"{key}.file"] = pkg.name
         labels[f"{key}.sha256"] = pkg.sha256 or ""
     return labels

@@ -6,9 +6,9 @@ def stage(ctx: Context, parent: str) -> StagePlan:
     toolkit, kernels, nnal = ctx.one("toolkit"), ctx.one("kernels"), ctx.one("nnal")
     files = [p for p in (toolkit, kernels, nnal) if p]
     script = render_script(
-        "cann.sh.j2", P=ctx.install_path, for_all=ctx.for_all, toolkit=toolkit.path.name,
-        kernels=kernels.path.name if kernels else None, kernels_component=kernels.component if kernels else None,
-        nnal=nnal.path.name if nnal else None,
+        "cann.sh.j2", P=ctx.install_path, for_all=ctx.for_all, toolkit=toolkit.name,
+        kernels=kernels.name if kernels else None, kernels_component=kernels.component if kernels else None,
+        nnal=nnal.name if nnal else None,
     )
     env = component_env("toolkit", ctx)
     if nnal:

@@ -59,7 +59,7 @@ def _stage_view(plan: Plan, stage: StagePlan) -> dict:
         view["tail"] = ['ENTRYPOINT ["/usr/local/bin/ascend-entrypoint"]', 'CMD ["/bin/bash"]']
     if stage.script:
         view["copies"].append((f"scripts/install_{stage.name}.sh", f"/opt/ascend-build/install_{stage.name}.sh"))
-        view["files"] = [(p.path.name, p.sha256) for p in stage.files]
+        view["files"] = [(p.name, p.sha256) for p in stage.files]
         if plan.delivery == "copy" and stage.files:
             view["copies"].append((f"pkgs/{stage.name}/", f"/tmp/ascend-pkgs/{stage.name}/"))
         if plan.delivery == "mount" and stage.files:
@@ -100,4 +100,4 @@ def context_packages(plan: Plan) -> Dict[str, Path]:
     """`pkgs/<stage>/<file>` -> source file, for mount and copy delivery (http needs none)."""
     if plan.delivery == "http":
         return {}
-    return {f"pkgs/{s.name}/{p.path.name}": p.path for s in plan.stages for p in s.files}
+    return {f"pkgs/{s.name}/{p.name}": p.path for s in plan.stages for p in s.files}

@@ -21,8 +21,13 @@ PROBLEM_CODES: Dict[str, str] = {
     "tarball-corrupt": "error: a .tar.gz does not decompress/read to the end",
     "checksum-mismatch": "error: sha256 differs from SHA256SUMS or <file>.sha256 next to it",
     "unreadable": "error: a selected file cannot be read",
+    "metadata-too-large": "error: a RECORD, zip directory, tar header or .run header field is larger than ascend-build reads",
+    "checksum-file-unreadable": "error: SHA256SUMS or <file>.sha256 cannot be read (or is over 16 MiB)",
+    "hash-cache-unwritable": "warning: .ascend-build is a file or cannot be written: no hash cache",
     # scan and selection (catalog/check.py, catalog/select.py)
     "unrecognised-file": "warning: a package-like file (.run/.whl/.tar.gz...) whose name fits no known pattern",
+    "unsafe-file-name": "error: a package's name holds characters other than letters, digits and . _ + - (or starts with -)",
+    "not-a-regular-file": "error: a package name is a link loop, a broken link, or a device, FIFO or folder",
     "missing-component": "error: no file for a slot the target needs",
     "ambiguous-slot": "error: several files fit one slot and none is pinned",
     "pin-not-found": "error: `pins:` names a file that is not a package of that slot",

@@ -292,7 +292,7 @@ class _Connection:
         self.offset = self.left = 0    # body span still to send
         self.moved = 0                 # bytes sent since the deadline last moved
         self.keep_alive = True
-        self.transfer: Optional[Tuple[str, int, float, int]] = None   # name, status, started, length
+        self.transfer: Optional[Tuple[str, int, float]] = None   # name, status, start time of a GET
         self.sent = 0
         self.drained = 0
 
@@ -331,7 +331,7 @@ class _Loop:
             while not self.stopping:
                 now = time.monotonic()
                 wake = min(next_sweep, self.resume_at or next_sweep)
-                for key, events in self.selector.select(max(0.0, wake - now)):
+                for key, _ in self.selector.select(max(0.0, wake - now)):
                     if self.stopping:
                         break
                     self._dispatch(key.fileobj)
@@ -380,12 +380,14 @@ class _Loop:
             except BlockingIOError:
                 return
             except OSError as err:
-                if err.errno in OUT_OF_FDS:          # pause instead of spinning on a ready listener
-                    self.selector.unregister(self.listener)
-                    self.resume_at = time.monotonic() + self.backoff
-                    self.backoff = min(self.backoff * 2, BACKOFF_MAX)
-                    return
-                continue                             # ECONNABORTED and the like: that client left
+                if err.errno == errno.ECONNABORTED:  # that client left before accept()
+                    continue
+                # Out of descriptors (EMFILE, ENFILE) or memory: the listener stays ready, so
+                # pause instead of spinning on it.
+                self.selector.unregister(self.listener)
+                self.resume_at = time.monotonic() + self.backoff
+                self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+                return
             self.backoff = BACKOFF_FIRST
             if len(self.conns) >= self.limits.connections:
                 if not self.waiting:
@@ -535,7 +537,7 @@ class _Loop:
         conn.out = _head_bytes(status, fields)
         if body:
             conn.file, conn.offset, conn.left = fd, first, last - first + 1
-            conn.transfer, conn.sent = (name, status.value, started, last - first + 1), 0
+            conn.transfer, conn.sent = (name, status.value, started), 0
         else:
             os.close(fd)
         self._start_sending(conn)
@@ -597,7 +599,7 @@ class _Loop:
             self.pipelined.append(conn)
 
     def _report(self, conn: _Connection, complete: bool) -> None:
-        name, status, started, _ = conn.transfer
+        name, status, started = conn.transfer
         conn.transfer = None
         try:
             self.owner.report(Transfer(name, conn.sent, time.monotonic() - started, complete, status))

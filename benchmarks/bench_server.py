@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from ascend_build.server import PackageServer
 www = Path(sys.argv[1])
-with PackageServer({%r: www / %r}, root=www, host="127.0.0.1", port=int(sys.argv[2])) as server:
+with PackageServer({%r: www / %r}, host="127.0.0.1", port=int(sys.argv[2])) as server:
     print(server.url_for(%r), flush=True)
     server.wait()
 """ % (NAME, NAME, NAME)

@@ -140,7 +140,7 @@ def serving(plan: Plan, workdir: Path, opts: BuildOptions, engine: Engine, netwo
     # As a secret the URL is no cache key: a fresh token every build. As a build argument it is
     # one, so the working directory's stable token keeps rebuilds cached.
     token = None if plan.url_secret else workdir_token(state_dir(workdir))
-    with PackageServer(files, root=Path(workdir), host=host, port=opts.port, token=token,
+    with PackageServer(files, host=host, port=opts.port, token=token,
                        on_transfer=view.transfer) as server:
         how = "a build secret" if plan.url_secret else "a build argument"
         view.info(f"serving {len(files)} files on {host}:{server.port} (only the planned files, token path passed as {how})")

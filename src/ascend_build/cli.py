@@ -182,7 +182,7 @@ def serve(
     workdir: Path = WORKDIR,
     host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (default: the docker bridge gateway, else 127.0.0.1)."),
     port: int = typer.Option(3000, "--port", help="Port to listen on; 0 picks a free one."),
-    files: Optional[List[str]] = typer.Argument(None, metavar="FILE", help="Files to serve, relative to the working directory (default: the packages there and in packages/)."),
+    files: Optional[List[str]] = typer.Argument(None, metavar="FILE", help="Files to serve, inside the working directory (default: the packages `check` identifies there and in packages/)."),
 ) -> None:
     """Serve the packages to hand-written Dockerfiles (only those files, under a token path) until Ctrl-C."""
     from rich.markup import escape
@@ -193,7 +193,13 @@ def serve(
 
     console = make_console()
     selected = files_to_serve(workdir, files)
-    with PackageServer(selected, root=workdir, host=host or bridge_gateway() or "127.0.0.1", port=port,
+    if not host:
+        host = bridge_gateway()
+        if not host:
+            host = "127.0.0.1"
+            console.print("[yellow]warning:[/] no docker bridge gateway found: listening on 127.0.0.1 only"
+                          " (pass --host ADDRESS for containers on a bridge)")
+    with PackageServer(selected, host=host, port=port,
                        token=workdir_token(state_dir(workdir)), on_transfer=lambda t: console.print(escape(transfer_line(t)), soft_wrap=True)) as server:
         console.print(f"serving {len(selected)} files at {escape(server.url)}", soft_wrap=True)
         for name in selected:

@@ -7,6 +7,7 @@ import os
 import queue
 import random
 import re
+import resource
 import signal
 import socket
 import struct
@@ -22,8 +23,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ascend_build.engines.network import bridge_gateway
-from ascend_build.errors import ServerError
+from ascend_build.errors import PackageError, ServerError
 from ascend_build.server import (
+    Limits,
     PackageServer,
     RangeNotSatisfiable,
     Transfer,
@@ -94,7 +96,7 @@ def recorder() -> Recorder:
 @pytest.fixture
 def server(root, recorder):
     names = ["a.run", "big.run", "huge.run", "small.txt", "empty.txt", "my pkg%.whl"]
-    with PackageServer({n: root / n for n in names}, root=root, port=0, on_transfer=recorder) as srv:
+    with PackageServer({n: root / n for n in names}, port=0, on_transfer=recorder) as srv:
         yield srv
 
 
@@ -147,17 +149,17 @@ def test_url_shape_and_quoted_names(server):
 
 
 def test_ipv6_url_is_bracketed(root):
-    srv = PackageServer({"a.run": root / "a.run"}, root=root, host="::1", port=3000, token="t" * 16)
+    srv = PackageServer({"a.run": root / "a.run"}, host="::1", port=3000, token="t" * 16)
     assert srv.url == "http://[::1]:3000/tttttttttttttttt/"
 
 
 def test_tokens_are_random_and_url_safe(root):
-    tokens = {PackageServer({}, root=root).token for _ in range(5)}
+    tokens = {PackageServer({}).token for _ in range(5)}
     assert len(tokens) == 5
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{16,}", t) for t in tokens)
     for bad in ("short", "has/slash/in/it/ok", "spaces are not ok here", "%2e%2e%2e%2e%2e%2e%2e%2e"):
         with pytest.raises(ServerError):
-            PackageServer({}, root=root, token=bad)
+            PackageServer({}, token=bad)
 
 
 def test_empty_file(server):
@@ -269,12 +271,15 @@ def test_other_methods_are_405_with_allow(server, root, method):
 # -- construction checks ----------------------------------------------------------------------------
 
 
-def test_symlink_escaping_the_root_is_refused(tree, root):
-    link = root / "escape.run"
+def test_a_link_is_served_from_its_target(tree, root):
+    """Packages kept in a shared store and linked into the working directory are common: the
+    catalog decides which files are planned, the server serves what a planned link points to."""
+    link = root / "store.run"
     link.symlink_to(tree / "outside" / "secret.txt")
     try:
-        with pytest.raises(ServerError, match="outside the working directory"):
-            PackageServer({"escape.run": link}, root=root)
+        with PackageServer({"store.run": link}, port=0) as srv:
+            assert srv.files["store.run"] == (tree / "outside" / "secret.txt").resolve()
+            assert get(srv, "store.run")[2] == SECRET
     finally:
         link.unlink()
 
@@ -283,7 +288,7 @@ def test_symlink_inside_the_root_is_served(root):
     link = root / "alias.run"
     link.symlink_to(root / "small.txt")
     try:
-        with PackageServer({"alias.run": link}, root=root, port=0) as srv:
+        with PackageServer({"alias.run": link}, port=0) as srv:
             assert get(srv, "alias.run")[2] == b"0123456789abcdefghij"
     finally:
         link.unlink()
@@ -293,7 +298,7 @@ def test_file_swapped_for_an_escaping_symlink_is_refused_at_request_time(tree, r
     path = root / "swap.run"
     path.write_bytes(b"fine")
     try:
-        with PackageServer({"swap.run": path}, root=root, port=0) as srv:
+        with PackageServer({"swap.run": path}, port=0) as srv:
             assert get(srv, "swap.run")[2] == b"fine"
             path.unlink()
             path.symlink_to(tree / "outside" / "secret.txt")
@@ -303,21 +308,31 @@ def test_file_swapped_for_an_escaping_symlink_is_refused_at_request_time(tree, r
         path.unlink()
 
 
-def test_files_outside_the_root_missing_or_not_regular_are_refused(tree, root):
-    with pytest.raises(ServerError, match="outside"):
-        PackageServer({"secret.txt": tree / "outside" / "secret.txt"}, root=root)
-    with pytest.raises(ServerError, match="outside"):
-        PackageServer({"secret.txt": root / ".." / "outside" / "secret.txt"}, root=root)
+def test_file_swapped_for_a_fifo_is_refused_without_hanging(root):
+    path = root / "swap-fifo.run"
+    path.write_bytes(b"fine")
+    try:
+        with PackageServer({"swap-fifo.run": path, "small.txt": root / "small.txt"}, port=0) as srv:
+            assert get(srv, "swap-fifo.run")[2] == b"fine"
+            path.unlink()
+            os.mkfifo(path)                              # nobody ever writes to it
+            assert get(srv, "swap-fifo.run")[0] == 404   # the client timeout (10 s) guards a hang
+            assert get(srv, "small.txt")[0] == 200
+    finally:
+        path.unlink()
+
+
+def test_missing_or_not_regular_files_are_refused(root):
     with pytest.raises(ServerError, match="missing"):
-        PackageServer({"nope.run": root / "nope.run"}, root=root)
+        PackageServer({"nope.run": root / "nope.run"})
     with pytest.raises(ServerError, match="not a regular file"):
-        PackageServer({"sub": root / "sub"}, root=root)
+        PackageServer({"sub": root / "sub"})
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "a/b.run", "a\\b.run", "a\x00.run", "a\n.run", "x" * 256])
 def test_served_names_must_be_plain(root, name):
     with pytest.raises(ServerError):
-        PackageServer({name: root / "small.txt"}, root=root)
+        PackageServer({name: root / "small.txt"})
 
 
 # -- ranges ----------------------------------------------------------------------------------------
@@ -365,6 +380,18 @@ def test_ranges_to_ignore_send_the_whole_file(server, value):
 def test_if_range_sends_the_whole_file(server):
     status, _, body = get(server, "small.txt", {"Range": "bytes=0-1", "If-Range": '"some-etag"'})
     assert (status, body) == (200, b"0123456789abcdefghij")
+
+
+@pytest.mark.parametrize("value", ["bytes={n}-", "bytes=0-{n}", "bytes=-{n}", "bytes={n}-{n}", "bytes=0000000000000000001-"])
+def test_range_numbers_are_bounded(server, root, value):
+    n = "9" * 4400                                   # past int()'s 4300-digit limit
+    size = (root / "small.txt").stat().st_size
+    with pytest.raises(RangeNotSatisfiable):
+        byte_range(value.format(n=n), size)
+    status, resp, _ = get(server, "small.txt", {"Range": value.format(n=n)})
+    assert (status, resp.getheader("Content-Range")) == (416, f"bytes */{size}")
+    assert get(server, "small.txt", {"Range": "bytes=-" + "9" * 70000})[0] == 431    # past the head limit
+    assert get(server, "small.txt")[0] == 200
 
 
 @given(st.integers(0, 2000), st.integers(0, 2000), st.integers(1, 1000))
@@ -447,7 +474,7 @@ def test_aborted_client_does_not_disturb_others(server, root, recorder, capfd):
 
 
 def test_stop_within_a_second_while_clients_are_mid_download(root, recorder):
-    srv = PackageServer({"huge.run": root / "huge.run"}, root=root, port=0, on_transfer=recorder).start()
+    srv = PackageServer({"huge.run": root / "huge.run"}, port=0, on_transfer=recorder).start()
     port = srv.port
     busy = slow_client(srv, "huge.run")
     idle = socket.create_connection(("127.0.0.1", port), timeout=5)   # keep-alive, no request yet
@@ -479,48 +506,303 @@ def test_stop_within_a_second_while_clients_are_mid_download(root, recorder):
     assert time.monotonic() - started < 0.1
 
 
+def closed_by_server(sock: socket.socket) -> bool:
+    """True when the server has closed (FIN or reset) a connection whose replies we ignore."""
+    try:
+        while True:
+            data = sock.recv(1 << 20)
+            if not data:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except (BlockingIOError, socket.timeout):
+        return False
+
+
+def test_request_head_deadline_is_for_the_whole_head(root):
+    """One byte every 0.1 s never resets the 0.5 s head deadline: the server closes the
+    connection long before the client runs out of bytes to send."""
+    with PackageServer({"small.txt": root / "small.txt"}, port=0, limits=Limits(head_seconds=0.5)) as srv:
+        trickler = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        head = f"GET /{srv.token}/small.txt HTTP/1.1\r\nX-Pad: {'a' * 200}\r\n\r\n".encode()
+        answer = b""
+        for i in range(len(head)):
+            try:
+                trickler.send(head[i:i + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            time.sleep(0.1)
+            trickler.setblocking(False)
+            try:
+                answer += trickler.recv(100)
+                break
+            except BlockingIOError:
+                pass
+            finally:
+                trickler.setblocking(True)
+        assert i < len(head) - 1, "the server read the whole trickled head"
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 408")
+        trickler.close()
+        idle = socket.create_connection(("127.0.0.1", srv.port), timeout=10)     # never sends anything
+        assert idle.recv(10) == b""
+        idle.close()
+        assert get(srv, "small.txt")[0] == 200
+
+
+def test_a_slow_reader_is_cut_though_it_keeps_reading(root, recorder):
+    """The client takes 1 KiB every 0.05 s (20 KiB/s, never silent for long); the server wants
+    64 KiB per 0.5 s window, so it cuts the transfer and reports it incomplete."""
+    limits = Limits(send_seconds=0.5, send_progress=64 << 10)
+    with PackageServer({"huge.run": root / "huge.run"}, port=0, on_transfer=recorder, limits=limits) as srv:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(5)
+        sock.connect(("127.0.0.1", srv.port))
+        sock.sendall(f"GET /{srv.token}/huge.run HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.is_set():
+                try:
+                    if not sock.recv(1024):
+                        return
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+        reader = threading.Thread(target=trickle, daemon=True)
+        reader.start()
+        try:
+            [transfer] = recorder.wait_for(1, timeout=20)
+        finally:
+            stop.set()
+            reader.join(5)
+            sock.close()
+        assert transfer.file == "huge.run" and not transfer.complete and transfer.bytes < HUGE
+
+
+def test_connection_cap_evicts_idle_connections_then_refuses(root, recorder):
+    with PackageServer({"huge.run": root / "huge.run", "small.txt": root / "small.txt"}, port=0,
+                       on_transfer=recorder, limits=Limits(connections=4)) as srv:
+        idle = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(10)]
+        assert get(srv, "small.txt")[0] == 200          # the longest waiting idle ones made room
+        time.sleep(0.2)
+        for sock in idle:
+            sock.settimeout(0.2)
+        assert sum(closed_by_server(sock) for sock in idle) >= 7
+        busy = [slow_client(srv, "huge.run") for _ in range(4)]    # every slot sending
+        extra = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        answer = b""
+        try:
+            while True:
+                chunk = extra.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 503")
+        for sock in busy + idle + [extra]:
+            sock.close()
+        assert [t.file for t in recorder.wait_for(5) if not t.complete] == ["huge.run"] * 4   # slots free again
+        status, _, body = get(srv, "small.txt")
+        assert (status, body) == (200, b"0123456789abcdefghij")
+
+
+EMFILE_SERVER = """
+import os, sys
+from pathlib import Path
+from ascend_build.server import PackageServer
+root = Path(sys.argv[1])
+with PackageServer({"small.txt": root / "small.txt"}, port=0) as server:
+    held = []
+    while True:                                      # every free descriptor taken: accept() fails
+        try:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            break
+    print(server.url_for("small.txt"), flush=True)
+    sys.stdin.readline()
+    for fd in held:
+        os.close(fd)
+    print("freed", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads CPU time from /proc")
+def test_out_of_file_descriptors_backs_off_then_serves(root):
+    limit = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    proc = subprocess.Popen([sys.executable, "-c", EMFILE_SERVER, str(root)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, preexec_fn=limit)
+    try:
+        url = proc.stdout.readline().strip()
+        port, path = int(url.split("/")[2].rsplit(":", 1)[1]), "/" + url.split("/", 3)[3]
+        client = socket.create_connection(("127.0.0.1", port), timeout=20)    # waits in the backlog
+        client.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        time.sleep(0.3)
+        used = cpu_seconds(proc.pid)
+        time.sleep(1.0)
+        assert cpu_seconds(proc.pid) - used < 0.5          # paused, not spinning on accept()
+        proc.stdin.write("free\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "freed"
+        resp = http.client.HTTPResponse(client)
+        resp.begin()
+        assert (resp.status, resp.read()) == (200, b"0123456789abcdefghij")
+        client.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+HALF_OPEN = 2000
+TRICKLERS = 100
+
+
+def raise_open_files_limit(needed: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed and (hard == resource.RLIM_INFINITY or hard >= needed):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else needed, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        pytest.skip(f"needs {needed} open files, RLIMIT_NOFILE allows {soft} (hard limit {hard})")
+
+
+@pytest.mark.parametrize("connections", [Limits().connections, 2 * HALF_OPEN + 100], ids=["default-cap", "no-eviction"])
+def test_download_completes_while_2000_half_open_connections_are_held(root, connections):
+    """2,000 connected sockets that never send a whole request (some send a partial one, some
+    trickle a byte at a time) do not stop a normal download, nor does closing them all at once.
+    With the default cap the server closes the longest waiting ones; with a cap above 2,000 it
+    holds them all (each a descriptor, no thread)."""
+    raise_open_files_limit(2 * HALF_OPEN + 500)
+    want = hashlib.sha256((root / "big.run").read_bytes()).hexdigest()
+    with PackageServer({"big.run": root / "big.run"}, port=0, limits=Limits(connections=connections)) as srv:
+        held: List[socket.socket] = []
+        try:
+            for i in range(HALF_OPEN):
+                sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                if i % 3 == 1:
+                    sock.send(f"GET /{srv.token}/big.run HTTP/1.1\r\nHost: t\r\n".encode())
+                held.append(sock)
+            stop = threading.Event()
+
+            def trickle():
+                alive = held[-TRICKLERS:]
+                while alive and not stop.wait(0.05):
+                    for sock in list(alive):
+                        try:
+                            sock.send(b"X")
+                        except OSError:
+                            alive.remove(sock)
+
+            trickler = threading.Thread(target=trickle, daemon=True)
+            trickler.start()
+            try:
+                status, _, body = get_with_timeout(srv, "big.run", 60)
+                assert status == 200 and hashlib.sha256(body).hexdigest() == want
+                if connections > HALF_OPEN:                  # nothing was evicted: all still held
+                    assert all(still_open(sock) for sock in held[:HALF_OPEN - TRICKLERS])
+            finally:
+                stop.set()
+                trickler.join(5)
+        finally:
+            for sock in held:
+                sock.close()
+        status, _, body = get_with_timeout(srv, "big.run", 60)
+        assert status == 200 and hashlib.sha256(body).hexdigest() == want
+
+
+def still_open(sock: socket.socket) -> bool:
+    """Neither closed nor reset by the server (nothing to read either)."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def get_with_timeout(srv: PackageServer, name: str, timeout: float) -> Tuple[int, http.client.HTTPResponse, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=timeout)
+    try:
+        conn.request("GET", "/" + srv.token + "/" + name)
+        resp = conn.getresponse()
+        return resp.status, resp, resp.read()
+    finally:
+        conn.close()
+
+
 def test_port_in_use_is_a_clear_server_error(root):
-    with PackageServer({}, root=root, port=0) as first:
+    with PackageServer({}, port=0) as first:
         port = first.port
         with pytest.raises(ServerError) as caught:
-            PackageServer({}, root=root, port=port).start()
+            PackageServer({}, port=port).start()
     assert f"127.0.0.1:{port}" in caught.value.message and "in use" in caught.value.message
     assert "--port 0" in caught.value.fix
 
 
 def test_address_not_on_this_machine_is_a_server_error(root):
     with pytest.raises(ServerError, match="not an address of this machine"):
-        PackageServer({}, root=root, host="192.0.2.1", port=0).start()      # TEST-NET-1
+        PackageServer({}, host="192.0.2.1", port=0).start()      # TEST-NET-1
 
 
 # -- which files `serve` offers -----------------------------------------------------------------
 
 
-def test_default_files(tmp_path):
-    for name in ("a.run", "b.whl", "c.tar.gz", "d.tgz", "requirements.txt", "notes.md", ".part.run", "x.tar"):
+TOOLKIT = "Ascend-cann-toolkit_8.0.RC3_linux-aarch64.run"
+WHEEL = "torch_npu-2.1.0.post8-cp310-cp310-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+
+
+def test_default_files_are_the_packages_check_identifies(tmp_path):
+    names = (TOOLKIT, "requirements.txt", "requirements-extra.txt", "credentials.txt", "notes.txt", "backup.tgz",
+             "x.tar.gz", "a.run", "notes.md", ".part.run", "ascend-build.yaml", "SHA256SUMS")
+    for name in names:
         (tmp_path / name).write_text(name)
     (tmp_path / "dir.run").mkdir()
     (tmp_path / "packages" / "nested").mkdir(parents=True)
-    (tmp_path / "packages" / "e.run").write_text("e")
-    (tmp_path / "packages" / "nested" / "f.run").write_text("f")
+    (tmp_path / "packages" / WHEEL).write_text("w")
+    (tmp_path / "packages" / "id_rsa.txt").write_text("secret")
+    (tmp_path / "packages" / "nested" / TOOLKIT).write_text("deeper")
     assert default_files(tmp_path) == {
-        "a.run": tmp_path / "a.run", "b.whl": tmp_path / "b.whl", "c.tar.gz": tmp_path / "c.tar.gz",
-        "d.tgz": tmp_path / "d.tgz", "requirements.txt": tmp_path / "requirements.txt",
-        "e.run": tmp_path / "packages" / "e.run",
+        TOOLKIT: tmp_path / TOOLKIT, "requirements.txt": tmp_path / "requirements.txt",
+        "requirements-extra.txt": tmp_path / "requirements-extra.txt", WHEEL: tmp_path / "packages" / WHEEL,
     }
-    (tmp_path / "packages" / "a.run").write_text("twin")
-    with pytest.raises(ServerError, match="a.run"):
+    (tmp_path / "packages" / TOOLKIT).write_text("twin")
+    with pytest.raises(ServerError, match="Ascend-cann-toolkit"):
         default_files(tmp_path)
 
 
 def test_files_to_serve(tmp_path):
     (tmp_path / "a.run").write_text("a")
+    (tmp_path / "packages").mkdir()
+    (tmp_path / "packages" / "b.whl").write_text("b")
     assert files_to_serve(tmp_path, ["a.run", "packages/b.whl"]) == {"a.run": tmp_path / "a.run",
                                                                   "b.whl": tmp_path / "packages" / "b.whl"}
     with pytest.raises(ServerError, match="two files"):
         files_to_serve(tmp_path, ["a.run", "sub/a.run"])
+    with pytest.raises(ServerError, match="not in the working directory"):
+        files_to_serve(tmp_path / "packages", ["../a.run"])
+    with pytest.raises(PackageError, match="missing.run cannot be read"):
+        files_to_serve(tmp_path, ["missing.run"])
     with pytest.raises(ServerError, match="nothing to serve"):
-        files_to_serve(tmp_path / "packages", None)
+        files_to_serve(tmp_path, None)                    # a.run is no package `check` knows
+
+
+def test_unreadable_and_special_files_are_refused_at_start(tmp_path):
+    os.mkfifo(tmp_path / "fifo.run")
+    (tmp_path / "loop.run").symlink_to("loop.run")
+    with pytest.raises(ServerError, match="not a regular file"):
+        PackageServer({"fifo.run": tmp_path / "fifo.run"})
+    with pytest.raises(ServerError, match="unreadable"):
+        PackageServer({"loop.run": tmp_path / "loop.run"})
 
 
 # -- bridge gateway -------------------------------------------------------------------------------
@@ -541,6 +823,9 @@ def test_bridge_gateway(tmp_path):
     assert bridge_gateway(fake_docker(tmp_path, "echo ' '")) is None
     assert bridge_gateway(fake_docker(tmp_path, "echo 'Error: no such network' >&2; exit 1")) is None
     assert bridge_gateway(fake_docker(tmp_path, "echo garbage")) is None
+    for unspecified in ("0.0.0.0", "::", "::ffff:0.0.0.0", "0.0.0.0/16"):
+        assert bridge_gateway(fake_docker(tmp_path, f"echo '{unspecified},'")) is None
+    assert bridge_gateway(fake_docker(tmp_path, "echo ':: 0.0.0.0 fd00::1 '")) == "fd00::1"
     assert bridge_gateway(str(tmp_path / "no-such-docker")) is None
     started = time.monotonic()
     assert bridge_gateway(fake_docker(tmp_path, "exec sleep 5"), timeout=0.5) is None
@@ -575,8 +860,9 @@ def wait_for_line(lines: "queue.Queue[str]", pattern: str, timeout: float = 20.0
 
 def test_serve_command(tmp_path):
     (tmp_path / "packages").mkdir()
-    (tmp_path / "packages" / "toolkit.run").write_bytes(payload(1 << 20, 3))
+    (tmp_path / "packages" / TOOLKIT).write_bytes(payload(1 << 20, 3))
     (tmp_path / "requirements.txt").write_text("numpy\n")
+    (tmp_path / "credentials.txt").write_text("password\n")
     (tmp_path / "ascend-build.yaml").write_text("secret: yes\n")
     proc = subprocess.Popen([str(CLI), "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -585,18 +871,19 @@ def test_serve_command(tmp_path):
     try:
         match, _ = wait_for_line(lines, r"(http://127\.0\.0\.1:(\d+)/[A-Za-z0-9_-]+/)")
         base, port = match.group(1), int(match.group(2))
-        wget, seen = wait_for_line(lines, r"wget -q (\S+/toolkit\.run)")
-        assert wget.group(1) == base + "toolkit.run"
-        assert base + "requirements.txt" in seen
+        wget, seen = wait_for_line(lines, r"wget -q (\S+/Ascend-cann-toolkit\S+\.run)")
+        assert wget.group(1) == base + TOOLKIT
+        assert base + "requirements.txt" in seen and "credentials" not in seen
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("GET", wget.group(1).split(str(port), 1)[1])
         resp = conn.getresponse()
-        assert (resp.status, resp.read()) == (200, (tmp_path / "packages" / "toolkit.run").read_bytes())
-        conn.request("GET", "/" + base.split("/")[3] + "/ascend-build.yaml")
-        resp = conn.getresponse()
-        assert resp.status == 404 and b"secret" not in resp.read()
+        assert (resp.status, resp.read()) == (200, (tmp_path / "packages" / TOOLKIT).read_bytes())
+        for name, secret in (("ascend-build.yaml", b"secret"), ("credentials.txt", b"password")):
+            conn.request("GET", "/" + base.split("/")[3] + "/" + name)
+            resp = conn.getresponse()
+            assert resp.status == 404 and secret not in resp.read()
         conn.close()
-        wait_for_line(lines, r"sent toolkit\.run")
+        wait_for_line(lines, r"sent Ascend-cann-toolkit")
 
         second = subprocess.run([str(CLI), "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", str(port)],
                                 capture_output=True, text=True, timeout=30)
@@ -614,3 +901,51 @@ def test_serve_command(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def run_serve(tmp_path: Path, *args: str, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLI), "serve", "-C", str(tmp_path), *args], capture_output=True, text=True,
+                          timeout=30, env=env)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--host", "no-such-host.invalid"], "cannot listen on"),
+    (["--host", "999.1.1.1"], "cannot listen on"),
+    (["--host", "192.0.2.1"], "not an address of this machine"),
+    (["--host", "x" * 300], "cannot listen on"),
+    (["--host", "127.0.0.1", "../outside.run"], "not in the working directory"),
+    (["--host", "127.0.0.1", "fifo.run"], "not a regular file"),
+    (["--host", "127.0.0.1", "loop.run"], "symlink loop"),
+    (["--host", "127.0.0.1", "nope.run"], "nope.run cannot be read"),
+    (["--host", "127.0.0.1", "--port", "70000"], "out of range"),
+])
+def test_serve_errors_are_one_message(tmp_path, args, message):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / TOOLKIT).write_text("t")
+    (tmp_path / "outside.run").write_text("o")
+    os.mkfifo(work / "fifo.run")
+    if "loop.run" in args:                      # named only: the catalog scan is not this test's subject
+        (work / "loop.run").symlink_to("loop.run")
+    result = run_serve(work, *args, *([] if "--port" in args else ["--port", "0"]))
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_never_binds_an_unspecified_gateway(tmp_path):
+    """A docker that reports the bridge gateway as 0.0.0.0: serve listens on 127.0.0.1 and says so."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_docker(bin_dir, "echo '0.0.0.0,172.17.0.0/16 ::,'")
+    (tmp_path / TOOLKIT).write_text("t")
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    proc = subprocess.Popen([str(CLI), "serve", "-C", str(tmp_path), "--port", "0"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=read_lines, args=(proc.stderr, lines), daemon=True).start()
+    try:
+        _, seen = wait_for_line(lines, r"serving 1 files at http://127\.0\.0\.1:\d+/")
+        assert "warning" in seen and "127.0.0.1 only" in seen
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=5)

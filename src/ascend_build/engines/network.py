@@ -10,7 +10,7 @@ GATEWAY_FORMAT = "{{range .IPAM.Config}}{{.Gateway}},{{.Subnet}} {{end}}"
 
 def bridge_gateway(docker_bin: str = "docker", timeout: float = 10.0) -> Optional[str]:
     """The engine's default bridge gateway (e.g. 172.17.0.1), IPv4 preferred; None when the
-    engine is missing, not answering, or has no bridge network."""
+    engine is missing, not answering, has no bridge network, or reports an unspecified address."""
     try:
         result = subprocess.run([docker_bin, "network", "inspect", "bridge", "--format", GATEWAY_FORMAT],
                                 capture_output=True, text=True, timeout=timeout, check=False)
@@ -22,9 +22,12 @@ def bridge_gateway(docker_bin: str = "docker", timeout: float = 10.0) -> Optiona
     for word in result.stdout.split():
         gateway, _, subnet = word.partition(",")
         try:
-            addresses.append(ipaddress.ip_address(gateway.split("/")[0]) if gateway
-                             else next(ipaddress.ip_network(subnet, strict=False).hosts()))
+            address = (ipaddress.ip_address(gateway.split("/")[0]) if gateway
+                       else next(ipaddress.ip_network(subnet, strict=False).hosts()))
         except (ValueError, StopIteration):
             continue
+        mapped = getattr(address, "ipv4_mapped", None)
+        if not (address.is_unspecified or (mapped is not None and mapped.is_unspecified)):   # 0.0.0.0, ::
+            addresses.append(address)
     addresses.sort(key=lambda a: a.version)
     return str(addresses[0]) if addresses else None

@@ -92,14 +92,18 @@ def plan(
     delivery: str = DELIVERY,
     base_image: Optional[str] = BASE_IMAGE,
     platform: Optional[str] = PLATFORM,
+    engine: Optional[str] = typer.Option(None, "--engine", help="Print what `build --engine E` runs (E: auto, docker, buildkit, podman); default: no engine."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Dockerfile and scripts/ into this folder."),
 ) -> None:
     """Print the Dockerfile `build` would use (or write it and its scripts with -o DIR)."""
-    from .plan import plan_workdir
+    from .engines.detect import choose
+    from .plan import plan_for
     from .render import context_files
+    from .settings import Options, resolve
 
     console = make_console()
-    the_plan = plan_workdir(workdir, target, "http" if delivery == "auto" else delivery, base_image, platform)
+    options = Options(target=target, delivery=delivery, base_image=base_image, platform=platform)
+    the_plan = plan_for(resolve(workdir, options, choose(engine)[0] if engine else None))
     for warning in the_plan.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     files = context_files(the_plan)
@@ -137,25 +141,29 @@ def build(
     import json
 
     from .build import BuildOptions, run_build
+    from .engines.detect import choose
     from .progress import ConsoleBuildView
     from .report import summary_table
+    from .settings import Options, resolve
+    from .spec import load_spec
 
     console = make_console()
-    opts = BuildOptions(target=target, tag=tag, engine=engine, docker_bin=docker_bin, delivery=delivery,
-                        network=network, host=host, port=port, no_cache=no_cache, pull=pull,
-                        platform=platform, base_image=base_image)
+    spec = load_spec(workdir, base_image=base_image)
+    the_engine, why = choose(engine, docker_bin)
+    settings = resolve(workdir, Options(target=target, delivery=delivery, platform=platform, network=network, host=host),
+                       the_engine, spec=spec)
     with ConsoleBuildView(console, verbose) as view:
-        result = run_build(workdir, opts, view)
+        view.info(f"engine: {the_engine.name} ({why})")
+        result = run_build(settings, BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull), view)
     console.print(summary_table(result))
     if report:
         report.write_text(json.dumps(result, indent=2) + "\n")
     if json_out:
         print_json(result)
     if verify_after:
-        from .engines.detect import choose
         from .verify import verify
 
-        show_checks(verify(choose(result["engine"])[0], result["image"]), json_out=False)
+        show_checks(verify(the_engine, result["image"]), json_out=False)
 
 
 @app.command()
@@ -168,14 +176,14 @@ def serve(
     """Serve the packages to hand-written Dockerfiles (only those files, under a token path) until Ctrl-C."""
     from rich.markup import escape
 
-    from .build import state_dir
-    from .engines.network import bridge_gateway
-    from .server import PackageServer, files_to_serve, transfer_line, workdir_token
+    from .engines.docker import Docker
+    from .server import PackageServer, files_to_serve, transfer_line
+    from .workdir import State
 
     console = make_console()
     selected = files_to_serve(workdir, files)
-    with PackageServer(selected, root=workdir, host=host or bridge_gateway() or "127.0.0.1", port=port,
-                       token=workdir_token(state_dir(workdir)), on_transfer=lambda t: console.print(escape(transfer_line(t)), soft_wrap=True)) as server:
+    with PackageServer(selected, root=workdir, host=host or Docker().bridge_address() or "127.0.0.1", port=port,
+                       token=State.of(workdir).token(), on_transfer=lambda t: console.print(escape(transfer_line(t)), soft_wrap=True)) as server:
         console.print(f"serving {len(selected)} files at {escape(server.url)}", soft_wrap=True)
         for name in selected:
             console.print(f"  wget -q {escape(server.url_for(name))}", soft_wrap=True)
@@ -224,19 +232,20 @@ def run(
 ) -> None:
     """Run an image with this host's Ascend devices and read-only driver mounts."""
     import shlex
-    import subprocess
 
-    from .runtime import cards, parse_devices, run_args, run_command
+    from .engines.detect import for_binary
+    from .runtime import cards, parse_devices, run_args
 
     console = make_console()
     flags = run_args(root, parse_devices(devices))
     if not cards(root):
         console.print("[yellow]no Ascend NPU on this host (/dev/davinci*): running without devices[/]")
-    cmd = run_command(engine_bin, image, flags, command or [], sys.stdin.isatty())
+    engine = for_binary(engine_bin)
+    cmd = engine.container_command(image, command or [], flags, interactive=True, tty=sys.stdin.isatty())
     if print_only:
         print(shlex.join(cmd))
         return
-    raise typer.Exit(subprocess.run(cmd).returncode)
+    raise typer.Exit(engine.attach(cmd))
 
 
 @app.command("inspect")
@@ -280,9 +289,11 @@ def export_cmd(
 ) -> None:
     """Write a standalone Dockerfile + dockerbuild.sh + install scripts (needs only docker, bash, python3)."""
     from .export import export
-    from .plan import plan_workdir
+    from .plan import plan_for
+    from .settings import Options, resolve
 
-    written = export(plan_workdir(workdir, target, "http", base_image, platform), workdir, output, force)
+    options = Options(target=target, delivery="http", base_image=base_image, platform=platform)
+    written = export(plan_for(resolve(workdir, options)), workdir, output, force)
     make_console().print(f"wrote {len(written)} files to {output}; build with: bash {output}/dockerbuild.sh --help")
 
 

@@ -3,9 +3,9 @@ tool, from its labels and history."""
 import re
 from typing import Dict, List
 
-from .components import LABEL_NS
+from .contract import LABEL_NS
 from .engines.base import Engine
-from .verify import image_labels
+from .contract import image_labels
 
 
 def components(labels: Dict[str, str]) -> List[dict]:

@@ -1,13 +1,12 @@
 """`ascend-build verify IMAGE`: smoke tests inside an image, chosen from its labels, needing no
 NPU. One container runs the probe as the image's default user, one as the runtime user."""
 import json
-import subprocess
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-from .components import LABEL_NS
+from .contract import LABEL_NS
 from .engines.base import Engine
-from .errors import ConfigError
+from .contract import image_labels
 from .runtime import cards, run_args
 
 # Runs inside the image with `python3 -`, without sourcing anything: what a plain
@@ -94,20 +93,8 @@ print(json.dumps(problems[:5]))
 '''
 
 
-def image_labels(info: dict, image: str) -> Dict[str, str]:
-    """The labels of an inspected image; ConfigError when ascend-build did not build it."""
-    labels = (info.get("Config") or {}).get("Labels") or {}
-    if f"{LABEL_NS}.target" not in labels:
-        raise ConfigError(f"{image} was not built by ascend-build (no {LABEL_NS}.target label)",
-                          fix="verify an image made by `ascend-build build`")
-    return labels
-
-
 def _run_probe(engine: Engine, image: str, script: str, args: List[str], user: Optional[str] = None):
-    cmd = [engine.binary, "run", "--rm", "-i", "--network", "none", "--entrypoint", "python3"]
-    if user:
-        cmd += ["--user", user]
-    result = subprocess.run([*cmd, image, "-", *args], input=script, capture_output=True, text=True, timeout=300)
+    result = engine.run_container(image, ["-", *args], stdin=script, network="none", entrypoint="python3", user=user)
     try:
         return json.loads(result.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -127,11 +114,11 @@ def verify(engine: Engine, image: str, host_root: Path = Path("/")) -> dict:
         detail = "reads the install" + (f" and imports {modules}" if modules else "") if ok else str(problems)
         checks.append({"name": f"runtime user {user} can use the install", "ok": ok, "detail": detail})
     if cards(host_root):
-        run = [engine.binary, "run", "--rm", *run_args(host_root)]
-        npu = subprocess.run([*run, image, "npu-smi", "info"], capture_output=True, text=True, timeout=120)
+        devices = run_args(host_root)
+        npu = engine.run_container(image, ["npu-smi", "info"], flags=devices, timeout=120)
         checks.append({"name": "npu-smi info", "ok": npu.returncode == 0, "detail": (npu.stdout + npu.stderr)[-300:]})
         if f"{LABEL_NS}.torch-npu.version" in labels:
-            tensor = subprocess.run([*run, image, "python3", "-c", NPU_TENSOR], capture_output=True, text=True, timeout=300)
+            tensor = engine.run_container(image, ["python3", "-c", NPU_TENSOR], flags=devices)
             checks.append({"name": "tensor on the NPU", "ok": tensor.returncode == 0, "detail": (tensor.stdout + tensor.stderr)[-300:]})
     else:
         checks.append({"name": "NPU checks", "ok": True, "detail": "skipped: no /dev/davinci* on this host"})

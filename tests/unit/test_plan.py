@@ -14,9 +14,11 @@ import yaml
 
 from ascend_build.demo import standins
 from ascend_build.errors import ConfigError
-from ascend_build.plan import plan_workdir, stage_chain
+from ascend_build.chain import stage_chain
+from ascend_build.plan import plan_for
 from ascend_build.render import context_files
 from ascend_build.scaffold import scaffold
+from ascend_build.settings import Options, resolve
 from ascend_build.spec import BuildSpec
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -35,6 +37,10 @@ def workdir(tmp_path_factory):
 
 def normalise(text: str) -> str:
     return re.sub(r"\b[0-9a-f]{64}\b", "<sha256>", text)
+
+
+def plan_workdir(workdir, target, delivery, base_image, platform, engine=None):
+    return plan_for(resolve(workdir, Options(target=target, delivery=delivery, base_image=base_image, platform=platform), engine))
 
 
 def render(workdir, target, delivery, base_image, **config):
@@ -180,10 +186,11 @@ def test_plan_command_prints_or_writes(workdir, tmp_path):
 
 
 def test_url_as_a_secret_keeps_it_out_of_the_dockerfile(workdir):
+    from ascend_build.engines.docker import DockerBuildKit
     from ascend_build.render import dockerfile
 
-    plan = plan_workdir(workdir, "mindie", "http", FAMILIES["debian"], "x86_64")
-    plan.url_secret = True
+    plan = plan_workdir(workdir, "mindie", "http", FAMILIES["debian"], "x86_64", engine=DockerBuildKit("docker"))
+    assert plan.url_secret
     text = dockerfile(plan)
     assert "ARG ASCEND_PKG_URL" not in text
     assert text.count("RUN --mount=type=secret,id=ascend-pkg-url bash /opt/ascend-build/run-stage.sh") == 3

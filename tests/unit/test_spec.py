@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from ascend_build.build import resolve_delivery
 from ascend_build.engines.docker import Docker, DockerBuildKit
 from ascend_build.engines.podman import Podman
 from ascend_build.errors import ConfigError
+from ascend_build.settings import Options, resolve
 from ascend_build.spec import load_spec
 
 CLI = [sys.executable, "-m", "ascend_build"]
@@ -51,9 +51,13 @@ def test_schema_command_prints_the_json_schema():
     assert schema.get("additionalProperties") is False
 
 
-def test_mount_delivery_needs_buildkit_or_podman():
+def delivery(tmp_path, option, engine):
+    return resolve(tmp_path, Options(delivery=option, host="127.0.0.1"), engine).delivery
+
+
+def test_mount_delivery_needs_buildkit_or_podman(tmp_path):
     with pytest.raises(ConfigError, match="mount delivery needs BuildKit or podman"):
-        resolve_delivery("mount", Docker("docker"))
-    assert resolve_delivery("mount", DockerBuildKit("docker")) == "mount"
-    assert resolve_delivery("mount", Podman()) == "mount"
-    assert resolve_delivery("auto", Docker("docker")) == "http"
+        delivery(tmp_path, "mount", Docker("docker"))
+    assert delivery(tmp_path, "mount", DockerBuildKit("docker")) == "mount"
+    assert delivery(tmp_path, "mount", Podman()) == "mount"
+    assert delivery(tmp_path, "auto", Docker("docker")) == "http"

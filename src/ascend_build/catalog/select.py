@@ -12,8 +12,9 @@ wheels in the folder are not selected (no slot): the pta stage hands them to pip
 import platform as host_platform
 from typing import Callable, Dict, List, Optional
 
+from ..chain import builtin_chain
 from ..errors import ConfigError
-from ..spec import STAGES, BuildSpec
+from ..spec import BuildSpec
 from .model import STAGE_SLOTS, Package, Problem, Selection
 from .naming import normalise_arch, normalise_chip
 from .versions import release_of, same_version
@@ -31,20 +32,6 @@ def build_arch(platform: Optional[str], spec_arch: Optional[str]) -> str:
     if arch is None:
         raise ConfigError(f"unknown build platform {text!r}", fix="use x86_64, aarch64, linux/amd64 or linux/arm64")
     return arch
-
-
-def stage_chain(spec: BuildSpec, target: str) -> List[str]:
-    """Built-in stages from base to `target` (a custom target maps to the built-in it starts from)."""
-    parents = {c.name: c.parent for c in spec.stages}
-    seen: List[str] = []
-    while target in parents and target not in seen:
-        seen.append(target)
-        target = parents[target]
-    if target not in STAGES:
-        raise ConfigError(f"unknown target {target!r}", fix=f"use one of: {', '.join(STAGES)} or a custom stage of ascend-build.yaml")
-    if target in spec.skip:
-        raise ConfigError(f"target {target!r} is skipped in ascend-build.yaml", fix="remove it from `skip`, or pick another target")
-    return [s for s in STAGES[: STAGES.index(target) + 1] if s not in spec.skip]
 
 
 def _err(code: str, message: str, fix: str, file: Optional[str] = None) -> Problem:
@@ -152,7 +139,7 @@ def select(packages: List[Package], spec: BuildSpec, target: Optional[str] = Non
            platform: Optional[str] = None, slots_info: Optional[dict] = None) -> Selection:
     """Choose the packages of every stage from base to `target` (default: the config's target)."""
     target = target or spec.target
-    chain = stage_chain(spec, target)
+    chain = builtin_chain(spec, target)
     sel = _Selector(packages, spec, build_arch(platform, spec.arch))
     for slot in spec.pins:
         if not any(slot in slots for slots in STAGE_SLOTS.values()):

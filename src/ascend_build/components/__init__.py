@@ -9,9 +9,9 @@ import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ..catalog.model import Package, Selection
+from ..contract import LABEL_NS
 from ..spec import BuildSpec
 
-LABEL_NS = "io.ascend-build"
 
 
 @dataclass

@@ -9,12 +9,12 @@ from typing import Dict, List, Optional
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .. import __version__
-from ..components import LABEL_NS, StagePlan
+from ..components import StagePlan
+from ..contract import ENTRYPOINT, LABEL_NS, PKG_DIR, PROFILE, TOOL_DIR, URL_SECRET
 from ..plan import Plan
 
 SCRIPTS = ("lib.sh", "run-stage.sh", "entrypoint.sh")
 SUMMARY = ("toolkit", "torch_npu", "mindie")
-URL_SECRET = "ascend-pkg-url"  # BuildKit/podman secret holding the package server URL
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from test_build import CLI, cli, make_workdir
+from clirun import CLI, cli
+from test_build import make_workdir
 
 pytestmark = pytest.mark.e2e
 

@@ -6,11 +6,11 @@ import io
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from clirun import cli as run_cli
 from ascend_build.catalog import check, hashcache
 from ascend_build.catalog.output import to_json
 from ascend_build.demo import standins
@@ -18,7 +18,6 @@ from ascend_build.rules.compat import PROBLEM_CODES
 from ascend_build.spec import BuildSpec
 
 FILL = 4096
-CLI = Path("/work/main/.venv/bin/ascend-build")
 SRC = Path(__file__).resolve().parents[2] / "src" / "ascend_build"
 
 
@@ -290,7 +289,7 @@ def test_every_code_in_the_sources_is_documented():
 
 
 def cli(*args):
-    return subprocess.run([str(CLI), "check", *args], capture_output=True, text=True, timeout=120)
+    return run_cli("check", *args, timeout=120)
 
 
 def test_cli_json_ok_and_failing(tmp_path):

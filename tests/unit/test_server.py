@@ -11,7 +11,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clirun import CLI
 from ascend_build.engines.network import bridge_gateway
 from ascend_build.errors import ServerError
 from ascend_build.server import (
@@ -33,7 +33,6 @@ from ascend_build.server import (
     requested_name,
 )
 
-CLI = Path(sys.executable).with_name("ascend-build")
 SECRET = b"TOP-SECRET-NOT-SERVED"
 HUGE = 4 << 30
 
@@ -578,7 +577,7 @@ def test_serve_command(tmp_path):
     (tmp_path / "packages" / "toolkit.run").write_bytes(payload(1 << 20, 3))
     (tmp_path / "requirements.txt").write_text("numpy\n")
     (tmp_path / "ascend-build.yaml").write_text("secret: yes\n")
-    proc = subprocess.Popen([str(CLI), "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", "0"],
+    proc = subprocess.Popen([*CLI, "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: "queue.Queue[str]" = queue.Queue()
     threading.Thread(target=read_lines, args=(proc.stderr, lines), daemon=True).start()
@@ -598,7 +597,7 @@ def test_serve_command(tmp_path):
         conn.close()
         wait_for_line(lines, r"sent toolkit\.run")
 
-        second = subprocess.run([str(CLI), "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", str(port)],
+        second = subprocess.run([*CLI, "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", str(port)],
                                 capture_output=True, text=True, timeout=30)
         assert second.returncode == 1
         assert f"127.0.0.1:{port}" in second.stderr and "--port 0" in second.stderr

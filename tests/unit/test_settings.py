@@ -1,10 +1,11 @@
 """Settings are resolved once: build, plan, export and bake read one model of the build, so what
 `plan --engine E` prints is what `build --engine E` runs."""
+import os
+
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from ascend_build import cli
+from clirun import cli
 from ascend_build.build import BuildOptions, run_build
 from ascend_build.catalog import check
 from ascend_build.engines.base import Engine
@@ -110,19 +111,28 @@ def test_build_runs_the_dockerfile_plan_prints(workdir, secrets, monkeypatch):
     assert report["engine"] == "fake" and report["image_id"] == "sha256:0"
 
 
-def test_build_verify_uses_the_engine_build_chose(workdir, monkeypatch):
-    """`build --verify` verifies with the very engine object the build used (--docker-bin kept)."""
-    chosen, seen = Docker("/opt/my/docker"), []
-    monkeypatch.setattr("ascend_build.engines.detect.choose", lambda engine, docker_bin=None: (chosen, "asked"))
-    monkeypatch.setattr("ascend_build.build.run_build", lambda settings, opts, view: {
-        "image": "t:1", "size_bytes": 1, "base_size_bytes": 1, "stages": [], "engine": settings.engine.name,
-        "delivery": settings.delivery, "context_bytes": 0, "duration_seconds": 0.0, "log": "x"})
-    monkeypatch.setattr("ascend_build.verify.verify", lambda engine, image: seen.append(engine) or
-                        {"image": image, "ok": True, "checks": []})
-    result = CliRunner().invoke(cli.app, ["build", "-C", str(workdir), "--docker-bin", "/opt/my/docker",
-                                          "--host", "127.0.0.1", "--verify"])
-    assert result.exit_code == 0, result.output
-    assert seen == [chosen]
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$0.calls"
+case "$1 $2" in
+  "image inspect") echo '[{"Id": "sha256:0", "Size": 1, "Config": {"Labels": {"io.ascend-build.target": "pta"}}}]' ;;
+  "run --rm") cat >/dev/null; echo '[]' ;;
+esac
+exit 0
+"""
+
+
+def test_build_verify_uses_the_engine_build_chose(workdir, tmp_path):
+    """`build --verify` verifies with the engine the build used: --docker-bin is kept."""
+    docker = tmp_path / "my-docker"
+    docker.write_text(FAKE_DOCKER)
+    docker.chmod(0o755)
+    result = cli("build", "-C", workdir, "--engine", "docker", "--docker-bin", docker, "--host", "127.0.0.1",
+                 "--port", "0", "--target", "cann", "--platform", "x86_64", "--base-image", BASE, "--verify",
+                 env={**os.environ, "ASCEND_BUILD_DOCKER": "", "PATH": "/nonexistent"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    calls = (tmp_path / "my-docker.calls").read_text().splitlines()
+    assert any(c.startswith("build ") for c in calls)
+    assert any(c.startswith("run --rm -i --network none --entrypoint python3 ") for c in calls)
 
 
 def test_one_stage_chain_catches_loops_everywhere(tmp_path):

@@ -1,17 +1,15 @@
 """ascend-build.yaml: defaults, did-you-mean for unknown keys, clear errors, the JSON schema."""
 import json
-import subprocess
-import sys
 
 import pytest
 
+from clirun import cli
 from ascend_build.engines.docker import Docker, DockerBuildKit
 from ascend_build.engines.podman import Podman
 from ascend_build.errors import ConfigError
 from ascend_build.settings import Options, resolve
 from ascend_build.spec import load_spec
 
-CLI = [sys.executable, "-m", "ascend_build"]
 
 
 def write(tmp_path, text):
@@ -40,12 +38,12 @@ def test_bad_configs_are_one_clear_message(tmp_path, text, words):
 
 
 def test_cli_reports_config_errors_without_traceback(tmp_path):
-    result = subprocess.run([*CLI, "plan", "-C", str(write(tmp_path, "targte: pta\n"))], capture_output=True, text=True)
+    result = cli("plan", "-C", write(tmp_path, "targte: pta\n"))
     assert result.returncode == 1 and "did you mean 'target'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_schema_command_prints_the_json_schema():
-    result = subprocess.run([*CLI, "schema"], capture_output=True, text=True)
+    result = cli("schema")
     schema = json.loads(result.stdout)
     assert {"base_image", "target", "pins", "stages", "matrix", "user"} <= set(schema["properties"])
     assert schema.get("additionalProperties") is False

@@ -1,14 +1,15 @@
 """The stage chain: which stages, from base to a target, a build runs."""
 from typing import List
 
+from .components.registry import stage_names
 from .errors import ConfigError
-from .spec import STAGES, BuildSpec
+from .spec import BuildSpec
 
 
 def stage_chain(spec: BuildSpec, target: str) -> List[str]:
     """Stage names from base to target: built-in stages minus skipped ones, then custom stages
     on the way to the target."""
-    builtin = [s for s in STAGES if s not in spec.skip]
+    builtin = [s for s in stage_names() if s not in spec.skip]
     custom_by_name = {c.name: c for c in spec.stages}
     known = ", ".join(builtin + list(custom_by_name))
     if target in spec.skip:
@@ -23,8 +24,3 @@ def stage_chain(spec: BuildSpec, target: str) -> List[str]:
     if name not in builtin:
         raise ConfigError(f"unknown or skipped stage {name!r} (target {target!r})", fix=f"pick one of: {known}")
     return builtin[: builtin.index(name) + 1] + customs
-
-
-def builtin_chain(spec: BuildSpec, target: str) -> List[str]:
-    """The built-in stages of the chain: what the catalog selects packages for."""
-    return [s for s in stage_chain(spec, target) if s in STAGES]

@@ -74,9 +74,11 @@ def check_cmd(
     """Identify, verify and select the packages for a target; check that they fit together."""
     from .catalog import check
     from .catalog.output import passed, render, to_json
-    from .spec import load_spec
+    from .components.registry import components
+    from .settings import Options, resolve
 
-    selection = check(workdir, load_spec(workdir), target=target, platform=platform)
+    settings = resolve(workdir, Options(target=target, platform=platform))
+    selection = check(workdir, settings.spec, components(), settings.builtin_chain, settings.builtin_target, platform)
     if json_out:
         print_json(to_json(selection))
     else:

@@ -1,17 +1,15 @@
 """Plan: from a checked selection and the config to the stages `build` will run."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List
 
 from .catalog.checksums import hash_file
 from .catalog.model import Package, Selection
-from .components import Context, StagePlan, base, cann, custom, mindie, pta
+from .components import Context, StagePlan, base, custom
+from .components.registry import components, find
 from .errors import PackageError
 from .settings import Settings
 from .spec import BuildSpec
-
-BUILTIN = {"cann": cann.stage, "pta": pta.stage, "mindie": mindie.stage}
-
 
 @dataclass
 class Plan:
@@ -77,7 +75,8 @@ def checked_selection(settings: Settings) -> Selection:
     from .catalog import check
 
     workdir, target = settings.workdir, settings.target
-    selection = check(workdir, settings.spec, target=settings.builtin_target, platform=settings.platform)
+    selection = check(workdir, settings.spec, components(), settings.builtin_chain, settings.builtin_target,
+                      settings.platform)
     errors = [p for p in selection.problems if p.level == "error"]
     if errors:
         lines = "\n".join(f"  [{p.code}] {p.message}" + (f" (fix: {p.fix})" if p.fix else "") for p in errors)
@@ -91,12 +90,12 @@ def make_plan(settings: Settings, selection: Selection) -> Plan:
     ctx = Context(spec=spec, selection=selection, os_family=base.os_family(spec.base_image, spec.os_family),
                   abi=planned_abi(spec, selection), overrides=read_overrides(workdir))
     extra = custom_files(workdir, sorted({f for c in spec.stages if c.name in settings.chain for f in c.files}))
-    stages = [base.stage(ctx)]
-    for name in settings.chain[1:]:
-        if name in BUILTIN:
-            stages.append(BUILTIN[name](ctx, stages[-1].name))
-        else:
-            stages.append(custom.stage(ctx, next(c for c in spec.stages if c.name == name), extra))
+    stages: List[StagePlan] = []
+    for name in settings.chain:
+        parent = stages[-1].name if stages else spec.base_image
+        component = find(name)
+        stage = component.plan(ctx, parent) if component else custom.stage(ctx, next(c for c in spec.stages if c.name == name), extra)
+        stages.append(replace(stage, script=ctx.overrides.get(name, stage.script)) if stage.script else stage)
     warnings = []
     if settings.delivery == "copy":
         warnings.append("copy delivery leaves the installer bytes in the image's layers (COPY, then rm in a later layer): use http or mount for a smaller image")

@@ -7,7 +7,8 @@ from typing import Dict, Optional, Tuple
 from .chain import stage_chain
 from .engines.base import Engine
 from .errors import ConfigError
-from .spec import STAGES, BuildSpec, load_spec
+from .components.registry import stage_names
+from .spec import BuildSpec, load_spec
 
 DELIVERIES = ("http", "mount", "copy")
 
@@ -46,7 +47,12 @@ class Settings:
     @property
     def builtin_target(self) -> str:
         """The last built-in stage on the way to the target: what the catalog selects for."""
-        return [s for s in self.chain if s in STAGES][-1]
+        return self.builtin_chain[-1]
+
+    @property
+    def builtin_chain(self) -> Tuple[str, ...]:
+        """The chain's built-in stages: those the catalog selects packages for."""
+        return tuple(s for s in self.chain if s in stage_names())
 
 
 def resolve(workdir: Path, options: Options = Options(), engine: Optional[Engine] = None,

@@ -1,11 +1,11 @@
 """`check`: scan -> select -> integrity + sha256 (hash cache) -> compatibility rules."""
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
-from ..rules.compat import check_rules, load_rules
 from ..spec import BuildSpec
+from .compat import check_rules, load_rules
 from .hashcache import verify_packages
-from .model import Package, Problem, Selection
+from .model import Package, Problem, Selection, StageSlots
 from .scan import looks_like_package, scan
 from .select import select
 
@@ -35,13 +35,16 @@ def unrecognised(names: List[str]) -> List[Problem]:
             for name in names if looks_like_package(name)]
 
 
-def check(workdir: Path, spec: BuildSpec, target: Optional[str] = None, platform: Optional[str] = None) -> Selection:
-    """Identify, select, verify and check the packages of `workdir` for `target` (default: the
-    config's). Problems are in the result; ConfigError for an unknown target or platform."""
+def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Sequence[str], target: str,
+          platform: Optional[str] = None) -> Selection:
+    """Identify, select, verify and check the packages of `workdir` for the built-in stages of
+    `chain` (on the way to `target`), as `table` describes every stage. Problems are in the
+    result; ConfigError for an unknown platform."""
     workdir = Path(workdir).resolve()
     rules = load_rules()
     catalog = scan(workdir)
-    selection = select(catalog.packages, spec, target, platform, rules.get("slots", {}))
+    stages = [stage for stage in table if stage.stage in chain]
+    selection = select(catalog.packages, spec, table, chain, target, platform)
     files = delivered(selection)
     verified, integrity = verify_packages(workdir, list({p.file: p for p in files}.values()))
     done = {p.file: p for p in verified}
@@ -49,6 +52,6 @@ def check(workdir: Path, spec: BuildSpec, target: Optional[str] = None, platform
     selection.packages = [done.get(p.file, p) for p in selection.packages]
     selection.unrecognised = list(catalog.unrecognised)
     selection.problems = (unrecognised(catalog.unrecognised) + selection.problems + duplicate_names(files)
-                          + integrity + check_rules(selection, spec, rules))
+                          + integrity + check_rules(selection, spec, rules, stages))
     return selection
 

@@ -1,16 +1,36 @@
 """The data the catalog hands forward: packages, problems and the selection for a target."""
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
-# Slots a stage fills, in install order. `kernels` holds kernels (<= 8.3) or ops (>= 8.5) packages;
-# `atb_models` holds the atb-models tarball or an atb_llm wheel.
-STAGE_SLOTS: Dict[str, List[str]] = {
-    "base": [],
-    "cann": ["toolkit", "kernels", "nnal"],
-    "pta": ["torch", "torch_npu", "requirements"],
-    "mindie": ["mindie", "atb_models"],
-}
+
+@dataclass(frozen=True)
+class Slot:
+    """A place for one package of a stage (or, with `every`, for all files of its kind)."""
+
+    name: str
+    required: bool = False          # a target whose chain has the stage needs a file here
+    python: bool = False            # chosen for the image's Python
+    every: bool = False             # every such file is selected (requirements*.txt)
+    expected: str = ""              # the file name, as told to a person when none is found
+    download: str = ""              # where to get it
+
+
+@dataclass(frozen=True)
+class StageSlots:
+    """What the catalog knows of a stage: its slots in install order, the order they are chosen
+    in (what is chosen first narrows the rest), slots of earlier stages it also requires, and
+    its compatibility rules."""
+
+    stage: str
+    slots: Tuple[Slot, ...] = ()
+    resolve: Tuple[str, ...] = ()   # default: install order
+    needs: Tuple[str, ...] = ()
+    rules: Tuple[Callable[["Selection", object, dict], List["Problem"]], ...] = ()
+
+    @property
+    def resolve_order(self) -> Tuple[str, ...]:
+        return self.resolve or tuple(s.name for s in self.slots if not s.every)
 
 
 @dataclass(frozen=True)
@@ -21,7 +41,7 @@ class Package:
     file: str                       # path relative to the working directory, e.g. "packages/x.run"
     component: str                  # toolkit, kernels, ops, nnal, torch, torch_npu, mindie, atb_models,
                                     # atb_llm, driver, wheel (any other wheel), requirements
-    slot: Optional[str]             # the STAGE_SLOTS slot it fills; None for driver/extra wheels
+    slot: Optional[str]             # the Slot it fills; None for driver/extra wheels
     version: str
     format: str                     # "run", "wheel", "tar.gz", "txt"
     arch: Optional[str] = None      # "aarch64" | "x86_64" | None (arch-independent)

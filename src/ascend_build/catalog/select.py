@@ -10,19 +10,13 @@ ATB models of torch's version and MindIE's ABI) when that leaves any. One left: 
 wheels in the folder are not selected (no slot): the pta stage hands them to pip as a local index.
 """
 import platform as host_platform
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
-from ..chain import builtin_chain
 from ..errors import ConfigError
 from ..spec import BuildSpec
-from .model import STAGE_SLOTS, Package, Problem, Selection
+from .model import Package, Problem, Selection, Slot, StageSlots
 from .naming import normalise_arch, normalise_chip
 from .versions import release_of, same_version
-
-REQUIRED: Dict[str, List[str]] = {"cann": ["toolkit", "kernels"], "pta": ["torch", "torch_npu"],
-                                  "mindie": ["mindie", "atb_models"]}
-RESOLVE_ORDER = ["toolkit", "kernels", "nnal", "torch_npu", "torch", "mindie", "atb_models"]
-PYTHON_SLOTS = ("torch", "torch_npu", "atb_models")
 
 
 def build_arch(platform: Optional[str], spec_arch: Optional[str]) -> str:
@@ -41,8 +35,8 @@ def _err(code: str, message: str, fix: str, file: Optional[str] = None) -> Probl
 class _Selector:
     """Fills the slots one by one; records what it chose and the problems."""
 
-    def __init__(self, packages: List[Package], spec: BuildSpec, arch: str):
-        self.packages, self.spec, self.arch = packages, spec, arch
+    def __init__(self, packages: List[Package], spec: BuildSpec, arch: str, python_slots: Sequence[str]):
+        self.packages, self.spec, self.arch, self.python_slots = packages, spec, arch, python_slots
         self.python = spec.python
         self.chip = normalise_chip(spec.chip) if spec.chip else None
         self.chosen: Dict[str, Package] = {}
@@ -77,7 +71,7 @@ class _Selector:
                 return None
             fit = self.keep(slot, fit, lambda p: p.chip == self.chip, "chip-mismatch", f"chip {self.chip}",
                             lambda p: f"chip {p.chip}", "get the package for that chip, or set `chip:` to one of those")
-        if slot in PYTHON_SLOTS and self.python:
+        if slot in self.python_slots and self.python:
             fit = self.keep(slot, fit, lambda p: p.python in (None, self.python), "python-mismatch",
                             f"Python {self.python}", lambda p: f"Python {p.python}",
                             f"get the build for Python {self.python}, or change `python:` in ascend-build.yaml")
@@ -123,40 +117,40 @@ class _Selector:
             self.chip = ""      # no kernels are chosen until the chip is set
 
 
-def missing(slot: str, sel: _Selector, target: str, slots_info: dict, version: Optional[str]) -> Problem:
-    info = slots_info.get(slot, {})
-    pattern = info.get("pattern", slot).replace("<arch>", sel.arch)
+def missing(slot: Slot, sel: _Selector, target: str, version: Optional[str]) -> Problem:
+    pattern = (slot.expected or slot.name).replace("<arch>", sel.arch)
     if sel.chip:
         pattern = pattern.replace("<chip>", sel.chip)
     if version:
         pattern = pattern.replace("<version>", version)
-    where = info.get("download", "the vendor's download page")
-    return _err("missing-component", f"no {slot} package for target {target} ({sel.arch}): expected {pattern}",
+    where = slot.download or "the vendor's download page"
+    return _err("missing-component", f"no {slot.name} package for target {target} ({sel.arch}): expected {pattern}",
                 f"download it from {where} and put it in the working directory or its packages/ folder")
 
 
-def select(packages: List[Package], spec: BuildSpec, target: Optional[str] = None,
-           platform: Optional[str] = None, slots_info: Optional[dict] = None) -> Selection:
-    """Choose the packages of every stage from base to `target` (default: the config's target)."""
-    target = target or spec.target
-    chain = builtin_chain(spec, target)
-    sel = _Selector(packages, spec, build_arch(platform, spec.arch))
+def select(packages: List[Package], spec: BuildSpec, table: Sequence[StageSlots], chain: Sequence[str],
+           target: str, platform: Optional[str] = None) -> Selection:
+    """Choose the packages of the `chain`'s stages (built-in stages from base to `target`, in
+    order) from what `table` (every stage) says of their slots."""
+    known = [slot.name for stage in table for slot in stage.slots]
+    stages = [stage for stage in table if stage.stage in chain]
+    slots = {slot.name: slot for stage in stages for slot in stage.slots}
+    sel = _Selector(packages, spec, build_arch(platform, spec.arch), [s for s in slots if slots[s].python])
     for slot in spec.pins:
-        if not any(slot in slots for slots in STAGE_SLOTS.values()):
+        if slot not in known:
             sel.problems.append(_err("pin-unknown-slot", f"pins.{slot}: there is no slot {slot!r}",
-                                     f"pin one of: {', '.join(s for slots in STAGE_SLOTS.values() for s in slots)}"))
-    wanted = [s for stage in chain for s in STAGE_SLOTS[stage] if s != "requirements"]
-    required = {s for stage in chain for s in REQUIRED.get(stage, [])} | ({"nnal"} if "mindie" in chain else set())
-    if "kernels" in wanted:
+                                     f"pin one of: {', '.join(known)}"))
+    required = {s.name for s in slots.values() if s.required} | {n for stage in stages for n in stage.needs}
+    if "kernels" in slots:
         sel.infer_chip()
-    for slot in [s for s in RESOLVE_ORDER if s in wanted]:
-        pkg = sel.pick(slot)
+    for name in [n for stage in stages for n in stage.resolve_order]:
+        pkg = sel.pick(name)
         if pkg:
-            sel.chosen[slot] = pkg
-        elif slot in required and not sel.candidates(slot):
+            sel.chosen[name] = pkg
+        elif name in required and not sel.candidates(name):
             toolkit = sel.chosen.get("toolkit")
-            version = toolkit.version if toolkit and slot in ("kernels", "nnal") else None
-            sel.problems.append(missing(slot, sel, target, slots_info or {}, version))
+            version = toolkit.version if toolkit and name in ("kernels", "nnal") else None
+            sel.problems.append(missing(slots[name], sel, target, version))
     if sel.other_arch:
         names = ", ".join(f"{p.file} ({p.arch})" for p in sel.other_arch)
         other = "linux/arm64" if sel.arch == "x86_64" else "linux/amd64"
@@ -164,13 +158,12 @@ def select(packages: List[Package], spec: BuildSpec, target: Optional[str] = Non
                                  f"another arch: {names}", f"put the {sel.arch} packages here, or build for their "
                                  f"platform (--platform {other}, or `arch:` in ascend-build.yaml)", sel.other_arch[0].file))
     custom_files = {f for c in spec.stages for f in c.files}
-    stages: Dict[str, List[Package]] = {}
-    for stage in chain:
-        chosen = [sel.chosen[s] for s in STAGE_SLOTS[stage] if s in sel.chosen]
-        if stage == "pta":
-            chosen += [p for p in sel.candidates("requirements") if not {p.file, p.path.name} & custom_files]
-        stages[stage] = chosen
+    chosen: Dict[str, List[Package]] = {}
+    for stage in stages:
+        chosen[stage.stage] = [p for slot in stage.slots for p in (
+            [p for p in sel.candidates(slot.name) if not {p.file, p.path.name} & custom_files] if slot.every
+            else [sel.chosen[slot.name]] if slot.name in sel.chosen else [])]
     pythons = {p.python for p in sel.chosen.values() if p.python}
     python = spec.python or (pythons.pop() if len(pythons) == 1 else None)
-    return Selection(target=target, arch=sel.arch, chip=sel.chip or None, python=python, stages=stages,
+    return Selection(target=target, arch=sel.arch, chip=sel.chip or None, python=python, stages=chosen,
                      packages=list(packages), problems=sel.problems)

@@ -2,7 +2,7 @@
 entrypoint and the login-shell environment."""
 from typing import List
 
-from . import Context, StagePlan, data, fill, render_script
+from . import Component, Context, StagePlan, data, fill, render_script
 
 
 def os_family(base_image: str, configured: str = None) -> str:
@@ -39,7 +39,7 @@ def profile_script(ctx: Context) -> str:
     return render_script("profile.sh.j2", set_env=entries)
 
 
-def stage(ctx: Context) -> StagePlan:
+def plan(ctx: Context, parent: str) -> StagePlan:
     env = {
         "LANG": "C.UTF-8",
         "TZ": ctx.spec.timezone,
@@ -48,5 +48,8 @@ def stage(ctx: Context) -> StagePlan:
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "PIP_ROOT_USER_ACTION": "ignore",
     }
-    return StagePlan(name="base", parent=ctx.spec.base_image, env=env, setup=system_setup(ctx),
+    return StagePlan(name="base", parent=parent, env=env, setup=system_setup(ctx),
                      extra_files={"scripts/profile.sh": profile_script(ctx)})
+
+
+COMPONENT = Component(stage="base", plan=plan)

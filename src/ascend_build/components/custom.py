@@ -10,5 +10,5 @@ from . import Context, StagePlan
 def stage(ctx: Context, custom: CustomStage, files: Dict[str, Package]) -> StagePlan:
     script = "#!/bin/bash\n# Custom stage %s (from ascend-build.yaml)\nset -e\n. /opt/ascend-build/lib.sh\n%s\n" % (
         custom.name, custom.script.rstrip())
-    return StagePlan(custom.name, custom.parent, [files[f] for f in custom.files],
-                     ctx.overrides.get(custom.name, script), dict(custom.env), {})
+    return StagePlan(name=custom.name, parent=custom.parent, files=[files[f] for f in custom.files], script=script,
+                     env=dict(custom.env))

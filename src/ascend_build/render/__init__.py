@@ -1,26 +1,23 @@
 """Renderer: a Plan becomes the build context's text files (Dockerfile and scripts) plus the
 list of package files the context must hold (mount and copy delivery only)."""
 import json
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .. import __version__
 from ..components import StagePlan
+from ..components.registry import components
 from ..contract import ENTRYPOINT, LABEL_NS, PKG_DIR, PROFILE, TOOL_DIR, URL_SECRET
 from ..plan import Plan
+from ..templating import environment
 
 SCRIPTS = ("lib.sh", "run-stage.sh", "entrypoint.sh")
-SUMMARY = ("toolkit", "torch_npu", "mindie")
 
 
-@lru_cache(maxsize=1)
-def templates() -> Environment:
-    return Environment(loader=PackageLoader(__package__, "templates"), undefined=StrictUndefined,
-                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+def template(name: str):
+    return environment().get_template(f"render/templates/{name}")
 
 
 def _pairs(mapping: Dict[str, str]) -> List[str]:
@@ -28,10 +25,11 @@ def _pairs(mapping: Dict[str, str]) -> List[str]:
 
 
 def _image_labels(plan: Plan) -> Dict[str, str]:
+    summary = {slot for c in components() for slot in c.summary}
     labels = {
         "org.opencontainers.image.title": f"Ascend {plan.target} image",
         "org.opencontainers.image.description": "Ascend image built by ascend-build: " + (", ".join(
-            f"{p.slot} {p.version}" for p in plan.selection.selected() if p.slot in SUMMARY) or "base OS only"),
+            f"{p.slot} {p.version}" for p in plan.selection.selected() if p.slot in summary) or "base OS only"),
         "org.opencontainers.image.base.name": plan.spec.base_image,
         f"{LABEL_NS}.target": plan.target,
         f"{LABEL_NS}.tool-version": __version__,
@@ -75,7 +73,7 @@ def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base:
     if external_base:
         views = views[1:]
         views[0]["parent"] = external_base
-    return templates().get_template("Dockerfile.j2").render(
+    return template("Dockerfile.j2").render(
         version=__version__, target=plan.target, delivery=plan.delivery, os_family=plan.os_family, stages=views,
         base_image=plan.spec.base_image, pkg_url_default=pkg_url_default, url_secret=plan.url_secret)
 

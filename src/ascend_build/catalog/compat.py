@@ -1,14 +1,15 @@
 """Compatibility checks of a selection against the rules table (compat.yaml): every problem has a
-stable code (PROBLEM_CODES), a message naming the file(s) and a fix. No version numbers here."""
+stable code (PROBLEM_CODES), a message naming the file(s) and a fix. No version numbers here.
+The rules of one stage are named by its component (StageSlots.rules); the rest apply to all."""
 from importlib import resources
 from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-from ..catalog.model import Package, Problem, Selection
-from ..catalog.naming import HOST_ONLY
-from ..catalog.versions import base_release, release_of, same_version
 from ..spec import BuildSpec
+from .model import Package, Problem, Selection, StageSlots
+from .naming import HOST_ONLY
+from .versions import base_release, release_of, same_version
 
 # Every code `check` can report (catalog + rules), with its level and meaning.
 PROBLEM_CODES: Dict[str, str] = {
@@ -100,7 +101,7 @@ def npu_cann(toolkit: Optional[Package], npu: Optional[Package], table: Dict[str
                    "packages", npu.file)]
     return [_p("warning", "torch-npu-cann-unknown", f"torch_npu {npu.version} ({npu.file}) with CANN {toolkit.version} "
                "is not in the known-good table", "check the Ascend/pytorch release notes; when the combination is "
-               "known good, add it to rules/compat.yaml", npu.file)]
+               "known good, add it to catalog/compat.yaml", npu.file)]
 
 
 def _minor(version: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -188,15 +189,24 @@ def selected_arch(selection: Selection) -> List[Problem]:
                wrong[0].file)]
 
 
-def check_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
-    """Every compatibility problem of `selection`."""
-    toolkit, torch, npu = (_one(selection, s) for s in ("toolkit", "torch", "torch_npu"))
-    mindie, atb = _one(selection, "mindie"), _one(selection, "atb_models")
-    return (host_only(selection) + selected_arch(selection)
-            + cann_versions(toolkit, [_one(selection, "kernels"), _one(selection, "nnal")])
-            + torch_pair(torch, npu, rules.get("torch_npu_torch_exceptions") or {})
-            + npu_cann(toolkit, npu, rules.get("cann_torch_npu", {}))
-            + python_tags(selection, torch, rules.get("torch_python", []))
-            + atb_torch(atb, torch) + abi(mindie, atb, spec.cxx_abi)
-            + mindie_table(mindie, toolkit, torch, rules.get("mindie", {})))
+def cann_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
+    return cann_versions(_one(selection, "toolkit"), [_one(selection, "kernels"), _one(selection, "nnal")])
 
+
+def pta_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
+    torch, npu = _one(selection, "torch"), _one(selection, "torch_npu")
+    return (torch_pair(torch, npu, rules.get("torch_npu_torch_exceptions") or {})
+            + npu_cann(_one(selection, "toolkit"), npu, rules.get("cann_torch_npu", {})))
+
+
+def mindie_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
+    mindie, atb, torch = _one(selection, "mindie"), _one(selection, "atb_models"), _one(selection, "torch")
+    return (atb_torch(atb, torch) + abi(mindie, atb, spec.cxx_abi)
+            + mindie_table(mindie, _one(selection, "toolkit"), torch, rules.get("mindie", {})))
+
+
+def check_rules(selection: Selection, spec: BuildSpec, rules: dict, stages: List[StageSlots]) -> List[Problem]:
+    """Every compatibility problem of `selection`: the rules for all, then each stage's own."""
+    own = [problem for stage in stages for rule in stage.rules for problem in rule(selection, spec, rules)]
+    return (host_only(selection) + selected_arch(selection)
+            + python_tags(selection, _one(selection, "torch"), rules.get("torch_python", [])) + own)

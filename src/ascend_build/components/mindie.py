@@ -42,7 +42,7 @@ COMPONENT = Component(
     probes=(
         {"kind": "file", "slot": "mindie", "name": "mindie set_env.sh present", "path": "mindie/set_env.sh"},
         {"kind": "link-version", "slot": "mindie", "name": "mindie version matches label", "path": "mindie/latest"},
-        {"kind": "import", "slot": "mindie", "module": "mindie_llm", "runtime_user": True},
-        {"kind": "import", "slot": "mindie", "module": "atb_llm"},
+        {"kind": "import", "slot": "mindie", "name": "import mindie_llm", "module": "mindie_llm", "runtime_user": True},
+        {"kind": "import", "slot": "mindie", "name": "import atb_llm", "module": "atb_llm"},
     ),
 )

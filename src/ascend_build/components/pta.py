@@ -32,7 +32,7 @@ COMPONENT = Component(
     plan=plan,
     summary=("torch_npu",),
     probes=(
-        {"kind": "import", "slot": "torch", "module": "torch", "versioned": True},
-        {"kind": "import", "slot": "torch-npu", "module": "torch_npu", "versioned": True, "runtime_user": True},
+        {"kind": "import", "slot": "torch", "name": "import torch", "module": "torch", "versioned": True},
+        {"kind": "import", "slot": "torch-npu", "name": "import torch_npu", "module": "torch_npu", "versioned": True, "runtime_user": True},
     ),
 )

@@ -31,3 +31,9 @@ def image_labels(info: dict, image: str) -> Dict[str, str]:
         raise ConfigError(f"{image} was not built by ascend-build (no {label('target')} label)",
                           fix="verify an image made by `ascend-build build`")
     return labels
+
+
+def template_values() -> Dict[str, str]:
+    """The contract as the variables every template receives."""
+    return {"tool_dir": TOOL_DIR, "pkg_dir": PKG_DIR, "entrypoint": ENTRYPOINT, "profile": PROFILE,
+            "url_secret_id": URL_SECRET}

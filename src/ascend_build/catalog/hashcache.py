@@ -11,10 +11,10 @@ from typing import Dict, List, Optional, Tuple
 
 from .checksums import compare_expected, load_checksums
 from .integrity import FileCheck, verify_file
+from ..workdir import HASH_CACHE as CACHE_NAME
+from ..workdir import STATE_DIR as CACHE_DIR
 from .model import Package, Problem
 
-CACHE_DIR = ".ascend-build"
-CACHE_NAME = "hashes.json"
 CACHE_FORMAT = 2          # bump when the integrity checks change, so old verdicts are dropped
 
 

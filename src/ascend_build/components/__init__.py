@@ -10,7 +10,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import yaml
 
 from ..catalog.model import Package, Selection, StageSlots
-from ..contract import component_label
+from ..contract import component_label, template_values
 from ..spec import BuildSpec
 from ..templating import environment
 
@@ -67,7 +67,8 @@ def data() -> dict:
 
 
 def render_script(name: str, **values) -> str:
-    return environment().get_template(f"components/scripts/{name}").render(**values)
+    """A script template of components/scripts/, with the image contract's paths as variables."""
+    return environment().get_template(f"components/scripts/{name}").render(**{**template_values(), **values})
 
 
 def fill(text: str, **values) -> str:

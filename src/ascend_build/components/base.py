@@ -2,6 +2,7 @@
 entrypoint and the login-shell environment."""
 from typing import List
 
+from ..contract import ENTRYPOINT, PROFILE, TOOL_DIR
 from . import Component, Context, StagePlan, data, fill, render_script
 
 
@@ -29,8 +30,8 @@ def system_setup(ctx: Context) -> List[str]:
             f"(getent group {user.gid} >/dev/null || groupadd -g {user.gid} {user.name})"
             f" && (id -u {user.name} >/dev/null 2>&1 || useradd -m -u {user.uid} -g {user.gid} -s /bin/bash {user.name})"
         )
-    commands.append("for rc in /etc/bash.bashrc /etc/bashrc; do if [ -f $rc ]; then echo '. /etc/profile.d/ascend-build.sh' >> $rc; fi; done")
-    commands.append("chmod 0755 /usr/local/bin/ascend-entrypoint /opt/ascend-build/*.sh")
+    commands.append(f"for rc in /etc/bash.bashrc /etc/bashrc; do if [ -f $rc ]; then echo '. {PROFILE}' >> $rc; fi; done")
+    commands.append(f"chmod 0755 {ENTRYPOINT} {TOOL_DIR}/*.sh")
     return commands
 
 

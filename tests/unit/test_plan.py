@@ -194,3 +194,24 @@ def test_url_as_a_secret_keeps_it_out_of_the_dockerfile(workdir):
     text = dockerfile(plan)
     assert "ARG ASCEND_PKG_URL" not in text
     assert text.count("RUN --mount=type=secret,id=ascend-pkg-url bash /opt/ascend-build/run-stage.sh") == 3
+
+
+@pytest.mark.parametrize("target", ["cann", "pta", "mindie"])
+def test_check_hashes_exactly_what_the_build_serves(workdir, target):
+    plan = plan_workdir(workdir, target, "http", FAMILIES["debian"], "x86_64")
+    served = plan.served_files()
+    assert {p.file for p in served.values()} == {p.file for p in plan.selection.delivered()}
+    assert all(p.sha256 for p in served.values())
+
+
+def test_other_wheels_go_only_where_pip_needs_them(workdir, tmp_path):
+    extra = standins.make_wheel(workdir / "packages", "six", "1.16.0", ("py3", "none", ["any"]), {"six.py": b""})
+    try:
+        with_requirements = plan_workdir(workdir, "pta", "http", FAMILIES["debian"], "x86_64")
+        (workdir / "requirements.txt").rename(tmp_path / "requirements.txt")
+        without = plan_workdir(workdir, "pta", "http", FAMILIES["debian"], "x86_64")
+    finally:
+        extra.unlink()
+        if (tmp_path / "requirements.txt").exists():
+            (tmp_path / "requirements.txt").rename(workdir / "requirements.txt")
+    assert extra.name in with_requirements.served_files() and extra.name not in without.served_files()

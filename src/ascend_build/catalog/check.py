@@ -10,15 +10,6 @@ from .scan import looks_like_package, scan
 from .select import select
 
 
-def delivered(selection: Selection) -> List[Package]:
-    """The files a build hands to the image: the selected ones, and for pta the other wheels of the
-    folder (pip's local index)."""
-    files = selection.selected()
-    if "pta" in selection.stages:
-        files += [p for p in selection.packages if p.component == "wheel"]
-    return files
-
-
 def duplicate_names(files: List[Package]) -> List[Problem]:
     by_name: Dict[str, List[str]] = {}
     for pkg in files:
@@ -45,10 +36,11 @@ def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Se
     catalog = scan(workdir)
     stages = [stage for stage in table if stage.stage in chain]
     selection = select(catalog.packages, spec, table, chain, target, platform)
-    files = delivered(selection)
-    verified, integrity = verify_packages(workdir, list({p.file: p for p in files}.values()))
+    files = selection.delivered()
+    verified, integrity = verify_packages(workdir, files)
     done = {p.file: p for p in verified}
     selection.stages = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.stages.items()}
+    selection.pip_index = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.pip_index.items()}
     selection.packages = [done.get(p.file, p) for p in selection.packages]
     selection.unrecognised = list(catalog.unrecognised)
     selection.problems = (unrecognised(catalog.unrecognised) + selection.problems + duplicate_names(files)

@@ -26,6 +26,8 @@ class StageSlots:
     slots: Tuple[Slot, ...] = ()
     resolve: Tuple[str, ...] = ()   # default: install order
     needs: Tuple[str, ...] = ()
+    # Given the stage's chosen files: does it also take the folder's other wheels (pip's local index)?
+    pip_index: Optional[Callable[[List["Package"]], bool]] = None
     rules: Tuple[Callable[["Selection", object, dict], List["Problem"]], ...] = ()
 
     @property
@@ -72,6 +74,7 @@ class Selection:
     chip: Optional[str]
     python: Optional[str]
     stages: Dict[str, List[Package]] = field(default_factory=dict)   # stage -> packages in install order
+    pip_index: Dict[str, List[Package]] = field(default_factory=dict)  # stage -> other wheels it takes for pip
     packages: List[Package] = field(default_factory=list)            # every file scanned
     problems: List[Problem] = field(default_factory=list)
     unrecognised: List[str] = field(default_factory=list)             # files no name pattern fits
@@ -82,6 +85,11 @@ class Selection:
 
     def selected(self) -> List[Package]:
         return [p for stage in self.stages.values() for p in stage]
+
+    def delivered(self) -> List[Package]:
+        """Every file the build hands to a stage (chosen or pip index), each once, in stage order."""
+        files = [p for stage in self.stages for p in self.stages[stage] + self.pip_index.get(stage, [])]
+        return list({p.file: p for p in files}.values())
 
     def find(self, slot: str) -> List[Package]:
         return [p for p in self.selected() if p.slot == slot]

@@ -163,7 +163,9 @@ def select(packages: List[Package], spec: BuildSpec, table: Sequence[StageSlots]
         chosen[stage.stage] = [p for slot in stage.slots for p in (
             [p for p in sel.candidates(slot.name) if not {p.file, p.path.name} & custom_files] if slot.every
             else [sel.chosen[slot.name]] if slot.name in sel.chosen else [])]
+    wheels = [p for p in packages if p.component == "wheel"]
+    pip_index = {stage.stage: wheels for stage in stages if wheels and stage.pip_index and stage.pip_index(chosen[stage.stage])}
     pythons = {p.python for p in sel.chosen.values() if p.python}
     python = spec.python or (pythons.pop() if len(pythons) == 1 else None)
     return Selection(target=target, arch=sel.arch, chip=sel.chip or None, python=python, stages=chosen,
-                     packages=list(packages), problems=sel.problems)
+                     pip_index=pip_index, packages=list(packages), problems=sel.problems)

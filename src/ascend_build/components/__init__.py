@@ -50,9 +50,9 @@ class Context:
         found = self.selection.find(slot)
         return found[0] if found else None
 
-    def extra_wheels(self) -> List[Package]:
-        """Other wheels of the working directory: pip's local index for requirements files."""
-        return [p for p in self.selection.packages if p.component == "wheel" and p.sha256]
+    def pip_index(self, stage: str) -> List[Package]:
+        """The other wheels of the working directory the stage takes (pip's local index)."""
+        return self.selection.pip_index.get(stage, [])
 
     def pip_source(self) -> str:
         if self.spec.pip_index_url:

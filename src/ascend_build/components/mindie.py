@@ -21,8 +21,7 @@ def plan(ctx: Context, parent: str) -> StagePlan:
         mindie=mindie.path.name, atb_tarball=tarball, atb_wheel=wheel,
     )
     files = [p for p in (mindie, atb) if p]
-    extras = ctx.extra_wheels() if tarball else []   # for the requirements inside the atb-models tarball
-    return StagePlan(name="mindie", parent=parent, files=files + extras, script=script,
+    return StagePlan(name="mindie", parent=parent, files=files + ctx.pip_index("mindie"), script=script,
                      env=component_env(ENV, ctx), labels=package_labels(files))
 
 
@@ -36,6 +35,8 @@ COMPONENT = Component(
                       " or atb_llm-<version>-cp<XY>-cp<XY>-linux_<arch>.whl"),
     ),
     needs=("nnal",),                     # MindIE runs on ATB
+    # the requirements inside an atb-models tarball install from the folder's wheels
+    pip_index=lambda files: any(p.slot == "atb_models" and p.format == "tar.gz" for p in files),
     rules=(mindie_rules,),
     plan=plan,
     summary=("mindie",),

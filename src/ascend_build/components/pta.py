@@ -7,13 +7,12 @@ from . import Component, Context, StagePlan, package_labels, render_script
 def plan(ctx: Context, parent: str) -> StagePlan:
     torch, torch_npu = ctx.one("torch"), ctx.one("torch_npu")
     requirements = ctx.selection.find("requirements")
-    extras = ctx.extra_wheels() if requirements else []
     has_nnal = ctx.one("nnal") is not None
     script = render_script(
         "pta.sh.j2", pip_source=ctx.pip_source(), torch=torch.path.name, torch_npu=torch_npu.path.name,
         requirements=[r.path.name for r in requirements], abi=ctx.abi if has_nnal else None,
     )
-    return StagePlan(name="pta", parent=parent, files=[torch, torch_npu, *requirements, *extras], script=script,
+    return StagePlan(name="pta", parent=parent, files=[torch, torch_npu, *requirements, *ctx.pip_index("pta")], script=script,
                      labels=package_labels([torch, torch_npu]))
 
 
@@ -28,6 +27,7 @@ COMPONENT = Component(
         Slot("requirements", every=True),
     ),
     resolve=("torch_npu", "torch"),      # torch follows torch_npu's release
+    pip_index=lambda files: any(p.slot == "requirements" for p in files),
     rules=(pta_rules,),
     plan=plan,
     summary=("torch_npu",),

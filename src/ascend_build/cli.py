@@ -306,14 +306,12 @@ def bake_cmd(
     target: Optional[str] = TARGET,
 ) -> None:
     """Write a buildx bake file for the config's matrix (chip x arch x python)."""
-    import platform as host
-
     from .bake import bake, write_bake
-    from .scaffold import normalise_arch
+    from .catalog.select import build_arch
     from .spec import load_spec
 
     spec = load_spec(workdir)
-    data = bake(workdir, spec, target or spec.target, normalise_arch(host.machine()))
+    data = bake(workdir, spec, target or spec.target, build_arch(None, None))
     write_bake(data, output)
     make_console().print(f"wrote {output}: {len(data['group']['default']['targets'])} variants; "
                          f"build with: docker buildx bake -f {output}")

@@ -1,5 +1,5 @@
 """`ascend-build run`: the devices and read-only driver mounts an Ascend container needs on this
-host (ascend-reference.md §6), without ascend-docker-runtime."""
+host, without ascend-docker-runtime."""
 import re
 from pathlib import Path
 from typing import List, Optional

@@ -51,16 +51,51 @@ def render(workdir, target, delivery, base_image, **config):
     return context_files(plan_workdir(workdir, target, delivery, base_image, "x86_64"))
 
 
+def assert_golden(name: str, text: str) -> None:
+    """`text` equals tests/unit/golden/NAME; `UPDATE_GOLDEN=1 pytest tests/unit` rewrites the goldens."""
+    golden = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert text == golden.read_text(), "".join(difflib.unified_diff(golden.read_text().splitlines(True), text.splitlines(True)))
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("delivery", DELIVERIES)
 @pytest.mark.parametrize("target", TARGETS)
 def test_golden_dockerfiles(workdir, target, delivery, family):
-    text = normalise(render(workdir, target, delivery, FAMILIES[family])["Dockerfile"])
-    golden = GOLDEN / f"{target}-{delivery}-{family}.Dockerfile"
-    if os.environ.get("UPDATE_GOLDEN"):
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(text)
-    assert text == golden.read_text(), "".join(difflib.unified_diff(golden.read_text().splitlines(True), text.splitlines(True)))
+    assert_golden(f"{target}-{delivery}-{family}.Dockerfile", normalise(render(workdir, target, delivery, FAMILIES[family])["Dockerfile"]))
+
+
+def test_golden_secret_dockerfile(workdir, tmp_path):
+    """What BuildKit and podman builds run: the server URL as a build secret."""
+    from ascend_build.engines.docker import DockerBuildKit
+
+    plan = plan_workdir(workdir, "mindie", "http", FAMILIES["debian"], "x86_64", engine=DockerBuildKit("docker"))
+    text = context_files(plan)["Dockerfile"]
+    assert_golden("mindie-http-secret-debian.Dockerfile", normalise(text))
+    (tmp_path / "Dockerfile").write_text(text)
+    ignores = [arg for code in HADOLINT_IGNORED for arg in ("--ignore", code)]
+    lint = subprocess.run([str(Path(sys.executable).parent / "hadolint"), "--no-color", *ignores, str(tmp_path / "Dockerfile")],
+                          capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert [c.value[-1] for c in dockerfile.parse_string(text) if c.cmd == "FROM"][-1] == "mindie"
+
+
+SCRIPTS = ["lib.sh", "run-stage.sh", "entrypoint.sh", "profile.sh", "install_cann.sh", "install_pta.sh", "install_mindie.sh"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_golden_scripts(workdir, script):
+    assert_golden(f"scripts/{script}", render(workdir, "mindie", "http", FAMILIES["debian"])[f"scripts/{script}"])
+
+
+def test_golden_dockerbuild_sh(workdir, tmp_path):
+    from ascend_build.export import export
+
+    export(plan_workdir(workdir, "mindie", "http", FAMILIES["debian"], "x86_64"), workdir, tmp_path / "out")
+    text = (tmp_path / "out" / "dockerbuild.sh").read_text().replace(str(workdir.resolve()), "<workdir>")
+    assert_golden("dockerbuild.sh", text)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -1,0 +1,25 @@
+#!/bin/bash
+# One stage's install step: get the files, verify each sha256, install, delete the downloads.
+set -e
+export AB_STAGE=$1; mode=$2; dir=$3; shift 3
+. /opt/ascend-build/lib.sh
+mkdir -p "$dir"
+# The server URL: a BuildKit/podman secret (kept out of the cache key and the history), else the
+# ASCEND_PKG_URL build argument.
+server_url=$(cat /run/secrets/ascend-pkg-url 2>/dev/null || true)
+server_url=${server_url:-$ASCEND_PKG_URL}
+for pair in "$@"; do
+    name=${pair%=*}; sum=${pair##*=}
+    if [ "$mode" = http ]; then
+        [ -n "$server_url" ] || ab_fail "no package server URL (run the build through ascend-build, or pass --build-arg ASCEND_PKG_URL=http://HOST:PORT/TOKEN/)"
+        ab_fetch "${server_url%/}/$name" "$dir/$name" || ab_fail "cannot download $name from the package server"
+    fi
+    echo "$sum  $dir/$name" | sha256sum -c --quiet - ||
+        ab_fail "$name does not match its sha256 $sum (changed since the plan was made? run the build again)"
+done
+export PKG_DIR=$dir
+status=0
+bash /opt/ascend-build/install_"$AB_STAGE".sh "$dir" || status=$?
+[ "$mode" = mount ] || rm -rf "$dir"
+rmdir "$(dirname "$dir")" 2>/dev/null || true
+exit $status

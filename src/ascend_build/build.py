@@ -39,6 +39,7 @@ class BuildOptions:
     port: int = 3000
     no_cache: bool = False
     pull: str = "missing"                  # missing | always | never
+    engine_reason: str = ""                # why the settings' engine was chosen
 
 
 def ensure_base_image(engine: Engine, image: str, pull: str, view: BuildView) -> None:
@@ -113,9 +114,10 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView) -> dict:
     started = time.monotonic()
     engine = settings.engine
     state = State.of(settings.workdir)
+    plan = plan_for(settings)
+    view.info(f"engine: {engine.name} ({opts.engine_reason})" if opts.engine_reason else f"engine: {engine.name}")
     if settings.delivery_defaulted:
         view.info("delivery: http (works with every engine; the build context holds only the Dockerfile and scripts)")
-    plan = plan_for(settings)
     for warning in plan.warnings:
         view.info(f"warning: {warning}")
     tag = opts.tag or default_tag(plan)

@@ -155,8 +155,7 @@ def build(
     settings = resolve(workdir, Options(target=target, delivery=delivery, platform=platform, network=network, host=host),
                        the_engine, spec=spec)
     with ConsoleBuildView(console, verbose) as view:
-        view.info(f"engine: {the_engine.name} ({why})")
-        result = run_build(settings, BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull), view)
+        result = run_build(settings, BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull, engine_reason=why), view)
     console.print(summary_table(result))
     if report:
         report.write_text(json.dumps(result, indent=2) + "\n")

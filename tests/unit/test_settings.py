@@ -10,7 +10,7 @@ from ascend_build.build import BuildOptions, run_build
 from ascend_build.engines.base import Engine
 from ascend_build.engines.docker import Docker, DockerBuildKit
 from ascend_build.engines.podman import Podman
-from ascend_build.errors import ConfigError
+from ascend_build.errors import ConfigError, PackageError
 from ascend_build.plan import plan_for
 from ascend_build.render import context_files
 from ascend_build.scaffold import scaffold
@@ -143,3 +143,20 @@ def test_one_stage_chain_catches_loops(tmp_path):
 def test_unknown_delivery_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown delivery"):
         resolve(tmp_path, Options(delivery="ftp"))
+
+
+def test_the_packages_are_checked_before_the_engine_is_named(workdir, tmp_path):
+    """A broken set fails with the catalog's message; the build never reports its engine."""
+    class Recording(Quiet):
+        def __init__(self):
+            self.lines = []
+
+        def info(self, text):
+            self.lines.append(text)
+
+    view, engine = Recording(), FakeEngine()
+    spec = BuildSpec(pins={"toolkit": "no-such-file.run"})
+    settings = resolve(workdir, Options(target="cann", platform="x86_64", host="127.0.0.1"), engine, spec=spec)
+    with pytest.raises(PackageError, match="pin-not-found"):
+        run_build(settings, BuildOptions(engine_reason="asked"), view)
+    assert not any(line.startswith("engine:") for line in view.lines) and not engine.requests

@@ -250,3 +250,23 @@ def test_other_wheels_go_only_where_pip_needs_them(workdir, tmp_path):
         if (tmp_path / "requirements.txt").exists():
             (tmp_path / "requirements.txt").rename(workdir / "requirements.txt")
     assert extra.name in with_requirements.served_files() and extra.name not in without.served_files()
+
+
+def test_values_are_quoted_by_default(workdir):
+    """Shell templates shlex-quote every value, Dockerfile values that are not plain words become
+    JSON strings, `|raw` passes a trusted fragment through, labels stay UTF-8."""
+    from ascend_build.components import render_script
+    from ascend_build.templating import dockerfile_quote, environment, shell_quote
+
+    script = render_script("cann.sh.j2", P="/opt/my Ascend", for_all=" --install-for-all", toolkit="a b.run",
+                           kernels=None, kernels_component=None, nnal=None)
+    assert "--install-path='/opt/my Ascend' --install-for-all" in script and "\"$PKG_DIR\"/'a b.run'" in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+    assert environment().from_string("{{ v }}").render(v="a b") == "a b"      # other templates: as is
+    assert shell_quote("it's") == "'it'\"'\"'s'" and dockerfile_quote("${BASE_IMAGE}") == "${BASE_IMAGE}"
+    assert dockerfile_quote("my image") == '"my image"' and dockerfile_quote("Zhāng 张") == '"Zhāng 张"'
+    try:
+        text = render(workdir, "cann", "http", FAMILIES["debian"], labels={"maintainer": "张三"}, timezone="Asia/Shanghai")["Dockerfile"]
+    finally:
+        render(workdir, "cann", "http", FAMILIES["debian"], labels={}, timezone="UTC")
+    assert 'maintainer="张三"' in text and "/usr/share/zoneinfo/Asia/Shanghai" in text

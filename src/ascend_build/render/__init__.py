@@ -20,7 +20,7 @@ def template(name: str):
 
 
 def _pairs(mapping: Dict[str, str]) -> List[str]:
-    return [f"{key}={json.dumps(value)}" for key, value in mapping.items()]
+    return [f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in mapping.items()]
 
 
 def _image_labels(plan: Plan) -> Dict[str, str]:

@@ -2,12 +2,11 @@
 import json
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
-from clirun import CLI, cli
+from clirun import cli
 from test_build import make_workdir
 
 pytestmark = pytest.mark.e2e

@@ -19,8 +19,6 @@ FILL = 256 * 1024
 IMPORTS = "import torch_npu, mindie_llm, atb_llm; print('imports-ok', torch_npu.__version__)"
 
 
-
-
 def snapshot(root: Path) -> dict:
     """Every file of the working directory except our hidden state folder: path -> (bytes, mtime)."""
     return {str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)

@@ -8,7 +8,6 @@ from ascend_build.scaffold import parse_size
 from ascend_build.spec import load_spec
 
 
-
 def run(*args):
     return cli(*args)
 

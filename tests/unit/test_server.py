@@ -3,7 +3,6 @@ binding errors, file selection, bridge gateway lookup, and `ascend-build serve` 
 Loopback (127.0.0.1) and port 0 only; no container engine needed."""
 import hashlib
 import http.client
-import os
 import queue
 import random
 import re

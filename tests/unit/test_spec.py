@@ -11,7 +11,6 @@ from ascend_build.settings import Options, resolve
 from ascend_build.spec import load_spec
 
 
-
 def write(tmp_path, text):
     (tmp_path / "ascend-build.yaml").write_text(text)
     return tmp_path

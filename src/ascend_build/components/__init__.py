@@ -15,7 +15,6 @@ from ..spec import BuildSpec
 from ..templating import environment
 
 
-
 @dataclass
 class StagePlan:
     name: str

@@ -14,7 +14,8 @@ from clirun import cli as run_cli
 from ascend_build.catalog import hashcache
 from ascend_build.catalog.output import to_json
 from ascend_build.demo import standins
-from ascend_build.catalog.compat import PROBLEM_CODES
+from ascend_build.catalog import problems
+from ascend_build.catalog.problems import PROBLEM_CODES
 from ascend_build.components.registry import components
 from ascend_build.settings import Options, resolve
 from ascend_build.spec import BuildSpec
@@ -290,7 +291,8 @@ def test_cache_write_is_atomic_and_the_only_write(tmp_path, monkeypatch):
 def test_every_code_in_the_sources_is_documented():
     sources = "".join(p.read_text() for p in (SRC / "catalog").glob("*.py"))
     used = set(re.findall(r'(?:_problem|_err|Problem\(level=[^,]+, code=|_p\("(?:error|warning)",)\s*\(?"([a-z][a-z0-9-]+)"', sources))
-    used |= {f"mindie-{s}-mismatch" for s in ("cann", "torch")}
+    used |= {getattr(problems, name) for name in re.findall(r"\b([A-Z][A-Z_]+)\b", sources)
+             if isinstance(getattr(problems, name, None), str)}
     assert used and used <= set(PROBLEM_CODES), used - set(PROBLEM_CODES)
     assert {"run-truncated", "wheel-corrupt", "arch-mismatch", "ambiguous-slot", "missing-component"} <= used
 

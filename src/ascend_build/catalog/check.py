@@ -6,6 +6,7 @@ from ..spec import BuildSpec
 from .compat import check_rules, load_rules
 from .hashcache import verify_packages
 from .model import Package, Problem, Selection, StageSlots
+from .problems import DUPLICATE_FILE_NAME, UNRECOGNISED_FILE
 from .scan import looks_like_package, scan
 from .select import select
 
@@ -14,13 +15,13 @@ def duplicate_names(files: List[Package]) -> List[Problem]:
     by_name: Dict[str, List[str]] = {}
     for pkg in files:
         by_name.setdefault(pkg.path.name, []).append(pkg.file)
-    return [Problem(level="error", code="duplicate-file-name", message=f"{' and '.join(rels)} have the same name: "
+    return [Problem(level="error", code=DUPLICATE_FILE_NAME, message=f"{' and '.join(rels)} have the same name: "
                     "the build delivers files by name", file=rels[0], fix="remove one copy")
             for rels in by_name.values() if len(rels) > 1]
 
 
 def unrecognised(names: List[str]) -> List[Problem]:
-    return [Problem(level="warning", code="unrecognised-file", message=f"{name}: the name fits no known package "
+    return [Problem(level="warning", code=UNRECOGNISED_FILE, message=f"{name}: the name fits no known package "
                     "pattern, so it is not used", file=name, fix="rename it to the vendor's original file name, "
                     "or move it out of the working directory")
             for name in names if looks_like_package(name)]

@@ -16,6 +16,8 @@ from ..errors import ConfigError
 from ..spec import BuildSpec
 from .model import Package, Problem, Selection, Slot, StageSlots
 from .naming import normalise_arch, normalise_chip
+from .problems import (AMBIGUOUS_SLOT, ARCH_MISMATCH, CHIP_AMBIGUOUS, CHIP_MISMATCH,
+    MISSING_COMPONENT, PIN_NOT_FOUND, PIN_UNKNOWN_SLOT, PYTHON_MISMATCH)
 from .versions import release_of, same_version
 
 
@@ -69,15 +71,15 @@ class _Selector:
         if slot == "kernels" and self.chip is not None:
             if self.chip == "":          # several chips and none configured: reported once
                 return None
-            fit = self.keep(slot, fit, lambda p: p.chip == self.chip, "chip-mismatch", f"chip {self.chip}",
+            fit = self.keep(slot, fit, lambda p: p.chip == self.chip, CHIP_MISMATCH, f"chip {self.chip}",
                             lambda p: f"chip {p.chip}", "get the package for that chip, or set `chip:` to one of those")
         if slot in self.python_slots and self.python:
-            fit = self.keep(slot, fit, lambda p: p.python in (None, self.python), "python-mismatch",
+            fit = self.keep(slot, fit, lambda p: p.python in (None, self.python), PYTHON_MISMATCH,
                             f"Python {self.python}", lambda p: f"Python {p.python}",
                             f"get the build for Python {self.python}, or change `python:` in ascend-build.yaml")
         fit = [p for p in fit if self.fits_chosen(slot)(p)] or fit
         if len(fit) > 1:
-            self.problems.append(_err("ambiguous-slot", f"{len(fit)} files fit the {slot} slot: "
+            self.problems.append(_err(AMBIGUOUS_SLOT, f"{len(fit)} files fit the {slot} slot: "
                                       + ", ".join(p.file for p in fit),
                                       f"keep one, or pin one in ascend-build.yaml: `pins: {{{slot}: {fit[0].path.name}}}`",
                                       fit[0].file))
@@ -90,7 +92,7 @@ class _Selector:
         if len(match) == 1:
             return match[0]
         listed = ", ".join(p.file for p in found) or "none"
-        self.problems.append(_err("pin-not-found", f"pins.{slot} names {pin!r}, which is not one {slot} package "
+        self.problems.append(_err(PIN_NOT_FOUND, f"pins.{slot} names {pin!r}, which is not one {slot} package "
                                   f"here (found: {listed})", f"fix `pins: {{{slot}: <file name>}}` in ascend-build.yaml"))
         return None
 
@@ -112,7 +114,7 @@ class _Selector:
             self.chip = chips[0]
         elif len(chips) > 1:
             listed = ", ".join(f"{c} ({', '.join(p.file for p in kernels if p.chip == c)})" for c in chips)
-            self.problems.append(_err("chip-ambiguous", f"kernels/ops packages for several chips: {listed}",
+            self.problems.append(_err(CHIP_AMBIGUOUS, f"kernels/ops packages for several chips: {listed}",
                                       f"set the chip in ascend-build.yaml, e.g. `chip: {chips[0]}` (one of: {', '.join(chips)})"))
             self.chip = ""      # no kernels are chosen until the chip is set
 
@@ -124,7 +126,7 @@ def missing(slot: Slot, sel: _Selector, target: str, version: Optional[str]) -> 
     if version:
         pattern = pattern.replace("<version>", version)
     where = slot.download or "the vendor's download page"
-    return _err("missing-component", f"no {slot.name} package for target {target} ({sel.arch}): expected {pattern}",
+    return _err(MISSING_COMPONENT, f"no {slot.name} package for target {target} ({sel.arch}): expected {pattern}",
                 f"download it from {where} and put it in the working directory or its packages/ folder")
 
 
@@ -138,7 +140,7 @@ def select(packages: List[Package], spec: BuildSpec, table: Sequence[StageSlots]
     sel = _Selector(packages, spec, build_arch(platform, spec.arch), [s for s in slots if slots[s].python])
     for slot in spec.pins:
         if slot not in known:
-            sel.problems.append(_err("pin-unknown-slot", f"pins.{slot}: there is no slot {slot!r}",
+            sel.problems.append(_err(PIN_UNKNOWN_SLOT, f"pins.{slot}: there is no slot {slot!r}",
                                      f"pin one of: {', '.join(known)}"))
     required = {s.name for s in slots.values() if s.required} | {n for stage in stages for n in stage.needs}
     if "kernels" in slots:
@@ -154,7 +156,7 @@ def select(packages: List[Package], spec: BuildSpec, table: Sequence[StageSlots]
     if sel.other_arch:
         names = ", ".join(f"{p.file} ({p.arch})" for p in sel.other_arch)
         other = "linux/arm64" if sel.arch == "x86_64" else "linux/amd64"
-        sel.problems.append(_err("arch-mismatch", f"the build platform is {sel.arch} but these packages are for "
+        sel.problems.append(_err(ARCH_MISMATCH, f"the build platform is {sel.arch} but these packages are for "
                                  f"another arch: {names}", f"put the {sel.arch} packages here, or build for their "
                                  f"platform (--platform {other}, or `arch:` in ascend-build.yaml)", sel.other_arch[0].file))
     custom_files = {f for c in spec.stages for f in c.files}

@@ -28,6 +28,7 @@ from typing import Callable, List
 from ascend_build.catalog import check
 from ascend_build.catalog.hashcache import CACHE_DIR
 from ascend_build.catalog.integrity import check_run, check_wheel, hash_file
+from ascend_build.components.registry import components
 from ascend_build.demo import standins
 from ascend_build.spec import BuildSpec
 
@@ -72,8 +73,9 @@ def compare(label: str, paths: List[Path], ours: Callable[[], object], runs: int
 def warm_check_ms(work: Path, runs: int) -> None:
     spec = BuildSpec()
     shutil.rmtree(work / CACHE_DIR, ignore_errors=True)
-    cold = timed(lambda: check(work, spec, target="mindie", platform="x86_64"))
-    times = [timed(lambda: check(work, spec, target="mindie", platform="x86_64")) for _ in range(max(runs, 5))]
+    chain = ("base", "cann", "pta", "mindie")
+    cold = timed(lambda: check(work, spec, components(), chain, "mindie", "x86_64"))
+    times = [timed(lambda: check(work, spec, components(), chain, "mindie", "x86_64")) for _ in range(max(runs, 5))]
     cli = Path(sys.executable).with_name("ascend-build")
     command = [str(cli), "check", "-C", str(work), "--json", "--platform", "x86_64"]
     cli_times = [timed(lambda: subprocess.run(command, stdout=subprocess.DEVNULL, check=True)) for _ in range(runs)]

@@ -8,11 +8,13 @@ import re
 from pathlib import Path
 from typing import Dict, List
 
-from .build import default_tag, state_dir, write_context
+from .context import write_context
 from .errors import ConfigError
 from .outputs import Inputs, write_file
-from .plan import checked_selection, make_plan
+from .plan import default_tag, make_plan, plan_for
+from .settings import Options, resolve
 from .spec import BuildSpec
+from .workdir import State
 
 PLATFORMS = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
 BASE_CONTEXT = "ascend-base"
@@ -32,15 +34,16 @@ def slug(*parts) -> str:
 
 
 def bake(workdir: Path, spec: BuildSpec, target: str, host_arch: str) -> dict:
-    root = state_dir(workdir) / "bake"
+    root = State.of(workdir).bake
     targets: Dict[str, dict] = {}
     for variant in variants(spec, host_arch):
         vspec = spec.model_copy(update={k: v for k, v in variant.items() if v})
         arch = variant["arch"]
-        plan = make_plan(workdir, vspec, checked_selection(workdir, vspec, target, arch), target, "mount")
+        plan = plan_for(resolve(workdir, Options(target=target, delivery="mount", platform=arch), spec=vspec))
         base = slug("base", arch)
         if base not in targets:
-            ctx = write_context(root / base, make_plan(workdir, vspec, plan.selection, "base", "mount"))
+            base_settings = resolve(workdir, Options(target="base", delivery="mount", platform=arch), spec=vspec)
+            ctx = write_context(root / base, make_plan(base_settings, plan.selection))
             targets[base] = {"context": str(ctx), "dockerfile": "Dockerfile", "target": "base",
                              "platforms": [PLATFORMS[arch]], "args": {"BASE_IMAGE": spec.base_image}}
         name = slug(target, variant["chip"], arch, f"py{variant['python']}" if variant["python"] else "")

@@ -85,10 +85,12 @@ def check_cmd(
     """Identify, verify and select the packages for a target; check that they fit together."""
     from .catalog import check
     from .catalog.output import passed, render, to_json
-    from .spec import load_spec
+    from .components.registry import components
+    from .settings import Options, resolve
 
     _rehash(workdir, rehash)
-    selection = check(workdir, load_spec(workdir), target=target, platform=platform)
+    settings = resolve(workdir, Options(target=target, platform=platform))
+    selection = check(workdir, settings.spec, components(), settings.builtin_chain, settings.builtin_target, platform)
     if json_out:
         print_json(to_json(selection))
     else:
@@ -104,18 +106,22 @@ def plan(
     delivery: str = DELIVERY,
     base_image: Optional[str] = BASE_IMAGE,
     platform: Optional[str] = PLATFORM,
+    engine: Optional[str] = typer.Option(None, "--engine", help="Print what `build --engine E` runs (E: auto, docker, buildkit, podman); default: no engine."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the Dockerfile and scripts/ into this folder (must be new or empty)."),
     force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty (never over the working directory's own files)."),
     rehash: bool = REHASH,
 ) -> None:
     """Print the Dockerfile `build` would use (or write it and its scripts with -o DIR)."""
+    from .engines.detect import choose
     from .outputs import inputs_of, write_folder
-    from .plan import plan_workdir
+    from .plan import plan_for
     from .render import context_files
+    from .settings import Options, resolve
 
     console = make_console()
     _rehash(workdir, rehash)
-    the_plan = plan_workdir(workdir, target, "http" if delivery == "auto" else delivery, base_image, platform)
+    options = Options(target=target, delivery=delivery, base_image=base_image, platform=platform)
+    the_plan = plan_for(resolve(workdir, options, choose(engine)[0] if engine else None))
     for warning in the_plan.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     files = context_files(the_plan)
@@ -152,29 +158,32 @@ def build(
     import json
 
     from .build import BuildOptions, run_build
+    from .engines.detect import choose
     from .outputs import check_file, inputs_of, write_file
     from .progress import ConsoleBuildView
     from .report import summary_table
+    from .settings import Options, resolve
+    from .spec import load_spec
 
     console = make_console()
     if report:
         check_file(report, True, inputs_of(workdir))
     _rehash(workdir, rehash)
-    opts = BuildOptions(target=target, tag=tag, engine=engine, docker_bin=docker_bin, delivery=delivery,
-                        network=network, host=host, port=port, no_cache=no_cache, pull=pull,
-                        platform=platform, base_image=base_image)
+    spec = load_spec(workdir, base_image=base_image)
+    the_engine, why = choose(engine, docker_bin)
+    settings = resolve(workdir, Options(target=target, delivery=delivery, platform=platform, network=network, host=host),
+                       the_engine, spec=spec)
     with ConsoleBuildView(console, verbose) as view:
-        result = run_build(workdir, opts, view)
+        result = run_build(settings, BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull, engine_reason=why), view)
     console.print(summary_table(result))
     if report:
         write_file(report, json.dumps(result, indent=2) + "\n", True, inputs_of(workdir))
     if json_out:
         print_json(result)
     if verify_after:
-        from .engines.detect import choose
         from .verify import verify
 
-        show_checks(verify(choose(result["engine"])[0], result["image"]), json_out=False)
+        show_checks(verify(the_engine, result["image"]), json_out=False)
 
 
 @app.command()
@@ -187,20 +196,20 @@ def serve(
     """Serve the packages to hand-written Dockerfiles (only those files, under a token path) until Ctrl-C."""
     from rich.markup import escape
 
-    from .build import state_dir
-    from .engines.network import bridge_gateway
-    from .server import PackageServer, files_to_serve, transfer_line, workdir_token
+    from .engines.docker import Docker
+    from .server import PackageServer, files_to_serve, transfer_line
+    from .workdir import State
 
     console = make_console()
     selected = files_to_serve(workdir, files)
     if not host:
-        host = bridge_gateway()
+        host = Docker().bridge_address()
         if not host:
             host = "127.0.0.1"
             console.print("[yellow]warning:[/] no docker bridge gateway found: listening on 127.0.0.1 only"
                           " (pass --host ADDRESS for containers on a bridge)")
     with PackageServer(selected, host=host, port=port,
-                       token=workdir_token(state_dir(workdir)), on_transfer=lambda t: console.print(escape(transfer_line(t)), soft_wrap=True)) as server:
+                       token=State.of(workdir).token(), on_transfer=lambda t: console.print(escape(transfer_line(t)), soft_wrap=True)) as server:
         console.print(f"serving {len(selected)} files at {escape(server.url)}", soft_wrap=True)
         for name in selected:
             console.print(f"  wget -q {escape(server.url_for(name))}", soft_wrap=True)
@@ -249,19 +258,20 @@ def run(
 ) -> None:
     """Run an image with this host's Ascend devices and read-only driver mounts."""
     import shlex
-    import subprocess
 
-    from .runtime import cards, parse_devices, run_args, run_command
+    from .engines.detect import for_binary
+    from .runtime import cards, parse_devices, run_args
 
     console = make_console()
     flags = run_args(root, parse_devices(devices))
     if not cards(root):
         console.print("[yellow]no Ascend NPU on this host (/dev/davinci*): running without devices[/]")
-    cmd = run_command(engine_bin, image, flags, command or [], sys.stdin.isatty())
+    engine = for_binary(engine_bin)
+    cmd = engine.container_command(image, command or [], flags, interactive=True, tty=sys.stdin.isatty())
     if print_only:
         print(shlex.join(cmd))
         return
-    raise typer.Exit(subprocess.run(cmd).returncode)
+    raise typer.Exit(engine.attach(cmd))
 
 
 @app.command("inspect")
@@ -305,9 +315,11 @@ def export_cmd(
 ) -> None:
     """Write a standalone Dockerfile + dockerbuild.sh + install scripts (needs only docker, bash, python3)."""
     from .export import export
-    from .plan import plan_workdir
+    from .plan import plan_for
+    from .settings import Options, resolve
 
-    written = export(plan_workdir(workdir, target, "http", base_image, platform), workdir, output, force)
+    options = Options(target=target, delivery="http", base_image=base_image, platform=platform)
+    written = export(plan_for(resolve(workdir, options)), workdir, output, force)
     make_console().print(f"wrote {len(written)} files to {output}; build with: bash {output}/dockerbuild.sh --help")
 
 
@@ -319,17 +331,15 @@ def bake_cmd(
     force: bool = typer.Option(False, "--force", help="Replace an existing file (never one of the working directory's own files)."),
 ) -> None:
     """Write a buildx bake file for the config's matrix (chip x arch x python)."""
-    import platform as host
-
     from .bake import bake, write_bake
+    from .catalog.select import build_arch
     from .outputs import check_file, inputs_of
-    from .scaffold import normalise_arch
     from .spec import load_spec
 
     inputs = inputs_of(workdir)
     check_file(output, force, inputs)
     spec = load_spec(workdir)
-    data = bake(workdir, spec, target or spec.target, normalise_arch(host.machine()))
+    data = bake(workdir, spec, target or spec.target, build_arch(None, None))
     write_bake(data, output, force, inputs)
     make_console().print(f"wrote {output}: {len(data['group']['default']['targets'])} variants; "
                          f"build with: docker buildx bake -f {output}")

@@ -7,7 +7,7 @@ from typing import Dict, List
 from . import __version__
 from .outputs import Content, inputs_of, write_folder
 from .plan import Plan
-from .render import context_files, templates
+from .render import context_files, template
 
 README = """# Exported Ascend image build ({target})
 
@@ -29,7 +29,7 @@ def export(plan: Plan, workdir: Path, output: Path, force: bool = False) -> List
     texts: Dict[str, Content] = dict(files)
     served = plan.served_files()
     texts["packages.txt"] = "".join(f"{n}\n" for n in served)
-    texts["dockerbuild.sh"] = templates().get_template("dockerbuild.sh.j2").render(
+    texts["dockerbuild.sh"] = template("dockerbuild.sh.j2").render(
         version=__version__, target=plan.target, base_image=plan.spec.base_image,
         packages=str(Path(workdir).resolve()), stages=[s.name for s in plan.stages])
     texts["README.md"] = README.format(target=plan.target, version=__version__)

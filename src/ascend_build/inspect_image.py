@@ -3,15 +3,14 @@ tool, from its labels and history."""
 import re
 from typing import Dict, List
 
-from .components import LABEL_NS
+from .contract import TOOL_DIR, image_labels, label
 from .engines.base import Engine
-from .verify import image_labels
 
 
 def components(labels: Dict[str, str]) -> List[dict]:
     found: Dict[str, dict] = {}
     for key, value in labels.items():
-        match = re.fullmatch(re.escape(LABEL_NS) + r"\.([\w-]+)\.(version|file|sha256)", key)
+        match = re.fullmatch(re.escape(label("")) + r"([\w-]+)\.(version|file|sha256)", key)
         if match:
             found.setdefault(match.group(1), {"name": match.group(1)})[match.group(2)] = value
     return list(found.values())
@@ -24,7 +23,7 @@ def stage_sizes(layers: List[dict], stages: List[str]) -> List[dict]:
     current = stages[0] if stages else "base"
     for layer in layers:
         for name in stages:
-            if f"/opt/ascend-build/install_{name}.sh" in layer["created_by"] or f"run-stage.sh {name} " in layer["created_by"]:
+            if f"{TOOL_DIR}/install_{name}.sh" in layer["created_by"] or f"run-stage.sh {name} " in layer["created_by"]:
                 current = name
         sizes[current] = sizes.get(current, 0) + layer["size_bytes"]
     return [{"name": name, "size_bytes": size} for name, size in sizes.items()]
@@ -37,11 +36,11 @@ def inspect_image(engine: Engine, image: str) -> dict:
     base = labels.get("org.opencontainers.image.base.name", "")
     base_layers = engine.layers(base) if base and engine.image_exists(base) else []
     own = layers[len(base_layers):]
-    stages = [s for s in labels.get(f"{LABEL_NS}.stages", "").split(",") if s]
+    stages = [s for s in labels.get(label("stages"), "").split(",") if s]
     return {
         "image": image,
         "image_id": info.get("Id", ""),
-        "target": labels.get(f"{LABEL_NS}.target"),
+        "target": labels.get(label("target")),
         "size_bytes": int(info.get("Size", 0)),
         "base_image": base,
         "base_size_bytes": sum(layer["size_bytes"] for layer in base_layers),

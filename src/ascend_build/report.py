@@ -3,16 +3,15 @@ from typing import Dict, List
 
 from rich.table import Table
 
-from .engines.base import Engine, StageEvent
+from .engines.base import StageEvent
 from .progress import human_bytes
 from .plan import Plan
 from .server import Transfer
 
 
-def build_report(engine: Engine, plan: Plan, tag: str, ctx_bytes: int, stage_events: Dict[str, StageEvent],
-                 served: List[Transfer], seconds: float, log: str) -> dict:
-    image = engine.inspect(tag)
-    base = engine.inspect(plan.spec.base_image)
+def build_report(plan: Plan, engine: str, tag: str, image: dict, base: dict, layers: List[dict], ctx_bytes: int,
+                 stage_events: Dict[str, StageEvent], served: List[Transfer], seconds: float, log: str) -> dict:
+    """The report from what the engine said: the inspected image and base image, the layers."""
     stages = []
     for stage in plan.stages:
         event = stage_events.get(stage.name)
@@ -22,7 +21,7 @@ def build_report(engine: Engine, plan: Plan, tag: str, ctx_bytes: int, stage_eve
         "image": tag,
         "image_id": image.get("Id", ""),
         "target": plan.target,
-        "engine": engine.name,
+        "engine": engine,
         "delivery": plan.delivery,
         "base_image": plan.spec.base_image,
         "size_bytes": int(image.get("Size", 0)),
@@ -32,7 +31,7 @@ def build_report(engine: Engine, plan: Plan, tag: str, ctx_bytes: int, stage_eve
         "stages": stages,
         "components": [{"name": p.slot, "version": p.version, "file": p.file, "sha256": p.sha256}
                        for p in plan.selection.selected()],
-        "layers": engine.layers(tag),
+        "layers": layers,
         "served": [{"file": t.file, "bytes": t.bytes, "seconds": round(t.seconds, 3), "complete": t.complete}
                    for t in served],
         "log": log,

@@ -1,8 +1,8 @@
 """`ascend-build run`: the devices and read-only driver mounts an Ascend container needs on this
-host (ascend-reference.md §6), without ascend-docker-runtime."""
+host, without ascend-docker-runtime."""
 import re
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 from .errors import ConfigError
 
@@ -53,8 +53,3 @@ def run_args(root: Path, wanted: Optional[List[int]] = None) -> List[str]:
         if (root / path.lstrip("/")).exists():
             args += ["-v", f"{path}:{path}:ro"]
     return args
-
-
-def run_command(engine_bin: str, image: str, flags: Sequence[str], command: Sequence[str], tty: bool) -> List[str]:
-    interactive = ["-it"] if tty else ["-i"]
-    return [engine_bin, "run", "--rm", *interactive, *flags, image, *command]

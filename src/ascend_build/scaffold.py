@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Tuple
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from . import grammar, outputs
-from .build import STATE_DIR
+from .workdir import STATE_DIR
 from .demo import standins
 from .errors import ConfigError, OutputError
 from .spec import CONFIG_NAME

@@ -668,14 +668,3 @@ def transfer_line(transfer: Transfer) -> str:
     rate = mb / transfer.seconds if transfer.seconds > 0 else 0.0
     state = "sent" if transfer.complete else "interrupted"
     return f"{state} {transfer.file}: {mb:.1f} MB in {transfer.seconds:.1f} s ({rate:.0f} MB/s, HTTP {transfer.status})"
-
-
-def workdir_token(state: Path) -> str:
-    """The token kept in a working directory's state folder (mode 0600), made once at random.
-    Stable, so that a URL passed as a build argument does not change the layer cache."""
-    path = Path(state) / "server-token"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(24))
-    return path.read_text().strip()

@@ -2,12 +2,12 @@
 import json
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
-from test_build import CLI, cli, make_workdir
+from clirun import cli
+from test_build import make_workdir
 
 pytestmark = pytest.mark.e2e
 

@@ -5,23 +5,18 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
+from clirun import CLI, cli
 from ascend_build.demo import standins
 
 pytestmark = pytest.mark.e2e
-CLI = [sys.executable, "-m", "ascend_build"]
 FILL = 256 * 1024
 IMPORTS = "import torch_npu, mindie_llm, atb_llm; print('imports-ok', torch_npu.__version__)"
-
-
-def cli(*args, timeout=900, **kwargs):
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
 def snapshot(root: Path) -> dict:

@@ -2,15 +2,14 @@
 import json
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
 
+from clirun import cli
 from ascend_build.demo import standins
 from ascend_build.scaffold import scaffold
 
-CLI = [sys.executable, "-m", "ascend_build"]
 # Keys a bake target may have (docker buildx bake file reference).
 TARGET_KEYS = {"args", "annotations", "attest", "cache-from", "cache-to", "context", "contexts", "dockerfile",
                "dockerfile-inline", "entitlements", "inherits", "labels", "matrix", "name", "network", "no-cache",
@@ -31,7 +30,7 @@ def matrix_workdir(tmp_path):
 
 def test_bake_file_has_a_target_per_variant_and_a_shared_base(matrix_workdir, tmp_path):
     out = tmp_path / "docker-bake.json"
-    result = subprocess.run([*CLI, "bake", "-C", str(matrix_workdir), "-o", str(out)], capture_output=True, text=True)
+    result = cli("bake", "-C", matrix_workdir, "-o", out)
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert set(data) == {"group", "target"}
@@ -53,11 +52,11 @@ def test_bake_file_has_a_target_per_variant_and_a_shared_base(matrix_workdir, tm
 
 def test_bake_without_matrix_is_a_clear_error(tmp_path):
     scaffold(tmp_path, demo=True, arch="x86_64", cann="8.5.0", chip="910b", python="3.11", filler="4KiB", force=False)
-    result = subprocess.run([*CLI, "bake", "-C", str(tmp_path), "-o", str(tmp_path / "b.json")], capture_output=True, text=True)
+    result = cli("bake", "-C", tmp_path, "-o", tmp_path / "b.json")
     assert result.returncode == 1 and "no matrix" in result.stderr and not (tmp_path / "b.json").exists()
 
 
 def test_missing_variant_packages_fail_naming_the_variant(matrix_workdir, tmp_path):
     next((matrix_workdir / "packages").glob("Ascend-cann-310p-ops*")).unlink()
-    result = subprocess.run([*CLI, "bake", "-C", str(matrix_workdir), "-o", str(tmp_path / "b.json")], capture_output=True, text=True)
+    result = cli("bake", "-C", matrix_workdir, "-o", tmp_path / "b.json")
     assert result.returncode == 1 and "310p" in result.stderr and "Traceback" not in result.stderr

@@ -6,20 +6,21 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from ascend_build.catalog import check, hashcache
+from clirun import cli as run_cli
+from ascend_build.catalog import hashcache
 from ascend_build.catalog.output import to_json
 from ascend_build.demo import standins
-from ascend_build.rules.compat import PROBLEM_CODES
+from ascend_build.catalog import problems
+from ascend_build.catalog.problems import PROBLEM_CODES
+from ascend_build.components.registry import components
+from ascend_build.settings import Options, resolve
 from ascend_build.spec import BuildSpec
 
 FILL = 4096
-CLI = [sys.executable, "-m", "ascend_build"]
 SRC = Path(__file__).resolve().parents[2] / "src" / "ascend_build"
 
 
@@ -28,6 +29,14 @@ def make_set(root: Path, cann: str = "8.5.0", arch: str = "x86_64", chip: str = 
     standins.generate(work / "packages", cann=cann, arch=arch, chip=chip, fill=FILL)
     (work / "requirements.txt").write_text("# extra wheels: none\n")
     return work
+
+
+def check(work: Path, spec: BuildSpec, target: str, platform: str):
+    """The catalog's check for a target, its chain resolved as every command resolves it."""
+    from ascend_build.catalog import check as catalog_check
+
+    settings = resolve(work, Options(target=target), spec=spec)
+    return catalog_check(work, spec, components(), settings.builtin_chain, settings.builtin_target, platform)
 
 
 def snapshot(work: Path) -> dict:
@@ -280,9 +289,10 @@ def test_cache_write_is_atomic_and_the_only_write(tmp_path, monkeypatch):
 
 
 def test_every_code_in_the_sources_is_documented():
-    sources = "".join(p.read_text() for p in list((SRC / "catalog").glob("*.py")) + [SRC / "rules" / "compat.py"])
+    sources = "".join(p.read_text() for p in (SRC / "catalog").glob("*.py"))
     used = set(re.findall(r'(?:_problem|_err|Problem\(level=[^,]+, code=|_p\("(?:error|warning)",)\s*\(?"([a-z][a-z0-9-]+)"', sources))
-    used |= {f"mindie-{s}-mismatch" for s in ("cann", "torch")}
+    used |= {getattr(problems, name) for name in re.findall(r"\b([A-Z][A-Z_]+)\b", sources)
+             if isinstance(getattr(problems, name, None), str)}
     assert used and used <= set(PROBLEM_CODES), used - set(PROBLEM_CODES)
     assert {"run-truncated", "wheel-corrupt", "arch-mismatch", "ambiguous-slot", "missing-component"} <= used
 
@@ -291,7 +301,7 @@ def test_every_code_in_the_sources_is_documented():
 
 
 def cli(*args):
-    return subprocess.run([*CLI, "check", *args], capture_output=True, text=True, timeout=120)
+    return run_cli("check", *args, timeout=120)
 
 
 def test_cli_json_ok_and_failing(tmp_path):
@@ -337,7 +347,7 @@ def pkg(component: str, version: str, **fields):
 
 def test_rule_tables():
     from ascend_build.catalog.model import Selection
-    from ascend_build.rules import compat
+    from ascend_build.catalog import compat
 
     rules = compat.load_rules()
     toolkit, npu = pkg("toolkit", "8.5.0"), pkg("torch_npu", "2.6.0.post5")

@@ -1,5 +1,6 @@
 """Engine output (captured from real docker classic, BuildKit and podman builds of a 4-stage
 Dockerfile) becomes stage events: started, built, cached, failed."""
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ class Replay:
             self.engine.returncode = 1 if run == "failed" else 0
 
         self.engine.stream = stream
+        self.engine.build_guard = contextlib.nullcontext   # a replay leaves nothing to clean up
 
     def events(self):
         out = []
@@ -62,3 +64,25 @@ def test_failure_names_the_stage_and_keeps_the_tail(kind):
     assert isinstance(error, BuildError)
     assert "stage cann failed" in error.message
     assert "component toolkit" in error.message and "exited with status 127" in error.message
+
+
+FAKE_PODMAN = """#!/bin/sh
+echo "$*" >> "$0.calls"
+[ "$1" = ps ] && cat "$0.containers"
+exit 0
+"""
+
+
+@pytest.mark.parametrize("returncode, removed", [(1, ["rm --force --ignore new1"]), (0, [])])
+def test_podman_removes_only_what_its_failed_build_left(tmp_path, returncode, removed):
+    podman = tmp_path / "podman"
+    podman.write_text(FAKE_PODMAN)
+    podman.chmod(0o755)
+    (tmp_path / "podman.containers").write_text("old1\n")
+    engine = Podman(str(podman))
+    engine.runtimes = ()
+    with engine.build_guard():
+        (tmp_path / "podman.containers").write_text("old1\nnew1\n")
+        engine.returncode = returncode
+    calls = (tmp_path / "podman.calls").read_text().splitlines()
+    assert [c for c in calls if c.startswith("rm")] == removed

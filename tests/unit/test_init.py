@@ -1,18 +1,15 @@
 """`ascend-build init`: scaffold, demo set, and clean refusals."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from clirun import cli
 from ascend_build.scaffold import parse_size
 from ascend_build.spec import load_spec
 
-CLI = [sys.executable, "-m", "ascend_build"]
-
 
 def run(*args):
-    return subprocess.run([*CLI, *args], capture_output=True, text=True)
+    return cli(*args)
 
 
 def snapshot(root: Path) -> dict:

@@ -3,38 +3,24 @@ directory's own files always, writes appear whole or not at all, init --demo kee
 exported scripts quote the values they carry, and symlinked packages travel as bytes."""
 import os
 import shutil
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ascend_build.errors import OutputError
+from clirun import cli as run_cli
 from ascend_build.outputs import inputs_of, write_file, write_files, write_folder
 from ascend_build.scaffold import scaffold
 
 TORCH = "torch-2.6.0+cpu-cp311-cp311-linux_x86_64.whl"
 
 
-def cli(capsys, *args):
-    """Run the CLI in-process as `ascend-build ARGS`: (exit code, stdout, stderr). An exception
-    other than the CLI's own exit would fail the test (a traceback for the user)."""
-    from ascend_build.cli import main
-
-    handler, argv = signal.getsignal(signal.SIGINT), sys.argv
-    sys.argv = ["ascend-build", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code or 0
-    finally:
-        sys.argv = argv
-        signal.signal(signal.SIGINT, handler)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+def cli(*args):
+    """`ascend-build ARGS` through the tests' one CLI helper: (exit code, stdout, stderr)."""
+    result = run_cli(*args)
+    return result.returncode, result.stdout, result.stderr
 
 
 def snapshot(root: Path) -> dict:
@@ -74,14 +60,14 @@ def matrix_workdir(workdir):
 @pytest.mark.parametrize("command", ["plan", "export"])
 def test_an_existing_folder_is_kept_without_force_and_updated_with_it(capsys, workdir, tmp_path, command):
     out = tmp_path / "out"
-    assert cli(capsys, command, "-C", workdir, "-o", out)[0] == 0
+    assert cli(command, "-C", workdir, "-o", out)[0] == 0
     (out / "Dockerfile").write_text("mine\n")
     (out / "notes.txt").write_text("keep me\n")
     before = snapshot(out)
-    code, _, err = cli(capsys, command, "-C", workdir, "-o", out)
+    code, _, err = cli(command, "-C", workdir, "-o", out)
     assert refused(code, err, str(out), "not empty", "--force")
     assert snapshot(out) == before
-    assert cli(capsys, command, "-C", workdir, "-o", out, "--force")[0] == 0
+    assert cli(command, "-C", workdir, "-o", out, "--force")[0] == 0
     assert (out / "Dockerfile").read_text().startswith("# syntax") or "FROM" in (out / "Dockerfile").read_text()
     assert (out / "notes.txt").read_text() == "keep me\n" and no_temp_left(out)
 
@@ -99,7 +85,7 @@ def test_force_never_writes_over_the_working_directory(capsys, workdir, command,
     (workdir.parent / "link-to-workdir").symlink_to(workdir)
     target = workdir.parent / "link-to-workdir" if where == "link-to-workdir" else workdir / where
     before = snapshot(workdir.parent)
-    code, _, err = cli(capsys, command, "-C", workdir, "-o", target, "--force")
+    code, _, err = cli(command, "-C", workdir, "-o", target, "--force")
     assert refused(code, err, words, "not even with --force", "fix:")
     assert snapshot(workdir.parent) == before and no_temp_left(workdir.parent)
 
@@ -107,9 +93,9 @@ def test_force_never_writes_over_the_working_directory(capsys, workdir, command,
 @pytest.mark.parametrize("command", ["plan", "export"])
 def test_a_file_or_a_missing_parent_is_one_clear_error(capsys, workdir, tmp_path, command):
     before = snapshot(workdir)
-    code, _, err = cli(capsys, command, "-C", workdir, "-o", workdir / "README.md", "--force")
+    code, _, err = cli(command, "-C", workdir, "-o", workdir / "README.md", "--force")
     assert refused(code, err, "README.md is a file, not a folder")
-    code, _, err = cli(capsys, command, "-C", workdir, "-o", tmp_path / "missing" / "out")
+    code, _, err = cli(command, "-C", workdir, "-o", tmp_path / "missing" / "out")
     assert refused(code, err, "missing does not exist", "mkdir -p")
     assert not (tmp_path / "missing").exists() and snapshot(workdir) == before
 
@@ -118,12 +104,12 @@ def test_a_file_or_a_missing_parent_is_one_clear_error(capsys, workdir, tmp_path
 def test_a_symbolic_link_loop_is_one_clear_error(capsys, matrix_workdir, tmp_path, command):
     (tmp_path / "loop").symlink_to("loop")
     args = ["init", tmp_path / "loop"] if command == "init" else [command, "-C", matrix_workdir, "-o", tmp_path / "loop"]
-    code, _, err = cli(capsys, *args)
+    code, _, err = cli(*args)
     assert refused(code, err, "cannot follow", "loop")
 
 
 def test_a_subfolder_of_the_working_directory_is_a_fine_output(capsys, workdir):
-    assert cli(capsys, "plan", "-C", workdir, "-o", workdir / "out")[0] == 0
+    assert cli("plan", "-C", workdir, "-o", workdir / "out")[0] == 0
     assert (workdir / "out" / "Dockerfile").is_file()
 
 
@@ -132,7 +118,7 @@ def test_force_replaces_a_link_in_the_output_not_what_it_points_to(capsys, workd
     out.mkdir()
     (out / "Dockerfile").symlink_to(workdir / "README.md")
     before = snapshot(workdir)
-    assert cli(capsys, "plan", "-C", workdir, "-o", out, "--force")[0] == 0
+    assert cli("plan", "-C", workdir, "-o", out, "--force")[0] == 0
     assert not (out / "Dockerfile").is_symlink() and snapshot(workdir) == before
 
 
@@ -142,7 +128,7 @@ def test_a_linked_subfolder_in_the_output_is_refused(capsys, workdir, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (out / "scripts").symlink_to(elsewhere)
-    code, _, err = cli(capsys, "plan", "-C", workdir, "-o", out, "--force")
+    code, _, err = cli("plan", "-C", workdir, "-o", out, "--force")
     assert refused(code, err, "scripts is a symbolic link")
     assert list(elsewhere.iterdir()) == [] and not (out / "Dockerfile").exists()
 
@@ -161,7 +147,7 @@ def test_a_linked_subfolder_in_the_output_is_refused(capsys, workdir, tmp_path):
 ])
 def test_bake_checks_its_output_before_writing_anything(capsys, matrix_workdir, name, force, words):
     before = snapshot(matrix_workdir)
-    code, _, err = cli(capsys, "bake", "-C", matrix_workdir, "-o", matrix_workdir / name, *(["--force"] if force else []))
+    code, _, err = cli("bake", "-C", matrix_workdir, "-o", matrix_workdir / name, *(["--force"] if force else []))
     assert refused(code, err, words)
     assert snapshot(matrix_workdir) == before
     assert not (matrix_workdir / ".ascend-build" / "bake").exists(), "no context written for a refused output"
@@ -170,22 +156,22 @@ def test_bake_checks_its_output_before_writing_anything(capsys, matrix_workdir, 
 def test_bake_replaces_its_own_file_only_with_force(capsys, matrix_workdir, tmp_path):
     out = tmp_path / "docker-bake.json"
     out.write_text("old\n")
-    code, _, err = cli(capsys, "bake", "-C", matrix_workdir, "-o", out)
+    code, _, err = cli("bake", "-C", matrix_workdir, "-o", out)
     assert refused(code, err, "already exists", "--force") and out.read_text() == "old\n"
-    assert cli(capsys, "bake", "-C", matrix_workdir, "-o", out, "--force")[0] == 0
+    assert cli("bake", "-C", matrix_workdir, "-o", out, "--force")[0] == 0
     assert out.read_text().startswith("{") and no_temp_left(tmp_path)
 
 
 def test_bake_refuses_a_hard_link_of_the_config(capsys, matrix_workdir, tmp_path):
     os.link(matrix_workdir / "ascend-build.yaml", tmp_path / "b.json")
     before = snapshot(matrix_workdir)
-    code, _, err = cli(capsys, "bake", "-C", matrix_workdir, "-o", tmp_path / "b.json", "--force")
+    code, _, err = cli("bake", "-C", matrix_workdir, "-o", tmp_path / "b.json", "--force")
     assert refused(code, err, "is an input") and snapshot(matrix_workdir) == before
 
 
 def test_build_report_over_the_config_is_refused_before_the_build(capsys, workdir):
     before = snapshot(workdir)
-    code, _, err = cli(capsys, "build", "-C", workdir, "--report", workdir / "ascend-build.yaml", "--engine", "nosuch")
+    code, _, err = cli("build", "-C", workdir, "--report", workdir / "ascend-build.yaml", "--engine", "nosuch")
     assert refused(code, err, "is an input") and snapshot(workdir) == before
 
 
@@ -249,7 +235,7 @@ def test_custom_stage_files_are_inputs(capsys, workdir):
     config["stages"] = [{"name": "app", "parent": "mindie", "files": ["app/model.py"], "script": "true"}]
     (workdir / "ascend-build.yaml").write_text(yaml.safe_dump(config))
     before = snapshot(workdir)
-    code, _, err = cli(capsys, "plan", "-C", workdir, "-o", workdir / "app", "--force")
+    code, _, err = cli("plan", "-C", workdir, "-o", workdir / "app", "--force")
     assert refused(code, err, "holds an input")
     assert snapshot(workdir) == before
 
@@ -259,28 +245,28 @@ def test_custom_stage_files_are_inputs(capsys, workdir):
 
 def test_init_into_a_file_or_a_missing_parent_is_one_clear_error(capsys, tmp_path):
     (tmp_path / "file").write_text("x")
-    code, _, err = cli(capsys, "init", tmp_path / "file")
+    code, _, err = cli("init", tmp_path / "file")
     assert refused(code, err, "is a file, not a folder") and (tmp_path / "file").read_text() == "x"
-    code, _, err = cli(capsys, "init", tmp_path / "missing" / "w")
+    code, _, err = cli("init", tmp_path / "missing" / "w")
     assert refused(code, err, "does not exist") and not (tmp_path / "missing").exists()
 
 
 @pytest.mark.parametrize("name", ["packages", ".ascend-build"])
 def test_init_demo_where_a_folder_is_a_file(capsys, tmp_path, name):
     (tmp_path / name).write_text("x")
-    code, _, err = cli(capsys, "init", "--demo", tmp_path, "--force", "--filler", "1KiB")
+    code, _, err = cli("init", "--demo", tmp_path, "--force", "--filler", "1KiB")
     assert refused(code, err, f"{name} is a file where a folder is needed")
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
 def test_init_refuses_a_chip_that_is_a_path(capsys, tmp_path):
-    code, _, err = cli(capsys, "init", "--demo", tmp_path / "w", "--chip", "../../x", "--filler", "1KiB")
+    code, _, err = cli("init", "--demo", tmp_path / "w", "--chip", "../../x", "--filler", "1KiB")
     assert refused(code, err, "is not a chip name") and list(tmp_path.iterdir()) == []
 
 
 def test_init_where_the_config_is_a_folder(capsys, tmp_path):
     (tmp_path / "ascend-build.yaml").mkdir()
-    code, _, err = cli(capsys, "init", tmp_path, "--force")
+    code, _, err = cli("init", tmp_path, "--force")
     assert refused(code, err, "ascend-build.yaml is a folder where a file is needed")
     assert [p.name for p in tmp_path.iterdir()] == ["ascend-build.yaml"]
 
@@ -290,7 +276,7 @@ def test_init_demo_force_replaces_its_stand_ins_and_keeps_real_packages(capsys, 
     real.write_bytes(b"a real torch wheel")
     ops = next((workdir / "packages").glob("Ascend-cann-910b-ops*"))
     small = ops.stat().st_size
-    code, _, err = cli(capsys, "init", "--demo", workdir, "--force", "--arch", "x86_64", "--filler", "64KiB")
+    code, _, err = cli("init", "--demo", workdir, "--force", "--arch", "x86_64", "--filler", "64KiB")
     assert code == 0, err
     assert real.read_bytes() == b"a real torch wheel"
     assert f"kept {real}" in err and "not a stand-in" in err
@@ -301,7 +287,7 @@ def test_init_demo_force_replaces_its_stand_ins_and_keeps_real_packages(capsys, 
 def test_init_demo_force_without_a_manifest_keeps_every_package(capsys, workdir):
     shutil.rmtree(workdir / ".ascend-build")
     before = snapshot(workdir / "packages")
-    code, _, err = cli(capsys, "init", "--demo", workdir, "--force", "--arch", "x86_64", "--filler", "64KiB")
+    code, _, err = cli("init", "--demo", workdir, "--force", "--arch", "x86_64", "--filler", "64KiB")
     assert code == 0, err
     assert snapshot(workdir / "packages") == before and err.count("kept") == len(before)
 
@@ -314,7 +300,7 @@ def test_exported_script_survives_a_hostile_working_directory_path(capsys, tmp_p
     workdir.parent.mkdir()
     scaffold(workdir, demo=True, arch="x86_64", cann="8.5.0", chip="910b", python="3.11", filler="1KiB", force=False)
     out = tmp_path / "ex"
-    assert cli(capsys, "export", "-C", workdir, "-o", out)[0] == 0
+    assert cli("export", "-C", workdir, "-o", out)[0] == 0
     script = out / "dockerbuild.sh"
     assert subprocess.run(["bash", "-n", str(script)], cwd=tmp_path).returncode == 0
     helped = subprocess.run(["bash", str(script), "--help"], cwd=tmp_path, capture_output=True, text=True)
@@ -334,7 +320,7 @@ def test_export_copies_the_bytes_of_a_linked_requirements_file(capsys, workdir, 
     (workdir / "requirements.txt").unlink()
     (workdir / "requirements.txt").symlink_to(os.path.relpath(store / "reqs.txt", workdir))
     out = tmp_path / "ex"
-    assert cli(capsys, "export", "-C", workdir, "-o", out)[0] == 0
+    assert cli("export", "-C", workdir, "-o", out)[0] == 0
     assert not (out / "requirements.txt").is_symlink()
     assert (out / "requirements.txt").read_text() == "# shared requirements\n"
 
@@ -345,6 +331,6 @@ def test_bake_contexts_hold_the_bytes_of_linked_packages(capsys, matrix_workdir,
     wheel = matrix_workdir / "packages" / TORCH
     shutil.move(str(wheel), store / TORCH)
     wheel.symlink_to(os.path.relpath(store / TORCH, wheel.parent))
-    assert cli(capsys, "bake", "-C", matrix_workdir, "-o", tmp_path / "b.json")[0] == 0
+    assert cli("bake", "-C", matrix_workdir, "-o", tmp_path / "b.json")[0] == 0
     copies = list((matrix_workdir / ".ascend-build" / "bake").rglob(TORCH))
     assert copies and all(not p.is_symlink() and p.read_bytes() == (store / TORCH).read_bytes() for p in copies)

@@ -1,10 +1,8 @@
 """`ascend-build run --print` on a fake device tree."""
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "ascend_build"]
+from clirun import cli
 
 
 def fake_host(root: Path, cards=(0, 1, 3), mounts=True) -> Path:
@@ -24,8 +22,7 @@ def fake_host(root: Path, cards=(0, 1, 3), mounts=True) -> Path:
 
 
 def run_print(root: Path, *args):
-    result = subprocess.run([*CLI, "run", "--print", "--root", str(root), *args, "img:1", "--", "python3", "-V"],
-                            capture_output=True, text=True)
+    result = cli("run", "--print", "--root", root, *args, "img:1", "--", "python3", "-V")
     return result, shlex.split(result.stdout)
 
 

@@ -2,24 +2,22 @@
 a hash cache that cannot be fooled, `--rehash`, and no traceback for any of it."""
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_check import errors, make_set, path_of, run
+from clirun import cli as run_cli
+from test_check import check, errors, make_set, path_of, run
 
-from ascend_build.catalog import check, hashcache
+from ascend_build.catalog import hashcache
 from ascend_build.catalog.scan import scan
 from ascend_build.catalog.model import Package
 from ascend_build.errors import ConfigError, PackageError
 from ascend_build.grammar import FILE_NAME
 from ascend_build.spec import BuildSpec
 
-CLI = [sys.executable, "-m", "ascend_build"]
 
 
 def problems(selection, code: str) -> list:
@@ -209,7 +207,7 @@ def test_rehash_reads_every_package_again(tmp_path, monkeypatch):
 def test_rehash_option_on_the_cli(tmp_path):
     work = make_set(tmp_path)
     cache = work / hashcache.CACHE_DIR / hashcache.CACHE_NAME
-    result = subprocess.run([*CLI, "check", "-C", str(work), "--platform", "x86_64"], capture_output=True, text=True)
+    result = run_cli("check", "-C", work, "--platform", "x86_64")
     assert result.returncode == 0, result.stderr
     data = json.loads(cache.read_text())
     sha = next(iter(data["files"].values()))["sha256"]
@@ -217,8 +215,7 @@ def test_rehash_option_on_the_cli(tmp_path):
         entry["sha256"] = "0" * 64                               # a cache that lies...
     cache.write_text(json.dumps(data))
     os.utime(cache)
-    result = subprocess.run([*CLI, "check", "-C", str(work), "--platform", "x86_64", "--json", "--rehash"],
-                            capture_output=True, text=True)
+    result = run_cli("check", "-C", work, "--platform", "x86_64", "--json", "--rehash")
     assert result.returncode == 0, result.stderr                 # ...is not read with --rehash
     assert "0" * 64 not in result.stdout and sha in cache.read_text()
 

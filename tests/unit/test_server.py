@@ -22,6 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from clirun import CLI
 from ascend_build.engines.network import bridge_gateway
 from ascend_build.errors import PackageError, ServerError
 from ascend_build.server import (
@@ -35,7 +36,6 @@ from ascend_build.server import (
     requested_name,
 )
 
-CLI = Path(sys.executable).with_name("ascend-build")
 SECRET = b"TOP-SECRET-NOT-SERVED"
 HUGE = 4 << 30
 
@@ -864,7 +864,7 @@ def test_serve_command(tmp_path):
     (tmp_path / "requirements.txt").write_text("numpy\n")
     (tmp_path / "credentials.txt").write_text("password\n")
     (tmp_path / "ascend-build.yaml").write_text("secret: yes\n")
-    proc = subprocess.Popen([str(CLI), "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", "0"],
+    proc = subprocess.Popen([*CLI, "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: "queue.Queue[str]" = queue.Queue()
     threading.Thread(target=read_lines, args=(proc.stderr, lines), daemon=True).start()
@@ -885,7 +885,7 @@ def test_serve_command(tmp_path):
         conn.close()
         wait_for_line(lines, r"sent Ascend-cann-toolkit")
 
-        second = subprocess.run([str(CLI), "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", str(port)],
+        second = subprocess.run([*CLI, "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", str(port)],
                                 capture_output=True, text=True, timeout=30)
         assert second.returncode == 1
         assert f"127.0.0.1:{port}" in second.stderr and "--port 0" in second.stderr
@@ -904,7 +904,7 @@ def test_serve_command(tmp_path):
 
 
 def run_serve(tmp_path: Path, *args: str, env: Optional[dict] = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CLI), "serve", "-C", str(tmp_path), *args], capture_output=True, text=True,
+    return subprocess.run([*CLI, "serve", "-C", str(tmp_path), *args], capture_output=True, text=True,
                           timeout=30, env=env)
 
 
@@ -939,7 +939,7 @@ def test_serve_never_binds_an_unspecified_gateway(tmp_path):
     fake_docker(bin_dir, "echo '0.0.0.0,172.17.0.0/16 ::,'")
     (tmp_path / TOOLKIT).write_text("t")
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.Popen([str(CLI), "serve", "-C", str(tmp_path), "--port", "0"], env=env,
+    proc = subprocess.Popen([*CLI, "serve", "-C", str(tmp_path), "--port", "0"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: "queue.Queue[str]" = queue.Queue()
     threading.Thread(target=read_lines, args=(proc.stderr, lines), daemon=True).start()

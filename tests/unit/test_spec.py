@@ -1,17 +1,14 @@
 """ascend-build.yaml: defaults, did-you-mean for unknown keys, clear errors, the JSON schema."""
 import json
-import subprocess
-import sys
 
 import pytest
 
-from ascend_build.build import resolve_delivery
+from clirun import cli
 from ascend_build.engines.docker import Docker, DockerBuildKit
 from ascend_build.engines.podman import Podman
 from ascend_build.errors import ConfigError
+from ascend_build.settings import Options, resolve
 from ascend_build.spec import load_spec
-
-CLI = [sys.executable, "-m", "ascend_build"]
 
 
 def write(tmp_path, text):
@@ -40,23 +37,28 @@ def test_bad_configs_are_one_clear_message(tmp_path, text, words):
 
 
 def test_cli_reports_config_errors_without_traceback(tmp_path):
-    result = subprocess.run([*CLI, "plan", "-C", str(write(tmp_path, "targte: pta\n"))], capture_output=True, text=True)
+    result = cli("plan", "-C", write(tmp_path, "targte: pta\n"))
     assert result.returncode == 1 and "did you mean 'target'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_schema_command_prints_the_json_schema():
-    result = subprocess.run([*CLI, "schema"], capture_output=True, text=True)
+    result = cli("schema")
     schema = json.loads(result.stdout)
     assert {"base_image", "target", "pins", "stages", "matrix", "user"} <= set(schema["properties"])
     assert schema.get("additionalProperties") is False
 
 
-def test_mount_delivery_needs_buildkit_or_podman():
+def delivery(tmp_path, option, engine):
+    return resolve(tmp_path, Options(delivery=option, host="127.0.0.1"), engine).delivery
+
+
+def test_mount_delivery_needs_buildkit_or_podman(tmp_path):
     with pytest.raises(ConfigError, match="mount delivery needs BuildKit or podman"):
-        resolve_delivery("mount", Docker("docker"))
-    assert resolve_delivery("mount", DockerBuildKit("docker")) == "mount"
-    assert resolve_delivery("mount", Podman()) == "mount"
-    assert resolve_delivery("auto", Docker("docker")) == "http"
+        delivery(tmp_path, "mount", Docker("docker"))
+    assert delivery(tmp_path, "mount", DockerBuildKit("docker")) == "mount"
+    assert delivery(tmp_path, "mount", Podman()) == "mount"
+    assert delivery(tmp_path, "auto", Docker("docker")) == "http"
+
 
 
 # -- hostile and careless configs: one ConfigError naming the file and the fix ---------------------
@@ -159,7 +161,7 @@ def test_cli_refuses_without_traceback(tmp_path, args):
     args = [a if a != "ascend-build.yaml" else str(tmp_path / a) for a in args]
     if "-C" not in args:
         args += ["-C", str(tmp_path)]
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True)
+    result = cli(*args)
     assert result.returncode == 1 and "Traceback" not in result.stderr and "error:" in result.stderr
 
 

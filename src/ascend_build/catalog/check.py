@@ -1,54 +1,50 @@
 """`check`: scan -> select -> integrity + sha256 (hash cache) -> compatibility rules."""
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
-from ..rules.compat import check_rules, load_rules
 from ..spec import BuildSpec
+from .compat import check_rules, load_rules
 from .hashcache import verify_packages
-from .model import Package, Problem, Selection
+from .model import Package, Problem, Selection, StageSlots
+from .problems import DUPLICATE_FILE_NAME, UNRECOGNISED_FILE
 from .scan import looks_like_package, scan
 from .select import select
-
-
-def delivered(selection: Selection) -> List[Package]:
-    """The files a build hands to the image: the selected ones, and for pta the other wheels of the
-    folder (pip's local index)."""
-    files = selection.selected()
-    if "pta" in selection.stages:
-        files += [p for p in selection.packages if p.component == "wheel"]
-    return files
 
 
 def duplicate_names(files: List[Package]) -> List[Problem]:
     by_name: Dict[str, List[str]] = {}
     for pkg in files:
         by_name.setdefault(pkg.name, []).append(pkg.file)
-    return [Problem(level="error", code="duplicate-file-name", message=f"{' and '.join(rels)} have the same name: "
+    return [Problem(level="error", code=DUPLICATE_FILE_NAME, message=f"{' and '.join(rels)} have the same name: "
                     "the build delivers files by name", file=rels[0], fix="remove one copy")
             for rels in by_name.values() if len(rels) > 1]
 
 
 def unrecognised(names: List[str]) -> List[Problem]:
-    return [Problem(level="warning", code="unrecognised-file", message=f"{name}: the name fits no known package "
+    return [Problem(level="warning", code=UNRECOGNISED_FILE, message=f"{name}: the name fits no known package "
                     "pattern, so it is not used", file=name, fix="rename it to the vendor's original file name, "
                     "or move it out of the working directory")
             for name in names if looks_like_package(name)]
 
 
-def check(workdir: Path, spec: BuildSpec, target: Optional[str] = None, platform: Optional[str] = None) -> Selection:
-    """Identify, select, verify and check the packages of `workdir` for `target` (default: the
-    config's). Problems are in the result; ConfigError for an unknown target or platform."""
+def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Sequence[str], target: str,
+          platform: Optional[str] = None) -> Selection:
+    """Identify, select, verify and check the packages of `workdir` for the built-in stages of
+    `chain` (on the way to `target`), as `table` describes every stage. Problems are in the
+    result; ConfigError for an unknown platform."""
     workdir = Path(workdir).resolve()
     rules = load_rules()
     catalog = scan(workdir)
-    selection = select(catalog.packages, spec, target, platform, rules.get("slots", {}))
-    files = delivered(selection)
-    verified, integrity = verify_packages(workdir, list({p.file: p for p in files}.values()))
+    stages = [stage for stage in table if stage.stage in chain]
+    selection = select(catalog.packages, spec, table, chain, target, platform)
+    files = selection.delivered()
+    verified, integrity = verify_packages(workdir, files)
     done = {p.file: p for p in verified}
     selection.stages = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.stages.items()}
+    selection.pip_index = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.pip_index.items()}
     selection.packages = [done.get(p.file, p) for p in selection.packages]
     selection.unrecognised = list(catalog.unrecognised)
     selection.problems = (catalog.problems + unrecognised(catalog.unrecognised) + selection.problems + duplicate_names(files)
-                          + integrity + check_rules(selection, spec, rules))
+                          + integrity + check_rules(selection, spec, rules, stages))
     return selection
 

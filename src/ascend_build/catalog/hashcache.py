@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import ConfigError
+from ..workdir import HASH_CACHE as CACHE_NAME
+from ..workdir import STATE_DIR as CACHE_DIR
 from .checksums import compare_expected, load_checksums
 from .integrity import FileCheck, verify_file
 from .model import Package, Problem
 
-CACHE_DIR = ".ascend-build"
-CACHE_NAME = "hashes.json"
 CACHE_FORMAT = 3          # bump when the integrity checks or the key change, so old verdicts are dropped
 MAX_CACHE_BYTES = 64 << 20
 KEY = ("size", "mtime_ns", "ctime_ns", "ino")

@@ -1,16 +1,38 @@
 """The data the catalog hands forward: packages, problems and the selection for a target."""
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
-# Slots a stage fills, in install order. `kernels` holds kernels (<= 8.3) or ops (>= 8.5) packages;
-# `atb_models` holds the atb-models tarball or an atb_llm wheel.
-STAGE_SLOTS: Dict[str, List[str]] = {
-    "base": [],
-    "cann": ["toolkit", "kernels", "nnal"],
-    "pta": ["torch", "torch_npu", "requirements"],
-    "mindie": ["mindie", "atb_models"],
-}
+
+@dataclass(frozen=True)
+class Slot:
+    """A place for one package of a stage (or, with `every`, for all files of its kind)."""
+
+    name: str
+    required: bool = False          # a target whose chain has the stage needs a file here
+    python: bool = False            # chosen for the image's Python
+    every: bool = False             # every such file is selected (requirements*.txt)
+    expected: str = ""              # the file name, as told to a person when none is found
+    download: str = ""              # where to get it
+
+
+@dataclass(frozen=True)
+class StageSlots:
+    """What the catalog knows of a stage: its slots in install order, the order they are chosen
+    in (what is chosen first narrows the rest), slots of earlier stages it also requires, and
+    its compatibility rules."""
+
+    stage: str
+    slots: Tuple[Slot, ...] = ()
+    resolve: Tuple[str, ...] = ()   # default: install order
+    needs: Tuple[str, ...] = ()
+    # Given the stage's chosen files: does it also take the folder's other wheels (pip's local index)?
+    pip_index: Optional[Callable[[List["Package"]], bool]] = None
+    rules: Tuple[Callable[["Selection", object, dict], List["Problem"]], ...] = ()
+
+    @property
+    def resolve_order(self) -> Tuple[str, ...]:
+        return self.resolve or tuple(s.name for s in self.slots if not s.every)
 
 
 @dataclass(frozen=True)
@@ -21,7 +43,7 @@ class Package:
     file: str                       # path relative to the working directory, e.g. "packages/x.run"
     component: str                  # toolkit, kernels, ops, nnal, torch, torch_npu, mindie, atb_models,
                                     # atb_llm, driver, wheel (any other wheel), requirements
-    slot: Optional[str]             # the STAGE_SLOTS slot it fills; None for driver/extra wheels
+    slot: Optional[str]             # the Slot it fills; None for driver/extra wheels
     version: str
     format: str                     # "run", "wheel", "tar.gz", "txt"
     arch: Optional[str] = None      # "aarch64" | "x86_64" | None (arch-independent)
@@ -58,6 +80,7 @@ class Selection:
     chip: Optional[str]
     python: Optional[str]
     stages: Dict[str, List[Package]] = field(default_factory=dict)   # stage -> packages in install order
+    pip_index: Dict[str, List[Package]] = field(default_factory=dict)  # stage -> other wheels it takes for pip
     packages: List[Package] = field(default_factory=list)            # every file scanned
     problems: List[Problem] = field(default_factory=list)
     unrecognised: List[str] = field(default_factory=list)             # files no name pattern fits
@@ -68,6 +91,11 @@ class Selection:
 
     def selected(self) -> List[Package]:
         return [p for stage in self.stages.values() for p in stage]
+
+    def delivered(self) -> List[Package]:
+        """Every file the build hands to a stage (chosen or pip index), each once, in stage order."""
+        files = [p for stage in self.stages for p in self.stages[stage] + self.pip_index.get(stage, [])]
+        return list({p.file: p for p in files}.values())
 
     def find(self, slot: str) -> List[Package]:
         return [p for p in self.selected() if p.slot == slot]

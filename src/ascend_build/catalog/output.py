@@ -9,9 +9,8 @@ from .model import Package, Selection
 
 
 def _stages_of(selection: Selection) -> Dict[str, str]:
-    stage_of = {p.file: stage for stage, pkgs in selection.stages.items() for p in pkgs}
-    if "pta" in selection.stages:       # other wheels go to pip with the pta stage
-        stage_of.update({p.file: "pta" for p in selection.packages if p.component == "wheel"})
+    stage_of = {p.file: stage for stage, pkgs in reversed(list(selection.pip_index.items())) for p in pkgs}
+    stage_of.update({p.file: stage for stage, pkgs in selection.stages.items() for p in pkgs})
     return stage_of
 
 

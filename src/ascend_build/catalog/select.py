@@ -10,18 +10,15 @@ ATB models of torch's version and MindIE's ABI) when that leaves any. One left: 
 wheels in the folder are not selected (no slot): the pta stage hands them to pip as a local index.
 """
 import platform as host_platform
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from ..errors import ConfigError
-from ..spec import STAGES, BuildSpec
-from .model import STAGE_SLOTS, Package, Problem, Selection
+from ..spec import BuildSpec
+from .model import Package, Problem, Selection, Slot, StageSlots
 from .naming import normalise_arch, normalise_chip
+from .problems import (AMBIGUOUS_SLOT, ARCH_MISMATCH, CHIP_AMBIGUOUS, CHIP_MISMATCH,
+    MISSING_COMPONENT, PIN_NOT_FOUND, PIN_UNKNOWN_SLOT, PYTHON_MISMATCH)
 from .versions import release_of, same_version
-
-REQUIRED: Dict[str, List[str]] = {"cann": ["toolkit", "kernels"], "pta": ["torch", "torch_npu"],
-                                  "mindie": ["mindie", "atb_models"]}
-RESOLVE_ORDER = ["toolkit", "kernels", "nnal", "torch_npu", "torch", "mindie", "atb_models"]
-PYTHON_SLOTS = ("torch", "torch_npu", "atb_models")
 
 
 def build_arch(platform: Optional[str], spec_arch: Optional[str]) -> str:
@@ -33,20 +30,6 @@ def build_arch(platform: Optional[str], spec_arch: Optional[str]) -> str:
     return arch
 
 
-def stage_chain(spec: BuildSpec, target: str) -> List[str]:
-    """Built-in stages from base to `target` (a custom target maps to the built-in it starts from)."""
-    parents = {c.name: c.parent for c in spec.stages}
-    seen: List[str] = []
-    while target in parents and target not in seen:
-        seen.append(target)
-        target = parents[target]
-    if target not in STAGES:
-        raise ConfigError(f"unknown target {target!r}", fix=f"use one of: {', '.join(STAGES)} or a custom stage of ascend-build.yaml")
-    if target in spec.skip:
-        raise ConfigError(f"target {target!r} is skipped in ascend-build.yaml", fix="remove it from `skip`, or pick another target")
-    return [s for s in STAGES[: STAGES.index(target) + 1] if s not in spec.skip]
-
-
 def _err(code: str, message: str, fix: str, file: Optional[str] = None) -> Problem:
     return Problem(level="error", code=code, message=message, file=file, fix=fix)
 
@@ -54,8 +37,8 @@ def _err(code: str, message: str, fix: str, file: Optional[str] = None) -> Probl
 class _Selector:
     """Fills the slots one by one; records what it chose and the problems."""
 
-    def __init__(self, packages: List[Package], spec: BuildSpec, arch: str):
-        self.packages, self.spec, self.arch = packages, spec, arch
+    def __init__(self, packages: List[Package], spec: BuildSpec, arch: str, python_slots: Sequence[str]):
+        self.packages, self.spec, self.arch, self.python_slots = packages, spec, arch, python_slots
         self.python = spec.python
         self.chip = normalise_chip(spec.chip) if spec.chip else None
         self.chosen: Dict[str, Package] = {}
@@ -88,15 +71,15 @@ class _Selector:
         if slot == "kernels" and self.chip is not None:
             if self.chip == "":          # several chips and none configured: reported once
                 return None
-            fit = self.keep(slot, fit, lambda p: p.chip == self.chip, "chip-mismatch", f"chip {self.chip}",
+            fit = self.keep(slot, fit, lambda p: p.chip == self.chip, CHIP_MISMATCH, f"chip {self.chip}",
                             lambda p: f"chip {p.chip}", "get the package for that chip, or set `chip:` to one of those")
-        if slot in PYTHON_SLOTS and self.python:
-            fit = self.keep(slot, fit, lambda p: p.python in (None, self.python), "python-mismatch",
+        if slot in self.python_slots and self.python:
+            fit = self.keep(slot, fit, lambda p: p.python in (None, self.python), PYTHON_MISMATCH,
                             f"Python {self.python}", lambda p: f"Python {p.python}",
                             f"get the build for Python {self.python}, or change `python:` in ascend-build.yaml")
         fit = [p for p in fit if self.fits_chosen(slot)(p)] or fit
         if len(fit) > 1:
-            self.problems.append(_err("ambiguous-slot", f"{len(fit)} files fit the {slot} slot: "
+            self.problems.append(_err(AMBIGUOUS_SLOT, f"{len(fit)} files fit the {slot} slot: "
                                       + ", ".join(p.file for p in fit),
                                       f"keep one, or pin one in ascend-build.yaml: `pins: {{{slot}: {fit[0].name}}}`",
                                       fit[0].file))
@@ -109,7 +92,7 @@ class _Selector:
         if len(match) == 1:
             return match[0]
         listed = ", ".join(p.file for p in found) or "none"
-        self.problems.append(_err("pin-not-found", f"pins.{slot} names {pin!r}, which is not one {slot} package "
+        self.problems.append(_err(PIN_NOT_FOUND, f"pins.{slot} names {pin!r}, which is not one {slot} package "
                                   f"here (found: {listed})", f"fix `pins: {{{slot}: <file name>}}` in ascend-build.yaml"))
         return None
 
@@ -131,59 +114,60 @@ class _Selector:
             self.chip = chips[0]
         elif len(chips) > 1:
             listed = ", ".join(f"{c} ({', '.join(p.file for p in kernels if p.chip == c)})" for c in chips)
-            self.problems.append(_err("chip-ambiguous", f"kernels/ops packages for several chips: {listed}",
+            self.problems.append(_err(CHIP_AMBIGUOUS, f"kernels/ops packages for several chips: {listed}",
                                       f"set the chip in ascend-build.yaml, e.g. `chip: {chips[0]}` (one of: {', '.join(chips)})"))
             self.chip = ""      # no kernels are chosen until the chip is set
 
 
-def missing(slot: str, sel: _Selector, target: str, slots_info: dict, version: Optional[str]) -> Problem:
-    info = slots_info.get(slot, {})
-    pattern = info.get("pattern", slot).replace("<arch>", sel.arch)
+def missing(slot: Slot, sel: _Selector, target: str, version: Optional[str]) -> Problem:
+    pattern = (slot.expected or slot.name).replace("<arch>", sel.arch)
     if sel.chip:
         pattern = pattern.replace("<chip>", sel.chip)
     if version:
         pattern = pattern.replace("<version>", version)
-    where = info.get("download", "the vendor's download page")
-    return _err("missing-component", f"no {slot} package for target {target} ({sel.arch}): expected {pattern}",
+    where = slot.download or "the vendor's download page"
+    return _err(MISSING_COMPONENT, f"no {slot.name} package for target {target} ({sel.arch}): expected {pattern}",
                 f"download it from {where} and put it in the working directory or its packages/ folder")
 
 
-def select(packages: List[Package], spec: BuildSpec, target: Optional[str] = None,
-           platform: Optional[str] = None, slots_info: Optional[dict] = None) -> Selection:
-    """Choose the packages of every stage from base to `target` (default: the config's target)."""
-    target = target or spec.target
-    chain = stage_chain(spec, target)
-    sel = _Selector(packages, spec, build_arch(platform, spec.arch))
+def select(packages: List[Package], spec: BuildSpec, table: Sequence[StageSlots], chain: Sequence[str],
+           target: str, platform: Optional[str] = None) -> Selection:
+    """Choose the packages of the `chain`'s stages (built-in stages from base to `target`, in
+    order) from what `table` (every stage) says of their slots."""
+    known = [slot.name for stage in table for slot in stage.slots]
+    stages = [stage for stage in table if stage.stage in chain]
+    slots = {slot.name: slot for stage in stages for slot in stage.slots}
+    sel = _Selector(packages, spec, build_arch(platform, spec.arch), [s for s in slots if slots[s].python])
     for slot in spec.pins:
-        if not any(slot in slots for slots in STAGE_SLOTS.values()):
-            sel.problems.append(_err("pin-unknown-slot", f"pins.{slot}: there is no slot {slot!r}",
-                                     f"pin one of: {', '.join(s for slots in STAGE_SLOTS.values() for s in slots)}"))
-    wanted = [s for stage in chain for s in STAGE_SLOTS[stage] if s != "requirements"]
-    required = {s for stage in chain for s in REQUIRED.get(stage, [])} | ({"nnal"} if "mindie" in chain else set())
-    if "kernels" in wanted:
+        if slot not in known:
+            sel.problems.append(_err(PIN_UNKNOWN_SLOT, f"pins.{slot}: there is no slot {slot!r}",
+                                     f"pin one of: {', '.join(known)}"))
+    required = {s.name for s in slots.values() if s.required} | {n for stage in stages for n in stage.needs}
+    if "kernels" in slots:
         sel.infer_chip()
-    for slot in [s for s in RESOLVE_ORDER if s in wanted]:
-        pkg = sel.pick(slot)
+    for name in [n for stage in stages for n in stage.resolve_order]:
+        pkg = sel.pick(name)
         if pkg:
-            sel.chosen[slot] = pkg
-        elif slot in required and not sel.candidates(slot):
+            sel.chosen[name] = pkg
+        elif name in required and not sel.candidates(name):
             toolkit = sel.chosen.get("toolkit")
-            version = toolkit.version if toolkit and slot in ("kernels", "nnal") else None
-            sel.problems.append(missing(slot, sel, target, slots_info or {}, version))
+            version = toolkit.version if toolkit and name in ("kernels", "nnal") else None
+            sel.problems.append(missing(slots[name], sel, target, version))
     if sel.other_arch:
         names = ", ".join(f"{p.file} ({p.arch})" for p in sel.other_arch)
         other = "linux/arm64" if sel.arch == "x86_64" else "linux/amd64"
-        sel.problems.append(_err("arch-mismatch", f"the build platform is {sel.arch} but these packages are for "
+        sel.problems.append(_err(ARCH_MISMATCH, f"the build platform is {sel.arch} but these packages are for "
                                  f"another arch: {names}", f"put the {sel.arch} packages here, or build for their "
                                  f"platform (--platform {other}, or `arch:` in ascend-build.yaml)", sel.other_arch[0].file))
     custom_files = {f for c in spec.stages for f in c.files}
-    stages: Dict[str, List[Package]] = {}
-    for stage in chain:
-        chosen = [sel.chosen[s] for s in STAGE_SLOTS[stage] if s in sel.chosen]
-        if stage == "pta":
-            chosen += [p for p in sel.candidates("requirements") if not {p.file, p.name} & custom_files]
-        stages[stage] = chosen
+    chosen: Dict[str, List[Package]] = {}
+    for stage in stages:
+        chosen[stage.stage] = [p for slot in stage.slots for p in (
+            [p for p in sel.candidates(slot.name) if not {p.file, p.name} & custom_files] if slot.every
+            else [sel.chosen[slot.name]] if slot.name in sel.chosen else [])]
+    wheels = [p for p in packages if p.component == "wheel"]
+    pip_index = {stage.stage: wheels for stage in stages if wheels and stage.pip_index and stage.pip_index(chosen[stage.stage])}
     pythons = {p.python for p in sel.chosen.values() if p.python}
     python = spec.python or (pythons.pop() if len(pythons) == 1 else None)
-    return Selection(target=target, arch=sel.arch, chip=sel.chip or None, python=python, stages=stages,
-                     packages=list(packages), problems=sel.problems)
+    return Selection(target=target, arch=sel.arch, chip=sel.chip or None, python=python, stages=chosen,
+                     pip_index=pip_index, packages=list(packages), problems=sel.problems)

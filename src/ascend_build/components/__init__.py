@@ -1,17 +1,18 @@
-"""Stage building blocks: each component turns the selection into one StagePlan (files it needs,
-install script, environment, labels). The chain base -> cann -> pta -> mindie is data."""
+"""Stage building blocks. A component is one module: it declares its stage, slots (which are
+required, the order they are chosen in, the file names expected), compatibility rules, what
+`verify` probes, and turns the selection into one StagePlan (files it needs, install script,
+environment, labels). The registry lists the components in stage order."""
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import yaml
-from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from ..catalog.model import Package, Selection
+from ..catalog.model import Package, Selection, StageSlots
+from ..contract import component_label, template_values
 from ..spec import BuildSpec
-
-LABEL_NS = "io.ascend-build"
+from ..templating import environment
 
 
 @dataclass
@@ -48,9 +49,9 @@ class Context:
         found = self.selection.find(slot)
         return found[0] if found else None
 
-    def extra_wheels(self) -> List[Package]:
-        """Other wheels of the working directory: pip's local index for requirements files."""
-        return [p for p in self.selection.packages if p.component == "wheel" and p.sha256]
+    def pip_index(self, stage: str) -> List[Package]:
+        """The other wheels of the working directory the stage takes (pip's local index)."""
+        return self.selection.pip_index.get(stage, [])
 
     def pip_source(self) -> str:
         if self.spec.pip_index_url:
@@ -64,14 +65,9 @@ def data() -> dict:
     return yaml.safe_load(resources.files(__package__).joinpath("data.yaml").read_text())
 
 
-@lru_cache(maxsize=1)
-def templates() -> Environment:
-    return Environment(loader=PackageLoader(__package__, "scripts"), undefined=StrictUndefined,
-                       keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-
-
 def render_script(name: str, **values) -> str:
-    return templates().get_template(name).render(**values)
+    """A script template of components/scripts/, with the image contract's paths as variables."""
+    return environment().get_template(f"components/scripts/{name}").render(**{**template_values(), **values})
 
 
 def fill(text: str, **values) -> str:
@@ -81,9 +77,10 @@ def fill(text: str, **values) -> str:
     return text
 
 
-def component_env(component: str, ctx: Context, **extra: str) -> Dict[str, str]:
+def component_env(env: Dict[str, str], ctx: Context, **extra: str) -> Dict[str, str]:
+    """A component's ENV with {P} (install path), {abi} and `extra` filled in."""
     values = {"P": ctx.install_path, "abi": ctx.abi, **extra}
-    return {key: fill(value, **values) for key, value in data()["env"][component].items()}
+    return {key: fill(value, **values) for key, value in env.items()}
 
 
 def merge_env(first: Dict[str, str], then: Dict[str, str]) -> Dict[str, str]:
@@ -98,8 +95,19 @@ def merge_env(first: Dict[str, str], then: Dict[str, str]) -> Dict[str, str]:
 def package_labels(packages: List[Package]) -> Dict[str, str]:
     labels = {}
     for pkg in packages:
-        key = f"{LABEL_NS}.{pkg.slot or pkg.component}".replace("_", "-")
-        labels[f"{key}.version"] = pkg.version
-        labels[f"{key}.file"] = pkg.name
-        labels[f"{key}.sha256"] = pkg.sha256 or ""
+        name = pkg.slot or pkg.component
+        labels[component_label(name, "version")] = pkg.version
+        labels[component_label(name, "file")] = pkg.name
+        labels[component_label(name, "sha256")] = pkg.sha256 or ""
     return labels
+
+
+@dataclass(frozen=True, eq=False)
+class Component(StageSlots):
+    """A building block: what the catalog knows of its stage (StageSlots), how it plans the
+    stage (`plan(ctx, parent)`), the slots named in the image's description, and the checks
+    `verify` runs in an image that has its packages (see probe.py for the kinds)."""
+
+    plan: Optional[Callable[[Context, str], StagePlan]] = None
+    summary: Tuple[str, ...] = ()
+    probes: Tuple[dict, ...] = ()

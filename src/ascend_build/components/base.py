@@ -1,8 +1,10 @@
 """The base stage: OS packages, Python and pip settings, timezone, the runtime user, the
 entrypoint and the login-shell environment."""
+import shlex
 from typing import List
 
-from . import Context, StagePlan, data, fill, render_script
+from ..contract import ENTRYPOINT, PROFILE, TOOL_DIR
+from . import Component, Context, StagePlan, data, fill, render_script
 
 
 def os_family(base_image: str, configured: str = None) -> str:
@@ -18,19 +20,21 @@ def os_family(base_image: str, configured: str = None) -> str:
 def system_setup(ctx: Context) -> List[str]:
     """Shell commands of the base stage's RUN, each a plain string."""
     family = data()["os_families"][ctx.os_family]
-    wanted = family["packages"] + (["tzdata"] if ctx.spec.timezone != "UTC" else []) + list(ctx.spec.system_packages)
+    wanted = [shlex.quote(p) for p in family["packages"] + (["tzdata"] if ctx.spec.timezone != "UTC" else []) + list(ctx.spec.system_packages)]
     missing_check = " || ".join("! " + family["has"].format(pkg=pkg) for pkg in wanted)
     commands = [f"if {missing_check}; then {family['install'].format(pkgs=' '.join(wanted))}; fi"]
     if ctx.spec.timezone != "UTC":
-        commands.append(f"ln -snf /usr/share/zoneinfo/{ctx.spec.timezone} /etc/localtime && echo {ctx.spec.timezone} > /etc/timezone")
+        zone = shlex.quote(ctx.spec.timezone)
+        commands.append(f"ln -snf /usr/share/zoneinfo/{zone} /etc/localtime && echo {zone} > /etc/timezone")
     user = ctx.spec.user
     if user:
+        name = shlex.quote(user.name)
         commands.append(
-            f"(getent group {user.gid} >/dev/null || groupadd -g {user.gid} {user.name})"
-            f" && (id -u {user.name} >/dev/null 2>&1 || useradd -m -u {user.uid} -g {user.gid} -s /bin/bash {user.name})"
+            f"(getent group {user.gid} >/dev/null || groupadd -g {user.gid} {name})"
+            f" && (id -u {name} >/dev/null 2>&1 || useradd -m -u {user.uid} -g {user.gid} -s /bin/bash {name})"
         )
-    commands.append("for rc in /etc/bash.bashrc /etc/bashrc; do if [ -f $rc ]; then echo '. /etc/profile.d/ascend-build.sh' >> $rc; fi; done")
-    commands.append("chmod 0755 /usr/local/bin/ascend-entrypoint /opt/ascend-build/*.sh")
+    commands.append(f"for rc in /etc/bash.bashrc /etc/bashrc; do if [ -f $rc ]; then echo '. {PROFILE}' >> $rc; fi; done")
+    commands.append(f"chmod 0755 {ENTRYPOINT} {TOOL_DIR}/*.sh")
     return commands
 
 
@@ -39,7 +43,7 @@ def profile_script(ctx: Context) -> str:
     return render_script("profile.sh.j2", set_env=entries)
 
 
-def stage(ctx: Context) -> StagePlan:
+def plan(ctx: Context, parent: str) -> StagePlan:
     env = {
         "LANG": "C.UTF-8",
         "TZ": ctx.spec.timezone,
@@ -48,5 +52,8 @@ def stage(ctx: Context) -> StagePlan:
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "PIP_ROOT_USER_ACTION": "ignore",
     }
-    return StagePlan(name="base", parent=ctx.spec.base_image, env=env, setup=system_setup(ctx),
+    return StagePlan(name="base", parent=parent, env=env, setup=system_setup(ctx),
                      extra_files={"scripts/profile.sh": profile_script(ctx)})
+
+
+COMPONENT = Component(stage="base", plan=plan)

@@ -4,11 +4,12 @@ from typing import Dict
 
 from ..catalog.model import Package
 from ..spec import CustomStage
+from ..contract import TOOL_DIR
 from . import Context, StagePlan
 
 
 def stage(ctx: Context, custom: CustomStage, files: Dict[str, Package]) -> StagePlan:
-    script = "#!/bin/bash\n# Custom stage %s (from ascend-build.yaml)\nset -e\n. /opt/ascend-build/lib.sh\n%s\n" % (
-        custom.name, custom.script.rstrip())
-    return StagePlan(custom.name, custom.parent, [files[f] for f in custom.files],
-                     ctx.overrides.get(custom.name, script), dict(custom.env), {})
+    script = "#!/bin/bash\n# Custom stage %s (from ascend-build.yaml)\nset -e\n. %s/lib.sh\n%s\n" % (
+        custom.name, TOOL_DIR, custom.script.rstrip())
+    return StagePlan(name=custom.name, parent=custom.parent, files=[files[f] for f in custom.files], script=script,
+                     env=dict(custom.env))

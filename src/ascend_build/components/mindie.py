@@ -1,8 +1,18 @@
 """The mindie stage: MindIE, then the ATB models (tarball or atb_llm wheel)."""
-from . import Context, StagePlan, component_env, package_labels, render_script
+from ..catalog.compat import mindie_rules
+from ..catalog.model import Slot
+from . import Component, Context, StagePlan, component_env, package_labels, render_script
+
+MINDIE_DOWNLOAD = "the MindIE download page, https://www.hiascend.com/developer/download/community/result?module=ie"
+ENV = {
+    "MINDIE_HOME": "{P}/mindie/latest",
+    "ATB_SPEED_HOME_PATH": "{P}/atb-models",
+    "PATH": "{P}/mindie/latest/bin:${PATH}",
+    "LD_LIBRARY_PATH": "{P}/mindie/latest/lib:${LD_LIBRARY_PATH}",
+}
 
 
-def stage(ctx: Context, parent: str) -> StagePlan:
+def plan(ctx: Context, parent: str) -> StagePlan:
     mindie, atb = ctx.one("mindie"), ctx.one("atb_models")
     tarball = atb.name if atb and atb.format == "tar.gz" else None
     wheel = atb.name if atb and atb.format == "wheel" else None
@@ -11,6 +21,29 @@ def stage(ctx: Context, parent: str) -> StagePlan:
         mindie=mindie.name, atb_tarball=tarball, atb_wheel=wheel,
     )
     files = [p for p in (mindie, atb) if p]
-    extras = ctx.extra_wheels() if tarball else []   # for the requirements inside the atb-models tarball
-    return StagePlan("mindie", parent, files + extras, ctx.overrides.get("mindie", script), component_env("mindie", ctx),
-                     package_labels(files))
+    return StagePlan(name="mindie", parent=parent, files=files + ctx.pip_index("mindie"), script=script,
+                     env=component_env(ENV, ctx), labels=package_labels(files))
+
+
+COMPONENT = Component(
+    stage="mindie",
+    slots=(
+        Slot("mindie", required=True, expected="Ascend-mindie_<version>_linux-<arch>[_abi0|_abi1].run", download=MINDIE_DOWNLOAD),
+        # the atb-models tarball or an atb_llm wheel
+        Slot("atb_models", required=True, python=True, download=MINDIE_DOWNLOAD,
+             expected="Ascend-mindie-atb-models_<version>_linux-<arch>[_py<XY>]_torch<torch>-abi<0|1>.tar.gz"
+                      " or atb_llm-<version>-cp<XY>-cp<XY>-linux_<arch>.whl"),
+    ),
+    needs=("nnal",),                     # MindIE runs on ATB
+    # the requirements inside an atb-models tarball install from the folder's wheels
+    pip_index=lambda files: any(p.slot == "atb_models" and p.format == "tar.gz" for p in files),
+    rules=(mindie_rules,),
+    plan=plan,
+    summary=("mindie",),
+    probes=(
+        {"kind": "file", "slot": "mindie", "name": "mindie set_env.sh present", "path": "mindie/set_env.sh"},
+        {"kind": "link-version", "slot": "mindie", "name": "mindie version matches label", "path": "mindie/latest"},
+        {"kind": "import", "slot": "mindie", "name": "import mindie_llm", "module": "mindie_llm", "runtime_user": True},
+        {"kind": "import", "slot": "mindie", "name": "import atb_llm", "module": "atb_llm"},
+    ),
+)

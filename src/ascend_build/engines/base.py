@@ -1,13 +1,17 @@
-"""The engine interface: build a context and stream events; inspect, save and remove images."""
+"""The engine interface: the one door to container CLIs. Build a context and stream events
+(the loop is here; each engine gives its command line, its output parser and a guard), run
+containers, inspect, pull and load images, find the bridge address."""
+import contextlib
 import json
 import os
 import signal
 import subprocess
-import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Union
+from typing import Callable, ContextManager, Deque, Dict, Iterator, List, Optional, Sequence, Union
 
 from ..errors import BuildError, EngineError
+from .network import bridge_gateway
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class LogLine:
 
 
 Event = Union[StageEvent, LogLine]
+Parser = Callable[[Iterator[str], Callable[[], bool]], Iterator[Event]]
 
 
 @dataclass
@@ -37,100 +42,29 @@ class BuildRequest:
     no_cache: bool = False
     platform: Optional[str] = None
     iidfile: Optional[str] = None
-    secrets: Dict[str, str] = field(default_factory=dict)   # id -> file (BuildKit and podman only)
-
-
-class StageTracker:
-    """Turns 'step of stage X ran / was cached' into StageEvents, in stage order."""
-
-    def __init__(self) -> None:
-        self.current: Optional[str] = None
-        self.started: Dict[str, float] = {}
-        self.ran: Dict[str, bool] = {}
-        self.events: List[StageEvent] = []
-
-    def step(self, stage: str, cached: bool) -> List[StageEvent]:
-        out = []
-        if stage != self.current:
-            out += self.finish()
-            self.current = stage
-            self.started[stage] = time.monotonic()
-            self.ran[stage] = False
-            out.append(StageEvent(stage, "started"))
-        if not cached:
-            self.ran[stage] = True
-        return out
-
-    def finish(self, failed: bool = False) -> List[StageEvent]:
-        """End the current stage: failed when the engine failed while in it."""
-        if self.current is None:
-            return []
-        stage, self.current = self.current, None
-        seconds = time.monotonic() - self.started[stage]
-        status = "failed" if failed else ("built" if self.ran[stage] else "cached")
-        return [StageEvent(stage, status, seconds)]
-
-
-class BuildKitTracker:
-    """BuildKit prints cached steps of all stages in any order: each stage counts its own steps
-    (`[stage i/N]`) and ends when all N are done or cached."""
-
-    def __init__(self) -> None:
-        self.total: Dict[str, int] = {}
-        self.started: Dict[str, float] = {}
-        self.cached: Dict[str, set] = {}
-        self.ran: Dict[str, set] = {}
-        self.ended: Dict[str, str] = {}
-        self.errors: List[str] = []
-
-    def vertex(self, stage: str, total: int) -> List[StageEvent]:
-        if stage in self.total:
-            return []
-        self.total[stage] = total
-        self.started[stage] = time.monotonic()
-        return [StageEvent(stage, "started")]
-
-    def status(self, stage: str, step: int, status: str) -> List[StageEvent]:
-        if status in ("ERROR", "CANCELED"):
-            self.errors.append(stage)
-            return []
-        if step in self.cached.setdefault(stage, set()):
-            return []
-        (self.cached[stage] if status == "CACHED" else self.ran.setdefault(stage, set())).add(step)
-        done = self.cached[stage] | self.ran.get(stage, set())
-        if len(done) >= self.total[stage] and stage not in self.ended:
-            return [self._end(stage, "built" if self.ran.get(stage) else "cached")]
-        return []
-
-    def _end(self, stage: str, status: str) -> StageEvent:
-        self.ended[stage] = status
-        return StageEvent(stage, status, time.monotonic() - self.started[stage])
-
-    def finish(self, failed: bool = False) -> List[StageEvent]:
-        """Stages still open at the end: failed (the one with an ERROR, else each open one)."""
-        open_stages = [s for s in self.total if s not in self.ended]
-        if not failed:
-            return [self._end(s, "built" if self.ran.get(s) else "cached") for s in open_stages]
-        culprits = [s for s in open_stages if s in self.errors] or open_stages[-1:]
-        return [self._end(s, "failed") for s in culprits]
+    secrets: Dict[str, str] = field(default_factory=dict)   # id -> file (engines with build_secrets)
 
 
 class Engine:
-    """One container engine, driven as an external program."""
+    """One container engine, driven as an external program. Subclasses set the capability flags
+    and give `build_command` and `parse`; `build_guard` may clean up after a failed build."""
 
     name = "engine"
-    supports_mount = False             # RUN --mount (bind and secret)
+    bind_mounts = False                # RUN --mount=type=bind
+    build_secrets = False              # RUN --mount=type=secret
+    default_network = "bridge"         # where the package server must be reachable from
 
     def __init__(self, binary: str, env: Optional[Dict[str, str]] = None):
         self.binary = binary
         self.env = env
         self.returncode: Optional[int] = None   # of the last build, once its output has ended
 
-    # -- helpers -------------------------------------------------------------------------------
-    def run(self, args: Sequence[str], timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    # -- running the program -------------------------------------------------------------------
+    def run(self, args: Sequence[str], timeout: float = 120, check: bool = True,
+            input: Optional[str] = None) -> subprocess.CompletedProcess:
         try:
             result = subprocess.run([self.binary, *args], capture_output=True, text=True, timeout=timeout,
-                                    env=self._env())
+                                    env=self._env(), input=input)
         except FileNotFoundError:
             raise EngineError(f"{self.binary} not found", fix="install it or pick another engine with --engine") from None
         except subprocess.TimeoutExpired:
@@ -157,20 +91,69 @@ class Engine:
                 stop_process_group(proc)
         self.returncode = proc.returncode
 
-    # -- the interface -------------------------------------------------------------------------
+    # -- building ------------------------------------------------------------------------------
+    def build_command(self, req: BuildRequest) -> List[str]:
+        raise NotImplementedError
+
+    parse: Parser
+
+    def build_guard(self) -> ContextManager:
+        """Wraps a build; may clean up what a failed build left behind."""
+        return contextlib.nullcontext()
+
+    def build(self, req: BuildRequest) -> Iterator[Event]:
+        """Run the build; yield log lines and stage events; BuildError naming the failed stage
+        with the output's tail when the engine fails."""
+        tail: Deque[str] = deque(maxlen=60)
+        failed_stage: Optional[str] = None
+        self.returncode = None
+        with self.build_guard():
+            for event in type(self).parse(self.stream(self.build_command(req)), lambda: self.returncode != 0):
+                if isinstance(event, LogLine):
+                    tail.append(event.text)
+                elif event.status == "failed":
+                    failed_stage = event.stage
+                yield event
+        if self.returncode != 0:
+            raise build_failed(failed_stage, list(tail))
+
+    # -- containers ----------------------------------------------------------------------------
+    def container_command(self, image: str, command: Sequence[str] = (), flags: Sequence[str] = (),
+                          entrypoint: Optional[str] = None, user: Optional[str] = None,
+                          network: Optional[str] = None, interactive: bool = False, tty: bool = False) -> List[str]:
+        """The `run --rm` command line for a throwaway container."""
+        cmd = [self.binary, "run", "--rm", *(["-it"] if tty else ["-i"] if interactive else [])]
+        cmd += ["--network", network] if network else []
+        cmd += ["--entrypoint", entrypoint] if entrypoint else []
+        cmd += ["--user", user] if user else []
+        return [*cmd, *flags, image, *command]
+
+    def run_container(self, image: str, command: Sequence[str] = (), stdin: Optional[str] = None,
+                      timeout: float = 300, **how) -> subprocess.CompletedProcess:
+        """Run a throwaway container to its end; `how` as for container_command."""
+        cmd = self.container_command(image, command, interactive=stdin is not None, **how)
+        return self.run(cmd[1:], timeout=timeout, check=False, input=stdin)
+
+    def attach(self, command: Sequence[str]) -> int:
+        """Run a container_command with the terminal attached; its exit status."""
+        return subprocess.run(command).returncode
+
+    # -- images --------------------------------------------------------------------------------
     def available(self) -> Optional[str]:
         """None when usable, else the reason why not."""
         result = self.run(["info"], timeout=30, check=False)
         return None if result.returncode == 0 else (result.stderr.strip().splitlines() or ["no answer"])[-1]
-
-    def build(self, request: BuildRequest) -> Iterator[Event]:
-        raise NotImplementedError
 
     def image_exists(self, image: str) -> bool:
         return self.run(["image", "inspect", image], check=False).returncode == 0
 
     def pull(self, image: str) -> bool:
         return self.run(["pull", image], timeout=600, check=False).returncode == 0
+
+    def load_hint(self, image: str) -> str:
+        """How a person puts an image this engine cannot pull into its store."""
+        return (f"provide it locally: `{self.binary} load -i IMAGE.tar`, or `tar -C ROOTFS -c . | {self.binary} import - {image}`;"
+                " for the demo's Debian base run scripts/make-base-image.sh; or set base_image in ascend-build.yaml / --base-image")
 
     def inspect(self, image: str) -> dict:
         return json.loads(self.run(["image", "inspect", image]).stdout)[0]
@@ -180,6 +163,28 @@ class Engine:
         out = self.run(["history", "--no-trunc", "--human=false", "--format", "{{.CreatedBy}}\t{{.Size}}", image]).stdout
         rows = [line.rsplit("\t", 1) for line in out.splitlines() if "\t" in line]
         return [{"created_by": by, "size_bytes": int(size) if size.isdigit() else 0} for by, size in rows]
+
+    def bridge_address(self) -> Optional[str]:
+        """The default bridge's gateway address (where containers reach the host), or None."""
+        return bridge_gateway(self.binary)
+
+
+def build_flags(req: BuildRequest) -> List[str]:
+    """The `build` flags docker and podman share."""
+    args = ["-t", req.tag, "--target", req.target]
+    for key, value in req.build_args.items():
+        args += ["--build-arg", f"{key}={value}"]
+    if req.network:
+        args += ["--network", req.network]
+    if req.no_cache:
+        args.append("--no-cache")
+    if req.iidfile:
+        args += ["--iidfile", req.iidfile]
+    if req.platform:
+        args += ["--platform", req.platform]
+    for name, path in req.secrets.items():
+        args += ["--secret", f"id={name},src={path}"]
+    return args
 
 
 def stop_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:

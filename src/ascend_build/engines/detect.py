@@ -2,6 +2,7 @@
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 from packaging.version import InvalidVersion, Version
@@ -81,3 +82,8 @@ def choose(engine: str = "auto", docker_bin: Optional[str] = None) -> Tuple[Engi
         reasons.append(f"podman: {problem}")
     raise EngineError("no container engine answers: " + "; ".join(reasons),
                       fix="start the Docker daemon (e.g. `sudo systemctl start docker`, or `sudo dockerd &`) or install podman")
+
+
+def for_binary(binary: str) -> Engine:
+    """The engine a client binary drives, without asking it anything (`run --engine-bin`)."""
+    return Podman(binary) if Path(binary).name.startswith("podman") else Docker(binary)

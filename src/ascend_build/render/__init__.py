@@ -1,50 +1,44 @@
 """Renderer: a Plan becomes the build context's text files (Dockerfile and scripts) plus the
 list of package files the context must hold (mount and copy delivery only)."""
 import json
-import shlex
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .. import __version__
-from ..components import LABEL_NS, StagePlan
+from ..components import StagePlan, render_script
+from ..components.registry import components
+from ..contract import ENTRYPOINT, PKG_DIR, PROFILE, TOOL_DIR, URL_SECRET, label, template_values
 from ..plan import Plan
+from ..templating import environment
 
 SCRIPTS = ("lib.sh", "run-stage.sh", "entrypoint.sh")
-SUMMARY = ("toolkit", "torch_npu", "mindie")
-URL_SECRET = "ascend-pkg-url"  # BuildKit/podman secret holding the package server URL
 
 
-@lru_cache(maxsize=1)
-def templates() -> Environment:
-    env = Environment(loader=PackageLoader(__package__, "templates"), undefined=StrictUndefined,
-                      keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["sh"] = shlex.quote  # one shell word, whatever the value holds
-    return env
+def template(name: str):
+    return environment().get_template(f"render/templates/{name}")
 
 
 def _pairs(mapping: Dict[str, str]) -> List[str]:
-    return [f"{key}={json.dumps(value)}" for key, value in mapping.items()]
+    return [f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in mapping.items()]
 
 
 def _image_labels(plan: Plan) -> Dict[str, str]:
+    summary = {slot for c in components() for slot in c.summary}
     labels = {
         "org.opencontainers.image.title": f"Ascend {plan.target} image",
         "org.opencontainers.image.description": "Ascend image built by ascend-build: " + (", ".join(
-            f"{p.slot} {p.version}" for p in plan.selection.selected() if p.slot in SUMMARY) or "base OS only"),
+            f"{p.slot} {p.version}" for p in plan.selection.selected() if p.slot in summary) or "base OS only"),
         "org.opencontainers.image.base.name": plan.spec.base_image,
-        f"{LABEL_NS}.target": plan.target,
-        f"{LABEL_NS}.tool-version": __version__,
-        f"{LABEL_NS}.install-path": plan.spec.install_path,
-        f"{LABEL_NS}.cxx-abi": str(plan.abi),
-        f"{LABEL_NS}.user": plan.spec.user.name if plan.spec.user else "",
-        f"{LABEL_NS}.stages": ",".join(s.name for s in plan.stages),
+        label("target"): plan.target,
+        label("tool-version"): __version__,
+        label("install-path"): plan.spec.install_path,
+        label("cxx-abi"): str(plan.abi),
+        label("user"): plan.spec.user.name if plan.spec.user else "",
+        label("stages"): ",".join(s.name for s in plan.stages),
     }
     if plan.selection.chip:
-        labels[f"{LABEL_NS}.chip"] = plan.selection.chip
+        labels[label("chip")] = plan.selection.chip
     labels.update(plan.spec.labels)
     return labels
 
@@ -53,17 +47,17 @@ def _stage_view(plan: Plan, stage: StagePlan) -> dict:
     view = {"name": stage.name, "parent": "${BASE_IMAGE}" if stage.name == "base" else stage.parent, "copies": [], "setup": stage.setup, "files": None, "mount": "",
             "env": _pairs(stage.env), "labels": _pairs(stage.labels), "tail": []}
     if stage.name == "base":
-        view["copies"] = [("scripts/lib.sh scripts/run-stage.sh", "/opt/ascend-build/"),
-                          ("scripts/entrypoint.sh", "/usr/local/bin/ascend-entrypoint"),
-                          ("scripts/profile.sh", "/etc/profile.d/ascend-build.sh")]
-        view["tail"] = ['ENTRYPOINT ["/usr/local/bin/ascend-entrypoint"]', 'CMD ["/bin/bash"]']
+        view["copies"] = [("scripts/lib.sh scripts/run-stage.sh", f"{TOOL_DIR}/"),
+                          ("scripts/entrypoint.sh", ENTRYPOINT),
+                          ("scripts/profile.sh", PROFILE)]
+        view["tail"] = [f"ENTRYPOINT {json.dumps([ENTRYPOINT])}", 'CMD ["/bin/bash"]']
     if stage.script:
-        view["copies"].append((f"scripts/install_{stage.name}.sh", f"/opt/ascend-build/install_{stage.name}.sh"))
+        view["copies"].append((f"scripts/install_{stage.name}.sh", f"{TOOL_DIR}/install_{stage.name}.sh"))
         view["files"] = [(p.name, p.sha256) for p in stage.files]
         if plan.delivery == "copy" and stage.files:
-            view["copies"].append((f"pkgs/{stage.name}/", f"/tmp/ascend-pkgs/{stage.name}/"))
+            view["copies"].append((f"pkgs/{stage.name}/", f"{PKG_DIR}/{stage.name}/"))
         if plan.delivery == "mount" and stage.files:
-            view["mount"] = f"--mount=type=bind,source=pkgs/{stage.name},target=/tmp/ascend-pkgs/{stage.name} "
+            view["mount"] = f"--mount=type=bind,source=pkgs/{stage.name},target={PKG_DIR}/{stage.name} "
         if plan.delivery == "http" and plan.url_secret:
             view["mount"] = f"--mount=type=secret,id={URL_SECRET} "
     if stage is plan.stages[-1]:
@@ -78,17 +72,17 @@ def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base:
     if external_base:
         views = views[1:]
         views[0]["parent"] = external_base
-    return templates().get_template("Dockerfile.j2").render(
+    return template("Dockerfile.j2").render(
         version=__version__, target=plan.target, delivery=plan.delivery, os_family=plan.os_family, stages=views,
-        base_image=plan.spec.base_image, pkg_url_default=pkg_url_default, url_secret=plan.url_secret)
+        base_image=plan.spec.base_image, pkg_url_default=pkg_url_default, url_secret=plan.url_secret,
+        **template_values())
 
 
 def context_files(plan: Plan, pkg_url_default: Optional[str] = None, external_base: Optional[str] = None) -> Dict[str, str]:
     """Text files of the build context: Dockerfile and scripts/."""
-    scripts = resources.files("ascend_build.components").joinpath("scripts")
     files = {"Dockerfile": dockerfile(plan, pkg_url_default, external_base)}
     for name in SCRIPTS:
-        files[f"scripts/{name}"] = scripts.joinpath(name).read_text()
+        files[f"scripts/{name}"] = render_script(f"{name}.j2")
     for stage in plan.stages:
         files.update(stage.extra_files)
         if stage.script:

@@ -1,54 +1,20 @@
 """Compatibility checks of a selection against the rules table (compat.yaml): every problem has a
-stable code (PROBLEM_CODES), a message naming the file(s) and a fix. No version numbers here."""
+stable code (problems.py), a message naming the file(s) and a fix. No version numbers here.
+The rules of one stage are named by its component (StageSlots.rules); the rest apply to all."""
 from importlib import resources
 from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-from ..catalog.model import Package, Problem, Selection
-from ..catalog.naming import HOST_ONLY
-from ..catalog.versions import base_release, release_of, same_version
 from ..spec import BuildSpec
+from .model import Package, Problem, Selection, StageSlots
+from .naming import HOST_ONLY
+from .problems import (ABI_MISMATCH, ARCH_MISMATCH, ATB_TORCH_MISMATCH, HOST_ONLY_PACKAGE,
+    MINDIE_CANN_MISMATCH, MINDIE_TORCH_MISMATCH, PYTHON_MISMATCH, TORCH_MISMATCH,
+    TORCH_NPU_CANN_MISMATCH, TORCH_NPU_CANN_UNKNOWN, TORCH_PYTHON_UNSUPPORTED, VERSION_MISMATCH)
+from .versions import base_release, release_of, same_version
 
-# Every code `check` can report (catalog + rules), with its level and meaning.
-PROBLEM_CODES: Dict[str, str] = {
-    # integrity (catalog/integrity.py)
-    "run-truncated": "error: a .run is shorter than its makeself header announces (or empty)",
-    "run-corrupt": "error: a .run payload does not match the header's SHA256/MD5",
-    "run-unverified": "warning: a .run header has no skip/filesizes or no SHA/MD5: not (fully) verifiable",
-    "run-trailing-data": "warning: bytes after the payload the .run header announces",
-    "wheel-corrupt": "error: a wheel's zip is damaged (CRC), lacks RECORD or a member differs from RECORD",
-    "tarball-corrupt": "error: a .tar.gz does not decompress/read to the end",
-    "checksum-mismatch": "error: sha256 differs from SHA256SUMS or <file>.sha256 next to it",
-    "unreadable": "error: a selected file cannot be read",
-    "metadata-too-large": "error: a RECORD, zip directory, tar header or .run header field is larger than ascend-build reads",
-    "checksum-file-unreadable": "error: SHA256SUMS or <file>.sha256 cannot be read (or is over 16 MiB)",
-    "hash-cache-unwritable": "warning: .ascend-build is a file or cannot be written: no hash cache",
-    # scan and selection (catalog/check.py, catalog/select.py)
-    "unrecognised-file": "warning: a package-like file (.run/.whl/.tar.gz...) whose name fits no known pattern",
-    "unsafe-file-name": "error: a package's name holds characters other than letters, digits and . _ + - (or starts with -)",
-    "not-a-regular-file": "error: a package name is a link loop, a broken link, or a device, FIFO or folder",
-    "missing-component": "error: no file for a slot the target needs",
-    "ambiguous-slot": "error: several files fit one slot and none is pinned",
-    "pin-not-found": "error: `pins:` names a file that is not a package of that slot",
-    "pin-unknown-slot": "error: `pins:` names a slot that does not exist",
-    "chip-ambiguous": "error: kernels/ops for several chips and no `chip:` in the config",
-    "chip-mismatch": "error: no kernels/ops package for the configured chip",
-    "arch-mismatch": "error: packages for another arch than the build platform",
-    "duplicate-file-name": "error: two delivered files have the same name (top level and packages/)",
-    # compatibility (rules/compat.py)
-    "host-only-package": "warning: a driver/firmware package: host only, never installed in an image; ignored",
-    "version-mismatch": "error: kernels/ops or NNAL version differs from the toolkit version",
-    "torch-mismatch": "error: torch_npu X.Y.Z[.postN] does not pair with torch X.Y.Z[+cpu]",
-    "torch-npu-cann-mismatch": "error: the table lists this torch_npu only for other CANN versions",
-    "torch-npu-cann-unknown": "warning: CANN / torch_npu combination not in the known-good table",
-    "python-mismatch": "error: a package's Python tag differs from the image's Python (or from the others')",
-    "torch-python-unsupported": "warning: the image's Python is outside the range the table gives for torch",
-    "atb-torch-mismatch": "error: the ATB models are built for another torch version",
-    "abi-mismatch": "error: MindIE / ATB models / cxx_abi name different C++ ABIs",
-    "mindie-cann-mismatch": "warning: MindIE is listed with another CANN version",
-    "mindie-torch-mismatch": "warning: MindIE is listed with another torch version",
-}
+MINDIE_MISMATCH = {"cann": MINDIE_CANN_MISMATCH, "torch": MINDIE_TORCH_MISMATCH}
 
 
 def load_rules() -> dict:
@@ -66,7 +32,7 @@ def _one(selection: Selection, slot: str) -> Optional[Package]:
 
 
 def host_only(selection: Selection) -> List[Problem]:
-    return [_p("warning", "host-only-package", f"{p.file} is a {p.component} package: it is installed on the NPU "
+    return [_p("warning", HOST_ONLY_PACKAGE, f"{p.file} is a {p.component} package: it is installed on the NPU "
                "host, never in an image; ignored", "nothing to do (or move it out of the working directory)", p.file)
             for p in selection.packages if p.component in HOST_ONLY]
 
@@ -74,7 +40,7 @@ def host_only(selection: Selection) -> List[Problem]:
 def cann_versions(toolkit: Optional[Package], others: List[Optional[Package]]) -> List[Problem]:
     if not toolkit:
         return []
-    return [_p("error", "version-mismatch", f"{p.file} is version {p.version} but the toolkit {toolkit.file} is "
+    return [_p("error", VERSION_MISMATCH, f"{p.file} is version {p.version} but the toolkit {toolkit.file} is "
                f"{toolkit.version}: kernels/ops and NNAL must be the toolkit's version",
                f"use the {p.component} package of version {toolkit.version} (or pin the toolkit {p.version})", p.file)
             for p in others if p and not same_version(p.version, toolkit.version)]
@@ -86,7 +52,7 @@ def torch_pair(torch: Optional[Package], npu: Optional[Package], exceptions: Dic
     want = next((str(t) for n, t in exceptions.items() if same_version(str(n), npu.version)), base_release(npu.version))
     if release_of(torch.version) == release_of(want):
         return []
-    return [_p("error", "torch-mismatch", f"{npu.file} (torch_npu {npu.version}) needs torch {want} but "
+    return [_p("error", TORCH_MISMATCH, f"{npu.file} (torch_npu {npu.version}) needs torch {want} but "
                f"{torch.file} is torch {torch.version}", f"use torch {want} (on x86_64 the CPU build {want}+cpu), "
                "or the torch_npu release for your torch", npu.file)]
 
@@ -99,13 +65,13 @@ def npu_cann(toolkit: Optional[Package], npu: Optional[Package], table: Dict[str
     if row is not None and any(same_version(n, npu.version) for n in row):
         return []
     if row is not None and listed_for:
-        return [_p("error", "torch-npu-cann-mismatch", f"{npu.file}: torch_npu {npu.version} is released for CANN "
+        return [_p("error", TORCH_NPU_CANN_MISMATCH, f"{npu.file}: torch_npu {npu.version} is released for CANN "
                    f"{', '.join(listed_for)}, not for CANN {toolkit.version} ({toolkit.file})",
                    f"with CANN {toolkit.version} use torch_npu {' or '.join(row)}; or use the CANN {listed_for[-1]} "
                    "packages", npu.file)]
-    return [_p("warning", "torch-npu-cann-unknown", f"torch_npu {npu.version} ({npu.file}) with CANN {toolkit.version} "
+    return [_p("warning", TORCH_NPU_CANN_UNKNOWN, f"torch_npu {npu.version} ({npu.file}) with CANN {toolkit.version} "
                "is not in the known-good table", "check the Ascend/pytorch release notes; when the combination is "
-               "known good, add it to rules/compat.yaml", npu.file)]
+               "known good, add it to catalog/compat.yaml", npu.file)]
 
 
 def _minor(version: Optional[str]) -> Optional[Tuple[int, int]]:
@@ -126,15 +92,15 @@ def python_tags(selection: Selection, torch: Optional[Package], ranges: List[dic
         if len(pythons) < 2:
             return []
         listed = ", ".join(f"{p.file} (Python {p.python})" for p in tagged)
-        return [_p("error", "python-mismatch", f"the packages are built for different Pythons: {listed}",
+        return [_p("error", PYTHON_MISMATCH, f"the packages are built for different Pythons: {listed}",
                    "use builds for one Python, and set `python:` in ascend-build.yaml", tagged[0].file)]
-    problems = [_p("error", "python-mismatch", f"{p.file} is built for Python {p.python} but the image's Python is "
+    problems = [_p("error", PYTHON_MISMATCH, f"{p.file} is built for Python {p.python} but the image's Python is "
                    f"{python}", f"get the build for Python {python} (cp{python.replace('.', '')}), or change `python:`",
                    p.file) for p in tagged if p.python != python]
     torch_minor, py_minor = _minor(torch.version) if torch else None, _minor(python)
     for row in ranges if torch_minor and py_minor else []:
         if _within(torch_minor, row["torch"]) and not _within(py_minor, row["python"]):
-            problems.append(_p("warning", "torch-python-unsupported", f"torch {torch.version} ({torch.file}) is made "
+            problems.append(_p("warning", TORCH_PYTHON_UNSUPPORTED, f"torch {torch.version} ({torch.file}) is made "
                                f"for Python {row['python'][0] or '?'}..{row['python'][1] or '?'}, not {python}",
                                "use a Python in that range for the image", torch.file))
     return problems
@@ -143,7 +109,7 @@ def python_tags(selection: Selection, torch: Optional[Package], ranges: List[dic
 def atb_torch(atb: Optional[Package], torch: Optional[Package]) -> List[Problem]:
     if not atb or not torch or not atb.torch or release_of(atb.torch) == release_of(torch.version):
         return []
-    return [_p("error", "atb-torch-mismatch", f"{atb.file} is built for torch {atb.torch} but {torch.file} is torch "
+    return [_p("error", ATB_TORCH_MISMATCH, f"{atb.file} is built for torch {atb.torch} but {torch.file} is torch "
                f"{torch.version}", f"use torch {atb.torch} (and its torch_npu), or the ATB models built for torch "
                f"{torch.version}", atb.file)]
 
@@ -155,7 +121,7 @@ def abi(mindie: Optional[Package], atb: Optional[Package], cxx_abi: Optional[int
     if len({a for _, a in sources}) < 2:
         return []
     listed = ", ".join(f"{name} (abi{a})" for name, a in sources)
-    return [_p("error", "abi-mismatch", f"different C++ ABIs: {listed}. (torch's own ABI is not in its file name: "
+    return [_p("error", ABI_MISMATCH, f"different C++ ABIs: {listed}. (torch's own ABI is not in its file name: "
                "the image's smoke test checks torch.compiled_with_cxx11_abi())",
                "use the MindIE and ATB models builds of one ABI, the one of your torch", sources[0][0])]
 
@@ -175,7 +141,7 @@ def mindie_table(mindie: Optional[Package], toolkit: Optional[Package], torch: O
     for slot, pkg in (("cann", toolkit), ("torch", torch)):
         want = row.get(slot)
         if _differs(slot, want, pkg):
-            problems.append(_p("warning", f"mindie-{slot}-mismatch", f"MindIE {mindie.version} ({mindie.file}) is "
+            problems.append(_p("warning", MINDIE_MISMATCH[slot], f"MindIE {mindie.version} ({mindie.file}) is "
                                f"released with {slot.upper() if slot == 'cann' else slot} {want}, not {pkg.version} "
                                f"({pkg.file})", f"use {slot} {want} with this MindIE, or the MindIE release for "
                                f"{pkg.version}", mindie.file))
@@ -188,20 +154,29 @@ def selected_arch(selection: Selection) -> List[Problem]:
     if not wrong:
         return []
     names = ", ".join(f"{p.file} ({p.arch})" for p in wrong)
-    return [_p("error", "arch-mismatch", f"the build platform is {selection.arch} but these selected packages are "
+    return [_p("error", ARCH_MISMATCH, f"the build platform is {selection.arch} but these selected packages are "
                f"not: {names}", f"use the {selection.arch} packages (fix `pins:`), or build for their platform",
                wrong[0].file)]
 
 
-def check_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
-    """Every compatibility problem of `selection`."""
-    toolkit, torch, npu = (_one(selection, s) for s in ("toolkit", "torch", "torch_npu"))
-    mindie, atb = _one(selection, "mindie"), _one(selection, "atb_models")
-    return (host_only(selection) + selected_arch(selection)
-            + cann_versions(toolkit, [_one(selection, "kernels"), _one(selection, "nnal")])
-            + torch_pair(torch, npu, rules.get("torch_npu_torch_exceptions") or {})
-            + npu_cann(toolkit, npu, rules.get("cann_torch_npu", {}))
-            + python_tags(selection, torch, rules.get("torch_python", []))
-            + atb_torch(atb, torch) + abi(mindie, atb, spec.cxx_abi)
-            + mindie_table(mindie, toolkit, torch, rules.get("mindie", {})))
+def cann_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
+    return cann_versions(_one(selection, "toolkit"), [_one(selection, "kernels"), _one(selection, "nnal")])
 
+
+def pta_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
+    torch, npu = _one(selection, "torch"), _one(selection, "torch_npu")
+    return (torch_pair(torch, npu, rules.get("torch_npu_torch_exceptions") or {})
+            + npu_cann(_one(selection, "toolkit"), npu, rules.get("cann_torch_npu", {})))
+
+
+def mindie_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
+    mindie, atb, torch = _one(selection, "mindie"), _one(selection, "atb_models"), _one(selection, "torch")
+    return (atb_torch(atb, torch) + abi(mindie, atb, spec.cxx_abi)
+            + mindie_table(mindie, _one(selection, "toolkit"), torch, rules.get("mindie", {})))
+
+
+def check_rules(selection: Selection, spec: BuildSpec, rules: dict, stages: List[StageSlots]) -> List[Problem]:
+    """Every compatibility problem of `selection`: the rules for all, then each stage's own."""
+    own = [problem for stage in stages for rule in stage.rules for problem in rule(selection, spec, rules)]
+    return (host_only(selection) + selected_arch(selection)
+            + python_tags(selection, _one(selection, "torch"), rules.get("torch_python", [])) + own)

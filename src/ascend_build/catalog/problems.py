@@ -1,0 +1,79 @@
+"""Every problem code `check` can report, as a constant, and what each means (its level first).
+The codes are stable: scripts read them from `check --json`."""
+from typing import Dict
+
+# integrity (catalog/integrity.py)
+RUN_TRUNCATED = "run-truncated"
+RUN_CORRUPT = "run-corrupt"
+RUN_UNVERIFIED = "run-unverified"
+RUN_TRAILING_DATA = "run-trailing-data"
+WHEEL_CORRUPT = "wheel-corrupt"
+TARBALL_CORRUPT = "tarball-corrupt"
+CHECKSUM_MISMATCH = "checksum-mismatch"
+UNREADABLE = "unreadable"
+METADATA_TOO_LARGE = "metadata-too-large"
+CHECKSUM_FILE_UNREADABLE = "checksum-file-unreadable"
+HASH_CACHE_UNWRITABLE = "hash-cache-unwritable"
+# scan and selection (catalog/check.py, catalog/select.py)
+UNRECOGNISED_FILE = "unrecognised-file"
+UNSAFE_FILE_NAME = "unsafe-file-name"
+NOT_A_REGULAR_FILE = "not-a-regular-file"
+MISSING_COMPONENT = "missing-component"
+AMBIGUOUS_SLOT = "ambiguous-slot"
+PIN_NOT_FOUND = "pin-not-found"
+PIN_UNKNOWN_SLOT = "pin-unknown-slot"
+CHIP_AMBIGUOUS = "chip-ambiguous"
+CHIP_MISMATCH = "chip-mismatch"
+ARCH_MISMATCH = "arch-mismatch"
+DUPLICATE_FILE_NAME = "duplicate-file-name"
+# compatibility (catalog/compat.py)
+HOST_ONLY_PACKAGE = "host-only-package"
+VERSION_MISMATCH = "version-mismatch"
+TORCH_MISMATCH = "torch-mismatch"
+TORCH_NPU_CANN_MISMATCH = "torch-npu-cann-mismatch"
+TORCH_NPU_CANN_UNKNOWN = "torch-npu-cann-unknown"
+PYTHON_MISMATCH = "python-mismatch"
+TORCH_PYTHON_UNSUPPORTED = "torch-python-unsupported"
+ATB_TORCH_MISMATCH = "atb-torch-mismatch"
+ABI_MISMATCH = "abi-mismatch"
+MINDIE_CANN_MISMATCH = "mindie-cann-mismatch"
+MINDIE_TORCH_MISMATCH = "mindie-torch-mismatch"
+
+PROBLEM_CODES: Dict[str, str] = {
+    # integrity (catalog/integrity.py)
+    RUN_TRUNCATED: "error: a .run is shorter than its makeself header announces (or empty)",
+    RUN_CORRUPT: "error: a .run payload does not match the header's SHA256/MD5",
+    RUN_UNVERIFIED: "warning: a .run header has no skip/filesizes or no SHA/MD5: not (fully) verifiable",
+    RUN_TRAILING_DATA: "warning: bytes after the payload the .run header announces",
+    WHEEL_CORRUPT: "error: a wheel's zip is damaged (CRC), lacks RECORD or a member differs from RECORD",
+    TARBALL_CORRUPT: "error: a .tar.gz does not decompress/read to the end",
+    CHECKSUM_MISMATCH: "error: sha256 differs from SHA256SUMS or <file>.sha256 next to it",
+    UNREADABLE: "error: a selected file cannot be read",
+    METADATA_TOO_LARGE: "error: a RECORD, zip directory, tar header or .run header field is larger than ascend-build reads",
+    CHECKSUM_FILE_UNREADABLE: "error: SHA256SUMS or <file>.sha256 cannot be read (or is over 16 MiB)",
+    HASH_CACHE_UNWRITABLE: "warning: .ascend-build is a file or cannot be written: no hash cache",
+    # scan and selection (catalog/check.py, catalog/select.py)
+    UNRECOGNISED_FILE: "warning: a package-like file (.run/.whl/.tar.gz...) whose name fits no known pattern",
+    UNSAFE_FILE_NAME: "error: a package's name holds characters other than letters, digits and . _ + - (or starts with -)",
+    NOT_A_REGULAR_FILE: "error: a package name is a link loop, a broken link, or a device, FIFO or folder",
+    MISSING_COMPONENT: "error: no file for a slot the target needs",
+    AMBIGUOUS_SLOT: "error: several files fit one slot and none is pinned",
+    PIN_NOT_FOUND: "error: `pins:` names a file that is not a package of that slot",
+    PIN_UNKNOWN_SLOT: "error: `pins:` names a slot that does not exist",
+    CHIP_AMBIGUOUS: "error: kernels/ops for several chips and no `chip:` in the config",
+    CHIP_MISMATCH: "error: no kernels/ops package for the configured chip",
+    ARCH_MISMATCH: "error: packages for another arch than the build platform",
+    DUPLICATE_FILE_NAME: "error: two delivered files have the same name (top level and packages/)",
+    # compatibility (catalog/compat.py)
+    HOST_ONLY_PACKAGE: "warning: a driver/firmware package: host only, never installed in an image; ignored",
+    VERSION_MISMATCH: "error: kernels/ops or NNAL version differs from the toolkit version",
+    TORCH_MISMATCH: "error: torch_npu X.Y.Z[.postN] does not pair with torch X.Y.Z[+cpu]",
+    TORCH_NPU_CANN_MISMATCH: "error: the table lists this torch_npu only for other CANN versions",
+    TORCH_NPU_CANN_UNKNOWN: "warning: CANN / torch_npu combination not in the known-good table",
+    PYTHON_MISMATCH: "error: a package's Python tag differs from the image's Python (or from the others')",
+    TORCH_PYTHON_UNSUPPORTED: "warning: the image's Python is outside the range the table gives for torch",
+    ATB_TORCH_MISMATCH: "error: the ATB models are built for another torch version",
+    ABI_MISMATCH: "error: MindIE / ATB models / cxx_abi name different C++ ABIs",
+    MINDIE_CANN_MISMATCH: "warning: MindIE is listed with another CANN version",
+    MINDIE_TORCH_MISMATCH: "warning: MindIE is listed with another torch version",
+}

@@ -1,0 +1,26 @@
+"""A build context on disk: the rendered Dockerfile and scripts, plus hard links of the packages
+for mount and copy delivery (copies when a link is impossible; a symbolic link's target, never
+the link)."""
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from .outputs import link_or_copy
+from .plan import Plan
+from .render import context_files, context_packages
+
+
+def write_context(ctx: Path, plan: Plan, external_base: Optional[str] = None) -> Path:
+    shutil.rmtree(ctx, ignore_errors=True)
+    for name, text in context_files(plan, external_base=external_base).items():
+        (ctx / name).parent.mkdir(parents=True, exist_ok=True)
+        (ctx / name).write_text(text)
+    for name, source in context_packages(plan).items():
+        (ctx / name).parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(source, ctx / name)
+    return ctx
+
+
+def remove_packages(ctx: Path) -> None:
+    """Drop the package links once the build has read them."""
+    shutil.rmtree(ctx / "pkgs", ignore_errors=True)

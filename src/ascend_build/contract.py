@@ -1,0 +1,39 @@
+"""The image contract: what ascend-build writes into an image and reads back from it (label
+keys, in-image paths, the build secret's id). Render, components, verify and inspect import it;
+the shell templates receive these values as variables."""
+from typing import Dict
+
+from .errors import ConfigError
+
+LABEL_NS = "io.ascend-build"
+TOOL_DIR = "/opt/ascend-build"                        # lib.sh, run-stage.sh, install_<stage>.sh
+PKG_DIR = "/tmp/ascend-pkgs"                          # <stage>/ holds the stage's files while it installs
+ENTRYPOINT = "/usr/local/bin/ascend-entrypoint"
+PROFILE = "/etc/profile.d/ascend-build.sh"
+URL_SECRET = "ascend-pkg-url"                         # build secret holding the package server URL
+DEFAULT_INSTALL_PATH = "/usr/local/Ascend"
+
+
+def label(key: str) -> str:
+    """The full name of one of ascend-build's labels, e.g. label("target")."""
+    return f"{LABEL_NS}.{key}"
+
+
+def component_label(component: str, field: str) -> str:
+    """io.ascend-build.<component>.<field> (version, file, sha256); `_` in the name becomes `-`."""
+    return label(f"{component.replace('_', '-')}.{field}")
+
+
+def image_labels(info: dict, image: str) -> Dict[str, str]:
+    """The labels of an inspected image; ConfigError when ascend-build did not build it."""
+    labels = (info.get("Config") or {}).get("Labels") or {}
+    if label("target") not in labels:
+        raise ConfigError(f"{image} was not built by ascend-build (no {label('target')} label)",
+                          fix="verify an image made by `ascend-build build`")
+    return labels
+
+
+def template_values() -> Dict[str, str]:
+    """The contract as the variables every template receives."""
+    return {"tool_dir": TOOL_DIR, "pkg_dir": PKG_DIR, "entrypoint": ENTRYPOINT, "profile": PROFILE,
+            "url_secret_id": URL_SECRET}

@@ -1,0 +1,136 @@
+"""Engine output becomes stage events: the classic builder's and podman's `Step i/N` lines, and
+BuildKit's plain progress."""
+import re
+import time
+from typing import Callable, Dict, Iterator, List, Optional
+
+from .base import Event, LogLine, StageEvent
+
+CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (\w+)\s*(.*)$")
+# Steps that only change the image config: they never make a stage count as built (BuildKit does
+# not even show them), so a stage whose files all came from the cache reports cached.
+METADATA = {"LABEL", "ENV", "ARG", "ENTRYPOINT", "CMD", "USER", "WORKDIR", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "VOLUME", "ONBUILD", "MAINTAINER"}
+FROM_AS = re.compile(r"\bAS\s+(\S+)\s*$", re.I)
+PODMAN_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+/\d+: (\w+)\s*(.*)$")
+BUILDKIT_VERTEX = re.compile(r"^#(\d+) \[([\w.-]+) (\d+)/(\d+)\] (\w+)")
+BUILDKIT_STATUS = re.compile(r"^#(\d+) (CACHED|DONE|ERROR|CANCELED)\b")
+
+
+def parse_classic(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[Event]:
+    """Classic builder and podman output: 'Step i/N : FROM x AS stage' (podman: '[s/S] STEP
+    i/N: ...'), then '---> Using cache' for a cached step. Stages run one after the other."""
+    tracker, stage, pending = StageTracker(), None, None
+    for line in lines:
+        yield LogLine(line)
+        step = CLASSIC_STEP.match(line) or PODMAN_STEP.match(line)
+        if step:
+            instruction, rest = step.group(1).upper(), step.group(2)
+            if instruction == "FROM":
+                named = FROM_AS.search(rest)
+                stage = named.group(1) if named else rest.split()[0]
+                yield from tracker.step(stage, cached=True)
+                pending = None
+            elif instruction not in METADATA:
+                pending = stage
+            continue
+        text = line.strip()
+        if pending and (text.startswith("--> ") or text.startswith("---> ")):
+            yield from tracker.step(pending, cached="Using cache" in text)
+            pending = None
+    yield from tracker.finish(failed=failed())
+
+
+def parse_buildkit(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[Event]:
+    """BuildKit plain progress: '#7 [cann 2/3] RUN ...', then '#7 CACHED' or '#7 DONE 1.2s' or
+    '#7 ERROR'. Cached steps are printed in any order, so each stage counts its own steps."""
+    tracker, vertices = BuildKitTracker(), {}
+    for line in lines:
+        yield LogLine(line)
+        vertex = BUILDKIT_VERTEX.match(line)
+        if vertex:
+            number, stage, step, total, instruction = vertex.groups()
+            vertices[number] = (stage, int(step))
+            yield from tracker.vertex(stage, int(total))
+            if instruction.upper() == "FROM":
+                tracker.cached.setdefault(stage, set()).add(int(step))
+            continue
+        status = BUILDKIT_STATUS.match(line)
+        if status and status.group(1) in vertices:
+            stage, step = vertices[status.group(1)]
+            yield from tracker.status(stage, step, status.group(2))
+    yield from tracker.finish(failed=failed())
+
+
+class StageTracker:
+    """Turns 'step of stage X ran / was cached' into StageEvents, in stage order."""
+
+    def __init__(self) -> None:
+        self.current: Optional[str] = None
+        self.started: Dict[str, float] = {}
+        self.ran: Dict[str, bool] = {}
+        self.events: List[StageEvent] = []
+
+    def step(self, stage: str, cached: bool) -> List[StageEvent]:
+        out = []
+        if stage != self.current:
+            out += self.finish()
+            self.current = stage
+            self.started[stage] = time.monotonic()
+            self.ran[stage] = False
+            out.append(StageEvent(stage, "started"))
+        if not cached:
+            self.ran[stage] = True
+        return out
+
+    def finish(self, failed: bool = False) -> List[StageEvent]:
+        """End the current stage: failed when the engine failed while in it."""
+        if self.current is None:
+            return []
+        stage, self.current = self.current, None
+        seconds = time.monotonic() - self.started[stage]
+        status = "failed" if failed else ("built" if self.ran[stage] else "cached")
+        return [StageEvent(stage, status, seconds)]
+
+
+class BuildKitTracker:
+    """BuildKit prints cached steps of all stages in any order: each stage counts its own steps
+    (`[stage i/N]`) and ends when all N are done or cached."""
+
+    def __init__(self) -> None:
+        self.total: Dict[str, int] = {}
+        self.started: Dict[str, float] = {}
+        self.cached: Dict[str, set] = {}
+        self.ran: Dict[str, set] = {}
+        self.ended: Dict[str, str] = {}
+        self.errors: List[str] = []
+
+    def vertex(self, stage: str, total: int) -> List[StageEvent]:
+        if stage in self.total:
+            return []
+        self.total[stage] = total
+        self.started[stage] = time.monotonic()
+        return [StageEvent(stage, "started")]
+
+    def status(self, stage: str, step: int, status: str) -> List[StageEvent]:
+        if status in ("ERROR", "CANCELED"):
+            self.errors.append(stage)
+            return []
+        if step in self.cached.setdefault(stage, set()):
+            return []
+        (self.cached[stage] if status == "CACHED" else self.ran.setdefault(stage, set())).add(step)
+        done = self.cached[stage] | self.ran.get(stage, set())
+        if len(done) >= self.total[stage] and stage not in self.ended:
+            return [self._end(stage, "built" if self.ran.get(stage) else "cached")]
+        return []
+
+    def _end(self, stage: str, status: str) -> StageEvent:
+        self.ended[stage] = status
+        return StageEvent(stage, status, time.monotonic() - self.started[stage])
+
+    def finish(self, failed: bool = False) -> List[StageEvent]:
+        """Stages still open at the end: failed (the one with an ERROR, else each open one)."""
+        open_stages = [s for s in self.total if s not in self.ended]
+        if not failed:
+            return [self._end(s, "built" if self.ran.get(s) else "cached") for s in open_stages]
+        culprits = [s for s in open_stages if s in self.errors] or open_stages[-1:]
+        return [self._end(s, "failed") for s in culprits]

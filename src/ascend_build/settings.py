@@ -1,0 +1,81 @@
+"""Settings: the config and the command-line options (and the engine, when there is one)
+resolved once into the immutable model of a build that build, plan, export and bake read."""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+from .chain import stage_chain
+from .engines.base import Engine
+from .errors import ConfigError
+from .components.registry import stage_names
+from .spec import BuildSpec, load_spec
+
+DELIVERIES = ("http", "mount", "copy")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the command line says about a build; None and "auto" leave it to the config."""
+
+    target: Optional[str] = None
+    delivery: str = "auto"
+    base_image: Optional[str] = None
+    platform: Optional[str] = None
+    network: Optional[str] = None          # bridge | host; default: the engine's
+    host: Optional[str] = None             # package server address; default: from the network
+    overrides: Dict[str, object] = field(default_factory=dict)   # more config keys
+
+
+@dataclass(frozen=True)
+class Settings:
+    workdir: Path
+    spec: BuildSpec
+    target: str
+    chain: Tuple[str, ...]                 # stages from base to target
+    delivery: str                          # http | mount | copy
+    delivery_defaulted: bool               # neither the options nor the config chose it
+    url_secret: bool                       # http: the server URL reaches the build as a secret, not a build argument
+    platform: Optional[str]
+    network: str                           # bridge | host
+    server_host: Optional[str]             # where the package server listens; None without an engine
+    engine: Optional[Engine] = None
+
+    @property
+    def base_image(self) -> str:
+        return self.spec.base_image
+
+    @property
+    def builtin_target(self) -> str:
+        """The last built-in stage on the way to the target: what the catalog selects for."""
+        return self.builtin_chain[-1]
+
+    @property
+    def builtin_chain(self) -> Tuple[str, ...]:
+        """The chain's built-in stages: those the catalog selects packages for."""
+        return tuple(s for s in self.chain if s in stage_names())
+
+
+def resolve(workdir: Path, options: Options = Options(), engine: Optional[Engine] = None,
+            spec: Optional[BuildSpec] = None) -> Settings:
+    """Decide everything once: ConfigError for an unknown delivery or target, or mount delivery
+    on an engine without bind mounts."""
+    workdir = Path(workdir)
+    if spec is None:
+        spec = load_spec(workdir, base_image=options.base_image, **options.overrides)
+    target = options.target or spec.target
+    chain = tuple(stage_chain(spec, target))
+    wanted = options.delivery if options.delivery != "auto" else spec.delivery
+    delivery = "http" if wanted == "auto" else wanted
+    if delivery not in DELIVERIES:
+        raise ConfigError(f"unknown delivery {delivery!r}", fix=f"use one of: auto, {', '.join(DELIVERIES)}")
+    if delivery == "mount" and engine is not None and not engine.bind_mounts:
+        raise ConfigError(f"mount delivery needs BuildKit or podman; {engine.binary} uses the classic builder",
+                          fix="use --delivery http, or --engine buildkit / --engine podman")
+    network = options.network or (engine.default_network if engine else "bridge")
+    server_host = options.host
+    if server_host is None and engine is not None and delivery == "http":
+        server_host = "127.0.0.1" if network == "host" else engine.bridge_address()
+    return Settings(workdir=workdir, spec=spec, target=target, chain=chain, delivery=delivery,
+                    delivery_defaulted=wanted == "auto",
+                    url_secret=delivery == "http" and engine is not None and engine.build_secrets,
+                    platform=options.platform, network=network, server_host=server_host, engine=engine)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Build the Ascend image from this folder with only docker, bash and python3 (exported by
+# ascend-build 0.1.0). The packages are served with `python3 -m http.server` bound to the
+# docker bridge address, from a temporary folder that holds links to the needed files only.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+target=mindie
+tag=""
+port=3000
+base_image=localhost/ascend-build-base:bookworm
+packages=<workdir>
+stages='base, cann, pta, mindie'
+
+usage() {
+    cat <<USAGE
+Usage: bash dockerbuild.sh [options]
+  --target T          stage to build: $stages (default: $target)
+  --tag NAME:TAG      image name (default: ascend-build/<target>:latest)
+  --port P            package server port (default: $port)
+  --base-image IMAGE  base image (default: $base_image)
+  --packages DIR      folder with the packages (default: $packages)
+USAGE
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --target) target=$2; shift 2 ;;
+        --tag) tag=$2; shift 2 ;;
+        --port) port=$2; shift 2 ;;
+        --base-image) base_image=$2; shift 2 ;;
+        --packages) packages=$2; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+tag=${tag:-ascend-build/$target:latest}
+
+host=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}' 2>/dev/null || true)
+host=${host:-172.17.0.1}
+serve_dir=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$serve_dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+while read -r name; do
+    [ -n "$name" ] || continue
+    src=""
+    for candidate in "$packages/$name" "$packages/packages/$name"; do
+        if [ -f "$candidate" ]; then src=$candidate; break; fi
+    done
+    [ -n "$src" ] || { echo "missing package: $name (looked in $packages and $packages/packages)" >&2; exit 1; }
+    ln -s "$(cd "$(dirname "$src")" && pwd)/$name" "$serve_dir/$name"
+done <"$here/packages.txt"
+
+python3 -m http.server "$port" --bind "$host" --directory "$serve_dir" >/dev/null 2>&1 &
+server_pid=$!
+for _ in $(seq 1 50); do
+    python3 -c "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1)" "$host" "$port" 2>/dev/null && break
+    kill -0 "$server_pid" 2>/dev/null || { echo "the package server could not start on $host:$port (port in use? try --port)" >&2; exit 1; }
+    sleep 0.1
+done
+
+DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0} docker build --target "$target" -t "$tag" \
+    --build-arg ASCEND_PKG_URL="http://$host:$port/" --build-arg BASE_IMAGE="$base_image" "$here"
+
+echo "built $tag: $(docker image inspect --format '{{.Size}}' "$tag") bytes"
+docker image inspect --format '{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{println}}{{end}}' "$tag"

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 from .components import LABEL_NS
 from .engines.base import Engine
 from .errors import ConfigError
-from .runtime import cards, run_args
+from .runtime import cards, npu_hint, run_args
 
 # Runs inside the image with `python3 -`, without sourcing anything: what a plain
 # `docker run IMAGE python3 ...` sees. Prints one JSON list of checks.
@@ -129,7 +129,8 @@ def verify(engine: Engine, image: str, host_root: Path = Path("/")) -> dict:
     if cards(host_root):
         run = [engine.binary, "run", "--rm", *run_args(host_root)]
         npu = subprocess.run([*run, image, "npu-smi", "info"], capture_output=True, text=True, timeout=120)
-        checks.append({"name": "npu-smi info", "ok": npu.returncode == 0, "detail": (npu.stdout + npu.stderr)[-300:]})
+        output = npu.stdout + npu.stderr
+        checks.append({"name": "npu-smi info", "ok": npu.returncode == 0, "detail": npu_hint(output) or output[-300:]})
         if f"{LABEL_NS}.torch-npu.version" in labels:
             tensor = subprocess.run([*run, image, "python3", "-c", NPU_TENSOR], capture_output=True, text=True, timeout=300)
             checks.append({"name": "tensor on the NPU", "ok": tensor.returncode == 0, "detail": (tensor.stdout + tensor.stderr)[-300:]})

@@ -252,7 +252,14 @@ def run(
     image: str = typer.Argument(..., help="Image to run."),
     command: Optional[List[str]] = typer.Argument(None, help="Command to run in the container (after --)."),
     print_only: bool = typer.Option(False, "--print", help="Print the command instead of running it."),
+    profile: str = typer.Option("default", "--profile", help="default, mindie-service (host network, 1g shm, whole driver) or multi-card (host network and IPC)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="NPU cards to pass, e.g. 0,1 (default: all)."),
+    driver: Optional[str] = typer.Option(None, "--driver", help="whole (mount all of /usr/local/Ascend/driver, the default) or lib64 (its libraries only)."),
+    ascend_runtime: Optional[bool] = typer.Option(None, "--ascend-runtime/--no-ascend-runtime", help="Use Ascend Docker Runtime (--runtime ascend -e ASCEND_VISIBLE_DEVICES) instead of device flags and mounts."),
+    network: Optional[str] = typer.Option(None, "--network", help="host, bridge or none (default: the profile's, else the engine's)."),
+    ipc: Optional[str] = typer.Option(None, "--ipc", help="host, private or shareable."),
+    shm_size: Optional[str] = typer.Option(None, "--shm-size", help="Shared memory size, e.g. 16g."),
+    user: Optional[str] = typer.Option(None, "--user", help="uid[:gid] or name[:group] to run as (e.g. 1000:1000, HwHiAiUser)."),
     engine_bin: str = typer.Option("docker", "--engine-bin", help="docker or podman."),
     root: Path = typer.Option(Path("/"), "--root", hidden=True, help="Host root to look for devices in (tests)."),
 ) -> None:
@@ -260,10 +267,12 @@ def run(
     import shlex
 
     from .engines.detect import for_binary
-    from .runtime import cards, parse_devices, run_args
+    from .runtime import BUSY_HINT, cards, run_args, run_options
 
     console = make_console()
-    flags = run_args(root, parse_devices(devices))
+    options = run_options(profile, devices=devices, driver=driver, ascend_runtime=ascend_runtime, network=network,
+                          ipc=ipc, shm_size=shm_size, user=user)
+    flags = run_args(root, options)
     if not cards(root):
         console.print("[yellow]no Ascend NPU on this host (/dev/davinci*): running without devices[/]")
     engine = for_binary(engine_bin)
@@ -271,7 +280,10 @@ def run(
     if print_only:
         print(shlex.join(cmd))
         return
-    raise typer.Exit(engine.attach(cmd))
+    code = engine.attach(cmd)
+    if code != 0 and command and command[0].endswith("npu-smi"):
+        console.print(f"[dim]hint: {escape(BUSY_HINT)}[/]")
+    raise typer.Exit(code)
 
 
 @app.command("inspect")

@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 from .components.registry import components
 from .contract import DEFAULT_INSTALL_PATH, LABEL_NS, PKG_DIR, component_label, image_labels, label
 from .engines.base import Engine
-from .runtime import cards, run_args
+from .runtime import cards, npu_hint, run_args
 
 NPU_TENSOR = "import torch, torch_npu; x = torch.ones(2, 2).npu(); print((x + x).cpu())"
 
@@ -43,7 +43,8 @@ def verify(engine: Engine, image: str, host_root: Path = Path("/")) -> dict:
     if cards(host_root):
         devices = run_args(host_root)
         npu = engine.run_container(image, ["npu-smi", "info"], flags=devices, timeout=120)
-        checks.append({"name": "npu-smi info", "ok": npu.returncode == 0, "detail": (npu.stdout + npu.stderr)[-300:]})
+        output = npu.stdout + npu.stderr
+        checks.append({"name": "npu-smi info", "ok": npu.returncode == 0, "detail": npu_hint(output) or output[-300:]})
         if component_label("torch_npu", "version") in labels:
             tensor = engine.run_container(image, ["python3", "-c", NPU_TENSOR], flags=devices)
             checks.append({"name": "tensor on the NPU", "ok": tensor.returncode == 0, "detail": (tensor.stdout + tensor.stderr)[-300:]})

@@ -12,11 +12,10 @@ from .context import write_context
 from .errors import ConfigError
 from .outputs import Inputs, write_file
 from .plan import default_tag, make_plan, plan_for
-from .settings import Options, resolve
+from .settings import PLATFORMS, Options, resolve
 from .spec import BuildSpec
 from .workdir import State
 
-PLATFORMS = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
 BASE_CONTEXT = "ascend-base"
 
 
@@ -39,13 +38,15 @@ def bake(workdir: Path, spec: BuildSpec, target: str, host_arch: str) -> dict:
     for variant in variants(spec, host_arch):
         vspec = spec.model_copy(update={k: v for k, v in variant.items() if v})
         arch = variant["arch"]
-        plan = plan_for(resolve(workdir, Options(target=target, delivery="mount", platform=arch), spec=vspec))
+        plan = plan_for(resolve(workdir, Options(target=target, delivery="mount", platform=arch, runs_here=True),
+                                    spec=vspec))
         base = slug("base", arch)
         if base not in targets:
-            base_settings = resolve(workdir, Options(target="base", delivery="mount", platform=arch), spec=vspec)
+            base_settings = resolve(workdir, Options(target="base", delivery="mount", platform=arch, runs_here=True),
+                                    spec=vspec)
             ctx = write_context(root / base, make_plan(base_settings, plan.selection))
             targets[base] = {"context": str(ctx), "dockerfile": "Dockerfile", "target": "base",
-                             "platforms": [PLATFORMS[arch]], "args": {"BASE_IMAGE": spec.base_image}}
+                             "platforms": [PLATFORMS[arch]], "args": {"BASE_IMAGE": base_settings.base_image}}
         name = slug(target, variant["chip"], arch, f"py{variant['python']}" if variant["python"] else "")
         ctx = write_context(root / name, plan, external_base=BASE_CONTEXT)
         targets[name] = {"context": str(ctx), "dockerfile": "Dockerfile", "target": target,

@@ -5,10 +5,11 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol
+from typing import Dict, List, Optional, Protocol, Tuple
 
 from .context import remove_packages, write_context
 from .contract import URL_SECRET
+from .catalog.naming import normalise_arch
 from .engines.base import BuildRequest, Engine, LogLine, StageEvent
 from .errors import BuildError
 from .plan import Plan, default_tag, plan_for
@@ -39,6 +40,8 @@ class BuildOptions:
     no_cache: bool = False
     pull: str = "missing"                  # missing | always | never
     engine_reason: str = ""                # why the settings' engine was chosen
+    cache_from: Tuple[str, ...] = ()
+    cache_to: Optional[str] = None
 
 
 def ensure_base_image(engine: Engine, image: str, pull: str, view: BuildView) -> None:
@@ -50,6 +53,14 @@ def ensure_base_image(engine: Engine, image: str, pull: str, view: BuildView) ->
     view.info(f"pulling base image {image}")
     if not engine.pull(image) and not present:
         raise BuildError(f"base image {image} is not present and could not be pulled", fix=engine.load_hint(image))
+
+
+def check_base_arch(base: dict, image: str, arch: str) -> None:
+    """One clear error before the build when the base image is for another arch."""
+    found = normalise_arch(base.get("Architecture"))
+    if found and found != arch:
+        raise BuildError(f"base image {image} is for {found}, but the build is for {arch}",
+                         fix=f"give a base image for {arch}: --base-image IMAGE, or `base_images: {{{arch}: IMAGE}}` in ascend-build.yaml")
 
 
 def proxy_args(server_host: Optional[str]) -> Dict[str, str]:
@@ -121,6 +132,8 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView) -> dict:
         view.info(f"warning: {warning}")
     tag = opts.tag or default_tag(plan)
     ensure_base_image(engine, settings.base_image, opts.pull, view)
+    base = engine.inspect(settings.base_image)
+    check_base_arch(base, settings.base_image, settings.arch)
     log_path = state.new_log()
     view.info(f"full log: {log_path}")
     ctx = write_context(state.context, plan)
@@ -135,7 +148,8 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView) -> dict:
             request = BuildRequest(context=str(ctx), target=settings.target, tag=tag,
                                    build_args={**proxy_args(settings.server_host if url else None), **url_args},
                                    network="host" if settings.network == "host" else None, no_cache=opts.no_cache,
-                                   platform=settings.platform, iidfile=str(state.image_id), secrets=secrets)
+                                   platform=settings.platform, iidfile=str(state.image_id), secrets=secrets,
+                                   cache_from=opts.cache_from, cache_to=opts.cache_to)
             try:
                 for event in engine.build(request):
                     if isinstance(event, LogLine):
@@ -150,7 +164,7 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView) -> dict:
                 raise BuildError(f"{err.message}\nfull log: {log_path}", fix=failure_hint(err.message)) from None
     finally:
         remove_packages(ctx)
-    return build_report(plan, engine.name, tag, engine.inspect(tag), engine.inspect(settings.base_image),
+    return build_report(plan, engine.name, tag, engine.inspect(tag), base,
                         engine.layers(tag), ctx_bytes, stage_times, served, time.monotonic() - started, str(log_path))
 
 

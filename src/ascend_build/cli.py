@@ -153,14 +153,21 @@ def build(
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show the engine's own output."),
     verify_after: bool = typer.Option(False, "--verify", help="Run `verify` on the image right after the build."),
     rehash: bool = REHASH,
+    push: bool = typer.Option(False, "--push", help="Push the image (with the engine's own login); several --platform values imply it."),
+    insecure_registry: bool = typer.Option(False, "--insecure-registry", help="The registry speaks plain HTTP (only for one on this host unless --allow-insecure-remote)."),
+    allow_insecure_remote: bool = typer.Option(False, "--allow-insecure-remote", help="Allow --insecure-registry for a registry on another host."),
+    cache_from: Optional[List[str]] = typer.Option(None, "--cache-from", help="Reuse the layers of this registry image (repeatable)."),
+    cache_to: Optional[str] = typer.Option(None, "--cache-to", help="Push the layer cache here (BuildKit: an image with inline cache; podman: a repository)."),
 ) -> None:
-    """Check, plan, serve and build the image; print a report."""
+    """Check, plan, serve and build the image; print a report. Several platforms
+    (--platform linux/amd64,linux/arm64) build one image per arch and publish one tag."""
     import json
 
-    from .build import BuildOptions, run_build
+    from .build import BuildOptions
     from .engines.detect import choose
     from .outputs import check_file, inputs_of, write_file
     from .progress import ConsoleBuildView
+    from .publish import Publish, build_and_publish, platforms_of
     from .report import summary_table
     from .settings import Options, resolve
     from .spec import load_spec
@@ -169,13 +176,19 @@ def build(
     if report:
         check_file(report, True, inputs_of(workdir))
     _rehash(workdir, rehash)
+    platforms = platforms_of(platform)
     spec = load_spec(workdir, base_image=base_image)
     the_engine, why = choose(engine, docker_bin)
-    settings = resolve(workdir, Options(target=target, delivery=delivery, platform=platform, network=network, host=host),
-                       the_engine, spec=spec)
+    settings = [resolve(workdir, Options(target=target, delivery=delivery, base_image=base_image, platform=p,
+                                         network=network, host=host), the_engine, spec=spec) for p in platforms]
+    options = BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull, engine_reason=why,
+                           cache_from=tuple(cache_from or ()), cache_to=cache_to)
     with ConsoleBuildView(console, verbose) as view:
-        result = run_build(settings, BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull, engine_reason=why), view)
-    console.print(summary_table(result))
+        result = build_and_publish(settings, options, Publish(push, insecure_registry, allow_insecure_remote), view)
+    for one in result.get("platforms", [result]):
+        console.print(summary_table(one))
+    for item in result.get("pushed", []):
+        console.print(f"pushed {escape(item['ref'])} ({item['platform']}): {item['digest']}", soft_wrap=True)
     if report:
         write_file(report, json.dumps(result, indent=2) + "\n", True, inputs_of(workdir))
     if json_out:
@@ -183,7 +196,8 @@ def build(
     if verify_after:
         from .verify import verify
 
-        show_checks(verify(the_engine, result["image"]), json_out=False)
+        for one in result.get("platforms", [result]):
+            show_checks(verify(the_engine, one["image"]), json_out=False)
 
 
 @app.command()

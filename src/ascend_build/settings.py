@@ -4,13 +4,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+from .catalog.select import build_arch
 from .chain import stage_chain
 from .engines.base import Engine
+from .engines.emulation import check_emulation
 from .errors import ConfigError
 from .components.registry import stage_names
 from .spec import BuildSpec, load_spec
 
 DELIVERIES = ("http", "mount", "copy")
+PLATFORMS = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Options:
     network: Optional[str] = None          # bridge | host; default: the engine's
     host: Optional[str] = None             # package server address; default: from the network
     overrides: Dict[str, object] = field(default_factory=dict)   # more config keys
+    runs_here: bool = False                # built on this host without an engine here (bake): check QEMU too
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ class Settings:
     delivery: str                          # http | mount | copy
     delivery_defaulted: bool               # neither the options nor the config chose it
     url_secret: bool                       # http: the server URL reaches the build as a secret, not a build argument
-    platform: Optional[str]
+    arch: str                              # x86_64 | aarch64
+    platform: Optional[str]                # linux/amd64 | linux/arm64 when asked for (option or config)
     network: str                           # bridge | host
     server_host: Optional[str]             # where the package server listens; None without an engine
     engine: Optional[Engine] = None
@@ -57,11 +62,18 @@ class Settings:
 
 def resolve(workdir: Path, options: Options = Options(), engine: Optional[Engine] = None,
             spec: Optional[BuildSpec] = None) -> Settings:
-    """Decide everything once: ConfigError for an unknown delivery or target, or mount delivery
-    on an engine without bind mounts."""
+    """Decide everything once: ConfigError for an unknown delivery, platform or target, or mount
+    delivery on an engine without bind mounts; EngineError when a build here for another arch
+    finds no QEMU. The base image is --base-image, else the config's `base_images` entry for the
+    arch, else its `base_image`."""
     workdir = Path(workdir)
     if spec is None:
         spec = load_spec(workdir, base_image=options.base_image, **options.overrides)
+    arch = build_arch(options.platform, spec.arch)
+    if options.base_image is None and arch in spec.base_images:
+        spec = spec.model_copy(update={"base_image": spec.base_images[arch]})
+    if engine is not None or options.runs_here:
+        check_emulation(arch)
     target = options.target or spec.target
     chain = tuple(stage_chain(spec, target))
     wanted = options.delivery if options.delivery != "auto" else spec.delivery
@@ -78,4 +90,4 @@ def resolve(workdir: Path, options: Options = Options(), engine: Optional[Engine
     return Settings(workdir=workdir, spec=spec, target=target, chain=chain, delivery=delivery,
                     delivery_defaulted=wanted == "auto",
                     url_secret=delivery == "http" and engine is not None and engine.build_secrets,
-                    platform=options.platform, network=network, server_host=server_host, engine=engine)
+                    arch=arch, platform=PLATFORMS[arch] if options.platform or spec.arch else None, network=network, server_host=server_host, engine=engine)

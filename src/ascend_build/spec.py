@@ -79,6 +79,8 @@ class BuildSpec(Strict):
     """Everything a build needs besides the packages; every key is optional."""
 
     base_image: ImageReference = Field("ubuntu:22.04", description="Image the base stage starts from.")
+    base_images: Dict[Literal["x86_64", "aarch64"], ImageReference] = Field(
+        {}, description="Base image per build arch (x86_64, aarch64); --base-image overrides, base_image is the fallback.")
     target: StageName = Field("mindie", description="Last stage to build: base, cann, pta, mindie or a custom stage.")
     arch: Optional[Literal["x86_64", "aarch64"]] = Field(None, description="Build platform; default: this host.")
     chip: Optional[Chip] = Field(None, description="310p, 910, 910b, A3, 950; default: inferred from the packages.")

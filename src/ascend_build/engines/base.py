@@ -8,7 +8,7 @@ import signal
 import subprocess
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Deque, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Callable, ContextManager, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..errors import BuildError, EngineError
 from .network import bridge_gateway
@@ -43,6 +43,8 @@ class BuildRequest:
     platform: Optional[str] = None
     iidfile: Optional[str] = None
     secrets: Dict[str, str] = field(default_factory=dict)   # id -> file (engines with build_secrets)
+    cache_from: Tuple[str, ...] = ()       # registry references whose layers may be reused
+    cache_to: Optional[str] = None         # where the layer cache goes (the engine says how)
 
 
 class Engine:
@@ -53,6 +55,7 @@ class Engine:
     bind_mounts = False                # RUN --mount=type=bind
     build_secrets = False              # RUN --mount=type=secret
     default_network = "bridge"         # where the package server must be reachable from
+    cache_export = False               # build --cache-to
 
     def __init__(self, binary: str, env: Optional[Dict[str, str]] = None):
         self.binary = binary
@@ -184,6 +187,8 @@ def build_flags(req: BuildRequest) -> List[str]:
         args += ["--platform", req.platform]
     for name, path in req.secrets.items():
         args += ["--secret", f"id={name},src={path}"]
+    for ref in req.cache_from:
+        args += ["--cache-from", ref]
     return args
 
 

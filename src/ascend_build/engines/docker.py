@@ -25,6 +25,7 @@ class DockerBuildKit(Engine):
     name = "buildkit"
     bind_mounts = True
     build_secrets = True
+    cache_export = True                # inline: the cache travels in the pushed image
 
     def __init__(self, binary: str = "docker", buildx: bool = False):
         super().__init__(binary, {"DOCKER_BUILDKIT": "1"})
@@ -32,6 +33,7 @@ class DockerBuildKit(Engine):
 
     def build_command(self, req: BuildRequest) -> List[str]:
         head = ["buildx", "build", "--load"] if self.buildx else ["build"]
-        return [*head, "--progress=plain", *build_flags(req), req.context]
+        inline = ["--build-arg", "BUILDKIT_INLINE_CACHE=1"] if req.cache_to else []
+        return [*head, "--progress=plain", *build_flags(req), *inline, req.context]
 
     parse = staticmethod(parse_buildkit)

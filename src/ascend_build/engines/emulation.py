@@ -1,12 +1,13 @@
 """Building for another arch runs the image's programs under QEMU: check binfmt_misc first, so a
 missing emulator is one message with the fix, not `exec format error` deep in the build log."""
+import os
 import platform
 from pathlib import Path
 from typing import Optional
 
 from ..errors import EngineError
 
-BINFMT = Path("/proc/sys/fs/binfmt_misc")
+BINFMT = Path(os.environ.get("ASCEND_BUILD_BINFMT", "/proc/sys/fs/binfmt_misc"))   # another folder: tests
 QEMU_NAMES = {"aarch64": "qemu-aarch64", "x86_64": "qemu-x86_64"}
 MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 
@@ -15,12 +16,13 @@ def host_arch() -> Optional[str]:
     return MACHINES.get(platform.machine().lower())
 
 
-def emulation_problem(arch: str, host: Optional[str] = None, binfmt: Path = BINFMT) -> Optional[str]:
+def emulation_problem(arch: str, host: Optional[str] = None, binfmt: Optional[Path] = None) -> Optional[str]:
     """None when this host can run `arch` programs (its own arch, or QEMU registered and enabled
     in binfmt_misc), else what is missing."""
     host = host or host_arch()
     if arch == host:
         return None
+    binfmt = binfmt or BINFMT
     entry = binfmt / QEMU_NAMES.get(arch, f"qemu-{arch}")
     try:
         lines = entry.read_text().splitlines()
@@ -33,7 +35,7 @@ def emulation_problem(arch: str, host: Optional[str] = None, binfmt: Path = BINF
     return None
 
 
-def check_emulation(arch: str, host: Optional[str] = None, binfmt: Path = BINFMT) -> None:
+def check_emulation(arch: str, host: Optional[str] = None, binfmt: Optional[Path] = None) -> None:
     """EngineError with the fix when an image for `arch` cannot run its build steps here."""
     problem = emulation_problem(arch, host, binfmt)
     if problem:

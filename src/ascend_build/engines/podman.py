@@ -14,13 +14,15 @@ class Podman(Engine):
     bind_mounts = True
     build_secrets = True
     default_network = "host"
+    cache_export = True                # --cache-to REPOSITORY
     runtimes = ("runc", "crun")        # OCI runtimes buildah may run RUN steps with
 
     def __init__(self, binary: str = "podman"):
         super().__init__(binary)
 
     def build_command(self, req: BuildRequest) -> List[str]:
-        return ["build", "--layers", "--pull=never", "--format", "docker", *build_flags(req), req.context]
+        cache_to = ["--cache-to", req.cache_to] if req.cache_to else []
+        return ["build", "--layers", "--pull=never", "--format", "docker", *build_flags(req), *cache_to, req.context]
 
     parse = staticmethod(parse_classic)
 

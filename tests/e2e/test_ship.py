@@ -1,0 +1,182 @@
+"""Ship: cross-arch builds under QEMU, one tag for two arches in a real registry, pushes with the
+engine's own login, a layer cache shared through the registry. Tags carry the test's tmp name;
+each test removes only the images it made."""
+import json
+import os
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from clirun import cli
+from ascend_build.demo import standins
+from ascend_build.engines.emulation import host_arch
+from registry import registry
+
+pytestmark = pytest.mark.e2e
+FILL = 64 * 1024
+ARM64_BASE = "localhost/ascend-build-base:bookworm-arm64"
+OTHER = "aarch64" if host_arch() == "x86_64" else "x86_64"
+PLATFORM = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
+IMPORT = "import torch_npu; print('torch_npu', torch_npu.__version__)"
+
+
+@pytest.fixture(scope="module")
+def arm64_base(docker_bin, base_image):
+    if subprocess.run([docker_bin, "image", "inspect", ARM64_BASE], capture_output=True).returncode != 0:
+        pytest.skip(f"{ARM64_BASE} missing: scripts/make-base-image.sh --arch arm64")
+    return {"x86_64": base_image, "aarch64": ARM64_BASE}
+
+
+def workdir_for(tmp_path: Path, arches, bases) -> Path:
+    """Stand-ins of every arch in one folder; `base_images` names each arch's base."""
+    workdir = tmp_path / "w"
+    assert cli("init", "--demo", workdir, "--arch", arches[0], "--filler", FILL).returncode == 0
+    for arch in arches[1:]:
+        standins.generate(workdir / "packages", cann="8.5.0", arch=arch, fill=FILL)
+    with (workdir / "ascend-build.yaml").open("a") as config:
+        config.write("\nbase_images:\n" + "".join(f"  {a}: {bases[a]}\n" for a in bases))
+    return workdir
+
+
+def build(workdir: Path, docker_bin: str, *args, env=None):
+    report = workdir.parent / "report.json"
+    result = cli("build", "-C", workdir, "--engine", "buildkit", "--docker-bin", docker_bin, "--port", "0",
+                 "--report", report, *args, env=env)
+    return result, (json.loads(report.read_text()) if result.returncode == 0 else None)
+
+
+def said(result) -> str:
+    """What the command printed (messages and errors go to stderr)."""
+    return result.stdout + result.stderr
+
+
+def docker(docker_bin: str, *args, env=None, **kw):
+    return subprocess.run([docker_bin, *args], capture_output=True, text=True, timeout=600, env=env, **kw)
+
+
+def remove(docker_bin: str, *images):
+    docker(docker_bin, "image", "rm", "--force", *images)
+
+
+def unique(tmp_path: Path) -> str:
+    return "p14-" + "".join(c for c in tmp_path.name.lower() if c.isalnum())
+
+
+def test_other_arch_build_passes_verify_under_qemu(tmp_path, docker_bin, arm64_base):
+    workdir = workdir_for(tmp_path, [OTHER], arm64_base)
+    tag = f"ascend-build-test/{unique(tmp_path)}:{OTHER}"
+    try:
+        result, report = build(workdir, docker_bin, "--platform", PLATFORM[OTHER], "-t", tag, "--verify",
+                               env={**os.environ, "ASCEND_BUILD_DOCKER": docker_bin})
+        assert result.returncode == 0, said(result)[-3000:]
+        assert report["base_image"] == arm64_base[OTHER]
+        image = json.loads(docker(docker_bin, "image", "inspect", tag).stdout)[0]
+        assert image["Architecture"] == PLATFORM[OTHER].split("/")[1]
+        assert "FAILED" not in said(result)
+    finally:
+        remove(docker_bin, tag)
+
+
+def test_missing_qemu_is_one_message_with_the_fix(tmp_path, docker_bin, arm64_base):
+    workdir = workdir_for(tmp_path, [OTHER], arm64_base)
+    (tmp_path / "binfmt").mkdir()
+    (tmp_path / "binfmt" / "status").write_text("enabled\n")
+    result, _ = build(workdir, docker_bin, "--platform", PLATFORM[OTHER],
+                      env={**os.environ, "ASCEND_BUILD_BINFMT": str(tmp_path / "binfmt")})
+    assert result.returncode == 1
+    assert "needs QEMU" in said(result) and "qemu-user-static" in said(result)
+    assert "Traceback" not in said(result) and "exec format error" not in said(result)
+
+
+def test_base_image_of_another_arch_is_one_error_before_the_build(tmp_path, docker_bin, arm64_base):
+    workdir = workdir_for(tmp_path, [OTHER], arm64_base)
+    result, _ = build(workdir, docker_bin, "--platform", PLATFORM[OTHER], "--base-image", arm64_base[host_arch()])
+    assert result.returncode == 1
+    assert f"is for {host_arch()}, but the build is for {OTHER}" in said(result)
+    assert "full log" not in said(result), "refused before the engine ran"
+
+
+def manifest_list(reg: str, name: str, tag: str) -> dict:
+    request = urllib.request.Request(f"http://{reg}/v2/{name}/manifests/{tag}", headers={
+        "Accept": "application/vnd.docker.distribution.manifest.list.v2+json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def test_two_arches_publish_one_tag_and_each_image_imports_torch_npu(tmp_path, docker_bin, arm64_base):
+    workdir = workdir_for(tmp_path, ["x86_64", "aarch64"], arm64_base)
+    with registry(tmp_path / "registry") as reg:
+        name = f"{unique(tmp_path)}/mindie"
+        tag = f"{reg}/{name}:1.0"
+        try:
+            result, report = build(workdir, docker_bin, "--platform", "linux/amd64,linux/arm64", "-t", tag,
+                                   "--insecure-registry")
+            assert result.returncode == 0, said(result)[-3000:]
+            listed = manifest_list(reg, name, "1.0")
+            assert sorted(m["platform"]["architecture"] for m in listed["manifests"]) == ["amd64", "arm64"]
+            pushed = {p["platform"]: p["digest"] for p in report["pushed"]}
+            assert set(pushed) == {"linux/amd64", "linux/arm64", "manifest list"}
+            assert all(d.startswith("sha256:") for d in pushed.values())
+            assert {m["digest"] for m in listed["manifests"]} == {pushed["linux/amd64"], pushed["linux/arm64"]}
+            for platform in ("linux/amd64", "linux/arm64"):
+                assert docker(docker_bin, "pull", "--platform", platform, tag).returncode == 0
+                ran = docker(docker_bin, "run", "--rm", "--network", "none", "--platform", platform, tag, "python3", "-c", IMPORT)
+                assert ran.returncode == 0 and "torch_npu 2.6.0.post5" in ran.stdout, (platform, ran.stderr)
+                arch = json.loads(docker(docker_bin, "image", "inspect", tag).stdout)[0]["Architecture"]
+                assert arch == platform.split("/")[1]
+        finally:
+            remove(docker_bin, tag, f"{reg}/{name}:1.0-amd64", f"{reg}/{name}:1.0-arm64")
+
+
+def test_multi_arch_without_a_registry_in_the_tag_is_a_clear_error(tmp_path, docker_bin, arm64_base):
+    workdir = workdir_for(tmp_path, ["x86_64", "aarch64"], arm64_base)
+    result, _ = build(workdir, docker_bin, "--platform", "linux/amd64,linux/arm64", "-t", "mindie:1.0")
+    assert result.returncode == 1 and "names none" in said(result) and "REGISTRY/NAME:TAG" in said(result)
+
+
+def test_push_to_the_auth_registry_needs_the_engines_login(tmp_path, docker_bin, arm64_base):
+    password = "pw-" + unique(tmp_path)
+    workdir = workdir_for(tmp_path, [host_arch()], arm64_base)
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    with registry(tmp_path / "registry", credentials=("tester", password)) as reg:
+        tag = f"{reg}/{unique(tmp_path)}/base:1"
+        try:
+            refused, _ = build(workdir, docker_bin, "--target", "base", "-t", tag, "--push", env=env)
+            assert refused.returncode == 1
+            assert f"the registry {reg} refused" in said(refused) and f"login {reg}" in said(refused)
+            login = docker(docker_bin, "login", "-u", "tester", "--password-stdin", reg, env=env, input=password)
+            assert login.returncode == 0, login.stderr
+            result, report = build(workdir, docker_bin, "--target", "base", "-t", tag, "--push", env=env)
+            assert result.returncode == 0, said(result)[-3000:]
+            assert report["pushed"][0]["digest"].startswith("sha256:")
+            seen = said(result) + Path(report["log"]).read_text() + (tmp_path / "report.json").read_text()
+            assert password not in seen
+        finally:
+            remove(docker_bin, tag)
+
+
+def test_insecure_registry_is_refused_for_a_remote_registry(tmp_path, docker_bin, arm64_base):
+    workdir = workdir_for(tmp_path, [host_arch()], arm64_base)
+    result, _ = build(workdir, docker_bin, "-t", "registry.example.com/x/y:1", "--push", "--insecure-registry")
+    assert result.returncode == 1 and "--allow-insecure-remote" in said(result)
+
+
+def test_rebuild_from_the_registry_cache_runs_no_install_step(tmp_path, docker_bin, arm64_base):
+    workdir = workdir_for(tmp_path, [host_arch()], arm64_base)
+    with registry(tmp_path / "registry") as reg:
+        tag, cache = f"{reg}/{unique(tmp_path)}/mindie:1", f"{reg}/{unique(tmp_path)}/cache:mindie"
+        try:
+            first, report = build(workdir, docker_bin, "-t", tag, "--cache-to", cache)
+            assert first.returncode == 0, said(first)[-3000:]
+            assert [p["platform"] for p in report["pushed"]] == ["cache"]
+            remove(docker_bin, tag, cache)
+            again, report = build(workdir, docker_bin, "-t", tag, "--cache-from", cache)
+            assert again.returncode == 0, said(again)[-3000:]
+            assert [s["status"] for s in report["stages"]] == ["cached"] * 4
+            log = Path(report["log"]).read_text()
+            assert f"importing cache manifest from {cache}" in log
+            assert "install" not in "".join(line for line in log.splitlines() if "Installing" in line or "Successfully installed" in line)
+        finally:
+            remove(docker_bin, tag, cache)

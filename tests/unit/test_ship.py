@@ -1,0 +1,200 @@
+"""Ship without a daemon: the QEMU check in the settings, the base image per arch, the refusals
+before any build (push, several platforms, insecure registries, cache export), the engines'
+cache flags, push and manifest through a fake client."""
+import pytest
+import yaml
+
+from ascend_build.build import BuildOptions, check_base_arch, run_build
+from ascend_build.engines import emulation, registry
+from ascend_build.engines.base import BuildRequest
+from ascend_build.engines.docker import Docker, DockerBuildKit
+from ascend_build.engines.podman import Podman
+from ascend_build.errors import BuildError, ConfigError, EngineError
+from ascend_build.publish import Publish, build_and_publish, check_publish, platforms_of
+from ascend_build.scaffold import scaffold
+from ascend_build.settings import Options, resolve
+from test_settings import FakeEngine, Quiet
+
+ARM = "localhost/base:arm64"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ship") / "w"
+    scaffold(root, demo=True, arch="x86_64", cann="8.5.0", chip="910b", python="3.11", filler="4KiB", force=False)
+    return root
+
+
+@pytest.fixture
+def no_qemu(tmp_path, monkeypatch):
+    folder = tmp_path / "binfmt"
+    folder.mkdir()
+    (folder / "status").write_text("enabled\n")
+    monkeypatch.setattr(emulation, "BINFMT", folder)
+    monkeypatch.setattr(emulation, "host_arch", lambda: "x86_64")
+    return folder
+
+
+def test_a_cross_arch_build_stops_with_the_fix_when_qemu_is_missing(tmp_path, no_qemu):
+    with pytest.raises(EngineError, match="needs QEMU") as err:
+        resolve(tmp_path, Options(platform="linux/arm64"), FakeEngine())
+    assert "qemu-user-static" in err.value.fix
+    (no_qemu / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64-static\n")
+    assert resolve(tmp_path, Options(platform="linux/arm64"), FakeEngine()).platform == "linux/arm64"
+
+
+def test_bake_checks_qemu_too_but_plan_and_export_do_not(tmp_path, no_qemu):
+    with pytest.raises(EngineError, match="needs QEMU"):
+        resolve(tmp_path, Options(platform="aarch64", runs_here=True))
+    assert resolve(tmp_path, Options(platform="aarch64")).arch == "aarch64"
+
+
+def test_platform_is_normalised_and_the_config_arch_reaches_the_engine(tmp_path, no_qemu):
+    assert resolve(tmp_path, Options(platform="amd64"), FakeEngine()).platform == "linux/amd64"
+    assert resolve(tmp_path, Options(), FakeEngine()).platform is None
+    (tmp_path / "ascend-build.yaml").write_text("arch: x86_64\n")
+    assert resolve(tmp_path, Options(), FakeEngine()).platform == "linux/amd64"
+
+
+def test_base_image_per_arch_and_the_option_overrides_it(tmp_path):
+    (tmp_path / "ascend-build.yaml").write_text(yaml.safe_dump(
+        {"base_image": "debian:12", "base_images": {"aarch64": ARM}}))
+    assert resolve(tmp_path, Options(platform="aarch64")).base_image == ARM
+    assert resolve(tmp_path, Options(platform="x86_64")).base_image == "debian:12"
+    assert resolve(tmp_path, Options(platform="aarch64", base_image="other:1")).base_image == "other:1"
+
+
+def test_a_base_image_of_another_arch_is_one_error():
+    with pytest.raises(BuildError, match="is for x86_64, but the build is for aarch64") as err:
+        check_base_arch({"Architecture": "amd64"}, "debian:12", "aarch64")
+    assert "base_images" in err.value.fix
+    check_base_arch({"Architecture": "arm64"}, ARM, "aarch64")
+
+
+class OtherArchBase(FakeEngine):
+    def inspect(self, image):
+        return {"Id": "sha256:0", "Size": 1, "Architecture": "arm64"}
+
+
+def test_the_build_refuses_the_base_of_another_arch_before_the_engine_builds(workdir):
+    engine = OtherArchBase(bridge="127.0.0.1")
+    settings = resolve(workdir, Options(target="cann", platform="x86_64"), engine)
+    with pytest.raises(BuildError, match="is for aarch64"):
+        run_build(settings, BuildOptions(port=0), Quiet())
+    assert not engine.requests
+
+
+def test_platform_lists():
+    assert platforms_of(None) == [None]
+    assert platforms_of("linux/amd64, linux/arm64") == ["linux/amd64", "linux/arm64"]
+    with pytest.raises(ConfigError, match="twice"):
+        platforms_of("amd64,linux/amd64")
+    with pytest.raises(ConfigError, match="unknown build platform"):
+        platforms_of("linux/amd64,s390x")
+
+
+@pytest.mark.parametrize("engine, platforms, opts, publish, said", [
+    (FakeEngine(), 1, BuildOptions(), Publish(push=True), "needs the name"),
+    (FakeEngine(), 2, BuildOptions(), Publish(), "needs the name"),
+    (FakeEngine(), 2, BuildOptions(tag="me/mindie:1"), Publish(), "names none"),
+    (FakeEngine(), 1, BuildOptions(tag="registry.example.com/m:1"), Publish(True, True), "--allow-insecure-remote"),
+    (Docker(), 1, BuildOptions(tag="m:1", cache_to="127.0.0.1:5000/c:1"), Publish(), "--cache-to needs BuildKit"),
+])
+def test_refusals_come_before_any_build(engine, platforms, opts, publish, said):
+    with pytest.raises(ConfigError) as err:
+        check_publish(engine, platforms, opts, publish)
+    assert said in f"{err.value.message} {err.value.fix}"
+
+
+def test_what_is_allowed():
+    check_publish(FakeEngine(), 2, BuildOptions(tag="localhost:5000/m:1"), Publish(insecure_registry=True))
+    check_publish(FakeEngine(), 1, BuildOptions(tag="registry.example.com/m:1"), Publish(True, True, True))
+    check_publish(FakeEngine(), 1, BuildOptions(tag="m:1"), Publish())
+    check_publish(DockerBuildKit(), 1, BuildOptions(tag="m:1", cache_to="[::1]:5000/c:1"), Publish(insecure_registry=True))
+
+
+@pytest.mark.parametrize("ref, found", [("127.0.0.1:5000/a/b:1", "127.0.0.1:5000"), ("localhost/b", "localhost"),
+                                        ("me/b:1", None), ("b", None), ("reg.example.com/b", "reg.example.com")])
+def test_registry_of(ref, found):
+    assert registry.registry_of(ref) == found
+
+
+@pytest.mark.parametrize("reg, loopback", [("127.0.0.1:5000", True), ("127.1.2.3", True), ("localhost:80", True),
+                                           ("[::1]:5000", True), ("10.0.0.1:5000", False), ("reg.example.com", False)])
+def test_loopback(reg, loopback):
+    assert registry.is_loopback(reg) is loopback
+
+
+def test_arch_refs():
+    assert registry.arch_ref("127.0.0.1:5000/a/m:1.0", "aarch64") == "127.0.0.1:5000/a/m:1.0-arm64"
+    assert registry.arch_ref("127.0.0.1:5000/a/m", "x86_64") == "127.0.0.1:5000/a/m:latest-amd64"
+
+
+def test_cache_flags_per_engine():
+    req = BuildRequest(context=".", target="mindie", tag="t", cache_from=("r/c:1", "r/c:2"), cache_to="r/c:3")
+    kit = DockerBuildKit().build_command(req)
+    assert kit.count("--cache-from") == 2 and "BUILDKIT_INLINE_CACHE=1" in kit and "--cache-to" not in kit
+    pod = Podman().build_command(req)
+    assert pod[pod.index("--cache-to") + 1] == "r/c:3" and "BUILDKIT_INLINE_CACHE=1" not in pod
+    plain = DockerBuildKit().build_command(BuildRequest(context=".", target="mindie", tag="t"))
+    assert "--cache-from" not in plain and "BUILDKIT_INLINE_CACHE=1" not in plain
+
+
+FAKE_CLIENT = """#!/bin/sh
+echo "$DOCKER_CLI_EXPERIMENTAL $*" >> "$0.calls"
+case "$1 $2" in
+  "push "*) if [ -e "$0.refuse" ]; then echo "unauthorized: authentication required" >&2; exit 1; fi
+            echo "1: digest: sha256:%s size: 527" ;;
+  "manifest push") echo "sha256:%s" ;;
+esac
+exit 0
+""" % ("a" * 64, "b" * 64)
+
+
+@pytest.fixture
+def client(tmp_path):
+    path = tmp_path / "docker"
+    path.write_text(FAKE_CLIENT)
+    path.chmod(0o755)
+    return path
+
+
+def test_push_and_manifest_through_the_engines_client(client):
+    engine = DockerBuildKit(str(client))
+    assert registry.push(engine, "127.0.0.1:5000/m:1-amd64") == "sha256:" + "a" * 64
+    digest = registry.publish_manifest(engine, "127.0.0.1:5000/m:1", {"x86_64": "r/m:1-amd64", "aarch64": "r/m:1-arm64"},
+                                       insecure=True)
+    assert digest == "sha256:" + "b" * 64
+    calls = (client.parent / "docker.calls").read_text().splitlines()
+    assert "enabled manifest create --insecure 127.0.0.1:5000/m:1 r/m:1-amd64 r/m:1-arm64" in calls
+    assert "enabled manifest push --purge --insecure 127.0.0.1:5000/m:1" in calls
+
+
+def test_a_refused_push_names_the_registry_and_the_login(client):
+    (client.parent / "docker.refuse").write_text("")
+    with pytest.raises(EngineError, match="the registry 127.0.0.1:5000 refused") as err:
+        registry.push(DockerBuildKit(str(client)), "127.0.0.1:5000/m:1")
+    assert err.value.fix == f"`{client} login 127.0.0.1:5000`, then build again"
+
+
+class PushingEngine(FakeEngine):
+    cache_export = True
+
+    def __init__(self, client):
+        super().__init__(bridge="127.0.0.1")
+        self.binary = str(client)
+
+    def inspect(self, image):
+        return {"Id": "sha256:0", "Size": 1, "Architecture": "amd64"}
+
+
+def test_push_and_cache_to_land_in_the_report(workdir, client):
+    engine = PushingEngine(client)
+    settings = resolve(workdir, Options(target="cann", platform="x86_64"), engine)
+    report = build_and_publish([settings], BuildOptions(tag="127.0.0.1:5000/m:1", port=0, cache_to="127.0.0.1:5000/c:1"),
+                               Publish(push=True), Quiet())
+    assert [(p["ref"], p["platform"]) for p in report["pushed"]] == [("127.0.0.1:5000/m:1", "linux/amd64"),
+                                                                    ("127.0.0.1:5000/c:1", "cache")]
+    assert engine.requests[0].cache_to == "127.0.0.1:5000/c:1"
+    calls = (client.parent / "docker.calls").read_text()
+    assert "tag 127.0.0.1:5000/m:1 127.0.0.1:5000/c:1" in calls

@@ -62,7 +62,7 @@ def init(
 TARGET = typer.Option(None, "--target", help="Last stage: base, cann, pta, mindie or a custom stage (default: the config's).")
 DELIVERY = typer.Option("auto", "--delivery", help="How installers reach the build: auto, http, mount or copy.")
 BASE_IMAGE = typer.Option(None, "--base-image", help="Image the base stage starts from (overrides the config).")
-PLATFORM = typer.Option(None, "--platform", help="Build platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: this host).")
+PLATFORM = typer.Option(None, "--platform", help="Build platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: this host); check and build take several, comma-separated.")
 REHASH = typer.Option(False, "--rehash", help="Read every package again instead of trusting the hash cache.")
 
 
@@ -88,14 +88,20 @@ def check_cmd(
     from .components.registry import components
     from .settings import Options, resolve
 
+    from .publish import platforms_of
+
     _rehash(workdir, rehash)
-    settings = resolve(workdir, Options(target=target, platform=platform))
-    selection = check(workdir, settings.spec, components(), settings.builtin_chain, settings.builtin_target, platform)
+    selections = []
+    for one in platforms_of(platform):
+        settings = resolve(workdir, Options(target=target, platform=one))
+        selections.append(check(workdir, settings.spec, components(), settings.builtin_chain, settings.builtin_target,
+                                settings.platform))
     if json_out:
-        print_json(to_json(selection))
+        print_json(to_json(selections[0]) if len(selections) == 1 else [to_json(s) for s in selections])
     else:
-        render(selection, make_console(), strict)
-    if not passed(selection, strict):
+        for selection in selections:
+            render(selection, make_console(), strict)
+    if not all(passed(s, strict) for s in selections):
         raise typer.Exit(1)
 
 

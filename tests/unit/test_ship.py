@@ -198,3 +198,23 @@ def test_push_and_cache_to_land_in_the_report(workdir, client):
     assert engine.requests[0].cache_to == "127.0.0.1:5000/c:1"
     calls = (client.parent / "docker.calls").read_text()
     assert "tag 127.0.0.1:5000/m:1 127.0.0.1:5000/c:1" in calls
+
+
+def test_check_takes_both_arches_and_selects_each_arch_files(tmp_path):
+    import json
+
+    from clirun import cli
+    from ascend_build.demo import standins
+
+    root = tmp_path / "w"
+    scaffold(root, demo=True, arch="aarch64", cann="8.5.0", chip="910b", python="3.11", filler="4KiB", force=False)
+    one = cli("check", "-C", root, "--platform", "linux/amd64,linux/arm64", "--json")
+    assert one.returncode == 1, "no x86_64 packages yet"
+    standins.generate(root / "packages", cann="8.5.0", arch="x86_64", fill=4096)
+    both = cli("check", "-C", root, "--platform", "linux/amd64,linux/arm64", "--json")
+    assert both.returncode == 0, both.stdout + both.stderr
+    results = json.loads(both.stdout)
+    assert [r["arch"] for r in results] == ["x86_64", "aarch64"]
+    for result in results:
+        files = [f for stage in result["stages"].values() for f in stage if f.startswith("packages/")]
+        assert len(files) == 7 and all(result["arch"] in f for f in files), files

@@ -218,3 +218,28 @@ def test_check_takes_both_arches_and_selects_each_arch_files(tmp_path):
     for result in results:
         files = [f for stage in result["stages"].values() for f in stage if f.startswith("packages/")]
         assert len(files) == 7 and all(result["arch"] in f for f in files), files
+
+
+FAKE_PODMAN = """#!/bin/sh
+echo "$*" >> "$0.calls"
+for arg in "$@"; do
+  case "$prev" in --digestfile) echo "sha256:%s" > "$arg" ;; esac
+  prev="$arg"
+done
+exit 0
+""" % ("c" * 64)
+
+
+def test_podman_pushes_and_publishes_with_its_own_commands(tmp_path):
+    path = tmp_path / "podman"
+    path.write_text(FAKE_PODMAN)
+    path.chmod(0o755)
+    engine = Podman(str(path))
+    assert registry.push(engine, "127.0.0.1:5000/m:1-arm64", insecure=True) == "sha256:" + "c" * 64
+    images = {"x86_64": "127.0.0.1:5000/m:1-amd64", "aarch64": "127.0.0.1:5000/m:1-arm64"}
+    assert registry.publish_manifest(engine, "127.0.0.1:5000/m:1", images, insecure=True) == "sha256:" + "c" * 64
+    calls = [c.split() for c in (tmp_path / "podman.calls").read_text().splitlines()]
+    assert calls[0][:1] == ["push"] and "--tls-verify=false" in calls[0]
+    assert ["manifest", "create", "127.0.0.1:5000/m:1"] in calls
+    assert ["manifest", "add", "--tls-verify=false", "127.0.0.1:5000/m:1", "docker://127.0.0.1:5000/m:1-arm64"] in calls
+    assert calls[-1][:3] == ["manifest", "push", "--all"] and calls[-1][-1] == "docker://127.0.0.1:5000/m:1"

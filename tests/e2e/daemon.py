@@ -5,6 +5,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -14,16 +15,24 @@ import pytest
 DOCKERD = "/usr/sbin/dockerd"
 
 
+def left_mounts(*folders: Path) -> list:
+    """Mounts under the folders that a stopped daemon left, deepest first."""
+    with open("/proc/mounts") as mounts:
+        points = [line.split()[1] for line in mounts]
+    return sorted((p for p in points if any(p == str(f) or p.startswith(f"{f}/") for f in folders)), reverse=True)
+
+
 @contextlib.contextmanager
 def fresh_daemon(folder: Path, docker_bin: str) -> Iterator[str]:
     """Yields the DOCKER_HOST of a daemon started for the test; it and its data go away after."""
     if os.geteuid() != 0 or not shutil.which(DOCKERD):
         pytest.skip("a second dockerd needs root and /usr/sbin/dockerd")
     folder.mkdir(parents=True)
-    host = f"unix://{folder}/sock"
+    short = Path(tempfile.mkdtemp(prefix="abd-", dir="/tmp"))     # unix sockets: paths under 108 bytes
+    host = f"unix://{short}/sock"
     name = folder.parent.name[-20:]
     log = (folder / "dockerd.log").open("w")
-    proc = subprocess.Popen([DOCKERD, "--data-root", str(folder / "root"), "--exec-root", str(folder / "exec"),
+    proc = subprocess.Popen([DOCKERD, "--data-root", str(folder / "root"), "--exec-root", str(short / "exec"),
                              "--pidfile", str(folder / "pid"), "-H", host, "--bridge=none", "--iptables=false",
                              "--ip-masq=false", "--containerd-namespace", f"t-{name}",
                              "--containerd-plugins-namespace", f"tp-{name}"],
@@ -44,4 +53,7 @@ def fresh_daemon(folder: Path, docker_bin: str) -> Iterator[str]:
             proc.kill()
             proc.wait()
         log.close()
+        for mount in left_mounts(folder, short):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
         shutil.rmtree(folder / "root", ignore_errors=True)
+        shutil.rmtree(short, ignore_errors=True)

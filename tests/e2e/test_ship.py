@@ -169,7 +169,7 @@ def test_a_fresh_daemon_rebuilds_nothing_with_the_registry_cache(tmp_path, docke
     """Build and push the inline cache here; a new daemon (no images, no build cache, only the base
     image loaded) builds the same image with --cache-from: every stage cached, no stage script runs."""
     workdir = workdir_for(tmp_path, [host_arch()], arm64_base)
-    standins.generate(workdir / "packages", cann="8.5.0", arch=host_arch(), fill=FILL, seed=unique(tmp_path))
+    standins.generate(workdir / "packages", cann="8.5.0", arch=host_arch(), fill=FILL, seed=f"{unique(tmp_path)}-{time.time()}")
     net = ["--network", "host"]                        # the fresh daemon has no bridge; the network is a cache key
     with registry(tmp_path / "registry") as reg:
         tag, cache = f"{reg}/{unique(tmp_path)}/mindie:1", f"{reg}/{unique(tmp_path)}/cache:mindie"

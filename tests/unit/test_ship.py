@@ -143,7 +143,8 @@ def test_cache_flags_per_engine():
 FAKE_CLIENT = """#!/bin/sh
 echo "$DOCKER_CLI_EXPERIMENTAL $*" >> "$0.calls"
 case "$1 $2" in
-  "push "*) if [ -e "$0.refuse" ]; then echo "unauthorized: authentication required" >&2; exit 1; fi
+  "push "*) if [ -e "$0.http" ]; then echo "http: server gave HTTP response to HTTPS client" >&2; exit 1; fi
+            if [ -e "$0.refuse" ]; then echo "unauthorized: authentication required" >&2; exit 1; fi
             echo "1: digest: sha256:%s size: 527" ;;
   "manifest push") echo "sha256:%s" ;;
 esac
@@ -243,3 +244,10 @@ def test_podman_pushes_and_publishes_with_its_own_commands(tmp_path):
     assert ["manifest", "create", "127.0.0.1:5000/m:1"] in calls
     assert ["manifest", "add", "--tls-verify=false", "127.0.0.1:5000/m:1", "docker://127.0.0.1:5000/m:1-arm64"] in calls
     assert calls[-1][:3] == ["manifest", "push", "--all"] and calls[-1][-1] == "docker://127.0.0.1:5000/m:1"
+
+
+def test_a_plain_http_registry_points_at_insecure_registry(client):
+    (client.parent / "docker.http").write_text("")
+    with pytest.raises(EngineError, match="speaks plain HTTP") as err:
+        registry.push(DockerBuildKit(str(client)), "127.0.0.1:5000/m:1")
+    assert "--insecure-registry" in err.value.fix

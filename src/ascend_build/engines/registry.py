@@ -57,6 +57,10 @@ def _refused(engine: Engine, ref: str, output: str) -> EngineError:
     if any(word in output.lower() for word in REFUSED):
         return EngineError(f"the registry {registry} refused {ref}: not logged in, or no push access",
                            fix=f"`{engine.binary} login {registry}`, then build again")
+    if "http response to https client" in output.lower():
+        return EngineError(f"the registry {registry} speaks plain HTTP: {output.strip()[-300:]}",
+                           fix="add --insecure-registry (allowed for a registry on this host; "
+                               "another host also needs --allow-insecure-remote)")
     return EngineError(f"pushing {ref} failed: {output.strip()[-500:]}",
                        fix=f"check that {registry} answers (`{engine.binary} push {ref}` by hand shows the same)")
 

@@ -1,6 +1,9 @@
-"""A fresh docker daemon for the tests: its own data root, socket and containerd namespace, no
+"""A fresh docker daemon for the tests: its own data root, socket, containerd namespace and
 bridge; it shares nothing with the machine's daemon (no images, no build cache), as a new CI
-runner would. Started and stopped by the test."""
+runner would. Started and stopped by the test.
+
+Never `--bridge=none`: a daemon started so deletes the host's docker0, which the machine's daemon
+needs. The test daemon gets a bridge of its own (made here, deleted after) and no iptables rules."""
 import contextlib
 import os
 import shutil
@@ -30,10 +33,15 @@ def fresh_daemon(folder: Path, docker_bin: str) -> Iterator[str]:
     folder.mkdir(parents=True)
     short = Path(tempfile.mkdtemp(prefix="abd-", dir="/tmp"))     # unix sockets: paths under 108 bytes
     host = f"unix://{short}/sock"
+    bridge = "abd" + short.name[-6:].lower().replace("_", "x")
+    had_docker0 = Path("/sys/class/net/docker0").exists()
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", "198.18.213.1/24", "dev", bridge], check=True)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
     name = folder.parent.name[-20:]
     log = (folder / "dockerd.log").open("w")
     proc = subprocess.Popen([DOCKERD, "--data-root", str(folder / "root"), "--exec-root", str(short / "exec"),
-                             "--pidfile", str(folder / "pid"), "-H", host, "--bridge=none", "--iptables=false",
+                             "--pidfile", str(folder / "pid"), "-H", host, "--bridge", bridge, "--iptables=false",
                              "--ip-masq=false", "--containerd-namespace", f"t-{name}",
                              "--containerd-plugins-namespace", f"tp-{name}"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -57,3 +65,5 @@ def fresh_daemon(folder: Path, docker_bin: str) -> Iterator[str]:
             subprocess.run(["umount", "-l", mount], capture_output=True)
         shutil.rmtree(folder / "root", ignore_errors=True)
         shutil.rmtree(short, ignore_errors=True)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+    assert Path("/sys/class/net/docker0").exists() == had_docker0, "the test daemon must leave docker0 alone"

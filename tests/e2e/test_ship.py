@@ -31,12 +31,14 @@ def arm64_base(docker_bin, base_image):
     return {"x86_64": base_image, "aarch64": ARM64_BASE}
 
 
-def workdir_for(tmp_path: Path, arches, bases) -> Path:
-    """Stand-ins of every arch in one folder; `base_images` names each arch's base."""
+def workdir_for(tmp_path: Path, arches, bases, fresh: bool = False) -> Path:
+    """Stand-ins of every arch in one folder; `base_images` names each arch's base. `fresh`: content
+    no earlier build had, so every install stage runs."""
     workdir = tmp_path / "w"
     assert cli("init", "--demo", workdir, "--arch", arches[0], "--filler", FILL).returncode == 0
-    for arch in arches[1:]:
-        standins.generate(workdir / "packages", cann="8.5.0", arch=arch, fill=FILL)
+    seed = f"{unique(tmp_path)}-{time.time()}" if fresh else ""
+    for arch in arches[1 if not fresh else 0:]:
+        standins.generate(workdir / "packages", cann="8.5.0", arch=arch, fill=FILL, seed=seed)
     with (workdir / "ascend-build.yaml").open("a") as config:
         config.write("\nbase_images:\n" + "".join(f"  {a}: {bases[a]}\n" for a in bases))
     return workdir
@@ -67,13 +69,14 @@ def unique(tmp_path: Path) -> str:
 
 
 def test_other_arch_build_passes_verify_under_qemu(tmp_path, docker_bin, arm64_base):
-    workdir = workdir_for(tmp_path, [OTHER], arm64_base)
+    workdir = workdir_for(tmp_path, [OTHER], arm64_base, fresh=True)
     tag = f"ascend-build-test/{unique(tmp_path)}:{OTHER}"
     try:
         result, report = build(workdir, docker_bin, "--platform", PLATFORM[OTHER], "-t", tag, "--verify",
                                env={**os.environ, "ASCEND_BUILD_DOCKER": docker_bin})
         assert result.returncode == 0, said(result)[-3000:]
         assert report["base_image"] == arm64_base[OTHER]
+        assert [s["status"] for s in report["stages"]][1:] == ["built"] * 3, "the install stages ran under QEMU"
         image = json.loads(docker(docker_bin, "image", "inspect", tag).stdout)[0]
         assert image["Architecture"] == PLATFORM[OTHER].split("/")[1]
         assert "FAILED" not in said(result)
@@ -108,7 +111,7 @@ def manifest_list(reg: str, name: str, tag: str) -> dict:
 
 
 def test_two_arches_publish_one_tag_and_each_image_imports_torch_npu(tmp_path, docker_bin, arm64_base):
-    workdir = workdir_for(tmp_path, ["x86_64", "aarch64"], arm64_base)
+    workdir = workdir_for(tmp_path, ["x86_64", "aarch64"], arm64_base, fresh=True)
     with registry(tmp_path / "registry") as reg:
         name = f"{unique(tmp_path)}/mindie"
         tag = f"{reg}/{name}:1.0"
@@ -116,6 +119,7 @@ def test_two_arches_publish_one_tag_and_each_image_imports_torch_npu(tmp_path, d
             result, report = build(workdir, docker_bin, "--platform", "linux/amd64,linux/arm64", "-t", tag,
                                    "--insecure-registry")
             assert result.returncode == 0, said(result)[-3000:]
+            assert [[s["status"] for s in r["stages"]][1:] for r in report["platforms"]] == [["built"] * 3] * 2
             listed = manifest_list(reg, name, "1.0")
             assert sorted(m["platform"]["architecture"] for m in listed["manifests"]) == ["amd64", "arm64"]
             pushed = {p["platform"]: p["digest"] for p in report["pushed"]}
@@ -168,8 +172,7 @@ def test_insecure_registry_is_refused_for_a_remote_registry(tmp_path, docker_bin
 def test_a_fresh_daemon_rebuilds_nothing_with_the_registry_cache(tmp_path, docker_bin, base_image, arm64_base):
     """Build and push the inline cache here; a new daemon (no images, no build cache, only the base
     image loaded) builds the same image with --cache-from: every stage cached, no stage script runs."""
-    workdir = workdir_for(tmp_path, [host_arch()], arm64_base)
-    standins.generate(workdir / "packages", cann="8.5.0", arch=host_arch(), fill=FILL, seed=f"{unique(tmp_path)}-{time.time()}")
+    workdir = workdir_for(tmp_path, [host_arch()], arm64_base, fresh=True)
     net = ["--network", "host"]                        # the fresh daemon has no bridge; the network is a cache key
     with registry(tmp_path / "registry") as reg:
         tag, cache = f"{reg}/{unique(tmp_path)}/mindie:1", f"{reg}/{unique(tmp_path)}/cache:mindie"

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Protocol, Tuple
 
+from .catalog.naming import normalise_arch
 from .context import remove_packages, write_context
 from .contract import URL_SECRET
-from .catalog.naming import normalise_arch
 from .engines.base import BuildRequest, Engine, LogLine, StageEvent
 from .errors import BuildError
 from .plan import Plan, default_tag, plan_for

@@ -59,6 +59,9 @@ def build_and_publish(settings_list: List[Settings], opts: BuildOptions, publish
     reports = []
     for settings in settings_list:
         arch_opts = _per_arch(opts, settings.arch, engine) if multi else opts
+        if engine.name == "docker":        # the classic builder reuses only images it has
+            for ref in arch_opts.cache_from:
+                view.info(f"pulling {ref} for --cache-from" if engine.pull(ref) else f"warning: could not pull {ref}")
         report = run_build(settings, arch_opts, view)
         report["pushed"] = _push(settings, arch_opts, report["image"], publish.push or multi, publish, view)
         reports.append(report)

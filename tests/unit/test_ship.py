@@ -251,3 +251,18 @@ def test_a_plain_http_registry_points_at_insecure_registry(client):
     with pytest.raises(EngineError, match="speaks plain HTTP") as err:
         registry.push(DockerBuildKit(str(client)), "127.0.0.1:5000/m:1")
     assert "--insecure-registry" in err.value.fix
+
+
+def test_the_classic_builder_pulls_its_cache_images_first(workdir, client):
+    class Classic(PushingEngine):
+        name = "docker"
+
+        def pull(self, image):
+            self.pulled.append(image)
+            return True
+
+    engine = Classic(client)
+    engine.pulled = []
+    settings = resolve(workdir, Options(target="cann", platform="x86_64"), engine)
+    build_and_publish([settings], BuildOptions(tag="m:1", port=0, cache_from=("127.0.0.1:5000/c:1",)), Publish(), Quiet())
+    assert engine.pulled == ["127.0.0.1:5000/c:1"] and engine.requests[0].cache_from == ("127.0.0.1:5000/c:1",)

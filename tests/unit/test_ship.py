@@ -266,3 +266,21 @@ def test_the_classic_builder_pulls_its_cache_images_first(workdir, client):
     settings = resolve(workdir, Options(target="cann", platform="x86_64"), engine)
     build_and_publish([settings], BuildOptions(tag="m:1", port=0, cache_from=("127.0.0.1:5000/c:1",)), Publish(), Quiet())
     assert engine.pulled == ["127.0.0.1:5000/c:1"] and engine.requests[0].cache_from == ("127.0.0.1:5000/c:1",)
+
+
+def test_bake_stops_with_the_fix_when_a_matrix_arch_has_no_qemu(tmp_path, no_qemu):
+    import os
+
+    from clirun import cli
+
+    root = tmp_path / "w"
+    scaffold(root, demo=True, arch="aarch64", cann="8.5.0", chip="910b", python="3.11", filler="4KiB", force=False)
+    with (root / "ascend-build.yaml").open("a") as config:
+        config.write("\nmatrix:\n  arch: [aarch64]\n")
+    env = {**os.environ, "ASCEND_BUILD_BINFMT": str(no_qemu)}
+    result = cli("bake", "-C", root, "-o", tmp_path / "bake.json", env=env)
+    if emulation.host_arch() != "aarch64":
+        assert result.returncode == 1 and "needs QEMU" in result.stderr and "qemu-user-static" in result.stderr
+        assert not (tmp_path / "bake.json").exists()
+    (no_qemu / "qemu-aarch64").write_text("enabled\n")
+    assert cli("bake", "-C", root, "-o", tmp_path / "bake.json", env=env).returncode == 0

@@ -95,7 +95,7 @@ def check_cmd(
     for one in platforms_of(platform):
         settings = resolve(workdir, Options(target=target, platform=one))
         selections.append(check(workdir, settings.spec, components(), settings.builtin_chain, settings.builtin_target,
-                                settings.platform))
+                                settings.arch))
     if json_out:
         print_json(to_json(selections[0]) if len(selections) == 1 else [to_json(s) for s in selections])
     else:

@@ -78,7 +78,7 @@ def checked_selection(settings: Settings) -> Selection:
 
     workdir, target = settings.workdir, settings.target
     selection = check(workdir, settings.spec, components(), settings.builtin_chain, settings.builtin_target,
-                      settings.platform)
+                      settings.arch)
     errors = [p for p in selection.problems if p.level == "error"]
     if errors:
         lines = "\n".join(f"  [{p.code}] {p.message}" + (f" (fix: {p.fix})" if p.fix else "") for p in errors)

@@ -7,7 +7,7 @@ from typing import Dict, Optional, Tuple
 from .catalog.select import build_arch
 from .chain import stage_chain
 from .engines.base import Engine
-from .engines.emulation import check_emulation
+from .engines import emulation
 from .errors import ConfigError
 from .components.registry import stage_names
 from .spec import BuildSpec, load_spec
@@ -40,7 +40,7 @@ class Settings:
     delivery_defaulted: bool               # neither the options nor the config chose it
     url_secret: bool                       # http: the server URL reaches the build as a secret, not a build argument
     arch: str                              # x86_64 | aarch64
-    platform: Optional[str]                # linux/amd64 | linux/arm64 when asked for (option or config)
+    platform: Optional[str]                # linux/amd64 | linux/arm64 for another arch than the host's; None: native
     network: str                           # bridge | host
     server_host: Optional[str]             # where the package server listens; None without an engine
     engine: Optional[Engine] = None
@@ -73,7 +73,7 @@ def resolve(workdir: Path, options: Options = Options(), engine: Optional[Engine
     if options.base_image is None and arch in spec.base_images:
         spec = spec.model_copy(update={"base_image": spec.base_images[arch]})
     if engine is not None or options.runs_here:
-        check_emulation(arch)
+        emulation.check_emulation(arch)
     target = options.target or spec.target
     chain = tuple(stage_chain(spec, target))
     wanted = options.delivery if options.delivery != "auto" else spec.delivery
@@ -90,4 +90,5 @@ def resolve(workdir: Path, options: Options = Options(), engine: Optional[Engine
     return Settings(workdir=workdir, spec=spec, target=target, chain=chain, delivery=delivery,
                     delivery_defaulted=wanted == "auto",
                     url_secret=delivery == "http" and engine is not None and engine.build_secrets,
-                    arch=arch, platform=PLATFORMS[arch] if options.platform or spec.arch else None, network=network, server_host=server_host, engine=engine)
+                    arch=arch, platform=None if arch == emulation.host_arch() else PLATFORMS[arch],
+                    network=network, server_host=server_host, engine=engine)

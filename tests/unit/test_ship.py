@@ -49,11 +49,16 @@ def test_bake_checks_qemu_too_but_plan_and_export_do_not(tmp_path, no_qemu):
     assert resolve(tmp_path, Options(platform="aarch64")).arch == "aarch64"
 
 
-def test_platform_is_normalised_and_the_config_arch_reaches_the_engine(tmp_path, no_qemu):
-    assert resolve(tmp_path, Options(platform="amd64"), FakeEngine()).platform == "linux/amd64"
-    assert resolve(tmp_path, Options(), FakeEngine()).platform is None
-    (tmp_path / "ascend-build.yaml").write_text("arch: x86_64\n")
-    assert resolve(tmp_path, Options(), FakeEngine()).platform == "linux/amd64"
+def test_the_engine_gets_a_platform_only_for_another_arch(tmp_path, no_qemu):
+    """A native build names no platform (the classic builder's cache misses with one); another
+    arch, from the option or the config, does."""
+    (no_qemu / "qemu-aarch64").write_text("enabled\n")
+    assert resolve(tmp_path, Options(platform="amd64"), FakeEngine()).platform is None
+    assert resolve(tmp_path, Options(platform="arm64"), FakeEngine()).platform == "linux/arm64"
+    (tmp_path / "ascend-build.yaml").write_text("arch: aarch64\n")
+    assert resolve(tmp_path, Options(), FakeEngine()).platform == "linux/arm64"
+    native = resolve(tmp_path, Options(platform="linux/amd64"), FakeEngine())
+    assert (native.arch, native.platform) == ("x86_64", None)
 
 
 def test_base_image_per_arch_and_the_option_overrides_it(tmp_path):

@@ -35,7 +35,7 @@ class State:
         """The state folder, made when missing; one OutputError when it is not a writable folder."""
         root = Path(workdir) / STATE_DIR
         try:
-            if root.exists() and not root.is_dir():
+            if os.path.lexists(root) and not root.is_dir():
                 raise _unusable(root, "it is not a folder")
             root.mkdir(exist_ok=True)
             tempfile.TemporaryFile(dir=root).close()

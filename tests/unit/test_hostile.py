@@ -4,9 +4,12 @@ accepts, in which the value is only ever a quoted word; a state folder or server
 not what it should be is one message; a package that changed after `check` fails the build
 naming the file and `check --rehash`."""
 import os
+import queue
 import shlex
 import shutil
+import signal
 import subprocess
+import threading
 from pathlib import Path
 
 import dockerfile
@@ -15,12 +18,13 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from clirun import cli
+from clirun import CLI, cli
 from ascend_build.build import failure_hint
 from ascend_build.components import render_script
 from ascend_build.errors import OutputError
 from ascend_build.scaffold import scaffold
 from ascend_build.workdir import State
+from test_server import read_lines, wait_for_line
 from test_settings import FAKE_DOCKER
 
 BASE = "localhost/ascend-build-base:bookworm"
@@ -232,15 +236,21 @@ def command_line(command: str, workdir: Path, tmp_path: Path) -> list:
     }[command]
 
 
+@pytest.mark.parametrize("kind", ["file", "link loop"])
 @pytest.mark.parametrize("command", ["serve", "bake", "build"])
-def test_a_state_folder_that_is_a_file_is_one_message(matrix_workdir, tmp_path, command):
-    shutil.rmtree(matrix_workdir / ".ascend-build", ignore_errors=True)
-    (matrix_workdir / ".ascend-build").write_text("not a folder\n")
+def test_a_state_folder_that_is_not_a_folder_is_one_message(matrix_workdir, tmp_path, command, kind):
+    state = matrix_workdir / ".ascend-build"
+    shutil.rmtree(state, ignore_errors=True)
+    if kind == "file":
+        state.write_text("not a folder\n")
+    else:
+        state.symlink_to(state.name)
     result = cli(*command_line(command, matrix_workdir, tmp_path), timeout=60,
-                 env={**os.environ, "ASCEND_BUILD_DOCKER": "", "PATH": os.environ["PATH"]})
+                 env={**os.environ, "ASCEND_BUILD_DOCKER": ""})
     assert one_refusal(result) and result.returncode == 1, result.stdout + result.stderr
-    assert ".ascend-build" in result.stderr and "not a folder" in result.stderr
-    assert (matrix_workdir / ".ascend-build").read_text() == "not a folder\n"
+    message = " ".join(result.stderr.split())
+    assert f"cannot use {state}: it is not a folder" in message or f"cannot follow {state}: Symlink loop" in message
+    assert state.is_symlink() or state.read_text() == "not a folder\n"
 
 
 def test_a_state_folder_that_cannot_be_written_is_one_message(tmp_path, monkeypatch):
@@ -287,6 +297,58 @@ def test_a_good_server_token_is_kept(tmp_path):
     state = State.of(tmp_path)
     first = state.token()
     assert State.of(tmp_path).token() == first
+
+
+# -- symbolic link loops in the working directory ---------------------------------------------------
+
+
+LOOPS = ["x.whl", "packages/y.run", "requirements-x.txt"]
+
+
+def make_loops(workdir: Path) -> None:
+    for name in LOOPS:
+        (workdir / name).symlink_to(Path(name).name)
+
+
+def test_link_loops_in_the_working_directory_are_named_by_check(matrix_workdir):
+    make_loops(matrix_workdir)
+    result = cli("check", "-C", matrix_workdir)
+    text = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode == 1 and "Traceback" not in text
+    assert all(f"{name} is a symlink loop" in text for name in LOOPS), text
+
+
+def test_serve_leaves_out_link_loops_and_says_so(matrix_workdir):
+    make_loops(matrix_workdir)
+    proc = subprocess.Popen([*CLI, "serve", "-C", str(matrix_workdir), "--host", "127.0.0.1", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=read_lines, args=(proc.stderr, lines), daemon=True).start()
+    try:
+        _, seen = wait_for_line(lines, r"only these files are served")
+        for name in LOOPS:
+            assert f"warning: not served: {name} is a symlink loop" in seen
+            assert f"/{Path(name).name}\n" not in seen
+        assert "/torch_npu-" in seen and "Traceback" not in seen
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130
+
+
+def test_a_packages_folder_that_is_a_link_loop_is_one_message(matrix_workdir):
+    shutil.rmtree(matrix_workdir / "packages")
+    (matrix_workdir / "packages").symlink_to("packages")
+    for args in (["check"], ["serve", "--host", "127.0.0.1", "--port", "0"]):
+        result = cli(*args, "-C", matrix_workdir, timeout=30)
+        assert one_refusal(result) and "cannot list packages/" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", ["packages", ".ascend-build"])
+def test_init_demo_where_a_folder_is_a_link_loop(tmp_path, name):
+    (tmp_path / name).symlink_to(name)
+    result = cli("init", "--demo", tmp_path, "--force", "--filler", "1KiB")
+    assert one_refusal(result) and f"{name} is a symbolic link to no folder" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
 # -- a package that changed after check: the build names it and says check --rehash --------------

@@ -19,13 +19,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from clirun import CLI, cli
-from ascend_build.build import failure_hint
+from ascend_build.build import BuildOptions, failure_hint, run_build
 from ascend_build.components import render_script
-from ascend_build.errors import OutputError
+from ascend_build.errors import BuildError, OutputError
 from ascend_build.scaffold import scaffold
+from ascend_build.settings import Options, resolve
+from ascend_build.spec import BuildSpec
 from ascend_build.workdir import State
 from test_server import read_lines, wait_for_line
-from test_settings import FAKE_DOCKER
+from test_settings import FAKE_DOCKER, FakeEngine, Quiet
 
 BASE = "localhost/ascend-build-base:bookworm"
 CANARY = "PWNED"
@@ -370,3 +372,18 @@ def test_a_sha256_mismatch_in_the_build_names_the_file_and_check_rehash(tmp_path
     assert "app.whl does not match the sha256 in the plan" in result.stderr
     assert "ascend-build check --rehash" in result.stderr
     assert "check --rehash" in failure_hint(result.stderr)
+
+
+def test_the_build_passes_the_mismatch_on_with_the_rehash_advice(matrix_workdir):
+    """What the stage script prints reaches the user as the build's error, with check --rehash as the fix."""
+    class Failing(FakeEngine):
+        def build(self, req):
+            raise BuildError("cann failed:\nascend-build[cann]: FAILED: Ascend-cann-toolkit_8.5.0_linux-x86_64.run "
+                             "does not match the sha256 in the plan (00): it changed after ascend-build read it")
+
+    settings = resolve(matrix_workdir, Options(target="cann", platform="x86_64", host="127.0.0.1"), Failing(),
+                       spec=BuildSpec(base_image=BASE))
+    with pytest.raises(BuildError) as err:
+        run_build(settings, BuildOptions(port=0), Quiet())
+    assert "Ascend-cann-toolkit_8.5.0_linux-x86_64.run does not match" in err.value.message
+    assert "ascend-build check --rehash" in err.value.fix

@@ -133,14 +133,14 @@ def raw_words(line: str):
 
 def assert_only_quoted(text: str, value: str, sandbox: Path, where: str, template: set) -> None:
     """Every word of `text` that holds `value` is literal text to bash: printing it in a sandbox
-    gives the word shlex reads, and runs nothing (no PWNED file). Lines of the plain plan
-    (`template`) are the tool's own text, not the value."""
+    gives the word shlex reads, and runs nothing (no PWNED file). Lines and words of the plain
+    plan (`template`) are the tool's own text, not the value."""
     for line in text.splitlines():
         if value not in line or line in template or line.lstrip().startswith("#"):
             continue
         for word in raw_words(line):
             literal = shlex.split(word)[0] if word.strip() else ""
-            if value not in literal:
+            if value not in literal or word in template:
                 continue
             shown = subprocess.run(["bash", "-c", f"printf %s {word}"], cwd=sandbox, capture_output=True, text=True)
             assert shown.stdout == literal, (where, line, word)
@@ -148,8 +148,18 @@ def assert_only_quoted(text: str, value: str, sandbox: Path, where: str, templat
 
 
 def lines_of(out: Path) -> set:
-    return {line for path in [out / "Dockerfile", *(out / "scripts").iterdir()]
-            for line in path.read_text(encoding="utf-8").splitlines()}
+    """The lines, RUN commands and shell words of a written plan."""
+    lines = {line for path in [out / "Dockerfile", *(out / "scripts").iterdir()]
+             for line in path.read_text(encoding="utf-8").splitlines()}
+    lines |= {c.value[0] for c in dockerfile.parse_string((out / "Dockerfile").read_text(encoding="utf-8"))
+              if c.cmd == "RUN"}
+    words = set()
+    for line in lines:
+        try:
+            words.update(raw_words(line))
+        except ValueError:              # a line of a multi-line string or a comment: no words
+            pass
+    return lines | words
 
 
 def check_outputs(out: Path, value: str, sandbox: Path, template: set) -> None:

@@ -169,6 +169,8 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView) -> dict:
 
 
 def failure_hint(message: str) -> str:
+    if "does not match the sha256 in the plan" in message:
+        return "a package changed after it was checked: run `ascend-build check --rehash`, then build again"
     if "Install failed" in message or "FAILED" in message:
         return "the installer log above names the cause; fix the package or the config, then build again (finished stages stay cached)"
     return "see the output above and the full log"

@@ -222,6 +222,11 @@ def serve(
 
     console = make_console()
     selected = files_to_serve(workdir, files)
+    if not files:
+        from .catalog.scan import scan
+
+        for problem in scan(workdir).problems:
+            console.print(f"[yellow]warning:[/] not served: {escape(problem.message)}", soft_wrap=True)
     if not host:
         host = Docker().bridge_address()
         if not host:

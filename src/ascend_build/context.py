@@ -5,19 +5,26 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+from .errors import OutputError
 from .outputs import link_or_copy
 from .plan import Plan
 from .render import context_files, context_packages
 
 
 def write_context(ctx: Path, plan: Plan, external_base: Optional[str] = None) -> Path:
-    shutil.rmtree(ctx, ignore_errors=True)
-    for name, text in context_files(plan, external_base=external_base).items():
-        (ctx / name).parent.mkdir(parents=True, exist_ok=True)
-        (ctx / name).write_text(text)
-    for name, source in context_packages(plan).items():
-        (ctx / name).parent.mkdir(parents=True, exist_ok=True)
-        link_or_copy(source, ctx / name)
+    try:
+        if ctx.is_symlink() or ctx.is_file():
+            ctx.unlink()
+        shutil.rmtree(ctx, ignore_errors=True)
+        for name, text in context_files(plan, external_base=external_base).items():
+            (ctx / name).parent.mkdir(parents=True, exist_ok=True)
+            (ctx / name).write_text(text)
+        for name, source in context_packages(plan).items():
+            (ctx / name).parent.mkdir(parents=True, exist_ok=True)
+            link_or_copy(source, ctx / name)
+    except OSError as err:
+        raise OutputError(f"cannot write the build context {ctx}: {err.strerror or err}",
+                          fix=f"make {ctx.parent} a writable folder (or remove it; it is made again)") from None
     return ctx
 
 

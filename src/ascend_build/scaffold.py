@@ -76,8 +76,9 @@ def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, py
     outputs.check_folder(directory, force=True, inputs=None)
     packages = directory / "packages"
     for folder in (packages, directory / STATE_DIR) if demo else ():
-        if folder.exists() and not folder.is_dir():
-            raise ConfigError(f"{folder} is a file where a folder is needed", fix=f"move {folder} away, or pick another folder")
+        if os.path.lexists(folder) and not folder.is_dir():
+            what = "a symbolic link to no folder (broken or a loop)" if folder.is_symlink() else "a file"
+            raise ConfigError(f"{folder} is {what} where a folder is needed", fix=f"move {folder} away, or pick another folder")
     clashes = [directory / name for name in files if (directory / name).exists()]
     if demo and packages.is_dir() and any(packages.iterdir()):
         clashes.append(packages)

@@ -15,7 +15,7 @@ for pair in "$@"; do
         ab_fetch "${server_url%/}/$name" "$dir/$name" || ab_fail "cannot download $name from the package server"
     fi
     echo "$sum  $dir/$name" | sha256sum -c --quiet - ||
-        ab_fail "$name does not match its sha256 $sum (changed since the plan was made? run the build again)"
+        ab_fail "$name does not match the sha256 in the plan ($sum): it changed after ascend-build read it; run \`ascend-build check --rehash\`, then build again"
 done
 export PKG_DIR=$dir
 status=0

@@ -15,7 +15,7 @@ from pathlib import Path
 import dockerfile
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from clirun import CLI, cli
@@ -184,6 +184,7 @@ def check_outputs(out: Path, value: str, sandbox: Path, template: set) -> None:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(field=st.sampled_from(FIELDS + FREE_TEXT), value=HOSTILE)
 def test_any_name_or_value_is_refused_or_only_quoted(workdir, template, tmp_path_factory, field, value):
+    assume(not (field.startswith("--") and "\x00" in value))       # no command line can carry a NUL
     tmp = tmp_path_factory.mktemp("case")
     sandbox = tmp / "sandbox"
     sandbox.mkdir()

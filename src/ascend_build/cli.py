@@ -152,6 +152,7 @@ def build(
     json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show the engine's own output."),
     verify_after: bool = typer.Option(False, "--verify", help="Run `verify` on the image right after the build."),
+    timings: bool = typer.Option(False, "--timings", help="Also print the seconds of each phase (config, check, engine probe, base image, context, server, engine, report)."),
     rehash: bool = REHASH,
 ) -> None:
     """Check, plan, serve and build the image; print a report."""
@@ -161,21 +162,29 @@ def build(
     from .engines.detect import choose
     from .outputs import check_file, inputs_of, write_file
     from .progress import ConsoleBuildView
-    from .report import summary_table
+    from .report import summary_table, timings_table
     from .settings import Options, resolve
     from .spec import load_spec
+    from .timings import Timings
 
     console = make_console()
-    if report:
-        check_file(report, True, inputs_of(workdir))
-    _rehash(workdir, rehash)
-    spec = load_spec(workdir, base_image=base_image)
-    the_engine, why = choose(engine, docker_bin)
-    settings = resolve(workdir, Options(target=target, delivery=delivery, platform=platform, network=network, host=host),
-                       the_engine, spec=spec)
+    phases = Timings()
+    with phases.phase("config"):
+        if report:
+            check_file(report, True, inputs_of(workdir))
+        _rehash(workdir, rehash)
+        spec = load_spec(workdir, base_image=base_image)
+    with phases.phase("engine probe"):
+        the_engine, why = choose(engine, docker_bin)
+    with phases.phase("config"):
+        settings = resolve(workdir, Options(target=target, delivery=delivery, platform=platform, network=network, host=host),
+                           the_engine, spec=spec)
     with ConsoleBuildView(console, verbose) as view:
-        result = run_build(settings, BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull, engine_reason=why), view)
+        result = run_build(settings, BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull, engine_reason=why),
+                           view, phases)
     console.print(summary_table(result))
+    if timings:
+        console.print(timings_table(result))
     if report:
         write_file(report, json.dumps(result, indent=2) + "\n", True, inputs_of(workdir))
     if json_out:

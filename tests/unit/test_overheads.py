@@ -119,3 +119,17 @@ def test_a_new_image_asks_its_history(fake, tmp_path):
     assert len(calls(fake)) == 1
     image_layers(engine, state, "t:1", "sha256:b")
     assert [c.split()[0] for c in calls(fake)] == ["history"]
+
+
+def test_a_custom_stage_file_is_hashed_once_while_unchanged(tmp_path, monkeypatch):
+    from ascend_build import plan
+    from ascend_build.catalog.checksums import hash_file
+
+    hashed = []
+    monkeypatch.setattr(plan, "hash_file", lambda path: hashed.append(path) or hash_file(path))
+    (tmp_path / "app.py").write_text("print(1)\n")
+    first = plan.custom_files(tmp_path, ["app.py"])["app.py"]
+    again = plan.custom_files(tmp_path, ["app.py"])["app.py"]
+    assert len(hashed) == 1 and again.sha256 == first.sha256
+    (tmp_path / "app.py").write_text("print(2)\n")
+    assert plan.custom_files(tmp_path, ["app.py"])["app.py"].sha256 != first.sha256 and len(hashed) == 2

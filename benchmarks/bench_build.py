@@ -158,7 +158,7 @@ def bridge_up() -> bool:
 
 
 def installed_bytes(image):
-    out = subprocess.run([DOCKER, "run", "--rm", "--entrypoint", "du", image, "-sb", "/usr/local/Ascend",
+    out = subprocess.run([DOCKER, "run", "--rm", "--network", "none", "--entrypoint", "du", image, "-sb", "/usr/local/Ascend",
                           "/usr/local/lib/python3.11/dist-packages"], capture_output=True, text=True).stdout
     return sum(int(line.split()[0]) for line in out.splitlines() if line.strip())
 

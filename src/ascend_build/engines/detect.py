@@ -52,8 +52,6 @@ def docker_candidates(docker_bin: Optional[str]) -> List[str]:
 
 PLUGIN_DIRS = ("~/.docker/cli-plugins", "/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
                "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
-
-
 PID_FILE = "/var/run/docker.pid"
 MAX_ENTRIES = 16
 

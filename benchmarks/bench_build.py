@@ -5,8 +5,17 @@
 3. a full build (--no-cache) vs the original guide's manual method: `python3 -m http.server` in the
    package folder + `docker build` of the same Dockerfile.
 
-    python benchmarks/bench_build.py [--filler 64MiB] [--runs 3]
-Needs a docker daemon and the base image (scripts/make-base-image.sh). Loopback/bridge only.
+Runs alternate (ours, then the baseline) and each line shows min/median/max over the runs, the
+ratio of the medians and the spread of the per-run ratios, plus the median seconds per phase of
+ascend-build (the report's `timings`). Each --filler value (bytes per stand-in package) is a
+separate round, so cost growth with package size is visible:
+
+    .venv/bin/python benchmarks/bench_build.py [--filler 64MiB --filler 512MiB] [--runs 5] [--parts 1,2,3]
+
+Needs a docker daemon (ASCEND_BUILD_DOCKER, default /usr/bin/docker) and the base image
+(scripts/make-base-image.sh); 7 packages of 512 MiB need about 12 GiB free. Loopback/bridge only.
+Everything it makes (folders, images) is removed at the end. The tool runs as an installed one
+does: with its byte code cached (PYTHONDONTWRITEBYTECODE is dropped for its runs).
 """
 import argparse
 import json
@@ -20,14 +29,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import ratio_spread, spread
+
 from ascend_build.engines.network import bridge_gateway
+from ascend_build.timings import PHASES
 
 CLI = [sys.executable, "-m", "ascend_build"]
 DOCKER = os.environ.get("ASCEND_BUILD_DOCKER", "/usr/bin/docker")
+BASE_IMAGE = "localhost/ascend-build-base:bookworm"
+CLI_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+CLASSIC = dict(os.environ, DOCKER_BUILDKIT="0")
 
 
 def ab(*args, check=True):
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True)
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, env=CLI_ENV)
     if check and result.returncode != 0:
         sys.exit(f"ascend-build {' '.join(args)} failed:\n{result.stderr[-2000:]}")
     return result
@@ -39,38 +54,51 @@ def timed(fn):
     return time.monotonic() - start
 
 
-def build(workdir, *args):
-    report = workdir.parent / "report.json"
-    ab("build", "-C", str(workdir), "--report", str(report), "--docker-bin", DOCKER, *args)
-    return json.loads(report.read_text())
-
-
-def installed_bytes(image):
-    out = subprocess.run([DOCKER, "run", "--rm", "--entrypoint", "du", image, "-sb", "/usr/local/Ascend",
-                          "/usr/local/lib/python3.11/dist-packages"], capture_output=True, text=True).stdout
-    return sum(int(line.split()[0]) for line in out.splitlines() if line.strip())
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--filler", default="64MiB")
-    parser.add_argument("--runs", type=int, default=3)
-    opts = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="ab-bench-"))
-    try:
-        workdir = root / "w"
-        ab("init", "--demo", str(workdir), "--filler", opts.filler)
+class Bench:
+    """One round: a stand-in working directory with one filler size; what it built, to remove."""
 
+    def __init__(self, root: Path, filler: str, runs: int, network: str):
+        self.workdir, self.runs, self.filler, self.network = root / "w", runs, filler, network
+        self.host = "127.0.0.1" if network == "host" else bridge_gateway(DOCKER)
+        self.port = free_port()            # one port for the round: the URL (a build argument) stays the same
+        self.images, self.timings = set(), []
+        ab("init", "--demo", str(self.workdir), "--filler", filler)
+
+    def build(self, *args):
+        report = self.workdir.parent / "report.json"
+        ab("build", "-C", str(self.workdir), "--report", str(report), "--docker-bin", DOCKER, "--port", str(self.port),
+           "--network", self.network, *args)
+        result = json.loads(report.read_text())
+        self.images.add(result["image_id"])
+        return result
+
+    def timed_build(self, *args):
+        started = time.monotonic()
+        self.timings.append(self.build(*args)["timings"])
+        return time.monotonic() - started
+
+    def docker_build(self, url, tag, *flags):
+        iid = self.workdir.parent / "iid"
+        subprocess.run([DOCKER, "build", "-q", "--force-rm", "--network", self.network, *flags, "--build-arg", f"ASCEND_PKG_URL={url}", "-t", tag,
+                        "--iidfile", str(iid), "--target", "mindie", str(self.workdir / ".ascend-build" / "context")],
+                       env=CLASSIC, check=True, capture_output=True)
+        self.images.add(iid.read_text().strip())
+
+    def phases(self) -> str:
+        taken, self.timings = self.timings, []
+        return ", ".join(f"{name} {statistics.median(t[name] for t in taken):.3f}" for name in PHASES)
+
+    def sizes(self):
         print("== 1. image bytes per delivery (target mindie, BuildKit)")
         sizes = {}
         for delivery in ("copy", "http", "mount"):
-            report = build(workdir, "--engine", "buildkit", "--delivery", delivery, "-t", f"ab-bench:{delivery}", "--no-cache")
+            report = self.build("--engine", "buildkit", "--delivery", delivery, "-t", f"ab-bench:{delivery}", "--no-cache")
             sizes[delivery] = report["size_bytes"] - report["base_size_bytes"]
             inst = installed_bytes(f"ab-bench:{delivery}")
             print(f"  {delivery:5s} image-base {sizes[delivery] / 2**20:8.1f} MiB   installed {inst / 2**20:8.1f} MiB   "
@@ -78,45 +106,90 @@ def main():
         for delivery in ("http", "mount"):
             print(f"  {delivery} vs copy baseline: {sizes[delivery] / sizes['copy']:.2f}x the bytes")
 
-        print("== 2. no-change rebuild: ascend-build vs plain docker build of the same Dockerfile")
-        build(workdir, "--engine", "docker", "-t", "ab-bench:http")
-        ctx = workdir / ".ascend-build" / "context"
-        gateway = bridge_gateway(DOCKER)
-        token = (workdir / ".ascend-build" / "server-token").read_text().strip()
-        url = f"http://{gateway}:3000/{token}/"  # what the build passed: same value, same cache
-        ours = [timed(lambda: build(workdir, "--engine", "docker", "-t", "ab-bench:http")) for _ in range(opts.runs)]
-        env = dict(os.environ, DOCKER_BUILDKIT="0")
-        plain = [timed(lambda: subprocess.run([DOCKER, "build", "-q", "--force-rm", "--build-arg", f"ASCEND_PKG_URL={url}", "-t", "ab-bench:plain",
-                                               "--target", "mindie", str(ctx)], env=env, check=True, capture_output=True))
-                 for _ in range(opts.runs)]
-        print(f"  ascend-build {statistics.median(ours):.2f} s, plain docker build {statistics.median(plain):.2f} s, "
-              f"ratio {statistics.median(ours) / statistics.median(plain):.2f}")
+    def rebuild(self):
+        print("== 2. no-change rebuild: ascend-build vs plain docker build of the same Dockerfile (s, min/median/max)")
+        self.build("--engine", "docker", "-t", "ab-bench:http")
+        token = (self.workdir / ".ascend-build" / "server-token").read_text().strip()
+        url = f"http://{self.host}:{self.port}/{token}/"  # what the build passed: same value, same cache
+        self.docker_build(url, "ab-bench:plain")
+        ours, plain = [], []
+        for _ in range(self.runs):
+            ours.append(self.timed_build("--engine", "docker", "-t", "ab-bench:http"))
+            plain.append(timed(lambda: self.docker_build(url, "ab-bench:plain")))
+        print(f"  ascend-build {spread(ours)}   plain docker build {spread(plain)}   ratio {ratio_spread(ours, plain)}")
+        print(f"  ascend-build phases (median s): {self.phases()}")
 
-        print("== 3. full build: ascend-build vs python3 -m http.server + docker build (classic builder, --no-cache)")
-        ours = [timed(lambda: build(workdir, "--engine", "docker", "-t", "ab-bench:full", "--no-cache")) for _ in range(opts.runs)]
-        manual = []
-        served = root / "served"  # the guide serves one folder holding every file the stages fetch
-        served.mkdir()
-        for path in [*(workdir / "packages").iterdir(), workdir / "requirements.txt"]:
-            (served / path.name).symlink_to(path)
-        for _ in range(opts.runs):
+    def full(self):
+        print("== 3. full build: ascend-build vs python3 -m http.server + docker build (classic builder, --no-cache; s)")
+        gateway = self.host
+        served = self.workdir.parent / "served"  # the guide serves one folder holding every file the stages fetch
+        served.mkdir(exist_ok=True)
+        for path in [*(self.workdir / "packages").iterdir(), self.workdir / "requirements.txt"]:
+            if not (served / path.name).exists():
+                (served / path.name).symlink_to(path)
+        ours, manual = [], []
+        for _ in range(self.runs):
+            ours.append(self.timed_build("--engine", "docker", "-t", "ab-bench:full", "--no-cache"))
             port = free_port()
             server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", gateway],
                                       cwd=served, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
             try:
-                manual.append(timed(lambda: subprocess.run(
-                    [DOCKER, "build", "-q", "--force-rm", "--no-cache", "--build-arg", f"ASCEND_PKG_URL=http://{gateway}:{port}/",
-                     "-t", "ab-bench:manual", "--target", "mindie", str(ctx)], env=env, check=True, capture_output=True)))
+                manual.append(timed(lambda: self.docker_build(f"http://{gateway}:{port}/", "ab-bench:manual", "--no-cache")))
             finally:
                 server.terminate()
                 server.wait()
-        print(f"  ascend-build {statistics.median(ours):.2f} s, manual method {statistics.median(manual):.2f} s, "
-              f"ratio {statistics.median(ours) / statistics.median(manual):.2f}")
-    finally:
-        for tag in ("copy", "http", "mount", "plain", "full", "manual"):
-            subprocess.run([DOCKER, "rmi", "-f", f"ab-bench:{tag}"], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        print(f"  ascend-build {spread(ours)}   manual method {spread(manual)}   ratio {ratio_spread(ours, manual)}")
+        print(f"  ascend-build phases (median s): {self.phases()}")
+
+    def clean(self):
+        tags = [f"ab-bench:{t}" for t in ("copy", "http", "mount", "plain", "full", "manual")]
+        subprocess.run([DOCKER, "rmi", "-f", *tags, *self.images], capture_output=True)
+
+
+def bridge_up() -> bool:
+    """The daemon's bridge gateway is an address of this machine (its interface exists)."""
+    try:
+        with socket.socket() as s:
+            s.bind((bridge_gateway(DOCKER) or "", 0))
+        return True
+    except OSError:
+        return False
+
+
+def installed_bytes(image):
+    out = subprocess.run([DOCKER, "run", "--rm", "--network", "none", "--entrypoint", "du", image, "-sb", "/usr/local/Ascend",
+                          "/usr/local/lib/python3.11/dist-packages"], capture_output=True, text=True).stdout
+    return sum(int(line.split()[0]) for line in out.splitlines() if line.strip())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--filler", action="append", help="bytes per stand-in package (repeatable; default 64MiB)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--parts", default="1,2,3", help="which parts to run, e.g. 2,3")
+    parser.add_argument("--network", choices=("auto", "bridge", "host"), default="auto",
+                        help="build network of every build (auto: bridge when its gateway is up here, else host)")
+    opts = parser.parse_args()
+    if subprocess.run([DOCKER, "image", "inspect", BASE_IMAGE], capture_output=True).returncode != 0:
+        sys.exit(f"needs a docker daemon answering {DOCKER} and the base image {BASE_IMAGE}: run scripts/make-base-image.sh "
+                 "(or set ASCEND_BUILD_DOCKER to the client to use)")
+    parts = {p.strip() for p in opts.parts.split(",")}
+    network = opts.network if opts.network != "auto" else "bridge" if bridge_up() else "host"
+    print(f"{os.cpu_count()} CPUs, {opts.runs} runs per figure, docker {DOCKER}, {network} network")
+    for filler in opts.filler or ["64MiB"]:
+        root = Path(tempfile.mkdtemp(prefix="ab-bench-"))
+        bench = None
+        try:
+            print(f"#### {filler} per package")
+            bench = Bench(root, filler, opts.runs, network)
+            for part, run in (("1", bench.sizes), ("2", bench.rebuild), ("3", bench.full)):
+                if part in parts:
+                    run()
+        finally:
+            if bench:
+                bench.clean()
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

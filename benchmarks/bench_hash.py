@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Callable, List
 
+from common import need, ratio_spread, spread
 from ascend_build.catalog import check
 from ascend_build.catalog.hashcache import CACHE_DIR
 from ascend_build.catalog.integrity import check_run, check_wheel, hash_file
@@ -58,16 +59,17 @@ def sha256sum(paths: List[Path]) -> None:
 
 
 def compare(label: str, paths: List[Path], ours: Callable[[], object], runs: int) -> float:
-    """Alternate ours / sha256sum, print the median MB/s of each and the ratio."""
+    """Alternate ours / sha256sum, print the MB/s of each (min/median/max) and the ratio."""
     total = sum(p.stat().st_size for p in paths)
     warm(paths)
     mine, theirs = [], []
     for _ in range(runs):
         mine.append(timed(ours))
         theirs.append(timed(lambda: sha256sum(paths)))
-    a, b = total / statistics.median(mine) / 1e6, total / statistics.median(theirs) / 1e6
-    print(f"{label:<44} ours {a:8.0f} MB/s   sha256sum {b:8.0f} MB/s   ratio {a / b:5.2f}x")
-    return a / b
+    ours_rate, their_rate = [total / t / 1e6 for t in mine], [total / t / 1e6 for t in theirs]
+    print(f"{label:<44} MB/s ours {spread(ours_rate, '{:.0f}')}   sha256sum {spread(their_rate, '{:.0f}')}   "
+          f"ratio {ratio_spread(ours_rate, their_rate)}")
+    return statistics.median(ours_rate) / statistics.median(their_rate)
 
 
 def warm_check_ms(work: Path, runs: int) -> None:
@@ -80,9 +82,10 @@ def warm_check_ms(work: Path, runs: int) -> None:
     command = [str(cli), "check", "-C", str(work), "--json", "--platform", "x86_64"]
     cli_times = [timed(lambda: subprocess.run(command, stdout=subprocess.DEVNULL, check=True)) for _ in range(runs)]
     size = sum(p.stat().st_size for p in (work / "packages").iterdir()) / MIB
+    ms = [t * 1000 for t in times]
     print(f"full stand-in set ({size:.0f} MiB): cold check {cold * 1000:.0f} ms, warm check "
-          f"{statistics.median(times) * 1000:.1f} ms (median of {len(times)}), "
-          f"warm `ascend-build check --json` {statistics.median(cli_times) * 1000:.0f} ms (process start included)")
+          f"{spread(ms, '{:.1f}')} ms (min/median/max of {len(times)}), warm `ascend-build check --json` "
+          f"{spread([t * 1000 for t in cli_times], '{:.0f}')} ms (process start included)")
 
 
 def main() -> None:
@@ -92,8 +95,8 @@ def main() -> None:
     parser.add_argument("--package-mib", type=int, default=200,
                         help="filler of the stand-in packages of part 2/3 (the generator allows < 256)")
     args = parser.parse_args()
-    if not shutil.which("sha256sum"):
-        sys.exit("sha256sum (coreutils) not found")
+    if not need("sha256sum", "coreutils"):
+        sys.exit("sha256sum not found: install coreutils")
     with tempfile.TemporaryDirectory(prefix="bench-hash-") as tmp:
         root = Path(tmp)
         files = [write_random(root / f"file{i}.bin", args.total_mib * MIB // 4) for i in range(4)]

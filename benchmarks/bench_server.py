@@ -2,7 +2,8 @@
 
 Serves one 1 GiB file with each server, downloads it with 1 and with 4 concurrent clients
 (curl when present, else a Python client; the same client for every server), and prints the
-median MB/s of several runs and the ratios ours/nginx and ours/http.server.
+min/median/max MB/s of several runs and the ratios ours/nginx and ours/http.server. nginx is
+installed with apt-get when missing and running as root; otherwise it is left out, with a message.
 
     .venv/bin/python benchmarks/bench_server.py [--size-mib 1024] [--runs 5]
 
@@ -22,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
+
+from common import need, ratio_spread, spread
 
 NAME = "bench.bin"
 NGINX = "/usr/sbin/nginx"
@@ -104,7 +107,7 @@ def start_nginx(tmp: Path, www: Path) -> Tuple[subprocess.Popen, str]:
     port = free_port()
     conf = tmp / "nginx.conf"
     conf.write_text(NGINX_CONF.format(tmp=tmp, www=www, port=port))
-    proc = subprocess.Popen([NGINX, "-p", str(tmp), "-e", str(tmp / "nginx-error.log"), "-c", str(conf)])
+    proc = subprocess.Popen([need("nginx", "nginx", NGINX), "-p", str(tmp), "-e", str(tmp / "nginx-error.log"), "-c", str(conf)])
     return proc, f"http://127.0.0.1:{port}/{NAME}"
 
 
@@ -172,6 +175,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     size = args.size_mib << 20
     download = curl_download if shutil.which("curl") else python_download
     servers = {"ours": start_ours, "nginx": start_nginx, "http.server": start_http_server}
+    if not need("nginx", "nginx", NGINX):
+        print(f"nginx is not installed ({NGINX}) and cannot be installed here (not root): "
+              "left out; install it (apt-get install nginx) for the ours/nginx ratio")
+        del servers["nginx"]
     tmp = Path(tempfile.mkdtemp(prefix="bench-server-"))
     procs: List[subprocess.Popen] = []
     try:
@@ -185,7 +192,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             wait_ready(url, proc)
             urls[label] = url
         print(f"file {args.size_mib} MiB, client {download.__name__.split('_')[0]}, {args.runs} runs, "
-              f"{os.cpu_count()} CPUs, median MB/s (min-max), 1 MB = 10^6 bytes")
+              f"{os.cpu_count()} CPUs, MB/s min/median/max, 1 MB = 10^6 bytes")
         for clients in (1, 4):
             rates: Dict[str, List[float]] = {label: [] for label in urls}
             for label, url in urls.items():                      # warm-up (page cache, connections)
@@ -193,12 +200,10 @@ def main(argv: Optional[List[str]] = None) -> None:
             for _ in range(args.runs):                           # interleaved, so drift hits all alike
                 for label, url in urls.items():
                     rates[label].append(measure(download, url, clients, size))
-            median = {label: statistics.median(r) for label, r in rates.items()}
-            cells = "  ".join(f"{label} {median[label]:5.0f} ({min(rates[label]):.0f}-{max(rates[label]):.0f})"
-                              for label in urls)
-            print(f"{clients} client{'s' if clients > 1 else ' '}: {cells}   "
-                  f"ours/nginx {median['ours'] / median['nginx']:.2f}   "
-                  f"ours/http.server {median['ours'] / median['http.server']:.2f}")
+            print(f"{clients} client{'s' if clients > 1 else ''}: "
+                  + "  ".join(f"{label} {spread(rates[label], '{:.0f}')}" for label in urls))
+            for other in (label for label in urls if label != "ours"):
+                print(f"  ours/{other} {ratio_spread(rates['ours'], rates[other])}")
     finally:
         for proc in procs:
             stop(proc)

@@ -33,3 +33,9 @@ def docker_bin() -> str:
 @pytest.fixture(scope="session")
 def base_image(docker_bin) -> str:
     return BASE_IMAGE
+
+
+@pytest.fixture(autouse=True)
+def _engine_cache(tmp_path_factory, monkeypatch):
+    """The engine probe's cache lives in a folder of the test session, not the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))

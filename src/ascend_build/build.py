@@ -2,6 +2,7 @@
 A context manager owns cleanup: whatever happens, the server stops, the engine process ends
 and the build context's package links are removed."""
 import contextlib
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from .plan import Plan, default_tag, plan_for
 from .report import build_report
 from .server import PackageServer, Transfer
 from .settings import Settings
+from .timings import Timings
 from .workdir import State
 
 PROXY_VARS = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy")
@@ -44,15 +46,31 @@ class BuildOptions:
     cache_to: Optional[str] = None
 
 
-def ensure_base_image(engine: Engine, image: str, pull: str, view: BuildView) -> None:
-    present = engine.image_exists(image)
-    if present and pull != "always":
-        return
-    if pull == "never" and not present:
+def ensure_base_image(engine: Engine, image: str, pull: str, view: BuildView) -> dict:
+    """The base image's inspect record, pulled first when `pull` says so."""
+    found = engine.find_image(image)
+    if found is not None and pull != "always":
+        return found
+    if pull == "never":
         raise BuildError(f"base image {image} is not present and --pull never was given", fix=engine.load_hint(image))
     view.info(f"pulling base image {image}")
-    if not engine.pull(image) and not present:
+    if not engine.pull(image) and found is None:
         raise BuildError(f"base image {image} is not present and could not be pulled", fix=engine.load_hint(image))
+    return engine.inspect(image)
+
+
+def image_layers(engine: Engine, state: State, tag: str, image_id: str) -> List[dict]:
+    """The image's layers; the engine's history is asked only when the image is not the one the
+    last build reported (a no-change rebuild makes the same image)."""
+    try:
+        last = json.loads(state.layers.read_text())
+        if last["image_id"] == image_id and isinstance(last["layers"], list):
+            return last["layers"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    layers = engine.layers(tag)
+    state.layers.write_text(json.dumps({"image_id": image_id, "layers": layers}))
+    return layers
 
 
 def check_base_arch(base: dict, image: str, arch: str) -> None:
@@ -78,7 +96,7 @@ def proxy_args(server_host: Optional[str]) -> Dict[str, str]:
 
 
 @contextlib.contextmanager
-def serving(plan: Plan, state: State, port: int, view: BuildView):
+def serving(plan: Plan, state: State, port: int, view: BuildView, timings: Timings):
     """Start the package server for http delivery (yields its URL, or None), stop it after."""
     settings = plan.settings
     if settings.delivery != "http":
@@ -92,11 +110,15 @@ def serving(plan: Plan, state: State, port: int, view: BuildView):
     # As a secret the URL is no cache key: a fresh token every build. As a build argument it is
     # one, so the working directory's stable token keeps rebuilds cached.
     token = None if settings.url_secret else state.token()
-    with PackageServer(files, host=host, port=port, token=token,
-                       on_transfer=view.transfer) as server:
+    with timings.phase("server"):
+        server = PackageServer(files, host=host, port=port, token=token, on_transfer=view.transfer).start()
+    try:
         how = "a build secret" if settings.url_secret else "a build argument"
         view.info(f"serving {len(files)} files on {host}:{server.port} (only the planned files, token path passed as {how})")
         yield server.url
+    finally:
+        with timings.phase("server"):
+            server.stop()
 
 
 @contextlib.contextmanager
@@ -119,32 +141,37 @@ def url_channel(url: Optional[str], settings: Settings, state: State):
         path.unlink()
 
 
-def run_build(settings: Settings, opts: BuildOptions, view: BuildView) -> dict:
-    """Build the settings' target with the settings' engine; the report as a dict."""
+def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: Optional[Timings] = None) -> dict:
+    """Build the settings' target with the settings' engine; the report as a dict, with the
+    seconds of each phase (`timings` may hold those the caller measured before)."""
     started = time.monotonic()
+    timings = timings or Timings()
     engine = settings.engine
     state = State.of(settings.workdir)
-    plan = plan_for(settings)
+    with timings.phase("check"):
+        plan = plan_for(settings)
     view.info(f"engine: {engine.name} ({opts.engine_reason})" if opts.engine_reason else f"engine: {engine.name}")
     if settings.delivery_defaulted:
         view.info("delivery: http (works with every engine; the build context holds only the Dockerfile and scripts)")
     for warning in plan.warnings:
         view.info(f"warning: {warning}")
     tag = opts.tag or default_tag(plan)
-    ensure_base_image(engine, settings.base_image, opts.pull, view)
-    base = engine.inspect(settings.base_image)
-    check_base_arch(base, settings.base_image, settings.arch)
+    with timings.phase("base image"):
+        base = ensure_base_image(engine, settings.base_image, opts.pull, view)
+        check_base_arch(base, settings.base_image, settings.arch)
     log_path = state.new_log()
     view.info(f"full log: {log_path}")
-    ctx = write_context(state.context, plan)
-    ctx_bytes = sum(p.stat().st_size for p in ctx.rglob("*") if p.is_file())
+    with timings.phase("context"):
+        ctx = write_context(state.context, plan)
+        ctx_bytes = sum(p.stat().st_size for p in ctx.rglob("*") if p.is_file())
     stage_times: Dict[str, StageEvent] = {}
     served: List[Transfer] = []
     try:
-        serve_bytes = sum(p.path.stat().st_size for p in plan.served_files().values()) if settings.delivery == "http" else 0
+        serve_bytes = sum(p.size for p in plan.served_files().values()) if settings.delivery == "http" else 0
         view.stages([s.name for s in plan.stages], serve_bytes)
-        with serving(plan, state, opts.port, _Recording(view, served)) as url, \
-                url_channel(url, settings, state) as (url_args, secrets), log_path.open("w") as log:
+        with serving(plan, state, opts.port, _Recording(view, served), timings) as url, \
+                url_channel(url, settings, state) as (url_args, secrets), log_path.open("w") as log, \
+                timings.phase("engine"):
             request = BuildRequest(context=str(ctx), target=settings.target, tag=tag,
                                    build_args={**proxy_args(settings.server_host if url else None), **url_args},
                                    network="host" if settings.network == "host" else None, no_cache=opts.no_cache,
@@ -164,8 +191,12 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView) -> dict:
                 raise BuildError(f"{err.message}\nfull log: {log_path}", fix=failure_hint(err.message)) from None
     finally:
         remove_packages(ctx)
-    return build_report(plan, engine.name, tag, engine.inspect(tag), base,
-                        engine.layers(tag), ctx_bytes, stage_times, served, time.monotonic() - started, str(log_path))
+    with timings.phase("report"):
+        image = engine.inspect(tag)
+        report = build_report(plan, engine.name, tag, image, base, image_layers(engine, state, tag, image.get("Id", "")),
+                              ctx_bytes, stage_times, served, time.monotonic() - started, str(log_path))
+    report["timings"] = timings.as_dict()
+    return report
 
 
 def failure_hint(message: str) -> str:

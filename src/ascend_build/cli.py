@@ -158,6 +158,7 @@ def build(
     json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show the engine's own output."),
     verify_after: bool = typer.Option(False, "--verify", help="Run `verify` on the image right after the build."),
+    timings: bool = typer.Option(False, "--timings", help="Also print the seconds of each phase (config, check, engine probe, base image, context, server, engine, report)."),
     rehash: bool = REHASH,
     push: bool = typer.Option(False, "--push", help="Push the image (with the engine's own login); several --platform values imply it."),
     insecure_registry: bool = typer.Option(False, "--insecure-registry", help="The registry speaks plain HTTP (only for one on this host unless --allow-insecure-remote)."),
@@ -174,25 +175,32 @@ def build(
     from .outputs import check_file, inputs_of, write_file
     from .progress import ConsoleBuildView
     from .publish import Publish, build_and_publish, platforms_of
-    from .report import summary_table
+    from .report import summary_table, timings_table
     from .settings import Options, resolve
     from .spec import load_spec
+    from .timings import Timings
 
     console = make_console()
-    if report:
-        check_file(report, True, inputs_of(workdir))
-    _rehash(workdir, rehash)
-    platforms = platforms_of(platform)
-    spec = load_spec(workdir, base_image=base_image)
-    the_engine, why = choose(engine, docker_bin)
-    settings = [resolve(workdir, Options(target=target, delivery=delivery, base_image=base_image, platform=p,
-                                         network=network, host=host), the_engine, spec=spec) for p in platforms]
+    phases = Timings()
+    with phases.phase("config"):
+        if report:
+            check_file(report, True, inputs_of(workdir))
+        _rehash(workdir, rehash)
+        platforms = platforms_of(platform)
+        spec = load_spec(workdir, base_image=base_image)
+    with phases.phase("engine probe"):
+        the_engine, why = choose(engine, docker_bin)
+    with phases.phase("config"):
+        settings = [resolve(workdir, Options(target=target, delivery=delivery, base_image=base_image, platform=p,
+                                             network=network, host=host), the_engine, spec=spec) for p in platforms]
     options = BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull, engine_reason=why,
                            cache_from=tuple(cache_from or ()), cache_to=cache_to)
     with ConsoleBuildView(console, verbose) as view:
-        result = build_and_publish(settings, options, Publish(push, insecure_registry, allow_insecure_remote), view)
+        result = build_and_publish(settings, options, Publish(push, insecure_registry, allow_insecure_remote), view, phases)
     for one in result.get("platforms", [result]):
         console.print(summary_table(one))
+        if timings:
+            console.print(timings_table(one))
     for item in result.get("pushed", []):
         console.print(f"pushed {escape(item['ref'])} ({item['platform']}): {item['digest']}", soft_wrap=True)
     if report:

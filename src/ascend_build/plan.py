@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from .catalog.checksums import hash_file
+from .catalog.hashcache import HashCache
 from .catalog.scan import follow
 from .catalog.model import Package, Selection
 from .components import Context, StagePlan, base, custom
@@ -54,13 +55,21 @@ def planned_abi(spec: BuildSpec, selection: Selection) -> int:
 
 
 def custom_files(workdir: Path, names: List[str]) -> Dict[str, Package]:
+    """The custom stages' files, hashed once while unchanged (the hash cache, as for packages)."""
     files = {}
+    cache = HashCache.load(workdir) if names else None
     for name in names:
         if not os.path.lexists(workdir / name):
             raise PackageError(f"custom stage file {name!r} not found in {workdir}", fix="put it in the working directory or fix `files:` in ascend-build.yaml")
         path, st = follow(workdir / name, name)
+        entry = cache.get(name, st)
+        sha256 = entry["sha256"] if entry else hash_file(path)
+        if not entry:
+            cache.put(name, st, sha256, None)
         files[name] = Package(path=path, file=name, component="custom", slot=None, version="", format="file",
-                              size=st.st_size, sha256=hash_file(path))
+                              size=st.st_size, sha256=sha256)
+    if cache:
+        cache.save()
     return files
 
 

@@ -11,6 +11,7 @@ from .engines.base import Engine
 from .errors import ConfigError
 from .plan import plan_for
 from .settings import PLATFORMS, Settings
+from .timings import Timings
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,11 @@ def check_publish(engine: Engine, platforms: int, opts: BuildOptions, publish: P
                           fix="use --engine buildkit (inline cache in the pushed image) or --engine podman")
 
 
-def build_and_publish(settings_list: List[Settings], opts: BuildOptions, publish: Publish, view: BuildView) -> dict:
+def build_and_publish(settings_list: List[Settings], opts: BuildOptions, publish: Publish, view: BuildView,
+                      timings: Optional[Timings] = None) -> dict:
     """Build each settings' arch (and push); with several, publish the manifest list. The report
-    of the one build, or {image, manifest_digest, platforms: [reports], pushed}."""
+    of the one build, or {image, manifest_digest, platforms: [reports], pushed}. `timings` holds
+    the phases measured before (config, engine probe): they go into the first build's report."""
     engine = settings_list[0].engine
     multi = len(settings_list) > 1
     check_publish(engine, len(settings_list), opts, publish)
@@ -62,7 +65,7 @@ def build_and_publish(settings_list: List[Settings], opts: BuildOptions, publish
         if engine.name == "docker":        # the classic builder reuses only images it has
             for ref in arch_opts.cache_from:
                 view.info(f"pulling {ref} for --cache-from" if engine.pull(ref) else f"warning: could not pull {ref}")
-        report = run_build(settings, arch_opts, view)
+        report = run_build(settings, arch_opts, view, timings if not reports else None)
         report["pushed"] = _push(settings, arch_opts, report["image"], publish.push or multi, publish, view)
         reports.append(report)
     if not multi:

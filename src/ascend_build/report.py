@@ -49,3 +49,14 @@ def summary_table(report: dict) -> Table:
                      f"{human_bytes(report['context_bytes'])} context, {report['duration_seconds']:.1f} s; log: {report['log']}")
     table.caption_justify = "left"
     return table
+
+
+def timings_table(report: dict) -> Table:
+    """`build --timings`: the seconds of each phase of this run."""
+    table = Table(title="where the time went", title_justify="left")
+    table.add_column("phase")
+    table.add_column("seconds", justify="right")
+    for phase, seconds in report["timings"].items():
+        table.add_row(phase, f"{seconds:.3f}")
+    table.add_row("total", f"{sum(report['timings'].values()):.3f}")
+    return table

@@ -59,6 +59,11 @@ class State:
     def image_id(self) -> Path:
         return self.root / "last-image-id"
 
+    @property
+    def layers(self) -> Path:
+        """The last built image's id and layers (its history), for a rebuild of the same image."""
+        return self.root / "last-layers.json"
+
     def new_log(self) -> Path:
         logs = self.root / "logs"
         try:

@@ -35,8 +35,8 @@ class FakeEngine(Engine):
         self.returncode = 0
         return iter(())
 
-    def image_exists(self, image):
-        return True
+    def find_image(self, image):
+        return {"Id": "sha256:base", "Size": 1}
 
     def inspect(self, image):
         return {"Id": "sha256:0", "Size": 1}

@@ -80,6 +80,9 @@ class OtherArchBase(FakeEngine):
     def inspect(self, image):
         return {"Id": "sha256:0", "Size": 1, "Architecture": "arm64"}
 
+    def find_image(self, image):
+        return self.inspect(image)
+
 
 def test_the_build_refuses_the_base_of_another_arch_before_the_engine_builds(workdir):
     engine = OtherArchBase(bridge="127.0.0.1")

@@ -61,6 +61,7 @@ class Engine:
         self.binary = binary
         self.env = env
         self.returncode: Optional[int] = None   # of the last build, once its output has ended
+        self.bridge: Optional[str] = None       # the bridge gateway, once known
 
     # -- running the program -------------------------------------------------------------------
     def run(self, args: Sequence[str], timeout: float = 120, check: bool = True,
@@ -147,8 +148,13 @@ class Engine:
         result = self.run(["info"], timeout=30, check=False)
         return None if result.returncode == 0 else (result.stderr.strip().splitlines() or ["no answer"])[-1]
 
+    def find_image(self, image: str) -> Optional[dict]:
+        """The image's inspect record, or None when the store has no such image."""
+        result = self.run(["image", "inspect", image], check=False)
+        return json.loads(result.stdout)[0] if result.returncode == 0 else None
+
     def image_exists(self, image: str) -> bool:
-        return self.run(["image", "inspect", image], check=False).returncode == 0
+        return self.find_image(image) is not None
 
     def pull(self, image: str) -> bool:
         return self.run(["pull", image], timeout=600, check=False).returncode == 0
@@ -168,8 +174,11 @@ class Engine:
         return [{"created_by": by, "size_bytes": int(size) if size.isdigit() else 0} for by, size in rows]
 
     def bridge_address(self) -> Optional[str]:
-        """The default bridge's gateway address (where containers reach the host), or None."""
-        return bridge_gateway(self.binary)
+        """The default bridge's gateway address (where containers reach the host), or None;
+        asked once per engine."""
+        if self.bridge is None:
+            self.bridge = bridge_gateway(self.binary)
+        return self.bridge
 
 
 def build_flags(req: BuildRequest) -> List[str]:

@@ -1,4 +1,6 @@
-"""Pick an engine for this host (`--engine auto`) and say why."""
+"""Pick an engine for this host (`--engine auto`) and say why. A docker engine's answer is kept
+in the user's cache folder while the daemon and the clients are the same ones (probe_key)."""
+import json
 import os
 import shutil
 import subprocess
@@ -48,11 +50,99 @@ def docker_candidates(docker_bin: Optional[str]) -> List[str]:
     return list(dict.fromkeys(p for p in found if p))
 
 
+PLUGIN_DIRS = ("~/.docker/cli-plugins", "/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+               "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
+PID_FILE = "/var/run/docker.pid"
+MAX_ENTRIES = 16
+
+
+def cache_file() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ascend-build" / "engines.json"
+
+
+def _stamp(path: str) -> str:
+    try:
+        st = os.stat(os.path.expanduser(path))
+    except OSError:
+        return f"{path}:-"
+    return f"{path}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def probe_key(engine: str, docker_bin: Optional[str]) -> Optional[str]:
+    """What the docker probe's answer depends on: the clients (path, inode, mtime), their plugin
+    folders and config, and the daemon's socket, which a restarted daemon makes anew. None when
+    the daemon is not a local socket (DOCKER_HOST, DOCKER_CONTEXT): then every run probes."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://") or os.environ.get("DOCKER_CONTEXT") or engine == "podman":
+        return None
+    pid = _daemon_pid()
+    if pid == "dead":
+        return None
+    config = os.environ.get("DOCKER_CONFIG", "~/.docker")
+    paths = [*docker_candidates(docker_bin), host[len("unix://"):], f"{config}/config.json", *PLUGIN_DIRS]
+    return "|".join([engine, f"pid:{pid}", *(_stamp(p) for p in paths)])
+
+
+def _daemon_pid() -> str:
+    """The system daemon's pid from its pid file; "dead" when that process is gone (a daemon
+    killed without removing its socket), "" when there is no readable pid file."""
+    try:
+        pid = Path(PID_FILE).read_text().strip()
+    except OSError:
+        return ""
+    return pid if pid.isdigit() and os.path.exists(f"/proc/{pid}") else "dead"
+
+
+def _cached(key: str) -> Optional[Tuple[Engine, str]]:
+    try:
+        entry = json.loads(cache_file().read_text()).get(key)
+        kind, binary, buildx, why, bridge = (entry[k] for k in ("kind", "binary", "buildx", "reason", "bridge"))
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return None
+    if kind not in ("docker", "buildkit") or not isinstance(binary, str) or not isinstance(why, str):
+        return None
+    found = DockerBuildKit(binary, buildx=bool(buildx)) if kind == "buildkit" else Docker(binary)
+    found.bridge = bridge if isinstance(bridge, str) else None
+    return found, why
+
+
+def _remember(key: str, found: Engine, why: str) -> None:
+    """Keep the answer (with the bridge address, asked now); a cache that cannot be written is skipped."""
+    entry = {"kind": found.name, "binary": found.binary, "buildx": getattr(found, "buildx", False),
+             "reason": why, "bridge": found.bridge_address()}
+    path = cache_file()
+    try:
+        kept = json.loads(path.read_text())
+        kept = {k: v for k, v in kept.items() if k != key} if isinstance(kept, dict) else {}
+    except (OSError, ValueError):
+        kept = {}
+    kept = dict(list(kept.items())[-(MAX_ENTRIES - 1):] + [(key, entry)])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(kept))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def choose(engine: str = "auto", docker_bin: Optional[str] = None) -> Tuple[Engine, str]:
     """Return a usable engine and the reason it was picked; EngineError when none answers.
-    auto prefers docker with BuildKit, then the classic builder, then podman."""
+    auto prefers docker with BuildKit, then the classic builder, then podman. A docker answer
+    is reused while probe_key is the same."""
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}", fix=f"use one of: {', '.join(ENGINES)}")
+    key = probe_key(engine, docker_bin)
+    found = _cached(key) if key else None
+    if found is None:
+        found = probe(engine, docker_bin)
+        if key and isinstance(found[0], (Docker, DockerBuildKit)):
+            _remember(key, *found)
+    return found
+
+
+def probe(engine: str, docker_bin: Optional[str]) -> Tuple[Engine, str]:
+    """Ask the clients and daemons which engine to use (choose without the cache)."""
     reasons: List[str] = []
     if engine != "podman":
         classic_fallback: Optional[Tuple[Engine, str]] = None

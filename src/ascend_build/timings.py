@@ -1,0 +1,26 @@
+"""Where a build's time goes: seconds per phase (config, check, engine probe, base image,
+context, server, engine, report), for `build --timings` and the report's `timings`."""
+import contextlib
+import time
+from typing import Dict, Iterator
+
+PHASES = ("config", "check", "engine probe", "base image", "context", "server", "engine", "report")
+
+
+class Timings:
+    """Seconds per phase; a phase entered twice adds up (the server starts and stops)."""
+
+    def __init__(self) -> None:
+        self.seconds: Dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def as_dict(self) -> Dict[str, float]:
+        """Every phase in order (0.0 for one that did not run), rounded to the millisecond."""
+        return {name: round(self.seconds.get(name, 0.0), 3) for name in PHASES}

@@ -1,0 +1,135 @@
+"""What a no-change rebuild costs in engine calls (behaviour, not time): the engine probe is
+cached per daemon and client, the base image and the result are inspected once, the history is
+asked only for a new image; every phase is timed."""
+import json
+import os
+
+import pytest
+
+from clirun import cli
+from ascend_build.engines import detect
+from ascend_build.scaffold import scaffold
+from ascend_build.timings import PHASES
+
+BASE = "localhost/ascend-build-base:bookworm"
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$0.calls"
+case "$1 $2" in
+  "image inspect") echo '[{"Id": "sha256:0", "Size": 1}]' ;;
+  "network inspect") echo 127.0.0.1 ;;
+  "version --format") echo 20.10.24 ;;
+  "buildx version") exit 1 ;;
+  history\\ *) printf 'RUN x\\t5\\n' ;;
+esac
+exit 0
+"""
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """A fake docker client (logging its calls), a stand-in daemon socket and pid file, and an
+    empty cache folder: the environment of the process under test."""
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    docker.write_text(FAKE_DOCKER)
+    docker.chmod(0o755)
+    sock, pid = tmp_path / "docker.sock", tmp_path / "docker.pid"
+    sock.touch()
+    pid.write_text(str(os.getpid()))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "DOCKER_HOST": f"unix://{sock}", "ASCEND_BUILD_DOCKER": str(docker)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    monkeypatch.setattr(detect, "PID_FILE", str(pid))
+    return docker
+
+
+def calls(docker):
+    path = docker.with_name("docker.calls")
+    lines = path.read_text().splitlines() if path.exists() else []
+    path.unlink(missing_ok=True)
+    return lines
+
+
+def test_the_probe_is_asked_once_per_daemon_and_client(fake, tmp_path):
+    first = detect.choose("auto")
+    assert first[0].name == "buildkit" and first[0].bridge == "127.0.0.1"
+    assert any(c == "info" for c in calls(fake))
+    again = detect.choose("auto")
+    assert calls(fake) == [] and again[1] == first[1] and again[0].bridge == "127.0.0.1"
+
+    os.utime(fake, ns=(1, 1))                               # another client binary
+    detect.choose("auto")
+    assert "info" in calls(fake)
+    sock = tmp_path / "docker.sock"                         # a restarted daemon makes its socket anew
+    sock.rename(tmp_path / "old.sock")
+    sock.touch()
+    detect.choose("auto")
+    assert "info" in calls(fake)
+    detect.choose("docker")                                 # another question, its own answer
+    assert "info" in calls(fake)
+    detect.choose("auto")
+    assert calls(fake) == []
+
+
+@pytest.mark.parametrize("broken", ["dead daemon", "remote daemon", "corrupt cache"])
+def test_the_probe_runs_again_when_the_cache_cannot_be_trusted(fake, tmp_path, monkeypatch, broken):
+    detect.choose("auto")
+    calls(fake)
+    if broken == "dead daemon":                             # killed: its socket stays, its pid is gone
+        (tmp_path / "docker.pid").write_text("999999999")
+    elif broken == "remote daemon":
+        monkeypatch.setenv("DOCKER_HOST", "tcp://192.0.2.1:2376")
+    else:
+        detect.cache_file().write_text('{"x": ')
+    for _ in range(2):
+        detect.choose("auto")
+        assert "info" in calls(fake)
+        if broken == "corrupt cache":
+            break
+
+
+def test_a_no_change_rebuild_makes_three_engine_calls(fake, tmp_path):
+    workdir = tmp_path / "w"
+    scaffold(workdir, demo=True, arch="x86_64", cann="8.5.0", chip="910b", python="3.11", filler="4KiB", force=False)
+    args = ["build", "-C", workdir, "-t", "t:1", "--target", "cann", "--platform", "x86_64", "--base-image", BASE,
+            "--port", "0", "--engine", "docker"]
+    env = {**os.environ, "PATH": "/nonexistent"}
+    first = cli(*args, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert any(c.startswith("history ") for c in calls(fake))
+    again = cli(*args, "--timings", "--report", tmp_path / "report.json", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    made = calls(fake)
+    assert [c.split()[0] for c in made] == ["image", "build", "image"], made
+    assert made[0] == f"image inspect {BASE}" and made[2] == "image inspect t:1"
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert list(report["timings"]) == list(PHASES) and all(s >= 0 for s in report["timings"].values())
+    assert report["layers"] == [{"created_by": "RUN x", "size_bytes": 5}]
+    assert "engine probe" in again.stderr and "where the time went" in again.stderr
+
+
+def test_a_new_image_asks_its_history(fake, tmp_path):
+    from ascend_build.build import image_layers
+    from ascend_build.engines.docker import Docker
+    from ascend_build.workdir import State
+
+    state, engine = State.of(tmp_path), Docker(str(fake))
+    assert image_layers(engine, state, "t:1", "sha256:a") == image_layers(engine, state, "t:1", "sha256:a")
+    assert len(calls(fake)) == 1
+    image_layers(engine, state, "t:1", "sha256:b")
+    assert [c.split()[0] for c in calls(fake)] == ["history"]
+
+
+def test_a_custom_stage_file_is_hashed_once_while_unchanged(tmp_path, monkeypatch):
+    from ascend_build import plan
+    from ascend_build.catalog.checksums import hash_file
+
+    hashed = []
+    monkeypatch.setattr(plan, "hash_file", lambda path: hashed.append(path) or hash_file(path))
+    (tmp_path / "app.py").write_text("print(1)\n")
+    first = plan.custom_files(tmp_path, ["app.py"])["app.py"]
+    again = plan.custom_files(tmp_path, ["app.py"])["app.py"]
+    assert len(hashed) == 1 and again.sha256 == first.sha256
+    (tmp_path / "app.py").write_text("print(2)\n")
+    assert plan.custom_files(tmp_path, ["app.py"])["app.py"].sha256 != first.sha256 and len(hashed) == 2

@@ -109,6 +109,9 @@ def _place_standins(directory: Path, generate: Callable[[Path], List[Path]]) -> 
             known[source.name] = _sha256(source)
             os.replace(source, target)
             placed.append(target)
+            sidecar = Path(f"{source}.sha256")        # a stand-in with a name Huawei publishes
+            if sidecar.exists():
+                os.replace(sidecar, packages / sidecar.name)
         state.mkdir(exist_ok=True)
     except OSError as err:
         raise OutputError(f"could not write the stand-ins into {packages}: {err.strerror or err}",

@@ -54,16 +54,22 @@ def normalise_chip(text: str) -> str:
 _V = r"(?P<version>\d[^_]*?)"
 _A = r"(?P<arch>aarch64|arm64|x86_64|x86-64|x86|amd64)"
 _C = r"(?P<chip>\d{3}[a-z]?|A3)"
-# (pattern, component, slot, format)
+_X = r"\.(?P<ext>run|zip)"     # CANN packages: the .run, or the official signed zip that holds it
+# (pattern, component, slot, format); a pattern with an `ext` group takes its format from it
 RUN_PATTERNS: List[Tuple[Pattern, str, Optional[str], str]] = [
-    (rf"Ascend-cann-toolkit_{_V}_linux-{_A}\.run", "toolkit", "toolkit", "run"),
-    (rf"Ascend-cann-kernels-{_C}_{_V}_linux(?:-{_A})?\.run", "kernels", "kernels", "run"),
-    (rf"Atlas-(?P<chip>A3)-cann-kernels_{_V}_linux(?:-{_A})?\.run", "kernels", "kernels", "run"),
-    (rf"Ascend-cann-{_C}-ops_{_V}_linux(?:-{_A})?\.run", "ops", "kernels", "run"),
-    (rf"Ascend-cann-nnal_{_V}_linux-{_A}\.run", "nnal", "nnal", "run"),
+    (rf"Ascend-cann-toolkit_{_V}_linux-{_A}{_X}", "toolkit", "toolkit", "run"),
+    (rf"Ascend-cann-nnrt_{_V}_linux-{_A}{_X}", "nnrt", None, "run"),
+    (rf"Ascend-cann-nnae_{_V}_linux-{_A}{_X}", "nnae", None, "run"),
+    (rf"Ascend-cann-kernels-{_C}_{_V}_linux(?:-{_A})?{_X}", "kernels", "kernels", "run"),
+    (rf"Atlas-(?P<chip>A3)-cann-kernels_{_V}_linux(?:-{_A})?{_X}", "kernels", "kernels", "run"),
+    (rf"Ascend-cann-{_C}-ops_{_V}_linux(?:-{_A})?{_X}", "ops", "kernels", "run"),
+    (rf"Ascend-cann-nnal_{_V}_linux-{_A}{_X}", "nnal", "nnal", "run"),
     (rf"Ascend-mindie_{_V}_linux-{_A}(?:_abi(?P<abi>[01]))?\.run", "mindie", "mindie", "run"),
     (rf"Ascend-mindie-atb-models_{_V}_linux-{_A}(?:_py(?P<py>3\d+))?_torch(?P<torch>\d+(?:\.\d+)+)-abi(?P<abi>[01])\.tar\.gz",
      "atb_models", "atb_models", "tar.gz"),
+    # MindIE container images (docker save) for a machine: not an installer
+    (rf"Ascend-mindie-image-(?P<chip>300i-duo|800i-a2|800i-a3)_{_V}_linux_{_A}\.tar\.gz", "mindie_image", None, "tar.gz"),
+    (rf"Ascend-mindx-toolbox_{_V}_linux-{_A}{_X}", "toolbox", None, "run"),
     (rf"Ascend-hdk-{_C}-npu-driver_{_V}_linux-{_A}\.run", "driver", None, "run"),
     (rf"Ascend-hdk-{_C}-npu-firmware_{_V}\.run", "firmware", None, "run"),
     (r"(?P<req>requirements[\w.-]*)\.txt", "requirements", "requirements", "txt"),
@@ -128,7 +134,7 @@ def identify(name: str) -> Optional[Identity]:
             return None
         py = fields.get("py")
         return Identity(
-            component=component, slot=slot, version=version, format=fmt,
+            component=component, slot=slot, version=version, format=fields.get("ext") or fmt,
             arch=normalise_arch(fields.get("arch")),
             chip=normalise_chip(fields["chip"]) if fields.get("chip") else None,
             python=_python_tag(f"py{py}") if py else None,

@@ -10,6 +10,7 @@ RUN_TRAILING_DATA = "run-trailing-data"
 WHEEL_CORRUPT = "wheel-corrupt"
 TARBALL_CORRUPT = "tarball-corrupt"
 CHECKSUM_MISMATCH = "checksum-mismatch"
+PUBLISHED_MISMATCH = "published-mismatch"
 UNREADABLE = "unreadable"
 METADATA_TOO_LARGE = "metadata-too-large"
 CHECKSUM_FILE_UNREADABLE = "checksum-file-unreadable"
@@ -48,6 +49,7 @@ PROBLEM_CODES: Dict[str, str] = {
     WHEEL_CORRUPT: "error: a wheel's zip is damaged (CRC), lacks RECORD or a member differs from RECORD",
     TARBALL_CORRUPT: "error: a .tar.gz does not decompress/read to the end",
     CHECKSUM_MISMATCH: "error: sha256 differs from SHA256SUMS or <file>.sha256 next to it",
+    PUBLISHED_MISMATCH: "error: Huawei publishes the file's name with another sha256 (catalog/published.json)",
     UNREADABLE: "error: a selected file cannot be read",
     METADATA_TOO_LARGE: "error: a RECORD, zip directory, tar header or .run header field is larger than ascend-build reads",
     CHECKSUM_FILE_UNREADABLE: "error: SHA256SUMS or <file>.sha256 cannot be read (or is over 16 MiB)",

@@ -8,5 +8,5 @@ AB_PIP_SOURCE="--no-index --find-links $PKG_DIR"
 ab_source /usr/local/Ascend/ascend-toolkit/set_env.sh
 ab_source /usr/local/Ascend/nnal/atb/set_env.sh --cxx_abi=0
 ab_install mindie "$PKG_DIR"/Ascend-mindie_2.3.0_linux-x86_64_abi0.run --install --quiet --install-path=/usr/local/Ascend --install-for-all
-ab_pip "$PKG_DIR"/atb_llm-2.3.0-cp311-cp311-linux_x86_64.whl
+ab_pip "$PKG_DIR"/atb_llm-2.3.0-0standin-cp311-cp311-linux_x86_64.whl
 ab_say "done"

@@ -46,12 +46,14 @@ def init(
     python: str = typer.Option("3.11", help="Python version the demo wheels are built for."),
     filler: str = typer.Option("1MiB", help="Incompressible bytes installed by each demo package (e.g. 512KiB, 64MiB)."),
     force: bool = typer.Option(False, "--force", help="Overwrite the scaffold's files; --demo replaces only stand-ins an earlier init wrote."),
+    signed: bool = typer.Option(False, "--signed", help="With --demo: CANN packages as official signed zips, signed by a demo CA (demo-root.pem, trusted in the config)."),
 ) -> None:
     """Scaffold a working directory (config, README, requirements); --demo adds stand-in packages."""
     from .scaffold import scaffold
 
     console = make_console()
-    written, kept = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force)
+    written, kept = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force,
+                             signed=signed)
     for path in written:
         console.print(f"  wrote {path}")
     for path in kept:

@@ -90,6 +90,7 @@ class BuildSpec(Strict):
     delivery: Literal["auto", "http", "mount", "copy"] = "auto"
     skip: List[Text] = Field([], description="Stages to leave out; the next stage is re-parented.")
     pins: Dict[Text, RelativeFile] = Field({}, description="Slot -> file name, when several files fit one slot.")
+    trusted_roots: List[RelativeFile] = Field([], description="PEM root certificates (paths in the working directory) trusted for signed zips, besides Huawei's.")
     stages: List[CustomStage] = []
     system_packages: List[OsPackage] = Field([], description="Extra OS packages for the base stage.")
     pip_index_url: Optional[Url] = Field(None, description="Take Python packages from this index instead of the working directory.")

@@ -134,7 +134,7 @@ def test_every_install_run_names_the_sha256_of_its_files(workdir):
     text = render(workdir, "mindie", "http", FAMILIES["debian"])["Dockerfile"]
     runs = re.findall(r"^RUN .*?run-stage\.sh (\w+) .*?(?=\n\S)", text, re.S | re.M)
     assert runs == ["cann", "pta", "mindie"]
-    for pkg in (workdir / "packages").iterdir():
+    for pkg in (p for p in (workdir / "packages").iterdir() if p.suffix != ".sha256"):
         assert f"{pkg.name}={hashlib.sha256(pkg.read_bytes()).hexdigest()}" in text
 
 

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Sequence
 from ..spec import BuildSpec
 from .compat import check_rules, load_rules
 from .hashcache import verify_packages
-from . import published
+from . import published, signed
 from .checksums import load_checksums
 from .model import Package, Problem, Selection, StageSlots
 from .problems import DUPLICATE_FILE_NAME, UNRECOGNISED_FILE
@@ -51,12 +51,16 @@ def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Se
     selection = select(catalog.packages, spec, table, chain, target, platform)
     files = selection.delivered()
     verified, integrity = verify_packages(workdir, files)
+    unpacked, signing = signed.unpack_zips(workdir, verified, signed.trusted_roots(workdir, spec.trusted_roots))
+    inner, inner_integrity = verify_packages(workdir, list(unpacked.values()))
     done = {p.file: p for p in verified}
+    done.update({zip_file: pkg for zip_file, pkg in zip(unpacked, inner)})
     selection.stages = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.stages.items()}
     selection.pip_index = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.pip_index.items()}
     selection.packages = [done.get(p.file, p) for p in selection.packages]
     selection.unrecognised = list(catalog.unrecognised)
     selection.problems = (catalog.problems + unrecognised(catalog.unrecognised) + selection.problems + duplicate_names(files)
-                          + integrity + published.problems(verified, listed(workdir, verified)) + check_rules(selection, spec, rules, stages))
+                          + integrity + published.problems(verified, listed(workdir, verified)) + signing + inner_integrity
+                          + check_rules(selection, spec, rules, stages))
     return selection
 

@@ -54,6 +54,8 @@ class Package:
     prerelease: bool = False
     size: int = 0
     sha256: Optional[str] = None
+    source: Optional["Package"] = None   # the official signed zip this package was unpacked from
+    signature: Optional[str] = None      # `verified (<root>)` for a package from a signed zip
 
     @property
     def name(self) -> str:

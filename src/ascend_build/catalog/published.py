@@ -42,6 +42,7 @@ def lookup(name: str) -> Optional[Published]:
 def status(pkg: Package) -> Optional[str]:
     """`published` when Huawei publishes the file's name with its bytes' sha256, `not a published
     build` otherwise; None while the sha256 is unknown (a file not read)."""
+    pkg = pkg.source or pkg                  # a package from a signed zip: the zip is what Huawei publishes
     if not pkg.sha256:
         return None
     known = lookup(pkg.name)

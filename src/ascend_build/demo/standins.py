@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import random
+import subprocess
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -375,9 +376,11 @@ def generate(
     python: str = "3.11",
     fill: int = 1 << 20,
     seed: str = "",
+    signed_by: Optional["TestCA"] = None,
 ) -> List[Path]:
     """Write a full stand-in set (toolkit, chip kernels/ops, NNAL, torch, torch_npu, MindIE,
-    atb-models) into `dest` and return the paths in install order."""
+    atb-models) into `dest` and return the paths in install order. With `signed_by`, the CANN
+    packages are official signed zips."""
     fam = family(cann)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -393,6 +396,8 @@ def generate(
         paths.append(make_atb_tarball(dest, fam.mindie, arch, python, fam.torch, fam.abi, fill, seed))
     else:
         paths.append(make_atb_wheel(dest, fam.mindie, arch, python, fill, seed))
+    if signed_by:
+        paths[:3] = [signed_zip(p, signed_by) for p in paths[:3]]
     vouch_for_official_names(paths)
     return paths
 
@@ -403,3 +408,83 @@ def vouch_for_official_names(paths: Sequence[Path]) -> None:
     for path in paths:
         if published.lookup(path.name):
             Path(f"{path}.sha256").write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
+
+
+# -- official signed zips (ascend-reference.md §10), signed by a CA made for the purpose ------------
+
+CA_CONFIG = """[ca]
+default_ca = ca_default
+[ca_default]
+database = {folder}/index.txt
+crlnumber = {folder}/crlnumber
+default_md = sha256
+default_crl_days = 3650
+"""
+
+
+@dataclass(frozen=True)
+class TestCA:
+    """A root certificate (`root.pem`), a signer it issued, and the CRL the root signs."""
+
+    folder: Path
+
+    @property
+    def root(self) -> Path:
+        return self.folder / "root.pem"
+
+    @property
+    def crl(self) -> Path:
+        return self.folder / "root.crl"
+
+    def _openssl(self, *args: str) -> None:
+        done = subprocess.run(["openssl", *args], cwd=self.folder, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ConfigError(f"openssl {args[0]} failed: {done.stderr.strip()}", fix="install openssl")
+
+    def gencrl(self) -> None:
+        self._openssl("ca", "-config", "ca.cnf", "-gencrl", "-keyfile", "root.key", "-cert", "root.pem", "-out", "crl.pem")
+        self._openssl("crl", "-in", "crl.pem", "-outform", "DER", "-out", "root.crl")
+
+    def revoke_signer(self) -> None:
+        self._openssl("ca", "-config", "ca.cnf", "-revoke", "signer.pem", "-keyfile", "root.key", "-cert", "root.pem")
+        self.gencrl()
+
+    def sign(self, path: Path) -> Path:
+        """A detached DER CMS signature `<path>.cms`, as Huawei's are."""
+        cms = Path(f"{path}.cms")
+        self._openssl("cms", "-sign", "-binary", "-md", "sha256", "-in", str(Path(path).resolve()), "-signer", "signer.pem",
+                      "-inkey", "signer.key", "-outform", "DER", "-out", str(cms.resolve()))
+        return cms
+
+
+def make_ca(folder: Path, name: str = "ascend-build test root") -> TestCA:
+    """A new root CA and signer in `folder` (with openssl)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = TestCA(folder.resolve())
+    (folder / "ca.cnf").write_text(CA_CONFIG.format(folder=ca.folder))
+    (folder / "index.txt").write_text("")
+    (folder / "crlnumber").write_text("01\n")
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    ca._openssl("req", "-x509", *ec, "-keyout", "root.key", "-out", "root.pem", "-days", "3650", "-subj", f"/CN={name}",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ca._openssl("req", *ec, "-keyout", "signer.key", "-out", "signer.csr", "-subj", f"/CN={name} signer")
+    ca._openssl("x509", "-req", "-in", "signer.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial",
+                "-out", "signer.pem", "-days", "3650")
+    ca.gencrl()
+    return ca
+
+
+def signed_zip(run: Path, ca: TestCA) -> Path:
+    """The official form of a CANN package: `<name>.zip` holding the .run, `<run>.cms` and the CRL.
+    The .run is replaced by the zip."""
+    run = Path(run)
+    cms = ca.sign(run)
+    path = run.with_suffix(".zip")
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.write(run, run.name, compress_type=zipfile.ZIP_STORED)
+        zf.write(cms, cms.name)
+        zf.write(ca.crl, "ascend.crl")
+    run.unlink()
+    cms.unlink()
+    return path

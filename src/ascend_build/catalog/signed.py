@@ -77,8 +77,12 @@ def _openssl(*args: str) -> subprocess.CompletedProcess:
 
 
 def _last_line(text: str) -> str:
+    """openssl's reason without its error-stack prefix (`...:Verify error: unable to get local issuer certificate`)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no reason given"
+    if not lines:
+        return "no reason given"
+    line = lines[-1]
+    return line.split("Verify error:", 1)[1].strip() if "Verify error:" in line else line.rsplit(":", 1)[-1].strip() or line
 
 
 def verify_cms(content: Path, cms: Path, roots: Sequence[Root]) -> Root:

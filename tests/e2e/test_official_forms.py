@@ -35,7 +35,7 @@ def test_signed_zip_family_builds_and_passes_verify(tmp_path, docker_bin, base_i
     assert cann and {p["signature"] for p in cann} == {"verified (demo-root)"} and all(p["from"].endswith(".zip") for p in cann)
     tag = "ascend-build-test/signed:mindie"
     try:
-        result = cli("build", "-C", str(workdir), "-t", tag, "--verify")
+        result = cli("build", "-C", str(workdir), "-t", tag, "--verify", "--port", "0")
         assert result.returncode == 0, result.stderr[-3000:]
         assert f"verify {tag}" in result.stderr and "FAILED" not in result.stderr
         labels = json.loads(subprocess.run([docker_bin, "image", "inspect", tag], capture_output=True, text=True,
@@ -70,3 +70,26 @@ def test_a_flipped_byte_and_an_unknown_ca_fail_check_with_the_reason(tmp_path):
     reasons = [p["message"] for p in data["problems"] if p["code"] == "signature-invalid"]
     assert code == 1 and len(reasons) == 3 and all("demo-root" in r for r in reasons)
     print("\n" + "\n".join(reasons))
+
+
+@pytest.mark.parametrize("cann, imports", [
+    ("8.5.0", "import mindie_llm, atb_llm; print('imports-ok')"),            # MindIE 2.3 .run bundles the ATB models
+    ("9.0.0", "import mindie_llm, mindie_sd, mindie_motor; print('imports-ok')"),   # MindIE 3.0 wheels
+])
+def test_mindie_as_it_ships_builds_to_mindie(tmp_path, docker_bin, base_image, cann, imports):
+    workdir = tmp_path / cann
+    result = cli("init", "--demo", str(workdir), "--cann", cann, "--filler", FILL)
+    assert result.returncode == 0, result.stderr
+    code, data = check_json(workdir)
+    assert code == 0, data["problems"]
+    assert not [p for p in data["packages"] if p["component"] in ("atb_llm", "atb_models")]
+    tag = f"ascend-build-test/mindie-{cann}:mindie"
+    try:
+        result = cli("build", "-C", str(workdir), "-t", tag, "--verify", "--port", "0")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "FAILED" not in result.stderr
+        ran = subprocess.run([docker_bin, "run", "--rm", "--network", "none", tag, "python3", "-c", imports],
+                             capture_output=True, text=True, timeout=120)
+        assert "imports-ok" in ran.stdout, ran.stderr
+    finally:
+        subprocess.run([docker_bin, "rmi", "-f", tag], capture_output=True)

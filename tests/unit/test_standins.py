@@ -22,7 +22,7 @@ EXPECTED = {
         "Ascend-cann-kernels-910b_8.0.RC2_linux-x86_64.run",
         "Ascend-cann-nnal_8.0.RC2_linux-x86_64.run",
         "torch-2.1.0+cpu-0standin-cp311-cp311-linux_x86_64.whl",
-        "torch_npu-2.1.0.post13-0standin-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "torch_npu-2.1.0.post6-0standin-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
         "Ascend-mindie_1.0.RC2_linux-x86_64.run",
         "Ascend-mindie-atb-models_1.0.RC2_linux-x86_torch2.1.0-abi0.tar.gz",
     ],
@@ -32,8 +32,17 @@ EXPECTED = {
         "Ascend-cann-nnal_8.5.0_linux-aarch64.run",
         "torch-2.6.0-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
         "torch_npu-2.6.0.post5-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
-        "Ascend-mindie_2.3.0_linux-aarch64_abi0.run",
-        "atb_llm-2.3.0-0standin-cp311-cp311-linux_aarch64.whl",
+        "Ascend-mindie_2.3.0_linux-aarch64_abi0.run",                      # bundles the ATB models
+    ],
+    ("9.0.0", "x86_64", "910b"): [
+        "Ascend-cann-toolkit_9.0.0_linux-x86_64.run",
+        "Ascend-cann-910b-ops_9.0.0_linux-x86_64.run",
+        "Ascend-cann-nnal_9.0.0_linux-x86_64.run",
+        "torch-2.9.0+cpu-0standin-cp311-cp311-linux_x86_64.whl",
+        "torch_npu-2.9.0.post2-0standin-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+        "mindie_llm-3.0.0-0standin-cp311-cp311-linux_x86_64.whl",
+        "mindie_sd-3.0.0-0standin-cp311-cp311-linux_x86_64.whl",
+        "mindie_motor-3.0.0-0standin-cp311-cp311-linux_x86_64.whl",
     ],
 }
 
@@ -130,7 +139,7 @@ def test_wheels_are_valid_for_pip(family_set, tmp_path):
                     "--target", str(target), *map(str, wheels)], check=True)
     probe = "import torch, importlib.metadata as m; print(torch.__version__, torch.compiled_with_cxx11_abi(), m.version('torch_npu'), m.requires('torch_npu'))"
     out = subprocess.run([sys.executable, "-c", probe], env={"PYTHONPATH": str(target)}, capture_output=True, text=True, check=True).stdout
-    assert out.split()[:3] == ["2.1.0+cpu" if ARCH == "x86_64" else "2.1.0", "False", "2.1.0.post13"]
+    assert out.split()[:3] == ["2.1.0+cpu" if ARCH == "x86_64" else "2.1.0", "False", "2.1.0.post6"]
     assert "torch==2.1.0" in out
 
 
@@ -145,7 +154,7 @@ def test_torch_npu_needs_the_toolkit_environment(family_set, tmp_path):
     (lib / "libascendcl.so").write_text("x")
     env = {"PYTHONPATH": str(target), "ASCEND_TOOLKIT_HOME": str(tmp_path), "LD_LIBRARY_PATH": f"/nowhere:{lib}"}
     ok = subprocess.run([sys.executable, "-c", "import torch_npu; print(torch_npu.__version__)"], env=env, capture_output=True, text=True)
-    assert ok.returncode == 0 and ok.stdout.strip() == "2.1.0.post13"
+    assert ok.returncode == 0 and ok.stdout.strip() == "2.1.0.post6"
 
 
 def test_atb_tarball_holds_wheel_requirements_examples(family_set):

@@ -14,6 +14,8 @@ class Slot:
     every: bool = False             # every such file is selected (requirements*.txt)
     expected: str = ""              # the file name, as told to a person when none is found
     download: str = ""              # where to get it
+    # given the packages chosen so far: the slot may stay empty although `required`
+    optional_when: Optional[Callable[[Dict[str, "Package"]], bool]] = None
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,10 @@ WHEEL_SLOTS: Dict[str, Tuple[str, Optional[str]]] = {
     "torch": ("torch", "torch"),
     "torch-npu": ("torch_npu", "torch_npu"),
     "atb-llm": ("atb_llm", "atb_models"),
+    # MindIE 3.x as wheels: mindie_llm, and the service and diffusion parts beside it
+    "mindie-llm": ("mindie", "mindie_llm"),
+    "mindie-sd": ("mindie", "mindie_wheels"),
+    "mindie-motor": ("mindie", "mindie_wheels"),
 }
 _WHEEL_PLATFORM = re.compile(r"^(?:many|musl)?linux(?:1|2010|2014|_\d+_\d+)?_(?P<arch>.+)$")
 _TAG_PART = re.compile(r"[a-z0-9_]+", re.ASCII)

@@ -149,7 +149,8 @@ def select(packages: List[Package], spec: BuildSpec, table: Sequence[StageSlots]
         pkg = sel.pick(name)
         if pkg:
             sel.chosen[name] = pkg
-        elif name in required and not sel.candidates(name):
+        elif name in required and not sel.candidates(name) and not (
+                slots[name].optional_when and slots[name].optional_when(sel.chosen)):
             toolkit = sel.chosen.get("toolkit")
             version = toolkit.version if toolkit and name in ("kernels", "nnal") else None
             sel.problems.append(missing(slots[name], sel, target, version))

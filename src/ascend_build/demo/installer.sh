@@ -123,9 +123,9 @@ case "$pkg_component" in
     toolkit) ln -sfn "$pkg_version" "$install_path/ascend-toolkit/latest" ;;
     mindie)
         ln -sfn "$pkg_version" "$install_path/mindie/latest"
-        wheel=$(ls "$install_path/mindie/$pkg_version"/wheels/*.whl 2>/dev/null | head -n 1)
-        python3 -m pip install --no-index --no-deps --quiet "$wheel" >>"$log_file" 2>&1 ||
-            fail "pip could not install $wheel" ;;
+        # mindie_llm, and from 2.1 (ABI in the file name) the bundled ATB models' atb_llm
+        python3 -m pip install --no-index --no-deps --quiet "$install_path/mindie/$pkg_version"/wheels/*.whl >>"$log_file" 2>&1 ||
+            fail "pip could not install the wheels of $install_path/mindie/$pkg_version/wheels" ;;
 esac
 log "install success"
 echo "$pkg_name $pkg_version installed in $install_path"

@@ -38,8 +38,9 @@ class Family:
     torch_npu: str
     mindie: str
     mindie_abi_in_name: bool
-    atb_models: str
+    atb_models: str              # tarball, wheel, or bundled (in MindIE 2.1+), or none (MindIE as wheels)
     abi: int
+    mindie_form: str = "run"     # run, or wheels (MindIE 3.x: mindie_llm, mindie_sd, mindie_motor)
 
 
 def families() -> Dict[str, Family]:
@@ -306,6 +307,13 @@ def make_nnal(dest: Path, version: str, arch: str, fill: int, seed: str = "") ->
                     files=files, dirs=[home, "nnal/atb/set_env.sh"], templates=["nnal/atb/set_env.sh"])
 
 
+def bundled_atb(home: str, version: str) -> Tuple[str, bytes]:
+    """MindIE 2.1+ (ABI in the file name) bundles the ATB models: their atb_llm wheel."""
+    name, data = build_wheel("atb_llm", str(Version(version)), ("py3", "none", ["any"]),
+                             {"atb_llm/__init__.py": simple_module(version)})
+    return f"{home}/wheels/{name}", data
+
+
 def make_mindie(dest: Path, version: str, arch: str, abi: Optional[int], fill: int, seed: str = "") -> Path:
     home = f"mindie/{version}"
     wheel_name, wheel_bytes = build_wheel("mindie_llm", str(Version(version)), ("py3", "none", ["any"]),
@@ -314,6 +322,7 @@ def make_mindie(dest: Path, version: str, arch: str, abi: Optional[int], fill: i
         f"{home}/bin/mindieservice_daemon": f"#!/bin/sh\necho 'MindIE {version} ({STANDIN_NOTE})'\n".encode(),
         f"{home}/version.info": f"version={version}\n".encode(),
         f"{home}/wheels/{wheel_name}": wheel_bytes,
+        **({} if abi is None else dict([bundled_atb(home, version)])),
         f"{home}/share/standin-filler.bin": filler(fill, f"mindie{version}{arch}{seed}"),
         "mindie/set_env.sh.in": MINDIE_ENV.format(note=STANDIN_NOTE).encode(),
     }
@@ -321,6 +330,17 @@ def make_mindie(dest: Path, version: str, arch: str, abi: Optional[int], fill: i
     name = f"Ascend-mindie_{version}_linux-{arch}{suffix}.run"
     return make_run(dest / name, component="mindie", name="Ascend-mindie", version=version, arch=arch,
                     files=files, dirs=[home, "mindie/set_env.sh"], templates=["mindie/set_env.sh"])
+
+
+def make_mindie_wheels(dest: Path, version: str, arch: str, python: str, fill: int, seed: str = "") -> List[Path]:
+    """MindIE 3.x as wheels: mindie_llm (with the service's placeholder), mindie_sd, mindie_motor."""
+    tag = py_tag(python)
+    paths = []
+    for name in ("mindie_llm", "mindie_sd", "mindie_motor"):
+        files = {f"{name}/__init__.py": simple_module(version),
+                 f"{name}/standin-filler.bin": filler(fill if name == "mindie_llm" else 64, f"{name}{version}{arch}{seed}")}
+        paths.append(make_wheel(dest, name, str(Version(version)), (tag, tag, wheel_platforms(arch, False)), files))
+    return paths
 
 
 def atb_wheel(version: str, arch: str, python: str, fill: int, seed: str = "") -> Tuple[str, bytes]:
@@ -390,11 +410,14 @@ def generate(
         make_nnal(dest, fam.cann, arch, fill, seed),
         make_torch(dest, fam.torch, arch, python, fam.abi, fill, seed),
         make_torch_npu(dest, fam.torch_npu, fam.torch, arch, python, fill, seed),
-        make_mindie(dest, fam.mindie, arch, fam.abi if fam.mindie_abi_in_name else None, fill, seed),
     ]
+    if fam.mindie_form == "wheels":
+        paths += make_mindie_wheels(dest, fam.mindie, arch, python, fill, seed)
+    else:
+        paths.append(make_mindie(dest, fam.mindie, arch, fam.abi if fam.mindie_abi_in_name else None, fill, seed))
     if fam.atb_models == "tarball":
         paths.append(make_atb_tarball(dest, fam.mindie, arch, python, fam.torch, fam.abi, fill, seed))
-    else:
+    elif fam.atb_models == "wheel":
         paths.append(make_atb_wheel(dest, fam.mindie, arch, python, fill, seed))
     if signed_by:
         paths[:3] = [signed_zip(p, signed_by) for p in paths[:3]]

@@ -61,8 +61,7 @@ LABEL io.ascend-build.torch.version="2.6.0+cpu" \
 FROM pta AS mindie
 COPY scripts/install_mindie.sh /opt/ascend-build/install_mindie.sh
 RUN --mount=type=bind,source=pkgs/mindie,target=/tmp/ascend-pkgs/mindie bash /opt/ascend-build/run-stage.sh mindie mount /tmp/ascend-pkgs/mindie \
-    Ascend-mindie_2.3.0_linux-x86_64_abi0.run=<sha256> \
-    atb_llm-2.3.0-0standin-cp311-cp311-linux_x86_64.whl=<sha256>
+    Ascend-mindie_2.3.0_linux-x86_64_abi0.run=<sha256>
 ENV MINDIE_HOME="/usr/local/Ascend/mindie/latest" \
     ATB_SPEED_HOME_PATH="/usr/local/Ascend/atb-models" \
     PATH="/usr/local/Ascend/mindie/latest/bin:${PATH}" \
@@ -70,9 +69,6 @@ ENV MINDIE_HOME="/usr/local/Ascend/mindie/latest" \
 LABEL io.ascend-build.mindie.version="2.3.0" \
       io.ascend-build.mindie.file="Ascend-mindie_2.3.0_linux-x86_64_abi0.run" \
       io.ascend-build.mindie.sha256="<sha256>" \
-      io.ascend-build.atb-models.version="2.3.0" \
-      io.ascend-build.atb-models.file="atb_llm-2.3.0-0standin-cp311-cp311-linux_x86_64.whl" \
-      io.ascend-build.atb-models.sha256="<sha256>" \
       org.opencontainers.image.title="Ascend mindie image" \
       org.opencontainers.image.description="Ascend image built by ascend-build: toolkit 8.5.0, torch_npu 2.6.0.post5, mindie 2.3.0" \
       org.opencontainers.image.base.name="openeuler/openeuler:22.03-lts" \

@@ -94,7 +94,7 @@ def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, py
     if not family:
         return written, []
     placed, kept = _place_standins(directory, lambda dest: standins.generate(
-        dest, cann=family.cann, arch=arch, chip=chip, python=python, fill=fill, signed_by=ca))
+        dest, cann=cann, arch=arch, chip=chip, python=python, fill=fill, signed_by=ca))
     return written + placed, kept
 
 

@@ -93,3 +93,30 @@ def test_mindie_as_it_ships_builds_to_mindie(tmp_path, docker_bin, base_image, c
         assert "imports-ok" in ran.stdout, ran.stderr
     finally:
         subprocess.run([docker_bin, "rmi", "-f", tag], capture_output=True)
+
+
+def image_size(docker_bin: str, tag: str) -> int:
+    return int(subprocess.run([docker_bin, "image", "inspect", "-f", "{{.Size}}", tag], capture_output=True, text=True,
+                              check=True).stdout)
+
+
+def test_an_nnrt_image_is_smaller_than_the_toolkit_image(tmp_path, docker_bin, base_image):
+    sizes = {}
+    try:
+        for family in ("8.3.RC1", "8.3.RC1-nnrt"):
+            workdir = tmp_path / family
+            assert cli("init", "--demo", str(workdir), "--cann", family, "--filler", "4MiB").returncode == 0
+            tag = f"ascend-build-test/{family.lower()}:mindie"
+            result = cli("build", "-C", str(workdir), "-t", tag, "--port", "0")
+            assert result.returncode == 0, result.stderr[-3000:]
+            sizes[family] = image_size(docker_bin, tag)
+            ran = subprocess.run([docker_bin, "run", "--rm", "--network", "none", tag, "python3", "-c",
+                                  "import os, torch_npu, mindie_llm; print(os.environ['ASCEND_HOME_PATH'])"],
+                                 capture_output=True, text=True, timeout=120)
+            home = "nnrt" if family.endswith("nnrt") else "ascend-toolkit"
+            assert ran.stdout.strip() == f"/usr/local/Ascend/{home}/latest", ran.stderr
+        print(f"\nimage sizes (stand-ins, 4 MiB filler): toolkit {sizes['8.3.RC1']} bytes, nnrt {sizes['8.3.RC1-nnrt']} bytes")
+        assert sizes["8.3.RC1-nnrt"] < sizes["8.3.RC1"]
+    finally:
+        for family in ("8.3.RC1", "8.3.RC1-nnrt"):
+            subprocess.run([docker_bin, "rmi", "-f", f"ascend-build-test/{family.lower()}:mindie"], capture_output=True)

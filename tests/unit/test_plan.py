@@ -260,7 +260,8 @@ def test_values_are_quoted_by_default(workdir):
     from ascend_build.templating import dockerfile_quote, environment, shell_quote
 
     script = render_script("cann.sh.j2", P="/opt/my Ascend", for_all=" --install-for-all", toolkit="a b.run",
-                           kernels=None, kernels_component=None, nnal=None)
+                           kernels=None, kernels_component=None, nnal=None, form="toolkit",
+                           home="ascend-toolkit", whitelist="")
     assert "--install-path='/opt/my Ascend' --install-for-all" in script and "\"$PKG_DIR\"/'a b.run'" in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
     assert environment().from_string("{{ v }}").render(v="a b") == "a b"      # other templates: as is

@@ -58,8 +58,9 @@ _X = r"\.(?P<ext>run|zip)"     # CANN packages: the .run, or the official signed
 # (pattern, component, slot, format); a pattern with an `ext` group takes its format from it
 RUN_PATTERNS: List[Tuple[Pattern, str, Optional[str], str]] = [
     (rf"Ascend-cann-toolkit_{_V}_linux-{_A}{_X}", "toolkit", "toolkit", "run"),
-    (rf"Ascend-cann-nnrt_{_V}_linux-{_A}{_X}", "nnrt", None, "run"),
-    (rf"Ascend-cann-nnae_{_V}_linux-{_A}{_X}", "nnae", None, "run"),
+    # runtime-only CANN (up to 8.3): alternatives to the toolkit, in its slot (`cann:` chooses)
+    (rf"Ascend-cann-nnrt_{_V}_linux-{_A}{_X}", "nnrt", "toolkit", "run"),
+    (rf"Ascend-cann-nnae_{_V}_linux-{_A}{_X}", "nnae", "toolkit", "run"),
     (rf"Ascend-cann-kernels-{_C}_{_V}_linux(?:-{_A})?{_X}", "kernels", "kernels", "run"),
     (rf"Atlas-(?P<chip>A3)-cann-kernels_{_V}_linux(?:-{_A})?{_X}", "kernels", "kernels", "run"),
     (rf"Ascend-cann-{_C}-ops_{_V}_linux(?:-{_A})?{_X}", "ops", "kernels", "run"),

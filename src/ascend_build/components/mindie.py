@@ -18,7 +18,7 @@ def plan(ctx: Context, parent: str) -> StagePlan:
     tarball = atb.name if atb and atb.format == "tar.gz" else None
     wheel = atb.name if atb and atb.format == "wheel" else None
     script = render_script(
-        "mindie.sh.j2", P=ctx.install_path, for_all=ctx.for_all, pip_source=ctx.pip_source(), abi=ctx.abi,
+        "mindie.sh.j2", P=ctx.install_path, for_all=ctx.for_all, pip_source=ctx.pip_source(), abi=ctx.abi, home=ctx.cann_home,
         mindie=mindie.name if mindie else None, wheels=[p.name for p in ([llm] if llm else []) + extras],
         atb_tarball=tarball, atb_wheel=wheel,
     )

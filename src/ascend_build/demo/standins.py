@@ -41,6 +41,7 @@ class Family:
     atb_models: str              # tarball, wheel, or bundled (in MindIE 2.1+), or none (MindIE as wheels)
     abi: int
     mindie_form: str = "run"     # run, or wheels (MindIE 3.x: mindie_llm, mindie_sd, mindie_motor)
+    runtime: str = "toolkit"     # toolkit, or the runtime-only nnrt / nnae package (up to 8.3)
 
 
 def families() -> Dict[str, Family]:
@@ -160,7 +161,7 @@ import torch  # noqa: F401  (the real torch_npu imports torch first)
 
 
 def _cann_found():
-    if not os.environ.get("ASCEND_TOOLKIT_HOME"):
+    if not (os.environ.get("ASCEND_TOOLKIT_HOME") or os.environ.get("ASCEND_HOME_PATH")):
         return False
     dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
     return any(os.path.isfile(os.path.join(d, "libascendcl.so")) for d in dirs)
@@ -238,6 +239,14 @@ export PYTHONPATH=${{ASCEND_TOOLKIT_HOME}}/python/site-packages:${{ASCEND_TOOLKI
 export PATH=${{ASCEND_TOOLKIT_HOME}}/bin:${{ASCEND_TOOLKIT_HOME}}/compiler/ccec_compiler/bin:${{PATH}}
 """
 
+RUNTIME_ENV = """# CANN {form} environment ({note})
+export ASCEND_HOME_PATH=@INSTALL_PATH@/{form}/latest
+export ASCEND_OPP_PATH=${{ASCEND_HOME_PATH}}/opp
+export ASCEND_AICPU_PATH=${{ASCEND_HOME_PATH}}
+export LD_LIBRARY_PATH=${{ASCEND_HOME_PATH}}/lib64:${{ASCEND_HOME_PATH}}/lib64/plugin/opskernel:${{LD_LIBRARY_PATH}}
+export PYTHONPATH=${{ASCEND_HOME_PATH}}/python/site-packages:${{PYTHONPATH}}
+"""
+
 NNAL_ENV = """# NNAL/ATB environment ({note}); accepts --cxx_abi=0|1
 atb_abi=""
 for atb_arg in "$@"; do
@@ -276,6 +285,24 @@ def make_toolkit(dest: Path, version: str, arch: str, fill: int, seed: str = "")
     name = f"Ascend-cann-toolkit_{version}_linux-{arch}.run"
     return make_run(dest / name, component="toolkit", name="Ascend-cann-toolkit", version=version, arch=arch,
                     files=files, dirs=[home, "ascend-toolkit/set_env.sh"], templates=["ascend-toolkit/set_env.sh"])
+
+
+def make_runtime(dest: Path, form: str, version: str, arch: str, fill: int, seed: str = "") -> Path:
+    """The runtime-only CANN packages (up to 8.3): `nnrt` (inference) and `nnae` (training engine),
+    installed under `<path>/<form>/<version>` with their own set_env.sh; smaller than the toolkit
+    as the real ones are (a quarter / half of its filler)."""
+    home = f"{form}/{version}"
+    files = {
+        f"{home}/lib64/libascendcl.so": f"{STANDIN_NOTE}\n".encode(),
+        f"{home}/runtime/version.info": f"Version={version}\n".encode(),
+        f"{home}/opp/version.info": f"Version={version}\n".encode(),
+        f"{home}/{arch}-linux/ascend_{form}_install.info": f"version={version}\narch={arch}\n".encode(),
+        f"{home}/share/standin-filler.bin": filler(fill // (4 if form == "nnrt" else 2), f"{form}{version}{arch}{seed}"),
+        f"{form}/set_env.sh.in": RUNTIME_ENV.format(form=form, note=STANDIN_NOTE).encode(),
+    }
+    name = f"Ascend-cann-{form}_{version}_linux-{arch}.run"
+    return make_run(dest / name, component=form, name=f"Ascend-cann-{form}", version=version, arch=arch,
+                    files=files, dirs=[home, f"{form}/set_env.sh"], templates=[f"{form}/set_env.sh"])
 
 
 def chip_package_name(kind: str, chip: str, version: str, arch: str) -> str:
@@ -405,7 +432,8 @@ def generate(
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     paths = [
-        make_toolkit(dest, fam.cann, arch, fill, seed),
+        make_toolkit(dest, fam.cann, arch, fill, seed) if fam.runtime == "toolkit"
+        else make_runtime(dest, fam.runtime, fam.cann, arch, fill, seed),
         make_chip_package(dest, fam.chip_package, chip, fam.cann, arch, fill, seed),
         make_nnal(dest, fam.cann, arch, fill, seed),
         make_torch(dest, fam.torch, arch, python, fam.abi, fill, seed),

@@ -385,3 +385,17 @@ def test_rule_tables():
     assert {p.code for p in compat.mindie_table(mindie, pkg("toolkit", "8.5.0"), pkg("torch", "2.8.0"), rules["mindie"])} == {
         "mindie-cann-mismatch", "mindie-torch-mismatch"}
     assert compat.mindie_table(mindie, pkg("toolkit", "9.0.0"), pkg("torch", "2.9.0+cpu"), rules["mindie"]) == []
+
+
+def test_mindie_abi_in_the_name_must_match_torch(tmp_path):
+    work = make_set(tmp_path, "8.5.0")
+    for prefix in ("torch-", "torch_npu"):
+        path_of(work, prefix).unlink()
+    standins.make_torch(work / "packages", "2.7.1", "x86_64", "3.11", 1, FILL)
+    standins.make_torch_npu(work / "packages", "2.7.1.post2", "2.7.1", "x86_64", "3.11", FILL)
+    selection = run(work)
+    assert errors(selection) == {"abi-mismatch"}
+    assert "_abi1" in next(p.fix for p in selection.problems if p.code == "abi-mismatch")
+    path_of(work, "Ascend-mindie_").unlink()
+    standins.make_mindie(work / "packages", "2.3.0", "x86_64", 1, FILL)
+    assert run(work).ok

@@ -107,8 +107,9 @@ def test_an_nnrt_image_is_smaller_than_the_toolkit_image(tmp_path, docker_bin, b
             workdir = tmp_path / family
             assert cli("init", "--demo", str(workdir), "--cann", family, "--filler", "4MiB").returncode == 0
             tag = f"ascend-build-test/{family.lower()}:mindie"
-            result = cli("build", "-C", str(workdir), "-t", tag, "--port", "0")
+            result = cli("build", "-C", str(workdir), "-t", tag, "--port", "0", "--verify")
             assert result.returncode == 0, result.stderr[-3000:]
+            assert "FAILED" not in result.stderr
             sizes[family] = image_size(docker_bin, tag)
             ran = subprocess.run([docker_bin, "run", "--rm", "--network", "none", tag, "python3", "-c",
                                   "import os, torch_npu, mindie_llm; print(os.environ['ASCEND_HOME_PATH'])"],

@@ -70,3 +70,14 @@ def test_from_8_5_nnrt_is_the_toolkit_with_a_whitelist(tmp_path):
 def test_the_config_key_is_checked():
     with pytest.raises(Exception):
         BuildSpec(cann="runtime")
+
+
+def test_verify_looks_for_the_toolkit_files_in_the_forms_home():
+    from ascend_build.contract import component_label
+    from ascend_build.verify import probes_for
+    labels = {component_label("toolkit", "version"): "8.3.RC1",
+              component_label("toolkit", "file"): "Ascend-cann-nnrt_8.3.RC1_linux-x86_64.run"}
+    paths = [p.get("path") or p.get("glob") for p in probes_for(labels) if p.get("path") or p.get("glob")]
+    assert "nnrt/set_env.sh" in paths and "nnrt/latest/*-linux/ascend_nnrt_install.info" in paths
+    labels[component_label("toolkit", "file")] = "Ascend-cann-toolkit_8.3.RC1_linux-x86_64.run"
+    assert "ascend-toolkit/set_env.sh" in [p.get("path") for p in probes_for(labels)]

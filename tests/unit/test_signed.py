@@ -137,3 +137,25 @@ def test_init_demo_signed_writes_zips_and_trusts_its_demo_root(tmp_path):
     assert "verified (demo-root)" in done.stdout
     done = cli("init", "--signed", tmp_path / "e")
     assert done.returncode != 0 and "--demo" in done.stderr
+
+
+def test_a_nested_zip_delivers_its_run(tmp_path, ca):
+    work = signed_set(tmp_path, ca)
+    outer = toolkit_zip(work)
+    with zipfile.ZipFile(outer) as zf:
+        run_name = next(n for n in zf.namelist() if n.endswith(".run"))
+        run_bytes = zf.read(run_name)
+    nested = tmp_path / outer.name
+    with zipfile.ZipFile(nested, "w") as zf:
+        zf.writestr(run_name, run_bytes)
+    cms = ca.sign(nested)
+    with zipfile.ZipFile(outer, "w") as zf:
+        zf.write(nested, f"inner/{nested.name}")
+        zf.write(cms, f"inner/{cms.name}")
+        zf.write(ca.crl, "ascend.crl")
+    standins.vouch_for_official_names([outer])    # a stand-in under a name Huawei publishes
+    selection = run(work, "cann", trusted_roots=["test-root.pem"])
+    assert selection.ok, selection.problems
+    toolkit = selection.find("toolkit")[0]
+    assert toolkit.name == run_name and toolkit.path.read_bytes() == run_bytes
+    assert [p.name for p in toolkit.path.parent.iterdir() if p.name != signed.VERDICT] == [run_name]

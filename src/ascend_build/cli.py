@@ -41,17 +41,19 @@ def init(
     directory: Path = typer.Argument(Path("."), help="Folder to scaffold (created when missing)."),
     demo: bool = typer.Option(False, "--demo", help="Also write a stand-in package set (placeholder installers)."),
     arch: str = typer.Option("host", help="Package arch for --demo: x86_64, aarch64 or host."),
-    cann: str = typer.Option("8.5.0", help="CANN family for --demo: 8.0.RC2 or 8.5.0."),
+    cann: str = typer.Option("8.5.0", help="CANN family for --demo: 8.0.RC2, 8.3.RC1, 8.3.RC1-nnrt (inference runtime only), 8.5.0 or 9.0.0."),
     chip: str = typer.Option("910b", help="Chip for --demo: 310p, 910b, A3..."),
     python: str = typer.Option("3.11", help="Python version the demo wheels are built for."),
     filler: str = typer.Option("1MiB", help="Incompressible bytes installed by each demo package (e.g. 512KiB, 64MiB)."),
     force: bool = typer.Option(False, "--force", help="Overwrite the scaffold's files; --demo replaces only stand-ins an earlier init wrote."),
+    signed: bool = typer.Option(False, "--signed", help="With --demo: CANN packages as official signed zips, signed by a demo CA (demo-root.pem, trusted in the config)."),
 ) -> None:
     """Scaffold a working directory (config, README, requirements); --demo adds stand-in packages."""
     from .scaffold import scaffold
 
     console = make_console()
-    written, kept = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force)
+    written, kept = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force,
+                             signed=signed)
     for path in written:
         console.print(f"  wrote {path}")
     for path in kept:

@@ -38,6 +38,8 @@ def parse_size(text: str) -> int:
     except ValueError as exc:
         raise ConfigError(f"--filler: {exc}", fix="write a number with an optional unit, e.g. 512KiB or 64MiB") from None
 
+DEMO_ROOT = "demo-root.pem"
+
 
 def normalise_arch(arch: str) -> str:
     arch = platform.machine() if arch == "host" else arch
@@ -47,7 +49,7 @@ def normalise_arch(arch: str) -> str:
 
 
 def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, python: str, filler: str,
-             force: bool) -> Tuple[List[Path], List[Path]]:
+             force: bool, signed: bool = False) -> Tuple[List[Path], List[Path]]:
     """Write config, README, requirements.txt and install-scripts/ (and stand-ins with `demo`);
     return (written, kept). Nothing is written when a file would be overwritten without `force`;
     with `force` a package that is not a stand-in init wrote itself is kept, never replaced."""
@@ -59,12 +61,14 @@ def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, py
     except ValueError as exc:
         raise ConfigError(f"--chip: {exc}", fix="use one of 310p, 910, 910b, A3, 950") from None
     family = standins.family(cann) if demo else None
+    if signed and not demo:
+        raise ConfigError("--signed makes signed stand-ins: it needs --demo", fix="add --demo")
     if not re.fullmatch(r"3\.\d+", python):
         raise ConfigError(f"unknown Python version {python!r}", fix="write it as MAJOR.MINOR, e.g. 3.11")
     env = Environment(loader=PackageLoader("ascend_build", "templates"), undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True)
     context = {
-        "demo": demo, "family": cann, "arch": arch, "chip": chip,
+        "demo": demo, "family": cann, "arch": arch, "chip": chip, "signed": signed,
         "base_image": os.environ.get(DEMO_BASE_IMAGE_ENV, DEMO_BASE_IMAGE) if demo else "ubuntu:22.04",
     }
     files = {
@@ -84,11 +88,14 @@ def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, py
         clashes.append(packages)
     if clashes and not force:
         raise ConfigError(f"{clashes[0]} already exists", fix="pass --force to overwrite, or pick another folder")
+    ca = standins.make_ca(directory / STATE_DIR / "demo-ca", name="ascend-build demo root") if signed else None
+    if ca:
+        files[DEMO_ROOT] = ca.root.read_text()
     written = outputs.write_files(directory, files, replace=force)
     if not family:
         return written, []
     placed, kept = _place_standins(directory, lambda dest: standins.generate(
-        dest, cann=family.cann, arch=arch, chip=chip, python=python, fill=fill))
+        dest, cann=cann, arch=arch, chip=chip, python=python, fill=fill, signed_by=ca))
     return written + placed, kept
 
 
@@ -110,6 +117,9 @@ def _place_standins(directory: Path, generate: Callable[[Path], List[Path]]) -> 
             known[source.name] = _sha256(source)
             os.replace(source, target)
             placed.append(target)
+            sidecar = Path(f"{source}.sha256")        # a stand-in with a name Huawei publishes
+            if sidecar.exists():
+                os.replace(sidecar, packages / sidecar.name)
         state.mkdir(exist_ok=True)
     except OSError as err:
         raise OutputError(f"could not write the stand-ins into {packages}: {err.strerror or err}",

@@ -87,11 +87,13 @@ class BuildSpec(Strict):
     python: Optional[Python] = Field(None, description="Python of the image, e.g. '3.11'; default: inferred from the wheels.")
     os_family: Optional[Literal["debian", "openeuler"]] = Field(None, description="Package manager family; default: from the base image name.")
     install_path: AbsolutePath = "/usr/local/Ascend"
+    cann: Optional[Literal["toolkit", "nnae", "nnrt"]] = Field(None, description="CANN form: toolkit, nnae (training engine) or nnrt (inference runtime); default: from the files. For 8.5+ nnrt is the toolkit installed with --whitelist=nnrt.")
     cxx_abi: Optional[Literal[0, 1]] = Field(None, description="C++ ABI of torch for ATB (0/1); default: from the MindIE/ATB file names, else 1.")
     user: Optional[UserSpec] = Field(default_factory=UserSpec, description="Runtime user; null builds a root-only image.")
     delivery: Literal["auto", "http", "mount", "copy"] = "auto"
     skip: List[Text] = Field([], description="Stages to leave out; the next stage is re-parented.")
     pins: Dict[Text, RelativeFile] = Field({}, description="Slot -> file name, when several files fit one slot.")
+    trusted_roots: List[RelativeFile] = Field([], description="PEM root certificates (paths in the working directory) trusted for signed zips, besides Huawei's.")
     stages: List[CustomStage] = []
     system_packages: List[OsPackage] = Field([], description="Extra OS packages for the base stage.")
     pip_index_url: Optional[Url] = Field(None, description="Take Python packages from this index instead of the working directory.")

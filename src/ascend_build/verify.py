@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from .catalog.naming import identify
 from .components.registry import components
 from .contract import DEFAULT_INSTALL_PATH, LABEL_NS, PKG_DIR, component_label, image_labels, label
 from .engines.base import Engine
@@ -13,8 +14,17 @@ NPU_TENSOR = "import torch, torch_npu; x = torch.ones(2, 2).npu(); print((x + x)
 
 
 def probes_for(labels: Dict[str, str]) -> List[dict]:
-    """The probes of every component whose packages the image's labels name."""
-    return [p for c in components() for p in c.probes if component_label(p["slot"], "version") in labels]
+    """The probes of every component whose packages the image's labels name; the toolkit's paths
+    follow the CANN form installed (an nnrt/nnae package has its own home)."""
+    found = identify(labels.get(component_label("toolkit", "file"), ""))
+    form = found.component if found and found.component in ("nnrt", "nnae") else "toolkit"
+
+    def on_form(value):
+        if form == "toolkit" or not isinstance(value, str):
+            return value
+        return value.replace("ascend-toolkit/", f"{form}/").replace("ascend_toolkit_", f"ascend_{form}_")
+    return [{k: on_form(v) if k in ("path", "glob") else v for k, v in p.items()}
+            for c in components() for p in c.probes if component_label(p["slot"], "version") in labels]
 
 
 def _run_probe(engine: Engine, image: str, script: str, args: List[str], user: Optional[str] = None):

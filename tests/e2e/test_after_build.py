@@ -76,7 +76,7 @@ def test_inspect_reports_components_and_stage_sizes(built):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["target"] == "mindie"
-    assert {c["name"] for c in data["components"]} == {"toolkit", "kernels", "nnal", "torch", "torch-npu", "mindie", "atb-models"}
+    assert {c["name"] for c in data["components"]} == {"toolkit", "kernels", "nnal", "torch", "torch-npu", "mindie"}   # MindIE 2.3 bundles the ATB models
     sizes = {s["name"]: s["size_bytes"] for s in data["stages"]}
     assert list(sizes) == ["base", "cann", "pta", "mindie"]
     assert sizes["cann"] > 3 * 256 * 1024  # toolkit + ops + nnal payloads installed

@@ -58,17 +58,18 @@ def errors(selection) -> set:
 
 
 def path_of(work: Path, component: str) -> Path:
-    return next(p for p in (work / "packages").iterdir() if p.name.startswith(component))
+    return next(p for p in (work / "packages").iterdir() if p.name.startswith(component) and p.suffix != ".sha256")
 
 
-@pytest.mark.parametrize("cann", ["8.0.RC2", "8.5.0"])
+@pytest.mark.parametrize("cann", ["8.0.RC2", "8.5.0", "9.0.0"])
 @pytest.mark.parametrize("target", ["base", "cann", "pta", "mindie"])
 def test_good_set_is_ok(tmp_path, cann, target):
     work = make_set(tmp_path, cann)
     selection = run(work, target)
     assert selection.ok, selection.problems
     assert list(selection.stages) == ["base", "cann", "pta", "mindie"][: ["base", "cann", "pta", "mindie"].index(target) + 1]
-    expected = {"base": 0, "cann": 3, "pta": 6, "mindie": 8}[target]
+    # MindIE: + ATB models (8.0.RC2), bundled in MindIE 2.3 (8.5.0), 3 wheels (9.0.0)
+    expected = {"base": 0, "cann": 3, "pta": 6, "mindie": {"8.0.RC2": 8, "8.5.0": 7, "9.0.0": 9}[cann]}[target]
     assert len(selection.selected()) == expected
     assert all(p.sha256 and len(p.sha256) == 64 and p.size > 0 for p in selection.selected())
     if target != "base":
@@ -77,7 +78,20 @@ def test_good_set_is_ok(tmp_path, cann, target):
         assert selection.python == "3.11"
         assert [p.slot for p in selection.stages["cann"]] == ["toolkit", "kernels", "nnal"]
         assert [p.slot for p in selection.stages["pta"]] == ["torch", "torch_npu", "requirements"]
-        assert [p.slot for p in selection.stages["mindie"]] == ["mindie", "atb_models"]
+        assert [p.slot for p in selection.stages["mindie"]] == {
+            "8.0.RC2": ["mindie", "atb_models"], "8.5.0": ["mindie"],
+            "9.0.0": ["mindie_llm", "mindie_wheels", "mindie_wheels"]}[cann]
+
+
+def test_mindie_forms_need_atb_models_only_without_the_abi_in_the_name(tmp_path):
+    old = make_set(tmp_path / "old", "8.0.RC2")
+    path_of(old, "Ascend-mindie-atb").unlink()
+    missing = [p for p in run(old).problems if p.code == "missing-component"]
+    assert len(missing) == 1 and "atb_models" in missing[0].message
+    bundled = make_set(tmp_path / "bundled", "8.5.0")
+    path_of(bundled, "Ascend-mindie_").unlink()
+    missing = [p for p in run(bundled).problems if p.code == "missing-component"]
+    assert len(missing) == 1 and "no mindie package" in missing[0].message and "mindie_llm" in missing[0].message
 
 
 def test_aarch64_a3_set(tmp_path):
@@ -126,8 +140,15 @@ def test_torch_npu_listed_for_other_cann(tmp_path):
     assert "torch-npu-cann-mismatch" in errors(run(work, "pta"))
 
 
+def unknown_torch_npu(work: Path) -> Path:
+    """The 8.0.RC2 set with a torch_npu the table does not list."""
+    path_of(work, "torch_npu").unlink()
+    standins.make_torch_npu(work / "packages", "2.1.0.post99", "2.1.0", "x86_64", "3.11", FILL)
+    return work
+
+
 def test_unknown_combination_is_a_warning(tmp_path):
-    selection = run(make_set(tmp_path, "8.0.RC2"))
+    selection = run(unknown_torch_npu(make_set(tmp_path, "8.0.RC2")))
     assert selection.ok and {p.code for p in selection.problems} == {"torch-npu-cann-unknown"}
 
 
@@ -312,8 +333,8 @@ def test_cli_json_ok_and_failing(tmp_path):
     assert data["ok"] is True and data["target"] == "mindie" and data["arch"] == "x86_64"
     keys = {"file", "component", "version", "arch", "chip", "python", "torch", "abi", "size", "sha256", "selected"}
     assert data["packages"] and all(keys <= set(p) for p in data["packages"])
-    assert sum(p["selected"] for p in data["packages"]) == 8
-    path = path_of(work, "Ascend-mindie_")
+    assert sum(p["selected"] for p in data["packages"]) == 7           # MindIE 2.3 bundles the ATB models
+    path = path_of(work, "Ascend-cann-toolkit")
     path.write_bytes(path.read_bytes()[:-5])
     result = cli("-C", str(work), "--json", "--platform", "x86_64")
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -324,7 +345,7 @@ def test_cli_json_ok_and_failing(tmp_path):
 
 
 def test_cli_strict_and_human_output(tmp_path):
-    work = make_set(tmp_path, "8.0.RC2")
+    work = unknown_torch_npu(make_set(tmp_path, "8.0.RC2"))
     result = cli("-C", str(work), "--platform", "x86_64")
     assert result.returncode == 0 and result.stdout == ""
     assert "torch-npu-cann-unknown" in result.stderr and "Ascend-cann-toolkit_8.0.RC2_linux-x86_64.run" in result.stderr
@@ -364,3 +385,17 @@ def test_rule_tables():
     assert {p.code for p in compat.mindie_table(mindie, pkg("toolkit", "8.5.0"), pkg("torch", "2.8.0"), rules["mindie"])} == {
         "mindie-cann-mismatch", "mindie-torch-mismatch"}
     assert compat.mindie_table(mindie, pkg("toolkit", "9.0.0"), pkg("torch", "2.9.0+cpu"), rules["mindie"]) == []
+
+
+def test_mindie_abi_in_the_name_must_match_torch(tmp_path):
+    work = make_set(tmp_path, "8.5.0")
+    for prefix in ("torch-", "torch_npu"):
+        path_of(work, prefix).unlink()
+    standins.make_torch(work / "packages", "2.7.1", "x86_64", "3.11", 1, FILL)
+    standins.make_torch_npu(work / "packages", "2.7.1.post2", "2.7.1", "x86_64", "3.11", FILL)
+    selection = run(work)
+    assert errors(selection) == {"abi-mismatch"}
+    assert "_abi1" in next(p.fix for p in selection.problems if p.code == "abi-mismatch")
+    path_of(work, "Ascend-mindie_").unlink()
+    standins.make_mindie(work / "packages", "2.3.0", "x86_64", 1, FILL)
+    assert run(work).ok

@@ -26,6 +26,11 @@ EXAMPLES = [
     ("Ascend-cann-A3-ops_8.5.0_linux-x86_64.run", F(component="ops", slot="kernels", version="8.5.0", arch="x86_64", chip="A3", format="run")),
     ("Ascend-cann-310p-ops_8.5.0_linux-aarch64.run", F(component="ops", slot="kernels", version="8.5.0", arch="aarch64", chip="310p", format="run")),
     ("Ascend-cann-950-ops_9.0.0_linux-x86_64.run", F(component="ops", slot="kernels", version="9.0.0", arch="x86_64", chip="950", format="run")),
+    # the official signed zips, and the runtime-only CANN packages
+    ("Ascend-cann-toolkit_9.0.0_linux-aarch64.zip", F(component="toolkit", slot="toolkit", version="9.0.0", arch="aarch64", format="zip")),
+    ("Ascend-cann-kernels-310p_8.3.RC1_linux-aarch64.zip", F(component="kernels", slot="kernels", version="8.3.RC1", arch="aarch64", chip="310p", format="zip")),
+    ("Ascend-cann-nnrt_8.2.RC1_linux-x86_64.zip", F(component="nnrt", slot="toolkit", version="8.2.RC1", arch="x86_64", format="zip")),
+    ("Ascend-cann-nnae_8.1.RC1_linux-aarch64.run", F(component="nnae", slot="toolkit", version="8.1.RC1", arch="aarch64", format="run")),
     # NNAL
     ("Ascend-cann-nnal_8.0.RC2_linux-aarch64.run", F(component="nnal", slot="nnal", version="8.0.RC2", arch="aarch64", format="run")),
     # torch
@@ -36,6 +41,9 @@ EXAMPLES = [
     ("torch_npu-2.6.0.post5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", F(component="torch_npu", slot="torch_npu", version="2.6.0.post5", arch="x86_64", python="3.11", format="wheel")),
     ("torch_npu-2.6.0.post5-cp311-cp311-manylinux_2_28_aarch64.whl", F(component="torch_npu", slot="torch_npu", version="2.6.0.post5", arch="aarch64", python="3.11", format="wheel")),
     ("torch_npu-1.8.1.post2-cp37-cp37m-linux_aarch64.whl", F(component="torch_npu", slot="torch_npu", version="1.8.1.post2", arch="aarch64", python="3.7", format="wheel")),
+    # MindIE 3.x wheels
+    ("mindie_llm-3.0.0-cp311-cp311-linux_aarch64.whl", F(component="mindie", slot="mindie_llm", version="3.0.0", arch="aarch64", python="3.11", format="wheel")),
+    ("mindie_motor-3.0.0-cp311-cp311-linux_x86_64.whl", F(component="mindie", slot="mindie_wheels", version="3.0.0", arch="x86_64", python="3.11", format="wheel")),
     # MindIE
     ("Ascend-mindie_1.0.RC2_linux-aarch64.run", F(component="mindie", slot="mindie", version="1.0.RC2", arch="aarch64", format="run")),
     ("Ascend-mindie_2.3.0_linux-aarch64_abi0.run", F(component="mindie", slot="mindie", version="2.3.0", arch="aarch64", abi=0, format="run")),

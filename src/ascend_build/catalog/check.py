@@ -5,6 +5,8 @@ from typing import Dict, List, Optional, Sequence
 from ..spec import BuildSpec
 from .compat import check_rules, load_rules
 from .hashcache import verify_packages
+from . import published, signed
+from .checksums import load_checksums
 from .model import Package, Problem, Selection, StageSlots
 from .problems import DUPLICATE_FILE_NAME, UNRECOGNISED_FILE
 from .scan import looks_like_package, scan
@@ -27,6 +29,16 @@ def unrecognised(names: List[str]) -> List[Problem]:
             for name in names if looks_like_package(name)]
 
 
+def listed(workdir: Path, files: List[Package]) -> List[str]:
+    """The files a SHA256SUMS or `<file>.sha256` next to them lists (the user's word on their bytes)."""
+    tables: Dict[str, set] = {}
+    for pkg in files:
+        prefix = pkg.file[: len(pkg.file) - len(pkg.name)]
+        if prefix not in tables:
+            tables[prefix] = set(load_checksums(workdir / prefix, prefix)[0])
+    return [p.file for p in files if p.name in tables[p.file[: len(p.file) - len(p.name)]]]
+
+
 def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Sequence[str], target: str,
           platform: Optional[str] = None) -> Selection:
     """Identify, select, verify and check the packages of `workdir` for the built-in stages of
@@ -39,12 +51,16 @@ def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Se
     selection = select(catalog.packages, spec, table, chain, target, platform)
     files = selection.delivered()
     verified, integrity = verify_packages(workdir, files)
+    unpacked, signing = signed.unpack_zips(workdir, verified, signed.trusted_roots(workdir, spec.trusted_roots))
+    inner, inner_integrity = verify_packages(workdir, list(unpacked.values()))
     done = {p.file: p for p in verified}
+    done.update({zip_file: pkg for zip_file, pkg in zip(unpacked, inner)})
     selection.stages = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.stages.items()}
     selection.pip_index = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.pip_index.items()}
     selection.packages = [done.get(p.file, p) for p in selection.packages]
     selection.unrecognised = list(catalog.unrecognised)
     selection.problems = (catalog.problems + unrecognised(catalog.unrecognised) + selection.problems + duplicate_names(files)
-                          + integrity + check_rules(selection, spec, rules, stages))
+                          + integrity + published.problems(verified, listed(workdir, verified)) + signing + inner_integrity
+                          + check_rules(selection, spec, rules, stages))
     return selection
 

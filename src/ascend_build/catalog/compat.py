@@ -126,6 +126,20 @@ def abi(mindie: Optional[Package], atb: Optional[Package], cxx_abi: Optional[int
                "use the MindIE and ATB models builds of one ABI, the one of your torch", sources[0][0])]
 
 
+def torch_abi(torch_version: str) -> int:
+    """The C++ ABI of the public torch builds: 0 below 2.7, 1 from 2.7 (pytorch #143962)."""
+    return 0 if release_of(torch_version) < (2, 7) else 1
+
+
+def mindie_torch_abi(mindie: Optional[Package], torch: Optional[Package]) -> List[Problem]:
+    """MindIE 2.1+ names its C++ ABI, and bundles the ATB models built for it: torch's must match."""
+    if not mindie or mindie.abi is None or not torch or mindie.abi == torch_abi(torch.version):
+        return []
+    want = torch_abi(torch.version)
+    return [_p("error", ABI_MISMATCH, f"{mindie.file} is built for C++ ABI {mindie.abi}, torch {torch.version} "
+               f"uses ABI {want}", f"use the MindIE build with _abi{want} in its name", mindie.file)]
+
+
 def _differs(slot: str, want: Optional[str], pkg: Optional[Package]) -> bool:
     if not want or not pkg:
         return False
@@ -171,7 +185,7 @@ def pta_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Proble
 
 def mindie_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
     mindie, atb, torch = _one(selection, "mindie"), _one(selection, "atb_models"), _one(selection, "torch")
-    return (atb_torch(atb, torch) + abi(mindie, atb, spec.cxx_abi)
+    return (atb_torch(atb, torch) + abi(mindie, atb, spec.cxx_abi) + mindie_torch_abi(mindie, torch)
             + mindie_table(mindie, _one(selection, "toolkit"), torch, rules.get("mindie", {})))
 
 

@@ -14,6 +14,8 @@ class Slot:
     every: bool = False             # every such file is selected (requirements*.txt)
     expected: str = ""              # the file name, as told to a person when none is found
     download: str = ""              # where to get it
+    # given the packages chosen so far: the slot may stay empty although `required`
+    optional_when: Optional[Callable[[Dict[str, "Package"]], bool]] = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Package:
     prerelease: bool = False
     size: int = 0
     sha256: Optional[str] = None
+    source: Optional["Package"] = None   # the official signed zip this package was unpacked from
+    signature: Optional[str] = None      # `verified (<root>)` for a package from a signed zip
 
     @property
     def name(self) -> str:

@@ -54,16 +54,23 @@ def normalise_chip(text: str) -> str:
 _V = r"(?P<version>\d[^_]*?)"
 _A = r"(?P<arch>aarch64|arm64|x86_64|x86-64|x86|amd64)"
 _C = r"(?P<chip>\d{3}[a-z]?|A3)"
-# (pattern, component, slot, format)
+_X = r"\.(?P<ext>run|zip)"     # CANN packages: the .run, or the official signed zip that holds it
+# (pattern, component, slot, format); a pattern with an `ext` group takes its format from it
 RUN_PATTERNS: List[Tuple[Pattern, str, Optional[str], str]] = [
-    (rf"Ascend-cann-toolkit_{_V}_linux-{_A}\.run", "toolkit", "toolkit", "run"),
-    (rf"Ascend-cann-kernels-{_C}_{_V}_linux(?:-{_A})?\.run", "kernels", "kernels", "run"),
-    (rf"Atlas-(?P<chip>A3)-cann-kernels_{_V}_linux(?:-{_A})?\.run", "kernels", "kernels", "run"),
-    (rf"Ascend-cann-{_C}-ops_{_V}_linux(?:-{_A})?\.run", "ops", "kernels", "run"),
-    (rf"Ascend-cann-nnal_{_V}_linux-{_A}\.run", "nnal", "nnal", "run"),
+    (rf"Ascend-cann-toolkit_{_V}_linux-{_A}{_X}", "toolkit", "toolkit", "run"),
+    # runtime-only CANN (up to 8.3): alternatives to the toolkit, in its slot (`cann:` chooses)
+    (rf"Ascend-cann-nnrt_{_V}_linux-{_A}{_X}", "nnrt", "toolkit", "run"),
+    (rf"Ascend-cann-nnae_{_V}_linux-{_A}{_X}", "nnae", "toolkit", "run"),
+    (rf"Ascend-cann-kernels-{_C}_{_V}_linux(?:-{_A})?{_X}", "kernels", "kernels", "run"),
+    (rf"Atlas-(?P<chip>A3)-cann-kernels_{_V}_linux(?:-{_A})?{_X}", "kernels", "kernels", "run"),
+    (rf"Ascend-cann-{_C}-ops_{_V}_linux(?:-{_A})?{_X}", "ops", "kernels", "run"),
+    (rf"Ascend-cann-nnal_{_V}_linux-{_A}{_X}", "nnal", "nnal", "run"),
     (rf"Ascend-mindie_{_V}_linux-{_A}(?:_abi(?P<abi>[01]))?\.run", "mindie", "mindie", "run"),
     (rf"Ascend-mindie-atb-models_{_V}_linux-{_A}(?:_py(?P<py>3\d+))?_torch(?P<torch>\d+(?:\.\d+)+)-abi(?P<abi>[01])\.tar\.gz",
      "atb_models", "atb_models", "tar.gz"),
+    # MindIE container images (docker save) for a machine: not an installer
+    (rf"Ascend-mindie-image-(?P<chip>300i-duo|800i-a2|800i-a3)_{_V}_linux_{_A}\.tar\.gz", "mindie_image", None, "tar.gz"),
+    (rf"Ascend-mindx-toolbox_{_V}_linux-{_A}{_X}", "toolbox", None, "run"),
     (rf"Ascend-hdk-{_C}-npu-driver_{_V}_linux-{_A}\.run", "driver", None, "run"),
     (rf"Ascend-hdk-{_C}-npu-firmware_{_V}\.run", "firmware", None, "run"),
     (r"(?P<req>requirements[\w.-]*)\.txt", "requirements", "requirements", "txt"),
@@ -73,6 +80,10 @@ WHEEL_SLOTS: Dict[str, Tuple[str, Optional[str]]] = {
     "torch": ("torch", "torch"),
     "torch-npu": ("torch_npu", "torch_npu"),
     "atb-llm": ("atb_llm", "atb_models"),
+    # MindIE 3.x as wheels: mindie_llm, and the service and diffusion parts beside it
+    "mindie-llm": ("mindie", "mindie_llm"),
+    "mindie-sd": ("mindie", "mindie_wheels"),
+    "mindie-motor": ("mindie", "mindie_wheels"),
 }
 _WHEEL_PLATFORM = re.compile(r"^(?:many|musl)?linux(?:1|2010|2014|_\d+_\d+)?_(?P<arch>.+)$")
 _TAG_PART = re.compile(r"[a-z0-9_]+", re.ASCII)
@@ -128,7 +139,7 @@ def identify(name: str) -> Optional[Identity]:
             return None
         py = fields.get("py")
         return Identity(
-            component=component, slot=slot, version=version, format=fmt,
+            component=component, slot=slot, version=version, format=fields.get("ext") or fmt,
             arch=normalise_arch(fields.get("arch")),
             chip=normalise_chip(fields["chip"]) if fields.get("chip") else None,
             python=_python_tag(f"py{py}") if py else None,

@@ -6,6 +6,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from .model import Package, Selection
+from .published import status
+from .signed import signature_of
 
 
 def _stages_of(selection: Selection) -> Dict[str, str]:
@@ -18,7 +20,8 @@ def _package(pkg: Package, selected: bool, stage: Optional[str]) -> dict:
     return {"file": pkg.file, "component": pkg.component, "slot": pkg.slot, "version": pkg.version,
             "arch": pkg.arch, "chip": pkg.chip, "python": pkg.python, "torch": pkg.torch, "abi": pkg.abi,
             "prerelease": pkg.prerelease, "format": pkg.format, "size": pkg.size, "sha256": pkg.sha256,
-            "selected": selected, "stage": stage}
+            "selected": selected, "stage": stage, "published": status(pkg), "signature": signature_of(pkg),
+            "from": pkg.source.file if pkg.source else None}
 
 
 def to_json(selection: Selection) -> dict:
@@ -40,17 +43,18 @@ def _table(selection: Selection) -> Table:
     chosen = {p.file for p in selection.selected()}
     stage_of = _stages_of(selection)
     table = Table(title=f"packages for target {selection.target} ({selection.arch})", title_justify="left")
-    for column in ("file", "component", "version", "arch", "chip", "python", "selected"):
+    for column in ("file", "component", "version", "arch", "chip", "python", "selected", "source", "signature"):
         table.add_column(column, overflow="fold")
     order = {p.file: i for i, p in enumerate(selection.selected())}
     rows = sorted(selection.packages, key=lambda p: (order.get(p.file, len(order) + (p.file not in stage_of)), p.file))
     for pkg in rows:
         mark = f"[green]{stage_of[pkg.file]}[/]" if pkg.file in chosen else (
             f"[dim]pip ({stage_of[pkg.file]})[/]" if pkg.file in stage_of else "")
-        table.add_row(escape(pkg.file), pkg.component, pkg.version, pkg.arch or "any", pkg.chip or "",
-                      pkg.python or "", mark)
+        shown = f"{pkg.source.file} -> {pkg.name}" if pkg.source else pkg.file
+        table.add_row(escape(shown), pkg.component, pkg.version, pkg.arch or "any", pkg.chip or "",
+                      pkg.python or "", mark, status(pkg) or "", signature_of(pkg) or "")
     for name in selection.unrecognised:
-        table.add_row(f"[dim]{escape(name)}[/]", "[yellow]unrecognised[/]", "", "", "", "", "")
+        table.add_row(f"[dim]{escape(name)}[/]", "[yellow]unrecognised[/]", "", "", "", "", "", "", "")
     return table
 
 

@@ -10,6 +10,11 @@ RUN_TRAILING_DATA = "run-trailing-data"
 WHEEL_CORRUPT = "wheel-corrupt"
 TARBALL_CORRUPT = "tarball-corrupt"
 CHECKSUM_MISMATCH = "checksum-mismatch"
+PUBLISHED_MISMATCH = "published-mismatch"
+SIGNATURE_INVALID = "signature-invalid"
+CERTIFICATE_REVOKED = "certificate-revoked"
+ZIP_NOT_OFFICIAL = "zip-not-official"
+ZIP_TOO_LARGE = "zip-too-large"
 UNREADABLE = "unreadable"
 METADATA_TOO_LARGE = "metadata-too-large"
 CHECKSUM_FILE_UNREADABLE = "checksum-file-unreadable"
@@ -48,6 +53,11 @@ PROBLEM_CODES: Dict[str, str] = {
     WHEEL_CORRUPT: "error: a wheel's zip is damaged (CRC), lacks RECORD or a member differs from RECORD",
     TARBALL_CORRUPT: "error: a .tar.gz does not decompress/read to the end",
     CHECKSUM_MISMATCH: "error: sha256 differs from SHA256SUMS or <file>.sha256 next to it",
+    PUBLISHED_MISMATCH: "error: Huawei publishes the file's name with another sha256 (catalog/published.json)",
+    SIGNATURE_INVALID: "error: the inner package of a signed zip does not verify against a trusted root (changed bytes, unknown CA, no .cms)",
+    CERTIFICATE_REVOKED: "error: a signed zip's CRL revokes its signer, or is not signed by the root",
+    ZIP_NOT_OFFICIAL: "error: a CANN .zip does not hold one package of the same name with its .cms, or cannot be unpacked",
+    ZIP_TOO_LARGE: "error: a zip member unpacks to more than it announces or than the zip can hold (zip bomb)",
     UNREADABLE: "error: a selected file cannot be read",
     METADATA_TOO_LARGE: "error: a RECORD, zip directory, tar header or .run header field is larger than ascend-build reads",
     CHECKSUM_FILE_UNREADABLE: "error: SHA256SUMS or <file>.sha256 cannot be read (or is over 16 MiB)",

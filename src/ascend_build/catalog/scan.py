@@ -37,7 +37,7 @@ def is_project_file(name: str) -> bool:
     """Files of the working directory that are not packages and not worth listing."""
     lower = name.lower()
     return (name.startswith(".") or name == CONFIG_NAME or lower.startswith("readme")
-            or name in CHECKSUM_NAMES or lower.endswith(".sha256"))
+            or name in CHECKSUM_NAMES or lower.endswith((".sha256", ".pem")))
 
 
 def looks_like_package(name: str) -> bool:

@@ -18,7 +18,7 @@ from .model import Package, Problem, Selection, Slot, StageSlots
 from .naming import normalise_arch, normalise_chip
 from .problems import (AMBIGUOUS_SLOT, ARCH_MISMATCH, CHIP_AMBIGUOUS, CHIP_MISMATCH,
     MISSING_COMPONENT, PIN_NOT_FOUND, PIN_UNKNOWN_SLOT, PYTHON_MISMATCH)
-from .versions import release_of, same_version
+from .versions import release_of, same_version, version_key
 
 
 def build_arch(platform: Optional[str], spec_arch: Optional[str]) -> str:
@@ -68,6 +68,8 @@ class _Selector:
         if found and not fit:
             self.other_arch += found
             return None
+        if slot == "toolkit":
+            fit = self.cann_form(fit)
         if slot == "kernels" and self.chip is not None:
             if self.chip == "":          # several chips and none configured: reported once
                 return None
@@ -85,6 +87,22 @@ class _Selector:
                                       fit[0].file))
             return None
         return fit[0] if fit else None
+
+    def cann_form(self, fit: List[Package]) -> List[Package]:
+        """The toolkit slot's candidates of the configured `cann:` form (for 8.5+, where nnrt is the
+        toolkit installed with --whitelist=nnrt, the toolkit too); with none configured, one form."""
+        form = self.spec.cann
+        if form:
+            return self.keep("toolkit", fit, lambda p: p.component == form or (
+                form == "nnrt" and p.component == "toolkit" and whitelist_nnrt(p.version)), MISSING_COMPONENT,
+                f"`cann: {form}`", lambda p: p.component, f"get the {form} package, or change `cann:`")
+        forms = sorted({p.component for p in fit})
+        if len(forms) > 1:
+            self.problems.append(_err(AMBIGUOUS_SLOT, "several CANN forms: " + ", ".join(p.file for p in fit),
+                                      f"choose one in ascend-build.yaml: `cann: {forms[-1]}` (one of: {', '.join(forms)})",
+                                      fit[0].file))
+            return []
+        return fit
 
     def pinned(self, slot: str, found: List[Package]) -> Optional[Package]:
         pin = self.spec.pins[slot]
@@ -119,6 +137,12 @@ class _Selector:
             self.chip = ""      # no kernels are chosen until the chip is set
 
 
+
+def whitelist_nnrt(version: str) -> bool:
+    """From CANN 8.5 there is no nnrt package: the toolkit installs as nnrt with --whitelist=nnrt."""
+    return version_key(version) >= version_key("8.5.0")
+
+
 def missing(slot: Slot, sel: _Selector, target: str, version: Optional[str]) -> Problem:
     pattern = (slot.expected or slot.name).replace("<arch>", sel.arch)
     if sel.chip:
@@ -149,7 +173,8 @@ def select(packages: List[Package], spec: BuildSpec, table: Sequence[StageSlots]
         pkg = sel.pick(name)
         if pkg:
             sel.chosen[name] = pkg
-        elif name in required and not sel.candidates(name):
+        elif name in required and not sel.candidates(name) and not (
+                slots[name].optional_when and slots[name].optional_when(sel.chosen)):
             toolkit = sel.chosen.get("toolkit")
             version = toolkit.version if toolkit and name in ("kernels", "nnal") else None
             sel.problems.append(missing(slots[name], sel, target, version))

@@ -45,6 +45,12 @@ class Context:
     def for_all(self) -> str:
         return " --install-for-all" if self.spec.user else ""
 
+    @property
+    def cann_home(self) -> str:
+        """Where CANN's runtime is: `ascend-toolkit`, or `nnrt` / `nnae` for those packages (up to 8.3)."""
+        toolkit = self.one("toolkit")
+        return toolkit.component if toolkit and toolkit.component in ("nnrt", "nnae") else "ascend-toolkit"
+
     def one(self, slot: str) -> Optional[Package]:
         found = self.selection.find(slot)
         return found[0] if found else None

@@ -27,12 +27,16 @@ NNAL_ENV = {
 def plan(ctx: Context, parent: str) -> StagePlan:
     toolkit, kernels, nnal = ctx.one("toolkit"), ctx.one("kernels"), ctx.one("nnal")
     files = [p for p in (toolkit, kernels, nnal) if p]
+    home = ctx.cann_home
+    # 8.5+: no nnrt package; the toolkit installs only the inference runtime
+    whitelist = ctx.spec.cann == "nnrt" and toolkit.component == "toolkit"
     script = render_script(
-        "cann.sh.j2", P=ctx.install_path, for_all=ctx.for_all, toolkit=toolkit.name,
+        "cann.sh.j2", P=ctx.install_path, for_all=ctx.for_all, toolkit=toolkit.name, form=toolkit.component,
+        home=home, whitelist=" --whitelist=nnrt" if whitelist else "",
         kernels=kernels.name if kernels else None, kernels_component=kernels.component if kernels else None,
         nnal=nnal.name if nnal else None,
     )
-    env = component_env(TOOLKIT_ENV, ctx)
+    env = {key: value.replace("/ascend-toolkit/", f"/{home}/") for key, value in component_env(TOOLKIT_ENV, ctx).items()}
     if nnal:
         env = merge_env(env, component_env(NNAL_ENV, ctx, nnal=nnal.version))
     return StagePlan(name="cann", parent=parent, files=files, script=script, env=env, labels=package_labels(files))

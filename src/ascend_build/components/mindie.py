@@ -13,27 +13,42 @@ ENV = {
 
 
 def plan(ctx: Context, parent: str) -> StagePlan:
-    mindie, atb = ctx.one("mindie"), ctx.one("atb_models")
+    mindie, llm, atb = ctx.one("mindie"), ctx.one("mindie_llm"), ctx.one("atb_models")
+    extras = ctx.selection.find("mindie_wheels") if llm else []
     tarball = atb.name if atb and atb.format == "tar.gz" else None
     wheel = atb.name if atb and atb.format == "wheel" else None
     script = render_script(
-        "mindie.sh.j2", P=ctx.install_path, for_all=ctx.for_all, pip_source=ctx.pip_source(), abi=ctx.abi,
-        mindie=mindie.name, atb_tarball=tarball, atb_wheel=wheel,
+        "mindie.sh.j2", P=ctx.install_path, for_all=ctx.for_all, pip_source=ctx.pip_source(), abi=ctx.abi, home=ctx.cann_home,
+        mindie=mindie.name if mindie else None, wheels=[p.name for p in ([llm] if llm else []) + extras],
+        atb_tarball=tarball, atb_wheel=wheel,
     )
-    files = [p for p in (mindie, atb) if p]
+    files = [p for p in (mindie, llm, *extras, atb) if p]
     return StagePlan(name="mindie", parent=parent, files=files + ctx.pip_index("mindie"), script=script,
-                     env=component_env(ENV, ctx), labels=package_labels(files))
+                     env=component_env(ENV, ctx) if mindie else {}, labels=package_labels(files))
+
+
+def _wheel_form(chosen) -> bool:
+    return "mindie_llm" in chosen
 
 
 COMPONENT = Component(
     stage="mindie",
     slots=(
-        Slot("mindie", required=True, expected="Ascend-mindie_<version>_linux-<arch>[_abi0|_abi1].run", download=MINDIE_DOWNLOAD),
+        Slot("mindie", required=True, expected="Ascend-mindie_<version>_linux-<arch>[_abi0|_abi1].run"
+             " (or the MindIE 3.x wheels mindie_llm, mindie_sd, mindie_motor)", download=MINDIE_DOWNLOAD,
+             optional_when=_wheel_form),
+        # MindIE 3.x as wheels: mindie_llm, then mindie_sd and mindie_motor
+        Slot("mindie_llm", python=True, expected="mindie_llm-<version>-cp<XY>-cp<XY>-<platform>.whl", download=MINDIE_DOWNLOAD),
+        Slot("mindie_wheels", every=True),
         # the atb-models tarball or an atb_llm wheel
+        # not for MindIE 2.1+ (the ABI in its name: it bundles the ATB models) nor the 3.x wheels;
+        # with no MindIE chosen, its own problem says what is missing
         Slot("atb_models", required=True, python=True, download=MINDIE_DOWNLOAD,
+             optional_when=lambda chosen: _wheel_form(chosen) or chosen.get("mindie") is None or chosen["mindie"].abi is not None,
              expected="Ascend-mindie-atb-models_<version>_linux-<arch>[_py<XY>]_torch<torch>-abi<0|1>.tar.gz"
                       " or atb_llm-<version>-cp<XY>-cp<XY>-linux_<arch>.whl"),
     ),
+    resolve=("mindie_llm", "mindie", "atb_models"),
     needs=("nnal",),                     # MindIE runs on ATB
     # the requirements inside an atb-models tarball install from the folder's wheels
     pip_index=lambda files: any(p.slot == "atb_models" and p.format == "tar.gz" for p in files),
@@ -45,5 +60,7 @@ COMPONENT = Component(
         {"kind": "link-version", "slot": "mindie", "name": "mindie version matches label", "path": "mindie/latest"},
         {"kind": "import", "slot": "mindie", "name": "import mindie_llm", "module": "mindie_llm", "runtime_user": True},
         {"kind": "import", "slot": "mindie", "name": "import atb_llm", "module": "atb_llm"},
+        {"kind": "import", "slot": "mindie_llm", "name": "import mindie_llm", "module": "mindie_llm", "versioned": True,
+         "runtime_user": True},
     ),
 )

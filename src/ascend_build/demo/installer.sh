@@ -50,6 +50,7 @@ quiet=0
 install_path=/usr/local/Ascend
 for_all=0
 extract_dir=""
+install_type=toolkit
 for arg in "$@"; do
     case "$arg" in
         --check) action=check ;;
@@ -61,6 +62,10 @@ for arg in "$@"; do
         --install-path=*) install_path="${arg#*=}" ;;
         --install-for-all) for_all=1 ;;
         --noexec) ;;
+        --type=toolkit|--type=nnae|--type=nnrt)
+            case "$pkg_component" in kernels|ops) install_type="${arg#*=}" ;; *) echo "unrecognized option: $arg"; exit 1 ;; esac ;;
+        --whitelist=nnrt)
+            [ "$pkg_component" = toolkit ] || { echo "unrecognized option: $arg"; exit 1; } ;;
         --extract=*) extract_dir="${arg#*=}"; action=extract ;;
         *) echo "unrecognized option: $arg"; usage; exit 1 ;;
     esac
@@ -92,17 +97,20 @@ fi
 machine=$(uname -m)
 [ "$machine" = "$pkg_arch" ] || fail "architecture mismatch: package is for $pkg_arch, this machine is $machine"
 
-toolkit_info="$install_path/ascend-toolkit/$pkg_version/$machine-linux/ascend_toolkit_install.info"
+type_dir=$install_type
+[ "$install_type" = toolkit ] && type_dir=ascend-toolkit
+toolkit_info="$install_path/$type_dir/$pkg_version/$machine-linux/ascend_${install_type}_install.info"
 case "$pkg_component" in
-    toolkit)
+    toolkit|nnae|nnrt)
         command -v python3 >/dev/null 2>&1 || fail "python3 not found on PATH; install python3 first" ;;
     kernels|ops)
         grep -qx "version=$pkg_version" "$toolkit_info" 2>/dev/null ||
-            fail "no toolkit $pkg_version found under $install_path (install Ascend-cann-toolkit_$pkg_version first, same --install-path)" ;;
+            fail "no $install_type $pkg_version found under $install_path (install Ascend-cann-${install_type}_$pkg_version first, same --install-path)" ;;
     nnal)
-        [ -n "$ASCEND_TOOLKIT_HOME" ] || fail "ASCEND_TOOLKIT_HOME is not set: source <install-path>/ascend-toolkit/set_env.sh first"
-        grep -qx "version=$pkg_version" "$ASCEND_TOOLKIT_HOME/$machine-linux/ascend_toolkit_install.info" 2>/dev/null ||
-            fail "toolkit at $ASCEND_TOOLKIT_HOME is not version $pkg_version" ;;
+        cann_home=${ASCEND_TOOLKIT_HOME:-$ASCEND_HOME_PATH}
+        [ -n "$cann_home" ] || fail "ASCEND_TOOLKIT_HOME is not set: source <install-path>/ascend-toolkit/set_env.sh first"
+        cat "$cann_home/$machine-linux"/ascend_*_install.info 2>/dev/null | grep -qx "version=$pkg_version" ||
+            fail "CANN at $cann_home is not version $pkg_version" ;;
     mindie)
         [ -n "$ASCEND_TOOLKIT_HOME" ] || fail "ASCEND_TOOLKIT_HOME is not set: source the toolkit set_env.sh first"
         [ -n "$ATB_HOME_PATH" ] || fail "ATB_HOME_PATH is not set: source nnal/atb/set_env.sh first"
@@ -110,7 +118,10 @@ case "$pkg_component" in
 esac
 
 mkdir -p "$install_path" || fail "cannot create $install_path"
-payload | tar -xzf - -C "$install_path" --no-same-owner || fail "cannot unpack into $install_path"
+# kernels/ops go onto the CANN form --type names (their payload is laid out for the toolkit)
+payload | tar -xzf - -C "$install_path" --no-same-owner --transform "s#^ascend-toolkit/#$type_dir/#" ||
+    fail "cannot unpack into $install_path"
+pkg_dirs=$(echo "$pkg_dirs" | sed "s#ascend-toolkit/#$type_dir/#g")
 for rel in $pkg_templates; do
     sed "s#@INSTALL_PATH@#$install_path#g" "$install_path/$rel.in" >"$install_path/$rel" &&
         rm -f "$install_path/$rel.in" || fail "cannot write $install_path/$rel"
@@ -121,11 +132,12 @@ for rel in $pkg_dirs; do
 done
 case "$pkg_component" in
     toolkit) ln -sfn "$pkg_version" "$install_path/ascend-toolkit/latest" ;;
+    nnae|nnrt) ln -sfn "$pkg_version" "$install_path/$pkg_component/latest" ;;
     mindie)
         ln -sfn "$pkg_version" "$install_path/mindie/latest"
-        wheel=$(ls "$install_path/mindie/$pkg_version"/wheels/*.whl 2>/dev/null | head -n 1)
-        python3 -m pip install --no-index --no-deps --quiet "$wheel" >>"$log_file" 2>&1 ||
-            fail "pip could not install $wheel" ;;
+        # mindie_llm, and from 2.1 (ABI in the file name) the bundled ATB models' atb_llm
+        python3 -m pip install --no-index --no-deps --quiet "$install_path/mindie/$pkg_version"/wheels/*.whl >>"$log_file" 2>&1 ||
+            fail "pip could not install the wheels of $install_path/mindie/$pkg_version/wheels" ;;
 esac
 log "install success"
 echo "$pkg_name $pkg_version installed in $install_path"

@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import random
+import subprocess
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import yaml
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from ..catalog import published
 from ..errors import ConfigError
 
 STANDIN_NOTE = "stand-in package made by ascend-build: installs placeholder files only"
@@ -36,8 +38,10 @@ class Family:
     torch_npu: str
     mindie: str
     mindie_abi_in_name: bool
-    atb_models: str
+    atb_models: str              # tarball, wheel, or bundled (in MindIE 2.1+), or none (MindIE as wheels)
     abi: int
+    mindie_form: str = "run"     # run, or wheels (MindIE 3.x: mindie_llm, mindie_sd, mindie_motor)
+    runtime: str = "toolkit"     # toolkit, or the runtime-only nnrt / nnae package (up to 8.3)
 
 
 def families() -> Dict[str, Family]:
@@ -94,6 +98,8 @@ def _record_hash(data: bytes) -> str:
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     return f"sha256={digest}"
 
+STANDIN_BUILD = "0standin"
+
 
 def build_wheel(
     name: str,
@@ -105,10 +111,12 @@ def build_wheel(
     """A valid PEP 427 wheel (METADATA, WHEEL, RECORD) as (file name, bytes).
 
     `tags` is (python tag, abi tag, platform tags); several platforms make a compressed tag set.
+    The name carries the build tag `0standin`: Huawei publishes the sha256 of the official
+    torch/torch_npu wheels (catalog/published.json), and a stand-in is not that build.
     """
     python, abi, platforms = tags
     dist = canonicalize_name(name).replace("-", "_")
-    filename = f"{dist}-{version}-{python}-{abi}-{'.'.join(platforms)}.whl"
+    filename = f"{dist}-{version}-{STANDIN_BUILD}-{python}-{abi}-{'.'.join(platforms)}.whl"
     info_dir = f"{dist}-{version}.dist-info"
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nSummary: {STANDIN_NOTE}\n"
     metadata += "".join(f"Requires-Dist: {req}\n" for req in requires)
@@ -231,6 +239,14 @@ export PYTHONPATH=${{ASCEND_TOOLKIT_HOME}}/python/site-packages:${{ASCEND_TOOLKI
 export PATH=${{ASCEND_TOOLKIT_HOME}}/bin:${{ASCEND_TOOLKIT_HOME}}/compiler/ccec_compiler/bin:${{PATH}}
 """
 
+RUNTIME_ENV = """# CANN {form} environment ({note})
+export ASCEND_HOME_PATH=@INSTALL_PATH@/{form}/latest
+export ASCEND_OPP_PATH=${{ASCEND_HOME_PATH}}/opp
+export ASCEND_AICPU_PATH=${{ASCEND_HOME_PATH}}
+export LD_LIBRARY_PATH=${{ASCEND_HOME_PATH}}/lib64:${{ASCEND_HOME_PATH}}/lib64/plugin/opskernel:${{LD_LIBRARY_PATH}}
+export PYTHONPATH=${{ASCEND_HOME_PATH}}/python/site-packages:${{PYTHONPATH}}
+"""
+
 NNAL_ENV = """# NNAL/ATB environment ({note}); accepts --cxx_abi=0|1
 atb_abi=""
 for atb_arg in "$@"; do
@@ -271,6 +287,24 @@ def make_toolkit(dest: Path, version: str, arch: str, fill: int, seed: str = "")
                     files=files, dirs=[home, "ascend-toolkit/set_env.sh"], templates=["ascend-toolkit/set_env.sh"])
 
 
+def make_runtime(dest: Path, form: str, version: str, arch: str, fill: int, seed: str = "") -> Path:
+    """The runtime-only CANN packages (up to 8.3): `nnrt` (inference) and `nnae` (training engine),
+    installed under `<path>/<form>/<version>` with their own set_env.sh; smaller than the toolkit
+    as the real ones are (a quarter / half of its filler)."""
+    home = f"{form}/{version}"
+    files = {
+        f"{home}/lib64/libascendcl.so": f"{STANDIN_NOTE}\n".encode(),
+        f"{home}/runtime/version.info": f"Version={version}\n".encode(),
+        f"{home}/opp/version.info": f"Version={version}\n".encode(),
+        f"{home}/{arch}-linux/ascend_{form}_install.info": f"version={version}\narch={arch}\n".encode(),
+        f"{home}/share/standin-filler.bin": filler(fill // (4 if form == "nnrt" else 2), f"{form}{version}{arch}{seed}"),
+        f"{form}/set_env.sh.in": RUNTIME_ENV.format(form=form, note=STANDIN_NOTE).encode(),
+    }
+    name = f"Ascend-cann-{form}_{version}_linux-{arch}.run"
+    return make_run(dest / name, component=form, name=f"Ascend-cann-{form}", version=version, arch=arch,
+                    files=files, dirs=[home, f"{form}/set_env.sh"], templates=[f"{form}/set_env.sh"])
+
+
 def chip_package_name(kind: str, chip: str, version: str, arch: str) -> str:
     if kind == "ops":
         return f"Ascend-cann-{chip}-ops_{version}_linux-{arch}.run"
@@ -300,6 +334,13 @@ def make_nnal(dest: Path, version: str, arch: str, fill: int, seed: str = "") ->
                     files=files, dirs=[home, "nnal/atb/set_env.sh"], templates=["nnal/atb/set_env.sh"])
 
 
+def bundled_atb(home: str, version: str) -> Tuple[str, bytes]:
+    """MindIE 2.1+ (ABI in the file name) bundles the ATB models: their atb_llm wheel."""
+    name, data = build_wheel("atb_llm", str(Version(version)), ("py3", "none", ["any"]),
+                             {"atb_llm/__init__.py": simple_module(version)})
+    return f"{home}/wheels/{name}", data
+
+
 def make_mindie(dest: Path, version: str, arch: str, abi: Optional[int], fill: int, seed: str = "") -> Path:
     home = f"mindie/{version}"
     wheel_name, wheel_bytes = build_wheel("mindie_llm", str(Version(version)), ("py3", "none", ["any"]),
@@ -308,6 +349,7 @@ def make_mindie(dest: Path, version: str, arch: str, abi: Optional[int], fill: i
         f"{home}/bin/mindieservice_daemon": f"#!/bin/sh\necho 'MindIE {version} ({STANDIN_NOTE})'\n".encode(),
         f"{home}/version.info": f"version={version}\n".encode(),
         f"{home}/wheels/{wheel_name}": wheel_bytes,
+        **({} if abi is None else dict([bundled_atb(home, version)])),
         f"{home}/share/standin-filler.bin": filler(fill, f"mindie{version}{arch}{seed}"),
         "mindie/set_env.sh.in": MINDIE_ENV.format(note=STANDIN_NOTE).encode(),
     }
@@ -315,6 +357,17 @@ def make_mindie(dest: Path, version: str, arch: str, abi: Optional[int], fill: i
     name = f"Ascend-mindie_{version}_linux-{arch}{suffix}.run"
     return make_run(dest / name, component="mindie", name="Ascend-mindie", version=version, arch=arch,
                     files=files, dirs=[home, "mindie/set_env.sh"], templates=["mindie/set_env.sh"])
+
+
+def make_mindie_wheels(dest: Path, version: str, arch: str, python: str, fill: int, seed: str = "") -> List[Path]:
+    """MindIE 3.x as wheels: mindie_llm (with the service's placeholder), mindie_sd, mindie_motor."""
+    tag = py_tag(python)
+    paths = []
+    for name in ("mindie_llm", "mindie_sd", "mindie_motor"):
+        files = {f"{name}/__init__.py": simple_module(version),
+                 f"{name}/standin-filler.bin": filler(fill if name == "mindie_llm" else 64, f"{name}{version}{arch}{seed}")}
+        paths.append(make_wheel(dest, name, str(Version(version)), (tag, tag, wheel_platforms(arch, False)), files))
+    return paths
 
 
 def atb_wheel(version: str, arch: str, python: str, fill: int, seed: str = "") -> Tuple[str, bytes]:
@@ -370,22 +423,119 @@ def generate(
     python: str = "3.11",
     fill: int = 1 << 20,
     seed: str = "",
+    signed_by: Optional["TestCA"] = None,
 ) -> List[Path]:
     """Write a full stand-in set (toolkit, chip kernels/ops, NNAL, torch, torch_npu, MindIE,
-    atb-models) into `dest` and return the paths in install order."""
+    atb-models) into `dest` and return the paths in install order. With `signed_by`, the CANN
+    packages are official signed zips."""
     fam = family(cann)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     paths = [
-        make_toolkit(dest, fam.cann, arch, fill, seed),
+        make_toolkit(dest, fam.cann, arch, fill, seed) if fam.runtime == "toolkit"
+        else make_runtime(dest, fam.runtime, fam.cann, arch, fill, seed),
         make_chip_package(dest, fam.chip_package, chip, fam.cann, arch, fill, seed),
         make_nnal(dest, fam.cann, arch, fill, seed),
         make_torch(dest, fam.torch, arch, python, fam.abi, fill, seed),
         make_torch_npu(dest, fam.torch_npu, fam.torch, arch, python, fill, seed),
-        make_mindie(dest, fam.mindie, arch, fam.abi if fam.mindie_abi_in_name else None, fill, seed),
     ]
+    if fam.mindie_form == "wheels":
+        paths += make_mindie_wheels(dest, fam.mindie, arch, python, fill, seed)
+    else:
+        paths.append(make_mindie(dest, fam.mindie, arch, fam.abi if fam.mindie_abi_in_name else None, fill, seed))
     if fam.atb_models == "tarball":
         paths.append(make_atb_tarball(dest, fam.mindie, arch, python, fam.torch, fam.abi, fill, seed))
-    else:
+    elif fam.atb_models == "wheel":
         paths.append(make_atb_wheel(dest, fam.mindie, arch, python, fill, seed))
+    if signed_by:
+        paths[:3] = [signed_zip(p, signed_by) for p in paths[:3]]
+    vouch_for_official_names(paths)
     return paths
+
+
+def vouch_for_official_names(paths: Sequence[Path]) -> None:
+    """`<file>.sha256` next to each stand-in that carries a name Huawei publishes (with other
+    bytes): the user's word on a file's bytes, so `check` does not take it for a damaged download."""
+    for path in paths:
+        if published.lookup(path.name):
+            Path(f"{path}.sha256").write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
+
+
+# -- official signed zips (ascend-reference.md §10), signed by a CA made for the purpose ------------
+
+CA_CONFIG = """[ca]
+default_ca = ca_default
+[ca_default]
+database = {folder}/index.txt
+crlnumber = {folder}/crlnumber
+default_md = sha256
+default_crl_days = 3650
+"""
+
+
+@dataclass(frozen=True)
+class TestCA:
+    """A root certificate (`root.pem`), a signer it issued, and the CRL the root signs."""
+
+    folder: Path
+
+    @property
+    def root(self) -> Path:
+        return self.folder / "root.pem"
+
+    @property
+    def crl(self) -> Path:
+        return self.folder / "root.crl"
+
+    def _openssl(self, *args: str) -> None:
+        done = subprocess.run(["openssl", *args], cwd=self.folder, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ConfigError(f"openssl {args[0]} failed: {done.stderr.strip()}", fix="install openssl")
+
+    def gencrl(self) -> None:
+        self._openssl("ca", "-config", "ca.cnf", "-gencrl", "-keyfile", "root.key", "-cert", "root.pem", "-out", "crl.pem")
+        self._openssl("crl", "-in", "crl.pem", "-outform", "DER", "-out", "root.crl")
+
+    def revoke_signer(self) -> None:
+        self._openssl("ca", "-config", "ca.cnf", "-revoke", "signer.pem", "-keyfile", "root.key", "-cert", "root.pem")
+        self.gencrl()
+
+    def sign(self, path: Path) -> Path:
+        """A detached DER CMS signature `<path>.cms`, as Huawei's are."""
+        cms = Path(f"{path}.cms")
+        self._openssl("cms", "-sign", "-binary", "-md", "sha256", "-in", str(Path(path).resolve()), "-signer", "signer.pem",
+                      "-inkey", "signer.key", "-outform", "DER", "-out", str(cms.resolve()))
+        return cms
+
+
+def make_ca(folder: Path, name: str = "ascend-build test root") -> TestCA:
+    """A new root CA and signer in `folder` (with openssl)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = TestCA(folder.resolve())
+    (folder / "ca.cnf").write_text(CA_CONFIG.format(folder=ca.folder))
+    (folder / "index.txt").write_text("")
+    (folder / "crlnumber").write_text("01\n")
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    ca._openssl("req", "-x509", *ec, "-keyout", "root.key", "-out", "root.pem", "-days", "3650", "-subj", f"/CN={name}",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ca._openssl("req", *ec, "-keyout", "signer.key", "-out", "signer.csr", "-subj", f"/CN={name} signer")
+    ca._openssl("x509", "-req", "-in", "signer.csr", "-CA", "root.pem", "-CAkey", "root.key", "-CAcreateserial",
+                "-out", "signer.pem", "-days", "3650")
+    ca.gencrl()
+    return ca
+
+
+def signed_zip(run: Path, ca: TestCA) -> Path:
+    """The official form of a CANN package: `<name>.zip` holding the .run, `<run>.cms` and the CRL.
+    The .run is replaced by the zip."""
+    run = Path(run)
+    cms = ca.sign(run)
+    path = run.with_suffix(".zip")
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.write(run, run.name, compress_type=zipfile.ZIP_STORED)
+        zf.write(cms, cms.name)
+        zf.write(ca.crl, "ascend.crl")
+    run.unlink()
+    cms.unlink()
+    return path

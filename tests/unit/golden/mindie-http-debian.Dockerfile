@@ -50,22 +50,21 @@ FROM cann AS pta
 COPY scripts/install_pta.sh /opt/ascend-build/install_pta.sh
 ARG ASCEND_PKG_URL
 RUN bash /opt/ascend-build/run-stage.sh pta http /tmp/ascend-pkgs/pta \
-    torch-2.6.0+cpu-cp311-cp311-linux_x86_64.whl=<sha256> \
-    torch_npu-2.6.0.post5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl=<sha256> \
+    torch-2.6.0+cpu-0standin-cp311-cp311-linux_x86_64.whl=<sha256> \
+    torch_npu-2.6.0.post5-0standin-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl=<sha256> \
     requirements.txt=<sha256>
 LABEL io.ascend-build.torch.version="2.6.0+cpu" \
-      io.ascend-build.torch.file="torch-2.6.0+cpu-cp311-cp311-linux_x86_64.whl" \
+      io.ascend-build.torch.file="torch-2.6.0+cpu-0standin-cp311-cp311-linux_x86_64.whl" \
       io.ascend-build.torch.sha256="<sha256>" \
       io.ascend-build.torch-npu.version="2.6.0.post5" \
-      io.ascend-build.torch-npu.file="torch_npu-2.6.0.post5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" \
+      io.ascend-build.torch-npu.file="torch_npu-2.6.0.post5-0standin-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" \
       io.ascend-build.torch-npu.sha256="<sha256>"
 
 FROM pta AS mindie
 COPY scripts/install_mindie.sh /opt/ascend-build/install_mindie.sh
 ARG ASCEND_PKG_URL
 RUN bash /opt/ascend-build/run-stage.sh mindie http /tmp/ascend-pkgs/mindie \
-    Ascend-mindie_2.3.0_linux-x86_64_abi0.run=<sha256> \
-    atb_llm-2.3.0-cp311-cp311-linux_x86_64.whl=<sha256>
+    Ascend-mindie_2.3.0_linux-x86_64_abi0.run=<sha256>
 ENV MINDIE_HOME="/usr/local/Ascend/mindie/latest" \
     ATB_SPEED_HOME_PATH="/usr/local/Ascend/atb-models" \
     PATH="/usr/local/Ascend/mindie/latest/bin:${PATH}" \
@@ -73,9 +72,6 @@ ENV MINDIE_HOME="/usr/local/Ascend/mindie/latest" \
 LABEL io.ascend-build.mindie.version="2.3.0" \
       io.ascend-build.mindie.file="Ascend-mindie_2.3.0_linux-x86_64_abi0.run" \
       io.ascend-build.mindie.sha256="<sha256>" \
-      io.ascend-build.atb-models.version="2.3.0" \
-      io.ascend-build.atb-models.file="atb_llm-2.3.0-cp311-cp311-linux_x86_64.whl" \
-      io.ascend-build.atb-models.sha256="<sha256>" \
       org.opencontainers.image.title="Ascend mindie image" \
       org.opencontainers.image.description="Ascend image built by ascend-build: toolkit 8.5.0, torch_npu 2.6.0.post5, mindie 2.3.0" \
       org.opencontainers.image.base.name="localhost/ascend-build-base:bookworm" \

@@ -50,14 +50,14 @@ FROM cann AS pta
 COPY scripts/install_pta.sh /opt/ascend-build/install_pta.sh
 ARG ASCEND_PKG_URL
 RUN bash /opt/ascend-build/run-stage.sh pta http /tmp/ascend-pkgs/pta \
-    torch-2.6.0+cpu-cp311-cp311-linux_x86_64.whl=<sha256> \
-    torch_npu-2.6.0.post5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl=<sha256> \
+    torch-2.6.0+cpu-0standin-cp311-cp311-linux_x86_64.whl=<sha256> \
+    torch_npu-2.6.0.post5-0standin-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl=<sha256> \
     requirements.txt=<sha256>
 LABEL io.ascend-build.torch.version="2.6.0+cpu" \
-      io.ascend-build.torch.file="torch-2.6.0+cpu-cp311-cp311-linux_x86_64.whl" \
+      io.ascend-build.torch.file="torch-2.6.0+cpu-0standin-cp311-cp311-linux_x86_64.whl" \
       io.ascend-build.torch.sha256="<sha256>" \
       io.ascend-build.torch-npu.version="2.6.0.post5" \
-      io.ascend-build.torch-npu.file="torch_npu-2.6.0.post5-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" \
+      io.ascend-build.torch-npu.file="torch_npu-2.6.0.post5-0standin-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl" \
       io.ascend-build.torch-npu.sha256="<sha256>" \
       org.opencontainers.image.title="Ascend pta image" \
       org.opencontainers.image.description="Ascend image built by ascend-build: toolkit 8.5.0, torch_npu 2.6.0.post5" \

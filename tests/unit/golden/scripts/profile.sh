@@ -2,5 +2,7 @@
 # The image's ENV lines already cover non-interactive `docker run IMAGE CMD`.
 [ -n "$BASH_VERSION" ] || return 0
 if [ -f /usr/local/Ascend/ascend-toolkit/set_env.sh ]; then . /usr/local/Ascend/ascend-toolkit/set_env.sh; fi
+if [ -f /usr/local/Ascend/nnae/set_env.sh ]; then . /usr/local/Ascend/nnae/set_env.sh; fi
+if [ -f /usr/local/Ascend/nnrt/set_env.sh ]; then . /usr/local/Ascend/nnrt/set_env.sh; fi
 if [ -f /usr/local/Ascend/nnal/atb/set_env.sh ]; then . /usr/local/Ascend/nnal/atb/set_env.sh --cxx_abi=${ASCEND_CXX_ABI:-1}; fi
 if [ -f /usr/local/Ascend/mindie/set_env.sh ]; then . /usr/local/Ascend/mindie/set_env.sh; fi

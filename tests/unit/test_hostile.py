@@ -40,13 +40,16 @@ def one_refusal(result: subprocess.CompletedProcess) -> bool:
             and text.lower().count("error") >= 1 and text.count("error:") <= 1)
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile") / "w"
+def make_workdir(root: Path) -> Path:
     scaffold(root, demo=True, arch="x86_64", cann="8.5.0", chip="910b", python="3.11", filler="1KiB", force=False)
     (root / "app.txt").write_text("app\n")
     shutil.copy(root / "ascend-build.yaml", root.parent / "scaffolded.yaml")
     return root
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return make_workdir(tmp_path_factory.mktemp("hostile") / "w")
 
 
 def base_config(workdir: Path) -> dict:
@@ -206,7 +209,8 @@ def test_any_name_or_value_is_refused_or_only_quoted(workdir, template, tmp_path
                     where.unlink()
 
 
-def test_unicode_labels_are_written_as_utf8(workdir, tmp_path):
+def test_unicode_labels_are_written_as_utf8(tmp_path):
+    workdir = make_workdir(tmp_path / "w")
     config = base_config(workdir)
     config["labels"] = {"org.example.vendor": "昇腾 Ascend", "maintainer": "Zhāng 张"}
     (workdir / "ascend-build.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")

@@ -11,7 +11,7 @@ from ascend_build.catalog.naming import identify
 from ascend_build.catalog.output import to_json
 from ascend_build.catalog.problems import PUBLISHED_MISMATCH
 
-from test_check import FILL, make_set, run
+from test_check import make_set, run
 
 FILES = published.files()
 # manifest kind -> the components its files may be

@@ -226,7 +226,7 @@ def test_check_takes_both_arches_and_selects_each_arch_files(tmp_path):
     assert [r["arch"] for r in results] == ["x86_64", "aarch64"]
     for result in results:
         files = [f for stage in result["stages"].values() for f in stage if f.startswith("packages/")]
-        assert len(files) == 7 and all(result["arch"] in f for f in files), files
+        assert len(files) == 6 and all(result["arch"] in f for f in files), files
 
 
 FAKE_PODMAN = """#!/bin/sh

@@ -226,16 +226,18 @@ def serve(
     """Serve the packages to hand-written Dockerfiles (only those files, under a token path) until Ctrl-C."""
     from rich.markup import escape
 
+    from .catalog.model import file_patterns
+    from .catalog.scan import scan
+    from .components.registry import components
     from .engines.docker import Docker
     from .server import PackageServer, files_to_serve, transfer_line
     from .workdir import State
 
     console = make_console()
-    selected = files_to_serve(workdir, files)
+    patterns = file_patterns(components())
+    selected = files_to_serve(workdir, files, patterns)
     if not files:
-        from .catalog.scan import scan
-
-        for problem in scan(workdir).problems:
+        for problem in scan(workdir, patterns).problems:
             console.print(f"[yellow]warning:[/] not served: {escape(problem.message)}", soft_wrap=True)
     if not host:
         host = Docker().bridge_address()

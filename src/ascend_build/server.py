@@ -628,11 +628,12 @@ def _within(path: Path, workdir: Path) -> bool:
     return parent == top or top in parent.parents
 
 
-def default_files(workdir: Path) -> Dict[str, Path]:
-    """The files `serve` offers when none are named: the packages `check` identifies at the top
-    of the working directory and in its packages/ folder (no other file, whatever its suffix)."""
+def default_files(workdir: Path, patterns: Tuple[Tuple[str, str, Optional[str], str], ...] = ()) -> Dict[str, Path]:
+    """The files `serve` offers when none are named: the packages `check` identifies (by the
+    built-in grammar and the components' `patterns`) at the top of the working directory and in
+    its packages/ folder (no other file, whatever its suffix)."""
     files: Dict[str, Path] = {}
-    for package in scan(workdir).packages:
+    for package in scan(workdir, patterns).packages:
         if package.name in files:
             raise ServerError(f"{package.name} is in the working directory and in {PACKAGES_DIR}/",
                               fix="remove one of them, or name the files to serve: ascend-build serve FILE...")
@@ -640,10 +641,11 @@ def default_files(workdir: Path) -> Dict[str, Path]:
     return files
 
 
-def files_to_serve(workdir: Path, names: Optional[List[str]]) -> Dict[str, Path]:
-    """The named files (relative to workdir), or default_files(workdir); never empty."""
+def files_to_serve(workdir: Path, names: Optional[List[str]],
+                   patterns: Tuple[Tuple[str, str, Optional[str], str], ...] = ()) -> Dict[str, Path]:
+    """The named files (relative to workdir), or default_files(workdir, patterns); never empty."""
     if not names:
-        files = default_files(workdir)
+        files = default_files(workdir, patterns)
     else:
         files = {}
         for name in names:

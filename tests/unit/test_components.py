@@ -1,8 +1,10 @@
 """Components own their knowledge: one new module (tools_component.py, in the test tree) adds a
 stage that flows through check, plan, render and verify's probe selection, no other file changed;
 the probe that verify sends into images works on its own."""
+import io
 import json
 import subprocess
+import tarfile
 import sys
 from pathlib import Path
 
@@ -11,10 +13,12 @@ import tools_component
 
 from ascend_build import probe
 from ascend_build.catalog import check
+from ascend_build.catalog.model import file_patterns
 from ascend_build.components import registry
 from ascend_build.plan import plan_for
 from ascend_build.render import context_files
 from ascend_build.scaffold import scaffold
+from ascend_build.server import files_to_serve
 from ascend_build.settings import Options, resolve
 from ascend_build.verify import probes_for
 
@@ -34,16 +38,32 @@ def workdir(tmp_path_factory):
     return root
 
 
+TOOLS = "Ascend-tools_1.2.0_linux-x86_64.tar.gz"
+
+
 def test_a_new_component_flows_through_check_plan_render_and_verify(workdir, with_tools):
     settings = resolve(workdir, Options(target="tools", base_image="localhost/ascend-build-base:bookworm", platform="x86_64"))
     assert settings.chain == ("base", "cann", "pta", "mindie", "tools")
-    selection = check(workdir, settings.spec, registry.components(), settings.builtin_chain, "tools", "x86_64")
-    assert "tools-note" in {p.code for p in selection.problems}
-    plan = plan_for(settings)
-    files = context_files(plan)
-    assert "FROM mindie AS tools" in files["Dockerfile"] and 'TOOLS_HOME="/usr/local/Ascend/tools"' in files["Dockerfile"]
-    assert files["scripts/install_tools.sh"] == "#!/bin/bash\necho installing tools\n"
-    labels = {"io.ascend-build.target": "tools", "io.ascend-build.tools.version": "1.0"}
+    missing = check(workdir, settings.spec, registry.components(), settings.builtin_chain, "tools", "x86_64")
+    assert any(p.code == "missing-component" and "Ascend-tools_<version>_linux-x86_64.tar.gz" in p.message
+               for p in missing.problems)
+    tarball = workdir / "packages" / TOOLS
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("tools/README"), io.BytesIO(b""))
+    try:
+        selection = check(workdir, settings.spec, registry.components(), settings.builtin_chain, "tools", "x86_64")
+        assert selection.ok and "tools-note" in {p.code for p in selection.problems}
+        assert [(p.name, p.version, p.arch) for p in selection.stages["tools"]] == [(TOOLS, "1.2.0", "x86_64")]
+        plan = plan_for(settings)
+        assert TOOLS in plan.served_files() and plan.stage("tools").files[0].sha256 == selection.stages["tools"][0].sha256
+        files = context_files(plan)
+        assert "FROM mindie AS tools" in files["Dockerfile"] and 'TOOLS_HOME="/usr/local/Ascend/tools"' in files["Dockerfile"]
+        assert f"{TOOLS}={plan.stage('tools').files[0].sha256}" in files["Dockerfile"]
+        assert files["scripts/install_tools.sh"] == f"#!/bin/bash\necho installing {TOOLS}\n"
+        assert TOOLS in files_to_serve(workdir, None, file_patterns(registry.components()))
+    finally:
+        tarball.unlink()
+    labels = {"io.ascend-build.target": "tools", "io.ascend-build.tools.version": "1.2.0"}
     assert [p["name"] for p in probes_for(labels)] == ["tools home set"]
 
 

@@ -1,13 +1,16 @@
-"""A component that lives outside the package: a `tools` stage after mindie, with its own script,
-ENV, label, compatibility rule and verify probe. test_components.py registers it."""
-from ascend_build.catalog.model import Problem
-from ascend_build.components import Component, Context, StagePlan
-from ascend_build.contract import component_label
+"""A component that lives outside the package: a `tools` stage after mindie, with its own package
+(file-name pattern, required slot), script, ENV, label, compatibility rule and verify probe.
+test_components.py registers it."""
+from ascend_build.catalog.model import Problem, Slot
+from ascend_build.components import Component, Context, StagePlan, package_labels
+
+PATTERN = (r"Ascend-tools_(?P<version>\d[^_]*?)_linux-(?P<arch>aarch64|x86_64)\.tar\.gz", "tools", "tar.gz")
 
 
 def plan(ctx: Context, parent: str) -> StagePlan:
-    return StagePlan(name="tools", parent=parent, script="#!/bin/bash\necho installing tools\n",
-                     env={"TOOLS_HOME": f"{ctx.install_path}/tools"}, labels={component_label("tools", "version"): "1.0"})
+    tools = ctx.one("tools")
+    return StagePlan(name="tools", parent=parent, files=[tools], script=f"#!/bin/bash\necho installing {tools.name}\n",
+                     env={"TOOLS_HOME": f"{ctx.install_path}/tools"}, labels=package_labels([tools]))
 
 
 def rule(selection, spec, table):
@@ -16,5 +19,6 @@ def rule(selection, spec, table):
 
 COMPONENT = Component(
     stage="tools", rules=(rule,), plan=plan,
+    slots=(Slot("tools", required=True, expected="Ascend-tools_<version>_linux-<arch>.tar.gz", patterns=(PATTERN,)),),
     probes=({"kind": "env-dir", "slot": "tools", "name": "tools home set", "var": "TOOLS_HOME"},),
 )

@@ -7,7 +7,7 @@ from .compat import check_rules, load_rules
 from .hashcache import verify_packages
 from . import published, signed
 from .checksums import load_checksums
-from .model import Package, Problem, Selection, StageSlots
+from .model import Package, Problem, Selection, StageSlots, file_patterns
 from .problems import DUPLICATE_FILE_NAME, UNRECOGNISED_FILE
 from .scan import looks_like_package, scan
 from .select import select
@@ -46,7 +46,7 @@ def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Se
     result; ConfigError for an unknown platform."""
     workdir = Path(workdir).resolve()
     rules = load_rules()
-    catalog = scan(workdir)
+    catalog = scan(workdir, file_patterns(table))
     stages = [stage for stage in table if stage.stage in chain]
     selection = select(catalog.packages, spec, table, chain, target, platform)
     files = selection.delivered()

@@ -14,6 +14,10 @@ class Slot:
     every: bool = False             # every such file is selected (requirements*.txt)
     expected: str = ""              # the file name, as told to a person when none is found
     download: str = ""              # where to get it
+    # File names of this slot's packages beyond the built-in grammar (naming.py), each
+    # (regular expression with the groups version, arch, chip, py, torch, abi; component; format):
+    # a component brings the names of its own packages.
+    patterns: Tuple[Tuple[str, str, str], ...] = ()
     # given the packages chosen so far: the slot may stay empty although `required`
     optional_when: Optional[Callable[[Dict[str, "Package"]], bool]] = None
 
@@ -103,3 +107,9 @@ class Selection:
 
     def find(self, slot: str) -> List[Package]:
         return [p for p in self.selected() if p.slot == slot]
+
+
+def file_patterns(table) -> Tuple[Tuple[str, str, Optional[str], str], ...]:
+    """The file-name patterns the stages of `table` declare, as naming.identify takes them."""
+    return tuple((regex, component, slot.name, fmt) for stage in table for slot in stage.slots
+                 for regex, component, fmt in slot.patterns)

@@ -5,6 +5,7 @@ reaches scripts and Dockerfiles only when it is also a safe file name (`is_safe_
 """
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Dict, List, Optional, Pattern, Tuple
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -125,11 +126,17 @@ def identify_wheel(name: str) -> Optional[Identity]:
                     python=pythons.pop() if len(pythons) == 1 else None, prerelease=is_prerelease(text))
 
 
-def identify(name: str) -> Optional[Identity]:
-    """The fields of a package file name (a base name); None when it fits no known pattern."""
-    if name.endswith(".whl"):
+@lru_cache(maxsize=8)
+def _compiled(patterns: Tuple[Tuple[str, str, Optional[str], str], ...]) -> List[Tuple[Pattern, str, Optional[str], str]]:
+    return [(re.compile(p, re.IGNORECASE), c, s, f) for p, c, s, f in patterns] + _COMPILED
+
+
+def identify(name: str, patterns: Tuple[Tuple[str, str, Optional[str], str], ...] = ()) -> Optional[Identity]:
+    """The fields of a package file name (a base name); None when it fits no known pattern.
+    `patterns` (regex, component, slot, format), declared by components, are tried first."""
+    if name.endswith(".whl") and not patterns:
         return identify_wheel(name)
-    for pattern, component, slot, fmt in _COMPILED:
+    for pattern, component, slot, fmt in _compiled(tuple(patterns)):
         match = pattern.fullmatch(name)
         if not match:
             continue
@@ -147,4 +154,4 @@ def identify(name: str) -> Optional[Identity]:
             abi=int(fields["abi"]) if fields.get("abi") else None,
             prerelease=is_prerelease(version) if version else False,
         )
-    return None
+    return identify_wheel(name) if name.endswith(".whl") else None

@@ -11,7 +11,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from ..errors import PackageError
 from ..grammar import FILE_NAME_RULE
@@ -86,8 +86,9 @@ def _is_file(entry: os.DirEntry) -> bool:
         return False
 
 
-def scan(workdir: Path) -> Catalog:
-    """Identify the files at the top of `workdir` and in `workdir/packages/` (not deeper)."""
+def scan(workdir: Path, patterns: Tuple[Tuple[str, str, Optional[str], str], ...] = ()) -> Catalog:
+    """Identify the files at the top of `workdir` and in `workdir/packages/` (not deeper), by the
+    built-in grammar and the components' `patterns` (model.file_patterns)."""
     workdir = working_dir(workdir).resolve()
     catalog = Catalog()
     for folder, prefix in ((workdir, ""), (workdir / PACKAGES_DIR, PACKAGES_DIR + "/")):
@@ -95,7 +96,7 @@ def scan(workdir: Path) -> Catalog:
             rel = prefix + entry.name
             if is_project_file(entry.name) or entry.is_dir(follow_symlinks=False):
                 continue
-            found = identify(entry.name)
+            found = identify(entry.name, patterns)
             if found is None and not looks_like_package(entry.name):
                 if _is_file(entry):
                     catalog.unrecognised.append(rel)

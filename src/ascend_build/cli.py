@@ -234,10 +234,10 @@ def serve(
     from .workdir import State
 
     console = make_console()
-    patterns = file_patterns(components())
-    selected = files_to_serve(workdir, files, patterns)
-    if not files:
-        for problem in scan(workdir, patterns).problems:
+    catalog = None if files else scan(workdir, file_patterns(components()))
+    selected = files_to_serve(workdir, files, catalog)
+    if catalog is not None:
+        for problem in catalog.problems:
             console.print(f"[yellow]warning:[/] not served: {escape(problem.message)}", soft_wrap=True)
     if not host:
         host = Docker().bridge_address()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote, unquote
 
-from .catalog.scan import PACKAGES_DIR, follow, scan
+from .catalog.scan import PACKAGES_DIR, Catalog, follow
 from .errors import ServerError
 
 MAX_TARGET = 1024                 # longest request target accepted (414 beyond)
@@ -628,12 +628,11 @@ def _within(path: Path, workdir: Path) -> bool:
     return parent == top or top in parent.parents
 
 
-def default_files(workdir: Path, patterns: Tuple[Tuple[str, str, Optional[str], str], ...] = ()) -> Dict[str, Path]:
-    """The files `serve` offers when none are named: the packages `check` identifies (by the
-    built-in grammar and the components' `patterns`) at the top of the working directory and in
-    its packages/ folder (no other file, whatever its suffix)."""
+def default_files(catalog: Catalog) -> Dict[str, Path]:
+    """The files `serve` offers when none are named: the packages the catalog (`scan`, as `check`
+    reads the working directory) identifies, no other file, whatever its suffix."""
     files: Dict[str, Path] = {}
-    for package in scan(workdir, patterns).packages:
+    for package in catalog.packages:
         if package.name in files:
             raise ServerError(f"{package.name} is in the working directory and in {PACKAGES_DIR}/",
                               fix="remove one of them, or name the files to serve: ascend-build serve FILE...")
@@ -641,11 +640,11 @@ def default_files(workdir: Path, patterns: Tuple[Tuple[str, str, Optional[str], 
     return files
 
 
-def files_to_serve(workdir: Path, names: Optional[List[str]],
-                   patterns: Tuple[Tuple[str, str, Optional[str], str], ...] = ()) -> Dict[str, Path]:
-    """The named files (relative to workdir), or default_files(workdir, patterns); never empty."""
+def files_to_serve(workdir: Path, names: Optional[List[str]], catalog: Optional[Catalog]) -> Dict[str, Path]:
+    """The named files (relative to workdir), or else the packages of `catalog` (the working
+    directory's scan, needed only when no file is named); never empty."""
     if not names:
-        files = default_files(workdir, patterns)
+        files = default_files(catalog)
     else:
         files = {}
         for name in names:

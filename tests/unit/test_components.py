@@ -14,6 +14,7 @@ import tools_component
 from ascend_build import probe
 from ascend_build.catalog import check
 from ascend_build.catalog.model import file_patterns
+from ascend_build.catalog.scan import scan
 from ascend_build.components import registry
 from ascend_build.plan import plan_for
 from ascend_build.render import context_files
@@ -60,7 +61,7 @@ def test_a_new_component_flows_through_check_plan_render_and_verify(workdir, wit
         assert "FROM mindie AS tools" in files["Dockerfile"] and 'TOOLS_HOME="/usr/local/Ascend/tools"' in files["Dockerfile"]
         assert f"{TOOLS}={plan.stage('tools').files[0].sha256}" in files["Dockerfile"]
         assert files["scripts/install_tools.sh"] == f"#!/bin/bash\necho installing {TOOLS}\n"
-        assert TOOLS in files_to_serve(workdir, None, file_patterns(registry.components()))
+        assert TOOLS in files_to_serve(workdir, None, scan(workdir, file_patterns(registry.components())))
     finally:
         tarball.unlink()
     labels = {"io.ascend-build.target": "tools", "io.ascend-build.tools.version": "1.2.0"}

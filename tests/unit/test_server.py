@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from clirun import CLI
 from ascend_build.engines.network import bridge_gateway
+from ascend_build.catalog.scan import scan
 from ascend_build.errors import PackageError, ServerError
 from ascend_build.server import (
     Limits,
@@ -771,29 +772,29 @@ def test_default_files_are_the_packages_check_identifies(tmp_path):
     (tmp_path / "packages" / WHEEL).write_text("w")
     (tmp_path / "packages" / "id_rsa.txt").write_text("secret")
     (tmp_path / "packages" / "nested" / TOOLKIT).write_text("deeper")
-    assert default_files(tmp_path) == {
+    assert default_files(scan(tmp_path)) == {
         TOOLKIT: tmp_path / TOOLKIT, "requirements.txt": tmp_path / "requirements.txt",
         "requirements-extra.txt": tmp_path / "requirements-extra.txt", WHEEL: tmp_path / "packages" / WHEEL,
     }
     (tmp_path / "packages" / TOOLKIT).write_text("twin")
     with pytest.raises(ServerError, match="Ascend-cann-toolkit"):
-        default_files(tmp_path)
+        default_files(scan(tmp_path))
 
 
 def test_files_to_serve(tmp_path):
     (tmp_path / "a.run").write_text("a")
     (tmp_path / "packages").mkdir()
     (tmp_path / "packages" / "b.whl").write_text("b")
-    assert files_to_serve(tmp_path, ["a.run", "packages/b.whl"]) == {"a.run": tmp_path / "a.run",
+    assert files_to_serve(tmp_path, ["a.run", "packages/b.whl"], None) == {"a.run": tmp_path / "a.run",
                                                                   "b.whl": tmp_path / "packages" / "b.whl"}
     with pytest.raises(ServerError, match="two files"):
-        files_to_serve(tmp_path, ["a.run", "sub/a.run"])
+        files_to_serve(tmp_path, ["a.run", "sub/a.run"], None)
     with pytest.raises(ServerError, match="not in the working directory"):
-        files_to_serve(tmp_path / "packages", ["../a.run"])
+        files_to_serve(tmp_path / "packages", ["../a.run"], None)
     with pytest.raises(PackageError, match="missing.run cannot be read"):
-        files_to_serve(tmp_path, ["missing.run"])
+        files_to_serve(tmp_path, ["missing.run"], None)
     with pytest.raises(ServerError, match="nothing to serve"):
-        files_to_serve(tmp_path, None)                    # a.run is no package `check` knows
+        files_to_serve(tmp_path, None, scan(tmp_path))                    # a.run is no package `check` knows
 
 
 def test_unreadable_and_special_files_are_refused_at_start(tmp_path):

@@ -9,11 +9,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from process import running
 
 DOCKERD = "/usr/sbin/dockerd"
 
@@ -39,28 +39,18 @@ def fresh_daemon(folder: Path, docker_bin: str) -> Iterator[str]:
     subprocess.run(["ip", "addr", "add", "198.18.213.1/24", "dev", bridge], check=True)
     subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
     name = folder.parent.name[-20:]
-    log = (folder / "dockerd.log").open("w")
-    proc = subprocess.Popen([DOCKERD, "--data-root", str(folder / "root"), "--exec-root", str(short / "exec"),
-                             "--pidfile", str(folder / "pid"), "-H", host, "--bridge", bridge, "--iptables=false",
-                             "--ip-masq=false", "--containerd-namespace", f"t-{name}",
-                             "--containerd-plugins-namespace", f"tp-{name}"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    cmd = [DOCKERD, "--data-root", str(folder / "root"), "--exec-root", str(short / "exec"),
+           "--pidfile", str(folder / "pid"), "-H", host, "--bridge", bridge, "--iptables=false",
+           "--ip-masq=false", "--containerd-namespace", f"t-{name}", "--containerd-plugins-namespace", f"tp-{name}"]
+
+    def answers() -> bool:
+        return subprocess.run([docker_bin, "-H", host, "info"], capture_output=True).returncode == 0
+
     try:
-        for _ in range(120):
-            if subprocess.run([docker_bin, "-H", host, "info"], capture_output=True).returncode == 0:
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"dockerd exited: {(folder / 'dockerd.log').read_text()[-800:]}")
-            time.sleep(0.5)
-        yield host
+        with running(cmd, folder / "dockerd.log", answers, tries=120, pause=0.5, stop_timeout=30,
+                     start_new_session=True):
+            yield host
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
         for mount in left_mounts(folder, short):
             subprocess.run(["umount", "-l", mount], capture_output=True)
         shutil.rmtree(folder / "root", ignore_errors=True)

@@ -5,13 +5,13 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
 import pytest
+from process import running
 
 BINARY = "/usr/bin/docker-registry"
 
@@ -49,20 +49,6 @@ def registry(folder: Path, credentials: Optional[Tuple[str, str]] = None) -> Ite
     config = folder / "config.yml"
     config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
                       f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}")
-    log = (folder / "registry.log").open("w")
-    proc = subprocess.Popen([BINARY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(100):
-            if _answers(f"http://127.0.0.1:{port}/v2/"):
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"docker-registry exited: {(folder / 'registry.log').read_text()[-500:]}")
-            time.sleep(0.1)
+    with running([BINARY, "serve", str(config)], folder / "registry.log",
+                 lambda: _answers(f"http://127.0.0.1:{port}/v2/"), tries=100, pause=0.1, stop_timeout=10):
         yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()

@@ -83,7 +83,7 @@ def uv_binary() -> str:
 
 
 def compile_command(target: Target, indexes: Indexes, source: Path) -> List[str]:
-    cmd = [uv_binary(), "pip", "compile", "--no-config", "--quiet", "--no-header", "--no-annotate",
+    cmd = [uv_binary(), "pip", "compile", "--no-config", "--no-python-downloads", "--quiet", "--no-header", "--no-annotate",
            "--only-binary", ":all:", "--generate-hashes", "--format", "pylock.toml",
            "--python-platform", target.platform, "--python-version", target.python,
            "--index-url", indexes.index_url]
@@ -95,9 +95,9 @@ def compile_command(target: Target, indexes: Indexes, source: Path) -> List[str]
 
 
 def _uv_error(stderr: str, target: Target, indexes: Indexes) -> PackageError:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    detail = "; ".join(line.replace("error: ", "").replace("cause: ", "") for line in lines[:6]) or "uv failed"
-    if any(word in stderr for word in UNREACHABLE):
+    lines = [line.strip() for line in stderr.split("error:", 1)[-1].splitlines() if line.strip()]
+    detail = "; ".join(line.replace("cause: ", "") for line in lines[:6]) or "uv failed"
+    if any(word in detail for word in UNREACHABLE):
         urls = " or ".join(u for u in (indexes.index_url, indexes.torch_index_url) if u)
         return PackageError(f"cannot reach the package index {urls}: {detail}",
                             fix="check the network and proxy (HTTPS_PROXY), or name a reachable mirror with --index-url")

@@ -298,3 +298,60 @@ def test_the_target_platforms_are_the_targets_glibc_and_older():
     assert tags[0] == "manylinux_2_28_aarch64" and "manylinux2014_aarch64" in tags and tags[-1] == "linux_aarch64"
     assert "manylinux_2_29_aarch64" not in tags and not any("x86_64" in t for t in tags)
     assert "manylinux1_x86_64" in Target("x86_64", "3.11").platforms()
+
+
+def test_x86_torch_comes_from_the_torch_index_and_the_rest_from_the_best_index(index, tmp_path):
+    """PyPI's x86_64 torch is the CUDA build: torch_npu names the CPU build (+cpu) of the torch
+    index, which mirrors a few other packages at old versions only."""
+    torch_index = Index({
+        "torch": _binary("torch", "2.6.0+cpu", ["filelock"]),
+        "numpy": _binary("numpy", "1.24.0"),
+    })
+    main = Index({**index_files(),
+                  "torch-npu": _binary("torch_npu", "2.6.0.post5", ['torch==2.6.0+cpu; platform_machine == "x86_64"',
+                                                                    'torch==2.6.0; platform_machine == "aarch64"'])})
+    try:
+        workdir = folder(tmp_path, "Ascend-cann-toolkit_8.5.0_linux-x86_64.run")
+        fetch(plan_fetch(workdir, FetchOptions(platform="x86_64", python="3.11", torch_npu="2.6.0.post5",
+                                               index_url=main.url, torch_index_url=torch_index.url)))
+    finally:
+        torch_index.close()
+        main.close()
+    got = names(workdir)
+    assert any(n.startswith("torch-2.6.0+cpu-") and "x86_64" in n for n in got)
+    assert not any(n.startswith("x86_only-") for n in got), "not the PyPI torch (its CUDA dependencies)"
+    assert any(n.startswith("numpy-2.1.0-") for n in got)
+
+
+def test_the_dependencies_of_the_stages_own_wheels_are_fetched(index, tmp_path):
+    workdir = folder(tmp_path, "Ascend-cann-toolkit_8.5.0_linux-aarch64.run", config="target: mindie\n")
+    own, data = build_wheel("mindie_llm", "3.0.0", ("cp311", "cp311", ["manylinux_2_17_aarch64"]), {}, ["arm-only>=1"])
+    (workdir / own).write_bytes(data)
+    plan = plan_fetch(workdir, options(index, platform="aarch64", torch_npu="2.6.0.post5"))
+    fetch(plan)
+    got = names(workdir)
+    assert any(n.startswith("arm_only-") for n in got)
+    assert [n for n in got if n.startswith("mindie_llm")] == [own] and (workdir / own).read_bytes() == data
+
+
+@pytest.mark.parametrize("url, message", [
+    ("https://files.example/..%2F..%2Fevil-1.0-py3-none-any.whl", "unusable"),
+    ("file:///etc/torch-2.6.0-py3-none-any.whl", "unusable"),
+    ("https://files.example/other-2.6.0-py3-none-any.whl", "gave other-2.6.0"),
+    ("https://files.example/torch-2.6.1-py3-none-any.whl", "gave torch-2.6.1")])
+def test_the_locks_urls_and_file_names_are_checked(url, message):
+    from ascend_build.fetch.resolve import checked
+
+    with pytest.raises(PackageError, match=message):
+        checked("torch", "2.6.0", {"url": url, "hashes": {"sha256": "0" * 64}})
+
+
+def test_a_part_file_that_is_a_link_is_refused(index, tmp_path):
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"keep")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / f".{TORCH_ARM}.part").symlink_to(outside)
+    with pytest.raises(PackageError, match="link"):
+        download(_wheel(index, TORCH_ARM), work)
+    assert outside.read_bytes() == b"keep" and not (work / TORCH_ARM).exists()

@@ -355,3 +355,9 @@ def test_a_part_file_that_is_a_link_is_refused(index, tmp_path):
     with pytest.raises(PackageError, match="link"):
         download(_wheel(index, TORCH_ARM), work)
     assert outside.read_bytes() == b"keep" and not (work / TORCH_ARM).exists()
+
+
+def test_a_target_before_cann_needs_nothing_and_asks_no_index(tmp_path):
+    workdir = folder(tmp_path, "Ascend-cann-toolkit_8.5.0_linux-aarch64.run", config="target: base\n")
+    plan = plan_fetch(workdir, FetchOptions(platform="aarch64", python="3.11", index_url="http://127.0.0.1:9/simple"))
+    assert plan.wants.requirements == [] and fetch(plan).fetched == []

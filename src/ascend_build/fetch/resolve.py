@@ -107,6 +107,8 @@ def _uv_error(stderr: str, target: Target, indexes: Indexes) -> PackageError:
 
 def resolve(requirements: Sequence[str], target: Target, indexes: Indexes) -> List[Wheel]:
     """The wheels of every package the requirements need on `target` (local wheels left out)."""
+    if not requirements:
+        return []
     with tempfile.TemporaryDirectory(prefix="ascend-build-fetch-") as tmp:
         source = Path(tmp) / "requirements.in"
         source.write_text("".join(f"{line}\n" for line in requirements), encoding="utf-8")

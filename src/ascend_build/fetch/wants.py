@@ -9,6 +9,7 @@ from typing import Dict, List, Optional
 
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from ..catalog.model import Package
@@ -92,15 +93,14 @@ def requirement_lines(path: Path, rel: str) -> List[str]:
 
 def local_requirement(pkg: Package) -> str:
     """A wheel of the folder as the resolver takes it: its dependencies get resolved too."""
-    from packaging.utils import parse_wheel_filename
-
     name = parse_wheel_filename(pkg.name)[0]
     return f"{name} @ {Path(pkg.path).resolve().as_uri()}"
 
 
 def wants(chain: List[str], selected: List[Package], cann: Optional[str], torch_npu: Optional[str],
           deps: dict, rules: dict) -> Wants:
-    """What the stages of `chain` need from the index."""
+    """What the stages of `chain` need from the index; `selected`: the files of the folder chosen
+    for those stages (requirements*.txt, the stages' own wheels)."""
     lines: List[str] = []
     if "cann" in chain and cann:
         lines += list(deps["cann"]) + pins_for(cann, deps.get("cann_pins") or [])
@@ -109,8 +109,9 @@ def wants(chain: List[str], selected: List[Package], cann: Optional[str], torch_
         npu = torch_npu_version(torch_npu, cann, rules.get("cann_torch_npu") or {})
         torch = torch_of(npu, rules.get("torch_npu_torch_exceptions") or {})
         lines += [f"torch-npu=={npu}", *deps["torch_npu"], *pins_for(torch, deps.get("torch_pins") or [])]
-        for pkg in selected:
-            if pkg.slot == "requirements":
-                lines += requirement_lines(pkg.path, pkg.file)
-    lines += [local_requirement(p) for p in selected if p.format == "wheel" and p.slot not in ("torch", "torch_npu")]
+    for pkg in selected:
+        if pkg.slot == "requirements":
+            lines += requirement_lines(pkg.path, pkg.file)
+        elif pkg.format == "wheel" and pkg.slot not in ("torch", "torch_npu"):
+            lines.append(local_requirement(pkg))
     return Wants(requirements=list(dict.fromkeys(lines)), torch_npu=npu, cann=cann)

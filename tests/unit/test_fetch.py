@@ -60,6 +60,7 @@ class Index:
         self.served: Dict[str, bytes] = {}        # file name -> other bytes to serve (a tampered file)
         self.ranges: List[tuple] = []            # (file name, Range header) of each file request
         self.honour_ranges = True
+        self.html_only = False                   # a PEP 503 index without the JSON API
         index = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,7 +82,7 @@ class Index:
             def page(self, project, body):
                 files = index.projects[project]
                 sha = {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}
-                if JSON_TYPE in self.headers.get("Accept", ""):
+                if JSON_TYPE in self.headers.get("Accept", "") and not index.html_only:
                     kind = JSON_TYPE
                     data = json.dumps({"meta": {"api-version": "1.0"}, "name": project, "files": [
                         {"filename": n, "url": f"/files/{n}", "hashes": {"sha256": sha[n]}} for n in files]}).encode()
@@ -361,3 +362,14 @@ def test_a_target_before_cann_needs_nothing_and_asks_no_index(tmp_path):
     workdir = folder(tmp_path, "Ascend-cann-toolkit_8.5.0_linux-aarch64.run", config="target: base\n")
     plan = plan_fetch(workdir, FetchOptions(platform="aarch64", python="3.11", index_url="http://127.0.0.1:9/simple"))
     assert plan.wants.requirements == [] and fetch(plan).fetched == []
+
+
+def test_a_pep_503_html_index_serves_as_well(tmp_path):
+    html = Index(index_files())
+    html.html_only = True
+    try:
+        workdir = folder(tmp_path, "Ascend-cann-toolkit_8.5.0_linux-aarch64.run")
+        fetch(plan_fetch(workdir, options(html, platform="aarch64", torch_npu="2.6.0.post5")))
+    finally:
+        html.close()
+    assert TORCH_ARM in names(workdir)

@@ -373,3 +373,13 @@ def test_a_pep_503_html_index_serves_as_well(tmp_path):
     finally:
         html.close()
     assert TORCH_ARM in names(workdir)
+
+
+def test_a_stage_wheel_with_a_bad_name_is_one_clear_error(tmp_path):
+    from ascend_build.catalog.model import Package
+    from ascend_build.fetch.wants import local_requirement
+
+    pkg = Package(path=tmp_path / "mindie_llm-x.whl", file="mindie_llm-x.whl", component="mindie",
+                  slot="mindie_llm", version="x", format="wheel")
+    with pytest.raises(PackageError, match="not a wheel's file name"):
+        local_requirement(pkg)

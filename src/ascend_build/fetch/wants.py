@@ -93,7 +93,11 @@ def requirement_lines(path: Path, rel: str) -> List[str]:
 
 def local_requirement(pkg: Package) -> str:
     """A wheel of the folder as the resolver takes it: its dependencies get resolved too."""
-    name = parse_wheel_filename(pkg.name)[0]
+    try:
+        name = parse_wheel_filename(pkg.name)[0]
+    except ValueError as exc:
+        raise PackageError(f"{pkg.file} is not a wheel's file name: {exc}",
+                           fix="rename it to the vendor's original file name") from None
     return f"{name} @ {Path(pkg.path).resolve().as_uri()}"
 
 

@@ -108,6 +108,28 @@ def check_cmd(
 
 
 @app.command()
+def fetch(
+    workdir: Path = WORKDIR,
+    target: Optional[str] = TARGET,
+    platform: Optional[str] = typer.Option(None, "--platform", help="Target platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: the config's arch, else this host)."),
+    python: Optional[str] = typer.Option(None, "--python", help="The image's Python, e.g. 3.11 (default: the config's, else the folder's wheels')."),
+    torch_npu: Optional[str] = typer.Option(None, "--torch-npu", help="torch_npu release (default: the newest made for the folder's CANN); torch follows it."),
+    index_url: Optional[str] = typer.Option(None, "--index-url", help="Package index (default: the config's pip_index_url, else PyPI)."),
+    torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Extra index for torch (default: PyTorch's CPU index on x86_64, none on aarch64)."),
+) -> None:
+    """Download the target's Python wheels (torch, torch_npu, CANN's and the requirements' dependencies) into the folder."""
+    from .fetch import FetchOptions, fetch as fetch_wheels, plan_fetch
+    from .fetch.view import FetchView
+
+    the_plan = plan_fetch(workdir, FetchOptions(target=target, platform=platform, python=python, torch_npu=torch_npu,
+                                                index_url=index_url, torch_index_url=torch_index_url))
+    with FetchView(make_console()) as view:
+        view.plan(the_plan)
+        result = fetch_wheels(the_plan, view.on_wheel, view.resolved)
+    view.summary(result)
+
+
+@app.command()
 def plan(
     workdir: Path = WORKDIR,
     target: Optional[str] = TARGET,

@@ -11,8 +11,10 @@ the C runtime: undefined there too); neither goes to a CANN library. Versioned s
 libstdc++, libgcc) and weak ones are skipped, and so is libmspti (a stand-in of it hangs the
 profiler); driver libraries (libascend_hal, libdcmi) are not CANN's.
 
-Each symbol goes to one library that every ELF importing it loads: the one its name points to
-(HINTS) when that one is loaded, else the first CANN library in the importer's DT_NEEDED list.
+For each ELF that imports a symbol, the symbol goes to a CANN library that ELF links: the one its
+name points to (HINTS) when the ELF links it, else the first in its DT_NEEDED list (so a symbol
+may be in two libraries: ELFs linking different sets import it). Names looked up by dlsym go to
+the library their name points to.
 The result (library -> functions and data objects) is what demo/standins.py compiles into the
 stand-in CANN libraries.
 """
@@ -31,7 +33,7 @@ NOT_CANN = {"libmspti.so", "libascend_hal.so", "libdcmi.so", "libcust_opapi.so",
 # name -> the library that defines it in CANN (first match wins)
 HINTS = [
     (r"^Hccl[A-Z]|^hccl[A-Z]", "libhccl.so"),
-    (r"^aclnn[A-Z]|^acl(Create|Destroy)(Tensor|Scalar|IntArray|BoolArray|FloatArray|AclOpExecutor)|^aclGetViewShape|^acl(Rfft1D|Stft)",
+    (r"^aclnn[A-Z]|^acl(Create|Destroy)(Tensor|TensorList|Scalar|ScalarList|IntArray|BoolArray|FloatArray|AclOpExecutor)$|^aclGetViewShape|^acl(Rfft1D|Stft)",
      "libopapi.so"),
     (r"^aclprof[A-Z]", "libmsprofiler.so"),
     (r"^aclop|^aclGenGraph|^aclCreateGraphDumpOpt|^aclDestroyGraphDumpOpt|^aclSetCompileopt", "libacl_op_compiler.so"),
@@ -57,8 +59,9 @@ def readelf(*args: str) -> str:
 
 
 def dynamic_symbols(path: Path):
-    """(defined names, undefined: name -> 'function'|'object') of the unversioned, non-weak dynamic symbols."""
-    defined, undefined = set(), {}
+    """(defined names, undefined: name -> 'function'|'object' of the unversioned non-weak ones, names
+    undefined with a version: glibc's, libstdc++'s)."""
+    defined, undefined, versioned = set(), {}, set()
     for line in readelf("--dyn-syms", str(path)).splitlines():
         fields = line.split()
         if len(fields) < 8 or not fields[0].rstrip(":").isdigit():
@@ -66,9 +69,11 @@ def dynamic_symbols(path: Path):
         kind, bind, ndx, name = fields[3], fields[4], fields[6], fields[7]
         if ndx != "UND":
             defined.add(name.split("@")[0])
-        elif name and "@" not in name and bind == "GLOBAL":
+        elif "@" in name:
+            versioned.add(name.split("@")[0])
+        elif name and bind == "GLOBAL":
             undefined[name] = "object" if kind in ("OBJECT", "TLS") else "function"
-    return defined, undefined
+    return defined, undefined, versioned
 
 
 def needed(path: Path):
@@ -101,14 +106,15 @@ def analyse(wheels):
     with tempfile.TemporaryDirectory() as tmp:
         for wheel in providers:
             for member, path in elf_members(wheel, Path(tmp) / wheel.name):
-                defined, undefined = dynamic_symbols(path)
-                outside |= defined | set(undefined)
+                defined, undefined, versioned = dynamic_symbols(path)
+                outside |= defined | set(undefined) | versioned
                 own_files.add(Path(member).name)
                 path.unlink()
         for wheel in subject:
             for member, path in elf_members(wheel, Path(tmp) / wheel.name):
-                defined, undefined = dynamic_symbols(path)
+                defined, undefined, versioned = dynamic_symbols(path)
                 own |= defined
+                outside |= versioned          # a C runtime name some ELF imports without a version
                 own_files.add(Path(member).name)
                 libs = needed(path)
                 imports.append((libs, undefined))

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from ascend_build.demo import elflibs, standins
+from ascend_build.engines.emulation import host_arch
 from ascend_build.errors import ConfigError
 
 FILL = 4096
-HOST = elflibs.host_arch()
+HOST = host_arch()
 OTHER = "aarch64" if HOST == "x86_64" else "x86_64"
 E_MACHINE = {"x86_64": 62, "aarch64": 183}
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "torch-npu-symbols.py"

@@ -10,7 +10,6 @@ their source under ~/.cache/ascend-build/standin-libs.
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -20,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
+from ..engines.emulation import host_arch
 from ..errors import ConfigError
 
 CROSS_PACKAGE = {"aarch64": "gcc-aarch64-linux-gnu", "x86_64": "gcc-x86-64-linux-gnu"}
@@ -40,10 +40,6 @@ def symbol_data() -> dict:
 def cann_libraries() -> Dict[str, dict]:
     """soname -> {"loaded": "needed"|"dlopen", "functions": [...], "objects": [...]}."""
     return symbol_data()["libraries"]
-
-
-def host_arch() -> str:
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
 
 
 def compiler(arch: str) -> Optional[str]:

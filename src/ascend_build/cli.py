@@ -47,13 +47,20 @@ def init(
     filler: str = typer.Option("1MiB", help="Incompressible bytes installed by each demo package (e.g. 512KiB, 64MiB)."),
     force: bool = typer.Option(False, "--force", help="Overwrite the scaffold's files; --demo replaces only stand-ins an earlier init wrote."),
     signed: bool = typer.Option(False, "--signed", help="With --demo: CANN packages as official signed zips, signed by a demo CA (demo-root.pem, trusted in the config)."),
+    elf: bool = typer.Option(False, "--elf", help="With --demo: the stand-in CANN libraries must be ELF files for --arch (an error without a C compiler for it; by default they are text placeholders then)."),
 ) -> None:
     """Scaffold a working directory (config, README, requirements); --demo adds stand-in packages."""
+    import warnings
+
     from .scaffold import scaffold
 
     console = make_console()
-    written, kept = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force,
-                             signed=signed)
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        written, kept = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force,
+                                 signed=signed, elf=elf or None)
+    for note in notes:
+        console.print(f"  [yellow]note[/] {note.message}")
     for path in written:
         console.print(f"  wrote {path}")
     for path in kept:

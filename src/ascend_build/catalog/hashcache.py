@@ -2,7 +2,8 @@
 keyed, as git's index is, on (relative path, size, mtime_ns, ctime_ns, inode): a second check of
 unchanged files reads no package data, and a file changed in place with its old mtime restored
 (`touch -r`) still has a new ctime. `--rehash` (`forget`) drops the cache. Writing that file
-(atomically) is the only write `check` makes in the working directory."""
+and facts.json (factcache.py), atomically, are the only writes `check` makes in the working
+directory."""
 import json
 import os
 import re

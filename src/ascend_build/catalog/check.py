@@ -66,7 +66,7 @@ def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Se
     stages = [stage for stage in table if stage.stage in chain]
     selection = select(catalog.packages, spec, table, chain, target, platform,
                        python.version if python.read else None, python.source if python.read else "")
-    selection.python_source = python.source if selection.python == python.version else "the wheels' cp tags"
+    selection.python_source = python.source or ("the wheels' cp tags" if selection.python else "")
     facts = FactCache(workdir)
     requirements = resolve_stages(selection, stages, spec, python, rules, workdir, facts)
     files = selection.delivered()

@@ -225,7 +225,7 @@ class Resolver:
                 if version is not None and not req.specifier.contains(version, prereleases=True):
                     if (name, str(req)) not in reported:
                         reported.add((name, str(req)))
-                        result.conflicts.append(Conflict(str(req), need.asked_by, have.file))
+                        result.conflicts.append(Conflict(_plain(req), need.asked_by, have.file))
                     continue
                 new = set(req.extras) - extras_done.setdefault(name, set())
                 if new:
@@ -240,7 +240,7 @@ class Resolver:
                     reported.add((name, str(req)))
                     if name in self.provided:
                         found = "; ".join(filter(None, [found, f"the image has {name} {self.provided[name]}"]))
-                    result.missing.append(Missing(str(req), need.asked_by, found))
+                    result.missing.append(Missing(_plain(req), need.asked_by, found))
                 continue
             chosen[name] = pick
             extras_done[name] = set(req.extras)
@@ -265,6 +265,12 @@ class Resolver:
         if not fits:
             return None, "; ".join(why)
         return max(fits, key=lambda p: wheel_name(p)[1]), ""
+
+
+def _plain(req: Requirement) -> str:
+    """A requirement as written, without its marker (which holds for the target)."""
+    extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+    return f"{req.name}{extras}{req.specifier}"
 
 
 def _contains(specifier: SpecifierSet, version: str) -> bool:

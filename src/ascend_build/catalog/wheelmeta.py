@@ -3,6 +3,7 @@ Requires-Dist, Requires-Python) and, for torch, the C++ ABI of its libraries.
 
 A wheel that cannot be read gives None here: the integrity check reports why."""
 import lzma
+import re
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass
@@ -14,7 +15,7 @@ MAX_METADATA = 1 << 20              # METADATA of the largest wheels is a few Ki
 MAX_LIBRARY = 64 << 20              # libc10.so, uncompressed
 ABI_MEMBER = "torch/lib/libc10.so"
 CXX11_MARK = b"__cxx11"             # std::__cxx11:: in mangled names: the new (ABI 1) std::string
-_CHUNK = 1 << 20
+_C10_SYMBOL = re.compile(rb"_Z[\x21-\x7e]{0,16}?3c10")   # a mangled name in namespace c10
 _READ_ERRORS = (OSError, zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, ValueError, KeyError,
                 RuntimeError, NotImplementedError, UnicodeDecodeError)
 
@@ -63,8 +64,8 @@ def read_metadata(path: Path) -> Optional[WheelMetadata]:
 
 
 def torch_abi(path: Path) -> Optional[int]:
-    """The C++ ABI of a torch wheel: 1 when its `torch/lib/libc10.so` holds `__cxx11`, else 0;
-    None when it has no such member (or it is over 64 MiB, or unreadable)."""
+    """The C++ ABI of a torch wheel from its `torch/lib/libc10.so`
+    (library_abi); None when it has no such member (or it is over 64 MiB, or unreadable)."""
     try:
         with zipfile.ZipFile(path) as zf:
             try:
@@ -74,20 +75,25 @@ def torch_abi(path: Path) -> Optional[int]:
             if info.file_size > MAX_LIBRARY:
                 return None
             with zf.open(info) as member:
-                return 1 if _contains(member, CXX11_MARK, MAX_LIBRARY) else 0
+                data = member.read(MAX_LIBRARY + 1)
     except _READ_ERRORS:
         return None
+    return library_abi(data) if len(data) <= MAX_LIBRARY else None
 
 
-def _contains(stream, mark: bytes, limit: int) -> bool:
-    """Whether the first `limit` bytes of `stream` hold `mark` (also across read boundaries)."""
-    tail, seen = b"", 0
-    while seen < limit:
-        block = stream.read(min(_CHUNK, limit - seen))
-        if not block:
-            return False
-        if mark in tail + block:
-            return True
-        seen += len(block)
-        tail = block[-(len(mark) - 1):]
-    return False
+def library_abi(data: bytes) -> int:
+    """1 when a c10 symbol of the library names `std::__cxx11` (the new std::string), 0 when its
+    c10 symbols name none; a library without c10 symbols: 1 when `__cxx11` is anywhere in it.
+    (Only c10's own symbols count: pieces of libstdc++ linked in bring `__cxx11` names into ABI-0
+    libraries too, as in the public torch 2.1.0 wheels for x86_64 and aarch64.)"""
+    if not _C10_SYMBOL.search(data):
+        return 1 if CXX11_MARK in data else 0
+    for found in re.finditer(re.escape(CXX11_MARK), data):
+        start, end = found.start(), found.end()
+        while start > 0 and 0x21 <= data[start - 1] <= 0x7E:
+            start -= 1
+        while end < len(data) and 0x21 <= data[end] <= 0x7E:
+            end += 1
+        if b"3c10" in data[start:end]:
+            return 1
+    return 0

@@ -306,8 +306,8 @@ def test_the_torch_wheels_abi_drives_cxx_abi_and_refuses_another_mindie(tmp_path
 class FakeEngine:
     binary = "fake"
 
-    def __init__(self, answer: Optional[str], present: bool = True):
-        self.answer, self.present, self.runs = answer, present, []
+    def __init__(self, answer: Optional[str], present: bool = True, status: int = 0):
+        self.answer, self.present, self.status, self.runs = answer, present, status, []
 
     def find_image(self, image):
         return {"Id": f"sha256:{image}"} if self.present else None
@@ -316,7 +316,7 @@ class FakeEngine:
         self.runs.append((image, list(command), how))
         if self.answer is None:
             return subprocess.CompletedProcess([], 127, "", "python3: executable file not found")
-        return subprocess.CompletedProcess([], 0, self.answer + "\n", "")
+        return subprocess.CompletedProcess([], self.status, self.answer + "\n", "exec format error")
 
 
 ANSWER = json.dumps({"version": "3.11.2", "glibc": "glibc 2.36", "packages": {"pip": "23.0.1", "setuptools": "66.1.1"}})
@@ -345,3 +345,19 @@ def test_the_config_is_the_fallback_and_it_says_why():
     base_python(engine, "img:4", None)
     assert len(engine.runs) == 1                                 # "no python3" is remembered too
     assert base_python(FakeEngine("garbage"), "img:5", "3.11").version == "3.11"
+    failing = FakeEngine(ANSWER, status=1)                      # e.g. no QEMU for the image's arch
+    first = base_python(failing, "img:6", "3.11")
+    assert not first.read and "did not answer: exec format error" in first.source
+    base_python(failing, "img:6", "3.11")
+    assert len(failing.runs) == 2                                # a failure is not remembered
+
+
+def test_an_engine_error_is_a_fallback_not_a_traceback():
+    from ascend_build.errors import EngineError
+
+    class Broken(FakeEngine):
+        def find_image(self, image):
+            raise EngineError("`docker image inspect` did not answer in 120 s")
+
+    broken = base_python(Broken(ANSWER), "img:7", "3.11")
+    assert broken.version == "3.11" and "did not answer in 120 s" in broken.source

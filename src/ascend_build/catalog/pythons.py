@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+from ..errors import EngineError
+
 MAX_ENTRIES = 32
+NOT_FOUND = 127                      # `run` with a command the image does not have (docker, podman)
 # Standard library only: version, glibc and the distributions the image already has.
 PROBE = ("import json, os, sys, importlib.metadata as m; "
          "libc = os.confstr('CS_GNU_LIBC_VERSION') if 'CS_GNU_LIBC_VERSION' in os.confstr_names else ''; "
@@ -72,19 +75,27 @@ def _glibc(text: str) -> Optional[Tuple[int, int]]:
 
 def read_image(engine, image: str, platform: Optional[str] = None) -> Tuple[Optional[dict], str]:
     """The probe's answer for `image` ({version, glibc, packages}; version None: the image has no
-    python3), cached by image id; (None, why) when the image is not in the engine's store."""
-    found = engine.find_image(image)
-    if found is None:
-        return None, f"the base image {image} is not in {engine.binary}'s store yet"
-    key = str(found.get("Id") or "")
-    cached = _load().get(key) if key else None
-    if isinstance(cached, dict) and "version" in cached:
-        return cached, ""
-    result = engine.run_container(image, ["-c", PROBE], entrypoint="python3", network="none",
-                                  flags=["--platform", platform] if platform else [], timeout=120)
-    answer = _parse(result.stdout) if result.returncode == 0 else None
-    if answer is None:
+    python3), cached by image id; (None, why) when the image is not in the engine's store or the
+    container did not answer (not cached: the next check asks again)."""
+    try:
+        found = engine.find_image(image)
+        if found is None:
+            return None, f"the base image {image} is not in {engine.binary}'s store yet"
+        key = str(found.get("Id") or "")
+        cached = _load().get(key) if key else None
+        if isinstance(cached, dict) and "version" in cached:
+            return cached, ""
+        result = engine.run_container(image, ["-c", PROBE], entrypoint="python3", network="none",
+                                      flags=["--platform", platform] if platform else [], timeout=120)
+    except EngineError as err:
+        return None, f"reading the base image {image} failed: {err.message}"
+    if result.returncode == NOT_FOUND:
         answer = {"version": None, "glibc": "", "packages": {}}
+    else:
+        answer = _parse(result.stdout) if result.returncode == 0 else None
+        if answer is None:
+            last = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+            return None, f"python3 in the base image {image} did not answer: {last[-300:]}"
     if key:
         _remember(key, answer)
     return answer, ""

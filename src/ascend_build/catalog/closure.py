@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..spec import BuildSpec
-from .model import Package, Problem, Selection, StageSlots
+from .model import Problem, Selection, StageSlots
 from .naming import normalise_arch
 from .problems import (MISSING_REQUIREMENT, REQUIREMENT_CONFLICT, REQUIREMENT_UNREADABLE,
     REQUIREMENTS_UNRESOLVED, WHEEL_TARGET_MISMATCH)
@@ -60,8 +60,8 @@ def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: Bui
     if not plans:
         return problems
     if selection.python is None:
-        for name, roots, needs, takes_all in plans:
-            if extra and (roots or needs or takes_all):
+        for name, *_ in plans:
+            if extra:
                 selection.pip_index[name] = extra
         return problems + [Problem(level="warning", code=REQUIREMENTS_UNRESOLVED, message="the image's Python is "
                                    "unknown, so the wheels' requirements were not resolved (every wheel of the folder "

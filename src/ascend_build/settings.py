@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+from .catalog.compat import load_rules
 from .catalog.pythons import BasePython, base_python
 from .catalog.select import build_arch
 from .chain import stage_chain
@@ -98,7 +99,8 @@ def resolve(workdir: Path, options: Options = Options(), engine: Optional[Engine
 def image_python(settings: Settings, engine: Optional[Engine] = None, no_engine: str = "no engine was asked") -> BasePython:
     """The image's Python for `check`: read from the base image through `engine` (default: the
     settings'), else the config's `python:`, saying why (`no_engine`)."""
-    return base_python(engine or settings.engine, settings.base_image, settings.spec.python, settings.platform, no_engine)
+    return base_python(engine or settings.engine, settings.base_image, settings.spec.python, settings.platform, no_engine,
+                       load_rules().get("distro_python", {}))
 
 
 def engine_for_check(name: str) -> Tuple[Optional[Engine], str]:

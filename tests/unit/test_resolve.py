@@ -306,14 +306,16 @@ def test_the_torch_wheels_abi_drives_cxx_abi_and_refuses_another_mindie(tmp_path
 class FakeEngine:
     binary = "fake"
 
-    def __init__(self, answer: Optional[str], present: bool = True, status: int = 0):
-        self.answer, self.present, self.status, self.runs = answer, present, status, []
+    def __init__(self, answer: Optional[str], present: bool = True, status: int = 0, os_release: str = ""):
+        self.answer, self.present, self.status, self.os_release, self.runs = answer, present, status, os_release, []
 
     def find_image(self, image):
         return {"Id": f"sha256:{image}"} if self.present else None
 
     def run_container(self, image, command=(), **how):
         self.runs.append((image, list(command), how))
+        if how["entrypoint"] == "cat":
+            return subprocess.CompletedProcess([], 0 if self.os_release else 1, self.os_release, "")
         if self.answer is None:
             return subprocess.CompletedProcess([], 127, "", "python3: executable file not found")
         return subprocess.CompletedProcess([], self.status, self.answer + "\n", "exec format error")
@@ -339,17 +341,28 @@ def test_the_config_is_the_fallback_and_it_says_why():
     assert "`python: 3.11`" in none.source and "no engine answered" in none.source
     absent = base_python(FakeEngine(ANSWER, present=False), "img:3", "3.11")
     assert not absent.read and "not in fake's store" in absent.source
-    engine = FakeEngine(None)
+    engine = FakeEngine(None, os_release='NAME="Alpine"\nID=alpine\nVERSION_ID=3.20.1\n')
     bare = base_python(engine, "img:4", None)
-    assert bare.version is None and "has no python3" in bare.source
+    assert bare.version is None and "has no python3" in bare.source and "alpine 3.20.1" in bare.source
     base_python(engine, "img:4", None)
-    assert len(engine.runs) == 1                                 # "no python3" is remembered too
+    assert len(engine.runs) == 2                                 # python3, os-release; then remembered
     assert base_python(FakeEngine("garbage"), "img:5", "3.11").version == "3.11"
     failing = FakeEngine(ANSWER, status=1)                      # e.g. no QEMU for the image's arch
     first = base_python(failing, "img:6", "3.11")
     assert not first.read and "did not answer: exec format error" in first.source
     base_python(failing, "img:6", "3.11")
     assert len(failing.runs) == 2                                # a failure is not remembered
+
+
+def test_an_image_without_python3_gets_its_distributions(tmp_path):
+    from ascend_build.catalog.compat import load_rules
+
+    ubuntu = FakeEngine(None, os_release='NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\n')
+    found = base_python(ubuntu, "ubuntu:22.04", "3.11", distro_pythons=load_rules()["distro_python"])
+    assert (found.version, found.read) == ("3.10", True) and "ubuntu 22.04" in found.source
+    work = make_set(tmp_path)                                      # cp311 wheels
+    problem = next(p for p in run(work, image=found).problems if p.code == "python-mismatch" and "torch" in p.message)
+    assert "Python 3.10" in problem.message and "ubuntu:22.04" in problem.message
 
 
 def test_an_engine_error_is_a_fallback_not_a_traceback():

@@ -90,7 +90,7 @@ def read_image(engine, image: str, platform: Optional[str] = None) -> Tuple[Opti
     except EngineError as err:
         return None, f"reading the base image {image} failed: {err.message}"
     if result.returncode == NOT_FOUND:
-        answer = {"version": None, "glibc": "", "packages": {}}
+        answer = {"version": None, "glibc": "", "packages": {}, "os": _os_release(engine, image, platform)}
     else:
         answer = _parse(result.stdout) if result.returncode == 0 else None
         if answer is None:
@@ -101,10 +101,24 @@ def read_image(engine, image: str, platform: Optional[str] = None) -> Tuple[Opti
     return answer, ""
 
 
+def _os_release(engine, image: str, platform: Optional[str]) -> str:
+    """`<ID> <VERSION_ID>` of the image's /etc/os-release (e.g. `ubuntu 22.04`), or ""."""
+    try:
+        result = engine.run_container(image, ["/etc/os-release"], entrypoint="cat", network="none",
+                                      flags=["--platform", platform] if platform else [], timeout=120)
+    except EngineError:
+        return ""
+    fields = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    name, version = (fields.get(k, "").strip().strip('"').lower() for k in ("ID", "VERSION_ID"))
+    return f"{name} {version}" if result.returncode == 0 and name and version else ""
+
+
 def base_python(engine, image: str, configured: Optional[str], platform: Optional[str] = None,
-                no_engine: str = "no engine was asked") -> BasePython:
+                no_engine: str = "no engine was asked", distro_pythons: Optional[Dict[str, str]] = None) -> BasePython:
     """The image's Python as read through `engine` (None: no engine answered, `no_engine` says
-    why); the config's `python:` otherwise, saying so."""
+    why): its python3's, or, for an image without python3, the Python its distribution installs
+    in the base stage (`distro_pythons`: `<ID> <VERSION_ID>` -> X.Y); else the config's
+    `python:`, saying so."""
     fallback = (f"`python: {configured}` in ascend-build.yaml" if configured else "the wheels' cp tags")
     if engine is None:
         return BasePython(configured, f"{fallback} ({no_engine}, so the base image {image} was not read)")
@@ -112,8 +126,14 @@ def base_python(engine, image: str, configured: Optional[str], platform: Optiona
     if answer is None:
         return BasePython(configured, f"{fallback} ({why})")
     if answer["version"] is None:
+        distro = str(answer.get("os") or "")
+        version = (distro_pythons or {}).get(distro)
+        if version:
+            return BasePython(str(version), f"the base image {image} ({distro}: no python3, the base stage installs "
+                                            f"the distribution's Python {version})", read=True)
         return BasePython(configured, f"{fallback} (the base image {image} has no python3: the base stage "
-                                      "installs the distribution's)")
+                                      f"installs the distribution's{', ' + distro if distro else ''}, whose Python "
+                                      "ascend-build does not know)")
     version = ".".join(answer["version"].split(".")[:2])
     return BasePython(version, f"the base image {image} (Python {answer['version']})", read=True,
                       glibc=_glibc(answer["glibc"]), packages=answer["packages"])

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Callable, Dict, TypeVar
 
 from ..workdir import STATE_DIR
+from .hashcache import FACTS_NAME as CACHE_NAME
 from .hashcache import KEY, MAX_CACHE_BYTES, _key
 from .model import Package
 
-CACHE_NAME = "facts.json"
 CACHE_FORMAT = 1
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from .catalog.model import Package, Selection
 from .components import Context, StagePlan, base, custom
 from .components.registry import components, find
 from .errors import PackageError
-from .settings import Settings
+from .settings import Settings, image_python
 from .spec import BuildSpec
 
 @dataclass
@@ -87,7 +87,6 @@ def checked_selection(settings: Settings) -> Selection:
     """The catalog's selection for the settings' target; PackageError listing every error when
     there is one."""
     from .catalog import check
-    from .settings import image_python
 
     workdir, target = settings.workdir, settings.target
     selection = check(workdir, settings.spec, components(), settings.builtin_chain, settings.builtin_target,

@@ -2,9 +2,9 @@
 
 Per slot: a pin (`pins: {slot: file}`) wins; otherwise the candidates are filtered by the build
 arch, the chip (kernels/ops) and the image's Python (when known: read from the base image, or
-configured), then narrowed to those that
-fit what is already chosen (kernels/NNAL of the toolkit's version, torch of torch_npu's X.Y.Z,
-ATB models of torch's version and MindIE's ABI) when that leaves any. One left: chosen; several:
+configured), then narrowed to those that fit what is already chosen (kernels/NNAL of the
+toolkit's version, torch of torch_npu's X.Y.Z, ATB models of torch's version and MindIE's ABI)
+when that leaves any. One left: chosen; several:
 `ambiguous-slot`; none: `missing-component` (or why they did not fit).
 
 `requirements*.txt` files are all selected for pta (except files a custom stage names). Other

@@ -18,7 +18,8 @@ from ascend_build.errors import ConfigError, PackageError
 from ascend_build.fetch import FetchOptions, fetch, plan_fetch
 from ascend_build.fetch.download import download, present
 from ascend_build.fetch.resolve import Target, Wheel
-from ascend_build.fetch.wants import load_deps, pins_for, requirement_lines, torch_npu_version
+from ascend_build.catalog.compat import load_deps
+from ascend_build.fetch.wants import pins_for, requirement_lines, torch_npu_version
 from ascend_build.catalog.compat import load_rules
 from clirun import cli
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..spec import BuildSpec
+from .compat import load_deps
 from .model import Problem, Selection, StageSlots
 from .naming import normalise_arch
 from .problems import (MISSING_REQUIREMENT, REQUIREMENT_CONFLICT, REQUIREMENT_UNREADABLE,
@@ -68,7 +69,7 @@ def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: Bui
                                    "goes to pip)", fix="set `python:` in ascend-build.yaml, or let an engine read the base image")]
     target = Target(selection.python, selection.arch, python.glibc or DEFAULT_GLIBC)
     resolver = Resolver(wheels, target, provided(python, rules.get("base_stage_python_packages", [])),
-                        rules.get("undeclared_requires", {}),
+                        {"torch-npu": load_deps()["torch_npu"]},
                         lambda pkg: facts.get(pkg, "metadata", read_metadata, metadata_to_json, metadata_from_json))
     results: List[StageNeeds] = []
     for name, roots, needs, takes_all in plans:

@@ -22,6 +22,12 @@ def load_rules() -> dict:
     return yaml.safe_load(resources.files(__package__).joinpath("compat.yaml").read_text())
 
 
+def load_deps() -> dict:
+    """The Python dependencies of the stack that no wheel declares (python_deps.yaml): what `fetch`
+    asks for and what `check` requires besides each wheel's own Requires-Dist."""
+    return yaml.safe_load(resources.files(__package__).joinpath("python_deps.yaml").read_text())
+
+
 def _p(level: str, code: str, message: str, fix: str, file: Optional[str]) -> Problem:
     return Problem(level=level, code=code, message=message, file=file, fix=fix)
 

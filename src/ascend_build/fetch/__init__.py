@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
 from .. import grammar
-from ..catalog.compat import load_rules
+from ..catalog.compat import load_deps, load_rules
 from ..catalog.model import Selection, file_patterns
 from ..catalog.scan import scan
 from ..catalog.select import select
@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..settings import Options, resolve as resolve_settings
 from .download import Progress, download, present
 from .resolve import Indexes, Target, Wheel, resolve
-from .wants import Wants, load_deps, wants
+from .wants import Wants, wants
 
 
 @dataclass(frozen=True)

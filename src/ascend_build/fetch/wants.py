@@ -3,11 +3,9 @@ CANN's Python dependencies with the pins of its release, the folder's requiremen
 wheels the target's stages install from the folder (their own dependencies). Knowledge of
 releases is data (catalog/python_deps.yaml, catalog/compat.yaml)."""
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -17,11 +15,6 @@ from ..catalog.versions import base_release, same_version, version_key
 from ..errors import ConfigError, PackageError
 
 MAX_REQUIREMENTS_BYTES = 1 << 20
-
-
-def load_deps() -> dict:
-    """The data file of Python dependencies shipped with the package."""
-    return yaml.safe_load(resources.files("ascend_build.catalog").joinpath("python_deps.yaml").read_text())
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,12 @@ case "$1 $2" in
   "version --format") echo 20.10.24 ;;
   "buildx version") exit 1 ;;
   history\\ *) printf 'RUN x\\t5\\n' ;;
+  "run --rm") cat >/dev/null; echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;;
 esac
+for arg in "$@"; do
+  case "$prev" in --iidfile) echo sha256:1 > "$arg" ;; esac
+  prev="$arg"
+done
 exit 0
 """
 

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 
-IGNORED = {"PWD", "SHLVL", "_", "OLDPWD"}
+IGNORED = {"PWD", "SHLVL", "_", "OLDPWD", "COLUMNS", "LINES"}   # shell bookkeeping
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 # ab_source FILE ARGS: a set_env.sh the stage installed (missing: the capture fails naming it);

@@ -49,7 +49,8 @@ def parse_capture(stage: StagePlan, output: str) -> Dict[str, str]:
         found, before, after = {"error": output.strip()[-500:] or "no output"}, None, None
     if not isinstance(before, dict) or not isinstance(after, dict):
         raise BuildError(f"stage {stage.name}: sourcing its set_env.sh files in the image failed: {found.get('error')}",
-                         fix="the stage's installers did not leave the set_env.sh files the plan names; see `ascend-build plan`")
+                         fix="check that the stage's installers leave the files `ascend-build plan` names after "
+                             "`# after install: source`, and that the engine can run a container of the image")
     env = env_diff(before, after)
     try:
         dockerfile_env(env)

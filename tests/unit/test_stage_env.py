@@ -213,3 +213,23 @@ def test_installer_options_outside_the_grammar_are_refused(tmp_path, bad):
     (tmp_path / "ascend-build.yaml").write_text(yaml.safe_dump({"install_options": bad}))
     with pytest.raises(ConfigError, match="install_options"):
         load_spec(tmp_path)
+
+
+def test_podman_runs_through_buildah_where_it_cannot_set_rlimits(tmp_path, monkeypatch):
+    """Some sandboxes refuse the rlimits `podman run` always sets, not buildah's runs: the capture
+    (and verify) then run through buildah, removing its working container."""
+    from ascend_build.engines.podman import Podman
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "podman").write_text("#!/bin/sh\necho 'Error: runc create failed: error setting rlimits for ready process' >&2\nexit 126\n")
+    (bin_dir / "buildah").write_text('#!/bin/sh\necho "$*" >> "$0.calls"\n'
+                                     'case "$1" in from) echo c1 ;; run) cat ;; esac\n')
+    for tool in ("podman", "buildah"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    result = Podman(str(bin_dir / "podman")).run_container("img", ["-", "capture", "[]"], stdin="from stdin",
+                                                         network="none", entrypoint="python3")
+    assert result.returncode == 0 and result.stdout == "from stdin"
+    assert (bin_dir / "buildah.calls").read_text().splitlines() == [
+        "from --pull-never --quiet img", "run --network none c1 -- python3 - capture []", "rm c1"]

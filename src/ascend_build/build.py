@@ -1,4 +1,6 @@
-"""`ascend-build build`: settings -> plan -> base image -> serve -> engine -> report.
+"""`ascend-build build`: settings -> plan -> base image -> serve -> engine -> report. A stage
+whose set_env.sh files have not been captured for its inputs yet is built first on its own and
+sourced in a throw-away container (stage_env.py); the image is then one engine build.
 A context manager owns cleanup: whatever happens, the server stops, the engine process ends
 and the build context's package links are removed."""
 import contextlib
@@ -6,6 +8,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Dict, List, Optional, Protocol, Tuple
 
 from .catalog.naming import normalise_arch
@@ -193,7 +196,7 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
     return report
 
 
-def capture_stages(plan: Plan, engine: Engine, state: State, ctx, base_id: str, request: BuildRequest,
+def capture_stages(plan: Plan, engine: Engine, state: State, ctx: Path, base_id: str, request: BuildRequest,
                    builds: "_Builds") -> Dict[str, Dict[str, str]]:
     """Every stage's ENV from its set_env.sh files: known ones from the store; for the first
     unknown one, build up to its install step, source them in that image, store, go on."""

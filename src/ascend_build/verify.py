@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 from .capture import differences, normalise
 from .catalog.naming import identify
 from .components.registry import components
-from .contract import DEFAULT_INSTALL_PATH, LABEL_NS, PKG_DIR, component_label, image_labels, label
+from .contract import DEFAULT_INSTALL_PATH, LABEL_NS, PKG_DIR, SET_ENV_LABEL, component_label, image_labels, label
 from .engines.base import Engine
 from .runtime import cards, npu_hint, run_args
 
@@ -39,7 +39,7 @@ def _run_probe(engine: Engine, image: str, script: str, args: List[str], user: O
 def env_check(engine: Engine, image: str, labels: Dict[str, str]) -> Optional[dict]:
     """The image's ENV against what sourcing its stages' set_env steps (the set-env label) again
     gives in it, for the variables sourcing sets; None for an image without set_env steps."""
-    lines = json.loads(labels.get(label("set-env"), "[]"))
+    lines = json.loads(labels.get(SET_ENV_LABEL, "[]"))
     if not lines:
         return None
     name = "ENV equals what the set_env.sh files give"

@@ -9,7 +9,7 @@ from .. import __version__
 from ..capture import dockerfile_env, quote
 from ..components import StagePlan, render_script
 from ..components.registry import components
-from ..contract import ENTRYPOINT, PKG_DIR, PROFILE, TOOL_DIR, URL_SECRET, label, template_values
+from ..contract import ENTRYPOINT, PKG_DIR, PROFILE, SET_ENV_LABEL, TOOL_DIR, URL_SECRET, label, template_values
 from ..plan import Plan
 from ..templating import environment
 
@@ -72,7 +72,7 @@ def _stage_view(plan: Plan, stage: StagePlan, captured: Optional[Dict[str, str]]
         view["labels"] += _pairs(_image_labels(plan))
         lines = set_env_lines(plan)
         if lines:   # what verify sources again; quoted so that `$` stays literal
-            view["labels"].append(f'{label("set-env")}={quote(json.dumps(lines))}')
+            view["labels"].append(f'{SET_ENV_LABEL}={quote(json.dumps(lines))}')
     return view
 
 

@@ -47,13 +47,20 @@ def init(
     filler: str = typer.Option("1MiB", help="Incompressible bytes installed by each demo package (e.g. 512KiB, 64MiB)."),
     force: bool = typer.Option(False, "--force", help="Overwrite the scaffold's files; --demo replaces only stand-ins an earlier init wrote."),
     signed: bool = typer.Option(False, "--signed", help="With --demo: CANN packages as official signed zips, signed by a demo CA (demo-root.pem, trusted in the config)."),
+    elf: bool = typer.Option(False, "--elf", help="With --demo: the stand-in CANN libraries must be ELF files for --arch (an error without a C compiler for it; by default they are text placeholders then)."),
 ) -> None:
     """Scaffold a working directory (config, README, requirements); --demo adds stand-in packages."""
+    import warnings
+
     from .scaffold import scaffold
 
     console = make_console()
-    written, kept = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force,
-                             signed=signed)
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter("always")
+        written, kept = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force,
+                                 signed=signed, elf=elf or None)
+    for note in notes:
+        console.print(f"  [yellow]note[/] {note.message}")
     for path in written:
         console.print(f"  wrote {path}")
     for path in kept:
@@ -105,6 +112,28 @@ def check_cmd(
             render(selection, make_console(), strict)
     if not all(passed(s, strict) for s in selections):
         raise typer.Exit(1)
+
+
+@app.command()
+def fetch(
+    workdir: Path = WORKDIR,
+    target: Optional[str] = TARGET,
+    platform: Optional[str] = typer.Option(None, "--platform", help="Target platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: the config's arch, else this host)."),
+    python: Optional[str] = typer.Option(None, "--python", help="The image's Python, e.g. 3.11 (default: the config's, else the folder's wheels')."),
+    torch_npu: Optional[str] = typer.Option(None, "--torch-npu", help="torch_npu release (default: the newest made for the folder's CANN); torch follows it."),
+    index_url: Optional[str] = typer.Option(None, "--index-url", help="Package index (default: the config's pip_index_url, else PyPI)."),
+    torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Extra index for torch (default: PyTorch's CPU index on x86_64, none on aarch64)."),
+) -> None:
+    """Download the target's Python wheels (torch, torch_npu, CANN's and the requirements' dependencies) into the folder."""
+    from .fetch import FetchOptions, fetch as fetch_wheels, plan_fetch
+    from .fetch.view import FetchView
+
+    the_plan = plan_fetch(workdir, FetchOptions(target=target, platform=platform, python=python, torch_npu=torch_npu,
+                                                index_url=index_url, torch_index_url=torch_index_url))
+    with FetchView(make_console()) as view:
+        view.plan(the_plan)
+        result = fetch_wheels(the_plan, view.on_wheel, view.resolved)
+    view.summary(result)
 
 
 @app.command()

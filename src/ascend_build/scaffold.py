@@ -7,13 +7,13 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from . import grammar, outputs
 from .workdir import STATE_DIR
-from .demo import standins
+from .demo import elflibs, standins
 from .errors import ConfigError, OutputError
 from .spec import CONFIG_NAME
 
@@ -49,7 +49,7 @@ def normalise_arch(arch: str) -> str:
 
 
 def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, python: str, filler: str,
-             force: bool, signed: bool = False) -> Tuple[List[Path], List[Path]]:
+             force: bool, signed: bool = False, elf: Optional[bool] = None) -> Tuple[List[Path], List[Path]]:
     """Write config, README, requirements.txt and install-scripts/ (and stand-ins with `demo`);
     return (written, kept). Nothing is written when a file would be overwritten without `force`;
     with `force` a package that is not a stand-in init wrote itself is kept, never replaced."""
@@ -63,6 +63,10 @@ def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, py
     family = standins.family(cann) if demo else None
     if signed and not demo:
         raise ConfigError("--signed makes signed stand-ins: it needs --demo", fix="add --demo")
+    if elf and not demo:
+        raise ConfigError("--elf is about the stand-ins' libraries: it needs --demo", fix="add --demo")
+    if elf:
+        elflibs.use_elf(arch, True)          # no compiler: the error before anything is written
     if not re.fullmatch(r"3\.\d+", python):
         raise ConfigError(f"unknown Python version {python!r}", fix="write it as MAJOR.MINOR, e.g. 3.11")
     env = Environment(loader=PackageLoader("ascend_build", "templates"), undefined=StrictUndefined,
@@ -95,7 +99,7 @@ def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, py
     if not family:
         return written, []
     placed, kept = _place_standins(directory, lambda dest: standins.generate(
-        dest, cann=cann, arch=arch, chip=chip, python=python, fill=fill, signed_by=ca))
+        dest, cann=cann, arch=arch, chip=chip, python=python, fill=fill, signed_by=ca, elf=elf))
     return written + placed, kept
 
 

@@ -15,9 +15,10 @@ set -e
 export PIP_BREAK_SYSTEM_PACKAGES=1
 cd /pkgs
 sh Ascend-cann-toolkit_*.run --install --quiet --install-for-all
-sh {chip_package} --install --quiet --install-for-all
+sh {chip_package} --install --quiet --install-for-all --type=toolkit
+ls -d /usr/local/Ascend/{home}/opp/built-in/op_impl/ai_core/tbe/kernel/*/kernel_info.json
 . /usr/local/Ascend/ascend-toolkit/set_env.sh
-sh Ascend-cann-nnal_*.run --install --quiet --install-for-all
+sh Ascend-cann-nnal_*.run --install --quiet --install-for-all --torch_atb
 python3 -m pip install --quiet --no-index --find-links /pkgs torch_npu
 . /usr/local/Ascend/nnal/atb/set_env.sh
 sh Ascend-mindie_*.run --install --quiet --install-for-all
@@ -44,14 +45,16 @@ def test_full_set_installs_in_documented_order(tmp_path, docker_bin, base_image,
     paths = standins.generate(tmp_path, cann=cann, arch=HOST_ARCH, fill=64 * 1024)
     atb = (ATB_TARBALL if paths[-1].name.endswith(".tar.gz") else ATB_WHEEL if paths[-1].name.startswith("atb_llm")
            else "true")   # MindIE 2.1+ bundles the ATB models
-    result = docker_run(docker_bin, base_image, tmp_path, INSTALL.format(chip_package=paths[1].name, atb_install=atb))
+    home = standins.toolkit_home(cann)                   # 8.5: cann-8.5.0, before: ascend-toolkit/<v>
+    result = docker_run(docker_bin, base_image, tmp_path, INSTALL.format(chip_package=paths[1].name, atb_install=atb, home=home))
     assert result.returncode == 0, result.stdout + result.stderr
     without, rest = result.stdout.split("=== without environment", 1)[1].split("=== with environment", 1)
     with_env, log = rest.split("=== log", 1)
     assert "libhccl.so" in without and "UNEXPECTED-IMPORT-OK" not in without
+    assert f"/usr/local/Ascend/{home}/opp/built-in/op_impl/ai_core/tbe/kernel/910b/kernel_info.json" in result.stdout
     fam = standins.family(cann)
     assert f"versions {fam.torch_npu} {fam.mindie} {fam.mindie}" in with_env
-    assert f"ATB=/usr/local/Ascend/nnal/atb/{fam.cann}/atb/cxx_abi_0" in with_env  # torch says abi0
+    assert f"ATB=/usr/local/Ascend/nnal/atb/latest/atb/cxx_abi_{fam.abi_for(HOST_ARCH)}" in with_env  # from torch
     assert log.count("install success") == 4
 
 
@@ -61,7 +64,7 @@ sh {kernels} --install --quiet; echo "rc-kernels-first=$?"
 sh {toolkit} --install; echo "rc-no-eula=$?" </dev/null
 echo n | sh {toolkit} --install; echo "rc-eula-no=$?"
 sh {toolkit} --install --quiet --install-path=/opt/owner-only; echo "rc-toolkit=$?"
-stat -c 'mode=%a' /opt/owner-only/ascend-toolkit/{version}/lib64/libascendcl.so
+stat -c 'mode=%a' /opt/owner-only/cann-{version}/lib64/libascendcl.so
 sh {nnal} --install --quiet --install-path=/opt/owner-only; echo "rc-nnal-no-env=$?"
 sh {foreign} --install --quiet; echo "rc-foreign-arch=$?"
 echo "=== log"

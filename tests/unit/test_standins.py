@@ -32,7 +32,7 @@ EXPECTED = {
         "Ascend-cann-nnal_8.5.0_linux-aarch64.run",
         "torch-2.6.0-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
         "torch_npu-2.6.0.post5-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
-        "Ascend-mindie_2.3.0_linux-aarch64_abi0.run",                      # bundles the ATB models
+        "Ascend-mindie_2.3.0_linux-aarch64_abi1.run",                      # bundles the ATB models; aarch64 torch 2.6 is ABI 1
     ],
     ("9.0.0", "x86_64", "910b"): [
         "Ascend-cann-toolkit_9.0.0_linux-x86_64.run",

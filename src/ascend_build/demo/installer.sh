@@ -12,6 +12,7 @@ pkg_version="@VERSION@"
 pkg_arch="@ARCH@"
 pkg_dirs="@DIRS@"
 pkg_templates="@TEMPLATES@"
+pkg_home="@HOME@"
 log_dir=/var/log/ascend_seclog
 log_file="$log_dir/ascend_install.log"
 self="$0"
@@ -22,7 +23,7 @@ payload() {
 }
 
 usage() {
-    echo "Usage: $self [--check] [--noexec --extract=DIR] [--install|--full] [--quiet] [--install-path=DIR] [--install-for-all]"
+    echo "Usage: $self [--check] [--noexec --extract=DIR] [--install|--full] [--quiet] [--install-path=DIR] [--install-for-all] [--torch_atb (nnal)]"
 }
 
 log() {
@@ -66,6 +67,8 @@ for arg in "$@"; do
             case "$pkg_component" in kernels|ops) install_type="${arg#*=}" ;; *) echo "unrecognized option: $arg"; exit 1 ;; esac ;;
         --whitelist=nnrt)
             [ "$pkg_component" = toolkit ] || { echo "unrecognized option: $arg"; exit 1; } ;;
+        --torch_atb)
+            [ "$pkg_component" = nnal ] || { echo "unrecognized option: $arg"; exit 1; } ;;
         --extract=*) extract_dir="${arg#*=}"; action=extract ;;
         *) echo "unrecognized option: $arg"; usage; exit 1 ;;
     esac
@@ -97,9 +100,13 @@ fi
 machine=$(uname -m)
 [ "$machine" = "$pkg_arch" ] || fail "architecture mismatch: package is for $pkg_arch, this machine is $machine"
 
-type_dir=$install_type
-[ "$install_type" = toolkit ] && type_dir=ascend-toolkit
-toolkit_info="$install_path/$type_dir/$pkg_version/$machine-linux/ascend_${install_type}_install.info"
+# the CANN home kernels/ops go onto: the toolkit's (cann-<v> from 8.5, else ascend-toolkit/<v>) or nnrt/nnae's
+type_home="$install_type/$pkg_version"
+if [ "$install_type" = toolkit ]; then
+    type_home="ascend-toolkit/$pkg_version"
+    [ -d "$install_path/cann-$pkg_version" ] && type_home="cann-$pkg_version"
+fi
+toolkit_info="$install_path/$type_home/$machine-linux/ascend_${install_type}_install.info"
 case "$pkg_component" in
     toolkit|nnae|nnrt)
         command -v python3 >/dev/null 2>&1 || fail "python3 not found on PATH; install python3 first" ;;
@@ -118,10 +125,12 @@ case "$pkg_component" in
 esac
 
 mkdir -p "$install_path" || fail "cannot create $install_path"
-# kernels/ops go onto the CANN form --type names (their payload is laid out for the toolkit)
-payload | tar -xzf - -C "$install_path" --no-same-owner --transform "s#^ascend-toolkit/#$type_dir/#" ||
+# kernels/ops go onto the CANN home found above (their payload is laid out for ascend-toolkit/<v>)
+onto=$pkg_home
+case "$pkg_component" in kernels|ops) onto=$type_home ;; esac
+payload | tar -xzf - -C "$install_path" --no-same-owner --transform "s#^$pkg_home/#$onto/#" ||
     fail "cannot unpack into $install_path"
-pkg_dirs=$(echo "$pkg_dirs" | sed "s#ascend-toolkit/#$type_dir/#g")
+pkg_dirs=$(echo "$pkg_dirs" | sed "s#^$pkg_home/#$onto/#")
 for rel in $pkg_templates; do
     sed "s#@INSTALL_PATH@#$install_path#g" "$install_path/$rel.in" >"$install_path/$rel" &&
         rm -f "$install_path/$rel.in" || fail "cannot write $install_path/$rel"
@@ -131,7 +140,13 @@ for rel in $pkg_dirs; do
     chmod -R "$mode" "$install_path/$rel" || fail "cannot set permissions on $install_path/$rel"
 done
 case "$pkg_component" in
-    toolkit) ln -sfn "$pkg_version" "$install_path/ascend-toolkit/latest" ;;
+    toolkit)
+        # from 8.5 the home is cann-<v>; ascend-toolkit/latest stays as the compatibility path
+        case "$pkg_home" in
+            cann-*) ln -sfn "../$pkg_home" "$install_path/ascend-toolkit/latest" ;;
+            *) ln -sfn "$pkg_version" "$install_path/ascend-toolkit/latest" ;;
+        esac ;;
+    nnal) ln -sfn "$pkg_version" "$install_path/nnal/atb/latest" ;;
     nnae|nnrt) ln -sfn "$pkg_version" "$install_path/$pkg_component/latest" ;;
     mindie)
         ln -sfn "$pkg_version" "$install_path/mindie/latest"

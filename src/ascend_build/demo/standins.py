@@ -1,5 +1,7 @@
 """Stand-in Ascend packages (shared/standins.md): small files with the real names that behave
-like the real installers in every way a build tool can observe. They install placeholder files.
+like the real installers in every way a build tool can observe. They install placeholder files,
+and the CANN libraries the real torch_npu loads as real ELF files for the target arch (elflibs),
+at the real paths of each CANN family's layout.
 
 `generate()` writes a whole set; `make_run()`, `make_wheel()` and `make_atb_tarball()` write one
 file each, so tests can build odd sets (wrong arch, mismatched versions, corrupt files).
@@ -16,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import yaml
 from packaging.utils import canonicalize_name
@@ -24,6 +26,7 @@ from packaging.version import Version
 
 from ..catalog import published
 from ..errors import ConfigError
+from . import elflibs
 
 STANDIN_NOTE = "stand-in package made by ascend-build: installs placeholder files only"
 
@@ -39,9 +42,12 @@ class Family:
     mindie: str
     mindie_abi_in_name: bool
     atb_models: str              # tarball, wheel, or bundled (in MindIE 2.1+), or none (MindIE as wheels)
-    abi: int
+    abi: Union[int, Dict[str, int]]  # torch's C++ ABI, or one per arch
     mindie_form: str = "run"     # run, or wheels (MindIE 3.x: mindie_llm, mindie_sd, mindie_motor)
     runtime: str = "toolkit"     # toolkit, or the runtime-only nnrt / nnae package (up to 8.3)
+
+    def abi_for(self, arch: str) -> int:
+        return self.abi[arch] if isinstance(self.abi, dict) else self.abi
 
 
 def families() -> Dict[str, Family]:
@@ -199,11 +205,13 @@ def make_run(
     files: Mapping[str, bytes],
     dirs: Sequence[str],
     templates: Sequence[str] = (),
+    home: str = "",
 ) -> Path:
     """Write a makeself-2.4-style self-extracting installer.
 
     `files` are paths relative to the install path (templates carry a `.in` suffix and have
-    `@INSTALL_PATH@` replaced at install time); `dirs` get their modes set after install.
+    `@INSTALL_PATH@` replaced at install time); `dirs` get their modes set after install; `home`
+    is the package's own folder (the toolkit's `latest` link points at it).
     """
     payload = _targz(files)
     fields = {
@@ -217,6 +225,7 @@ def make_run(
         "@ARCH@": arch,
         "@DIRS@": " ".join(dirs),
         "@TEMPLATES@": " ".join(templates),
+        "@HOME@": home,
     }
     header = _header_template()
     for key, value in fields.items():
@@ -228,22 +237,37 @@ def make_run(
     return path
 
 
+def toolkit_home(version: str) -> str:
+    """Where the toolkit installs under the install path: `cann-<v>` from 8.5, before `ascend-toolkit/<v>`."""
+    return f"cann-{version}" if Version(version).release[:2] >= (8, 5) else f"ascend-toolkit/{version}"
+
+
+# The toolkit's environment as the real set_env.sh sets it ({home}: its home, from the install path).
 TOOLKIT_ENV = """# CANN toolkit environment ({note})
-export ASCEND_TOOLKIT_HOME=@INSTALL_PATH@/ascend-toolkit/latest
-export ASCEND_HOME_PATH=${{ASCEND_TOOLKIT_HOME}}
-export ASCEND_OPP_PATH=${{ASCEND_TOOLKIT_HOME}}/opp
-export ASCEND_AICPU_PATH=${{ASCEND_TOOLKIT_HOME}}
-export TOOLCHAIN_HOME=${{ASCEND_TOOLKIT_HOME}}/toolkit
-export LD_LIBRARY_PATH=${{ASCEND_TOOLKIT_HOME}}/lib64:${{ASCEND_TOOLKIT_HOME}}/lib64/plugin/opskernel:${{LD_LIBRARY_PATH}}
+export ASCEND_TOOLKIT_HOME={home}
+export LD_LIBRARY_PATH=${{ASCEND_TOOLKIT_HOME}}/lib64:${{ASCEND_TOOLKIT_HOME}}/lib64/plugin/opskernel:${{ASCEND_TOOLKIT_HOME}}/lib64/plugin/nnengine:${{ASCEND_TOOLKIT_HOME}}/opp/built-in/op_impl/ai_core/tbe/op_tiling/lib/linux/$(uname -m):${{LD_LIBRARY_PATH}}
+export LD_LIBRARY_PATH=${{ASCEND_TOOLKIT_HOME}}/tools/aml/lib64:${{ASCEND_TOOLKIT_HOME}}/tools/aml/lib64/plugin:${{LD_LIBRARY_PATH}}
 export PYTHONPATH=${{ASCEND_TOOLKIT_HOME}}/python/site-packages:${{ASCEND_TOOLKIT_HOME}}/opp/built-in/op_impl/ai_core/tbe:${{PYTHONPATH}}
-export PATH=${{ASCEND_TOOLKIT_HOME}}/bin:${{ASCEND_TOOLKIT_HOME}}/compiler/ccec_compiler/bin:${{PATH}}
+export PATH=${{ASCEND_TOOLKIT_HOME}}/bin:${{ASCEND_TOOLKIT_HOME}}/compiler/ccec_compiler/bin:${{ASCEND_TOOLKIT_HOME}}/tools/ccec_compiler/bin:${{PATH}}
+export ASCEND_AICPU_PATH=${{ASCEND_TOOLKIT_HOME}}
+export ASCEND_OPP_PATH=${{ASCEND_TOOLKIT_HOME}}/opp
+export TOOLCHAIN_HOME=${{ASCEND_TOOLKIT_HOME}}/toolkit
+export ASCEND_HOME_PATH=${{ASCEND_TOOLKIT_HOME}}
+"""
+
+COMPAT_ENV = """# CANN toolkit environment, compatibility path ({note})
+. @INSTALL_PATH@/{home}/set_env.sh
+"""
+
+BISHENG_ENV = """# AscendNPU IR (Bisheng) environment ({note})
+export PATH=@INSTALL_PATH@/{home}/share/info/ascendnpu-ir/bin:${{PATH}}
 """
 
 RUNTIME_ENV = """# CANN {form} environment ({note})
 export ASCEND_HOME_PATH=@INSTALL_PATH@/{form}/latest
 export ASCEND_OPP_PATH=${{ASCEND_HOME_PATH}}/opp
 export ASCEND_AICPU_PATH=${{ASCEND_HOME_PATH}}
-export LD_LIBRARY_PATH=${{ASCEND_HOME_PATH}}/lib64:${{ASCEND_HOME_PATH}}/lib64/plugin/opskernel:${{LD_LIBRARY_PATH}}
+export LD_LIBRARY_PATH=${{ASCEND_HOME_PATH}}/lib64:${{ASCEND_HOME_PATH}}/lib64/plugin/opskernel:${{ASCEND_HOME_PATH}}/lib64/plugin/nnengine:${{LD_LIBRARY_PATH}}
 export PYTHONPATH=${{ASCEND_HOME_PATH}}/python/site-packages:${{PYTHONPATH}}
 """
 
@@ -258,42 +282,82 @@ if [ -z "$atb_abi" ]; then
         *) atb_abi=1 ;;
     esac
 fi
-export ATB_HOME_PATH=@INSTALL_PATH@/nnal/atb/{version}/atb/cxx_abi_${{atb_abi}}
-export LD_LIBRARY_PATH=${{ATB_HOME_PATH}}/lib:${{LD_LIBRARY_PATH}}
+export ATB_HOME_PATH=@INSTALL_PATH@/nnal/atb/latest/atb/cxx_abi_${{atb_abi}}
+export ASDOPS_HOME_PATH=${{ATB_HOME_PATH}}
+export LD_LIBRARY_PATH=${{ATB_HOME_PATH}}/lib:${{ATB_HOME_PATH}}/examples:${{ATB_HOME_PATH}}/tests/atbopstest:${{LD_LIBRARY_PATH}}
+export PATH=${{ATB_HOME_PATH}}/bin:${{PATH}}
+export ATB_OPSRUNNER_KERNEL_CACHE_TYPE=3
+export ATB_RUNNER_POOL_SIZE=64
 unset atb_abi atb_arg
 """
 
 MINDIE_ENV = """# MindIE environment ({note})
 export MINDIE_HOME=@INSTALL_PATH@/mindie/latest
+export MIES_INSTALL_PATH=${{MINDIE_HOME}}/mindie-service
 export MINDIE_LLM_HOME_PATH=${{MINDIE_HOME}}/mindie-llm
-export PATH=${{MINDIE_HOME}}/bin:${{PATH}}
-export LD_LIBRARY_PATH=${{MINDIE_HOME}}/lib:${{LD_LIBRARY_PATH}}
+export PATH=${{MIES_INSTALL_PATH}}/bin:${{PATH}}
+export LD_LIBRARY_PATH=${{MIES_INSTALL_PATH}}/lib:${{MIES_INSTALL_PATH}}/lib/grpc:${{MINDIE_LLM_HOME_PATH}}/lib:${{LD_LIBRARY_PATH}}
 """
 
+# Extracted, not installed: it finds its own folder (bash), and torch's and torch_npu's without importing them.
+ATB_MODELS_ENV = """# ATB models environment ({note})
+export ATB_SPEED_HOME_PATH=$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)
+atb_libs=$(python3 -c 'import importlib.util as u, os; print(":".join(os.path.join(u.find_spec(m).submodule_search_locations[0], "lib") for m in ("torch", "torch_npu") if u.find_spec(m)))' 2>/dev/null)
+export LD_LIBRARY_PATH=${{ATB_SPEED_HOME_PATH}}/lib:${{atb_libs}}:${{LD_LIBRARY_PATH}}
+export PYTHONPATH=${{ATB_SPEED_HOME_PATH}}:${{PYTHONPATH}}
+unset atb_libs
+"""
 
-def make_toolkit(dest: Path, version: str, arch: str, fill: int, seed: str = "") -> Path:
-    home = f"ascend-toolkit/{version}"
+# Folders real CANN has and real torch_npu or set_env.sh name (each gets a small file: tar has no empty folders)
+TOOLKIT_DIRS = ("runtime", "compiler", "compiler/ccec_compiler/bin", "toolkit", "lib64/plugin/opskernel",
+                "lib64/plugin/nnengine", "opp/built-in/op_impl/ai_core/tbe/op_tiling/lib/linux/{arch}",
+                "tools/aml/lib64/plugin", "tools/ccec_compiler/bin")
+
+
+def _marked(home: str, dirs: Iterable[str], arch: str) -> Dict[str, bytes]:
+    return {f"{home}/{d.format(arch=arch)}/standin.txt": f"{STANDIN_NOTE}\n".encode() for d in dirs}
+
+
+def _libraries(home: str, libs: Mapping[str, bytes]) -> Dict[str, bytes]:
+    return {f"{home}/{name}": data for name, data in libs.items()}
+
+
+def make_toolkit(dest: Path, version: str, arch: str, fill: int, seed: str = "", elf: Optional[bool] = None) -> Path:
+    """The toolkit: `<P>/ascend-toolkit/<v>` up to 8.3, `<P>/cann-<v>` from 8.5 (with `ascend-toolkit/latest`
+    and `ascend-toolkit/set_env.sh` as the compatibility path, and the Bisheng set_env.sh)."""
+    home = toolkit_home(version)
+    libs = elflibs.toolkit_libraries(arch, elflibs.use_elf(arch, elf))
     files = {
         f"{home}/bin/atc": f"#!/bin/sh\necho 'ATC {version} ({STANDIN_NOTE})'\n".encode(),
-        f"{home}/lib64/libascendcl.so": f"{STANDIN_NOTE}\n".encode(),
+        **_libraries(f"{home}/lib64", libs),
+        **_marked(home, TOOLKIT_DIRS, arch),
         f"{home}/python/site-packages/ascend_standin/__init__.py": simple_module(version),
         f"{home}/opp/version.info": f"Version={version}\n".encode(),
         f"{home}/{arch}-linux/ascend_toolkit_install.info": f"version={version}\narch={arch}\n".encode(),
         f"{home}/share/standin-filler.bin": filler(fill, f"toolkit{version}{arch}{seed}"),
-        "ascend-toolkit/set_env.sh.in": TOOLKIT_ENV.format(note=STANDIN_NOTE).encode(),
     }
+    if home.startswith("cann-"):
+        templates = [f"{home}/set_env.sh", "ascend-toolkit/set_env.sh", f"{home}/share/info/ascendnpu-ir/bin/set_env.sh"]
+        files[f"{templates[0]}.in"] = TOOLKIT_ENV.format(note=STANDIN_NOTE, home=f"@INSTALL_PATH@/{home}").encode()
+        files[f"{templates[1]}.in"] = COMPAT_ENV.format(note=STANDIN_NOTE, home=home).encode()
+        files[f"{templates[2]}.in"] = BISHENG_ENV.format(note=STANDIN_NOTE, home=home).encode()
+    else:
+        templates = ["ascend-toolkit/set_env.sh"]
+        files[f"{templates[0]}.in"] = TOOLKIT_ENV.format(note=STANDIN_NOTE, home="@INSTALL_PATH@/ascend-toolkit/latest").encode()
     name = f"Ascend-cann-toolkit_{version}_linux-{arch}.run"
     return make_run(dest / name, component="toolkit", name="Ascend-cann-toolkit", version=version, arch=arch,
-                    files=files, dirs=[home, "ascend-toolkit/set_env.sh"], templates=["ascend-toolkit/set_env.sh"])
+                    files=files, dirs=[home, "ascend-toolkit/set_env.sh"], templates=templates, home=home)
 
 
-def make_runtime(dest: Path, form: str, version: str, arch: str, fill: int, seed: str = "") -> Path:
+def make_runtime(dest: Path, form: str, version: str, arch: str, fill: int, seed: str = "", elf: Optional[bool] = None) -> Path:
     """The runtime-only CANN packages (up to 8.3): `nnrt` (inference) and `nnae` (training engine),
     installed under `<path>/<form>/<version>` with their own set_env.sh; smaller than the toolkit
     as the real ones are (a quarter / half of its filler)."""
     home = f"{form}/{version}"
+    libs = elflibs.toolkit_libraries(arch, elflibs.use_elf(arch, elf))
     files = {
-        f"{home}/lib64/libascendcl.so": f"{STANDIN_NOTE}\n".encode(),
+        **_libraries(f"{home}/lib64", libs),
+        **_marked(home, ("compiler", "lib64/plugin/opskernel", "lib64/plugin/nnengine"), arch),
         f"{home}/runtime/version.info": f"Version={version}\n".encode(),
         f"{home}/opp/version.info": f"Version={version}\n".encode(),
         f"{home}/{arch}-linux/ascend_{form}_install.info": f"version={version}\narch={arch}\n".encode(),
@@ -302,7 +366,7 @@ def make_runtime(dest: Path, form: str, version: str, arch: str, fill: int, seed
     }
     name = f"Ascend-cann-{form}_{version}_linux-{arch}.run"
     return make_run(dest / name, component=form, name=f"Ascend-cann-{form}", version=version, arch=arch,
-                    files=files, dirs=[home, f"{form}/set_env.sh"], templates=[f"{form}/set_env.sh"])
+                    files=files, dirs=[home, f"{form}/set_env.sh"], templates=[f"{form}/set_env.sh"], home=home)
 
 
 def chip_package_name(kind: str, chip: str, version: str, arch: str) -> str:
@@ -314,24 +378,31 @@ def chip_package_name(kind: str, chip: str, version: str, arch: str) -> str:
 
 
 def make_chip_package(dest: Path, kind: str, chip: str, version: str, arch: str, fill: int, seed: str = "") -> Path:
-    kernel_dir = f"ascend-toolkit/{version}/opp/built-in/op_impl/ai_core/tbe/kernel/{chip}"
+    """Kernels/ops: laid out for `ascend-toolkit/<v>`; the installer moves them onto the CANN home it
+    finds (`cann-<v>`, `ascend-toolkit/<v>`, or the nnrt/nnae one --type names)."""
+    home = f"ascend-toolkit/{version}"
+    kernel_dir = f"{home}/opp/built-in/op_impl/ai_core/tbe/kernel/{chip}"
     files = {
         f"{kernel_dir}/kernel_info.json": f'{{"chip": "{chip}", "version": "{version}"}}\n'.encode(),
         f"{kernel_dir}/standin-filler.bin": filler(fill, f"{kind}{chip}{version}{arch}{seed}"),
     }
     name = chip_package_name(kind, chip, version, arch)
     return make_run(dest / name, component=kind, name=name.split("_")[0], version=version, arch=arch,
-                    files=files, dirs=[kernel_dir])
+                    files=files, dirs=[kernel_dir], home=home)
 
 
-def make_nnal(dest: Path, version: str, arch: str, fill: int, seed: str = "") -> Path:
+def make_nnal(dest: Path, version: str, arch: str, fill: int, seed: str = "", elf: Optional[bool] = None) -> Path:
+    """NNAL: ATB for both C++ ABIs (libatb.so and liblcal.so as real ELF files), `nnal/atb/latest`."""
     home = f"nnal/atb/{version}"
-    files = {f"{home}/atb/cxx_abi_{abi}/lib/libatb.so": f"{STANDIN_NOTE} abi{abi}\n".encode() for abi in (0, 1)}
+    use = elflibs.use_elf(arch, elf)
+    files = {f"{home}/atb/cxx_abi_{abi}/lib/{lib}": elflibs.library(arch, lib, use)
+             for abi in (0, 1) for lib in elflibs.NNAL_LIBRARIES}
+    files.update(_marked(f"{home}/atb", [f"cxx_abi_{abi}/bin" for abi in (0, 1)], arch))
     files[f"{home}/share/standin-filler.bin"] = filler(fill, f"nnal{version}{arch}{seed}")
-    files["nnal/atb/set_env.sh.in"] = NNAL_ENV.format(note=STANDIN_NOTE, version=version).encode()
+    files["nnal/atb/set_env.sh.in"] = NNAL_ENV.format(note=STANDIN_NOTE).encode()
     name = f"Ascend-cann-nnal_{version}_linux-{arch}.run"
     return make_run(dest / name, component="nnal", name="Ascend-cann-nnal", version=version, arch=arch,
-                    files=files, dirs=[home, "nnal/atb/set_env.sh"], templates=["nnal/atb/set_env.sh"])
+                    files=files, dirs=[home, "nnal/atb/set_env.sh"], templates=["nnal/atb/set_env.sh"], home=home)
 
 
 def bundled_atb(home: str, version: str) -> Tuple[str, bytes]:
@@ -342,11 +413,13 @@ def bundled_atb(home: str, version: str) -> Tuple[str, bytes]:
 
 
 def make_mindie(dest: Path, version: str, arch: str, abi: Optional[int], fill: int, seed: str = "") -> Path:
+    """MindIE .run: the real layout `mindie/<v>/mindie-service/{bin,lib,lib/grpc}`, `mindie/<v>/mindie-llm/`."""
     home = f"mindie/{version}"
     wheel_name, wheel_bytes = build_wheel("mindie_llm", str(Version(version)), ("py3", "none", ["any"]),
                                           {"mindie_llm/__init__.py": simple_module(version)})
     files = {
-        f"{home}/bin/mindieservice_daemon": f"#!/bin/sh\necho 'MindIE {version} ({STANDIN_NOTE})'\n".encode(),
+        f"{home}/mindie-service/bin/mindieservice_daemon": f"#!/bin/sh\necho 'MindIE {version} ({STANDIN_NOTE})'\n".encode(),
+        **_marked(home, ("mindie-service/lib", "mindie-service/lib/grpc", "mindie-llm/lib"), arch),
         f"{home}/version.info": f"version={version}\n".encode(),
         f"{home}/wheels/{wheel_name}": wheel_bytes,
         **({} if abi is None else dict([bundled_atb(home, version)])),
@@ -356,7 +429,7 @@ def make_mindie(dest: Path, version: str, arch: str, abi: Optional[int], fill: i
     suffix = f"_abi{abi}" if abi is not None else ""
     name = f"Ascend-mindie_{version}_linux-{arch}{suffix}.run"
     return make_run(dest / name, component="mindie", name="Ascend-mindie", version=version, arch=arch,
-                    files=files, dirs=[home, "mindie/set_env.sh"], templates=["mindie/set_env.sh"])
+                    files=files, dirs=[home, "mindie/set_env.sh"], templates=["mindie/set_env.sh"], home=home)
 
 
 def make_mindie_wheels(dest: Path, version: str, arch: str, python: str, fill: int, seed: str = "") -> List[Path]:
@@ -386,9 +459,10 @@ def make_atb_wheel(dest: Path, version: str, arch: str, python: str, fill: int, 
 
 def make_atb_tarball(dest: Path, version: str, arch: str, python: str, torch: str, abi: int, fill: int, seed: str = "",
                      requirements: str = "# atb-models requirements (stand-in: none)\n") -> Path:
-    """The atb-models tarball: an atb_llm wheel, requirements/ and examples/ (the real layout)."""
+    """The atb-models tarball: an atb_llm wheel, requirements/, examples/, lib/ and set_env.sh (the real layout)."""
     wheel_name, wheel_bytes = atb_wheel(version, arch, python, fill, seed)
-    entries = {wheel_name: wheel_bytes}
+    entries = {wheel_name: wheel_bytes, "set_env.sh": ATB_MODELS_ENV.format(note=STANDIN_NOTE).encode(),
+               "lib/standin.txt": f"{STANDIN_NOTE}\n".encode()}
     entries["requirements/requirements.txt"] = requirements.encode()
     entries["examples/run_pa.py"] = f'print("{STANDIN_NOTE}")\n'.encode()
     tar_arch = "x86" if arch == "x86_64" else arch  # the real names say `x86`
@@ -398,10 +472,13 @@ def make_atb_tarball(dest: Path, version: str, arch: str, python: str, torch: st
     return path
 
 
-def make_torch(dest: Path, version: str, arch: str, python: str, abi: int, fill: int, seed: str = "") -> Path:
+def make_torch(dest: Path, version: str, arch: str, python: str, abi: int, fill: int, seed: str = "",
+               elf: Optional[bool] = None) -> Path:
+    """torch, with a `torch/lib/libc10.so` whose bytes say its C++ ABI as the real one's do."""
     tag = py_tag(python)
     full = f"{version}+cpu" if arch == "x86_64" else version
     files = {"torch/__init__.py": torch_init(full, abi),
+             "torch/lib/libc10.so": elflibs.libc10(arch, abi, elflibs.use_elf(arch, elf)),
              "torch/standin-filler.bin": filler(fill, f"torch{version}{arch}{seed}")}
     return make_wheel(dest, "torch", full, (tag, tag, wheel_platforms(arch, arch != "x86_64")), files)
 
@@ -424,27 +501,31 @@ def generate(
     fill: int = 1 << 20,
     seed: str = "",
     signed_by: Optional["TestCA"] = None,
+    elf: Optional[bool] = None,
 ) -> List[Path]:
     """Write a full stand-in set (toolkit, chip kernels/ops, NNAL, torch, torch_npu, MindIE,
     atb-models) into `dest` and return the paths in install order. With `signed_by`, the CANN
-    packages are official signed zips."""
+    packages are official signed zips. `elf`: the libraries as ELF files for `arch` (True: or
+    fail), as text placeholders (False), or ELF when a compiler for `arch` is here (None)."""
     fam = family(cann)
+    abi = fam.abi_for(arch)
+    elf = elflibs.use_elf(arch, elf)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     paths = [
-        make_toolkit(dest, fam.cann, arch, fill, seed) if fam.runtime == "toolkit"
-        else make_runtime(dest, fam.runtime, fam.cann, arch, fill, seed),
+        make_toolkit(dest, fam.cann, arch, fill, seed, elf) if fam.runtime == "toolkit"
+        else make_runtime(dest, fam.runtime, fam.cann, arch, fill, seed, elf),
         make_chip_package(dest, fam.chip_package, chip, fam.cann, arch, fill, seed),
-        make_nnal(dest, fam.cann, arch, fill, seed),
-        make_torch(dest, fam.torch, arch, python, fam.abi, fill, seed),
+        make_nnal(dest, fam.cann, arch, fill, seed, elf),
+        make_torch(dest, fam.torch, arch, python, abi, fill, seed, elf),
         make_torch_npu(dest, fam.torch_npu, fam.torch, arch, python, fill, seed),
     ]
     if fam.mindie_form == "wheels":
         paths += make_mindie_wheels(dest, fam.mindie, arch, python, fill, seed)
     else:
-        paths.append(make_mindie(dest, fam.mindie, arch, fam.abi if fam.mindie_abi_in_name else None, fill, seed))
+        paths.append(make_mindie(dest, fam.mindie, arch, abi if fam.mindie_abi_in_name else None, fill, seed))
     if fam.atb_models == "tarball":
-        paths.append(make_atb_tarball(dest, fam.mindie, arch, python, fam.torch, fam.abi, fill, seed))
+        paths.append(make_atb_tarball(dest, fam.mindie, arch, python, fam.torch, abi, fill, seed))
     elif fam.atb_models == "wheel":
         paths.append(make_atb_wheel(dest, fam.mindie, arch, python, fill, seed))
     if signed_by:

@@ -1,0 +1,121 @@
+"""What `fetch` asks the resolver for: torch_npu (which names its torch) and what it imports,
+CANN's Python dependencies with the pins of its release, the folder's requirements*.txt and the
+wheels the target's stages install from the folder (their own dependencies). Knowledge of
+releases is data (catalog/python_deps.yaml, catalog/compat.yaml)."""
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from ..catalog.model import Package
+from ..catalog.versions import base_release, same_version, version_key
+from ..errors import ConfigError, PackageError
+
+MAX_REQUIREMENTS_BYTES = 1 << 20
+
+
+def load_deps() -> dict:
+    """The data file of Python dependencies shipped with the package."""
+    return yaml.safe_load(resources.files("ascend_build.catalog").joinpath("python_deps.yaml").read_text())
+
+
+@dataclass(frozen=True)
+class Wants:
+    """The resolver's input: PEP 508 lines (local wheels as `name @ file:///...`)."""
+
+    requirements: List[str]
+    torch_npu: Optional[str]
+    cann: Optional[str]
+
+
+def torch_npu_version(given: Optional[str], cann: Optional[str], table: Dict[str, List[str]]) -> str:
+    """`given` (checked), else the newest torch_npu made for the CANN release `cann`."""
+    if given is not None:
+        try:
+            return str(Version(given))
+        except InvalidVersion:
+            raise ConfigError(f"--torch-npu {given!r} is not a version", fix="e.g. --torch-npu 2.6.0.post5") from None
+    row = next((list(map(str, v)) for k, v in table.items() if cann and same_version(str(k), cann)), None)
+    if not row:
+        what = f"CANN {cann} is not in the known-good table" if cann else "no CANN toolkit found in the folder"
+        raise ConfigError(f"cannot choose a torch_npu release: {what}",
+                          fix="name it: --torch-npu VERSION (see the Ascend/pytorch release notes)")
+    return max(row, key=version_key)
+
+
+def torch_of(torch_npu: str, exceptions: Dict[str, str]) -> str:
+    """The torch release torch_npu X.Y.Z[.postN] is made for: X.Y.Z unless the table says otherwise."""
+    return next((str(t) for n, t in exceptions.items() if same_version(str(n), torch_npu)), base_release(torch_npu))
+
+
+def _in_range(version: str, row: dict) -> bool:
+    key = version_key(version)
+    return ((row.get("from") is None or key >= version_key(str(row["from"])))
+            and (row.get("below") is None or key < version_key(str(row["below"]))))
+
+
+def pins_for(version: Optional[str], rows: List[dict]) -> List[str]:
+    """The requirements of every row whose range holds `version`."""
+    return [r for row in rows if version and _in_range(version, row) for r in row["requirements"]]
+
+
+def requirement_lines(path: Path, rel: str) -> List[str]:
+    """The requirements of a requirements file: plain PEP 508 lines (no options, no URLs)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_REQUIREMENTS_BYTES + 1)
+        text = raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PackageError(f"cannot read {rel}: {exc}", fix="make it a readable UTF-8 text file") from None
+    if len(raw) > MAX_REQUIREMENTS_BYTES:
+        raise PackageError(f"{rel} is larger than {MAX_REQUIREMENTS_BYTES >> 20} MiB", fix="list one requirement a line")
+    lines = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as exc:
+            fix = ("fetch reads plain requirements (name, version, extras, markers): drop pip options "
+                   "(-r, --index-url, --hash...)" if line.startswith("-") else "write a PEP 508 requirement, e.g. numpy<2")
+            raise PackageError(f"{rel}:{number}: not a requirement: {exc}", fix=fix) from None
+        if req.url:
+            raise PackageError(f"{rel}:{number}: {req.name} names a URL", fix="put that wheel into the folder instead")
+        lines.append(str(req))
+    return lines
+
+
+def local_requirement(pkg: Package) -> str:
+    """A wheel of the folder as the resolver takes it: its dependencies get resolved too."""
+    try:
+        name = parse_wheel_filename(pkg.name)[0]
+    except ValueError as exc:
+        raise PackageError(f"{pkg.file} is not a wheel's file name: {exc}",
+                           fix="rename it to the vendor's original file name") from None
+    return f"{name} @ {Path(pkg.path).resolve().as_uri()}"
+
+
+def wants(chain: List[str], selected: List[Package], cann: Optional[str], torch_npu: Optional[str],
+          deps: dict, rules: dict) -> Wants:
+    """What the stages of `chain` need from the index; `selected`: the files of the folder chosen
+    for those stages (requirements*.txt, the stages' own wheels)."""
+    lines: List[str] = []
+    if "cann" in chain and cann:
+        lines += list(deps["cann"]) + pins_for(cann, deps.get("cann_pins") or [])
+    npu = None
+    if "pta" in chain:
+        npu = torch_npu_version(torch_npu, cann, rules.get("cann_torch_npu") or {})
+        torch = torch_of(npu, rules.get("torch_npu_torch_exceptions") or {})
+        lines += [f"torch-npu=={npu}", *deps["torch_npu"], *pins_for(torch, deps.get("torch_pins") or [])]
+    for pkg in selected:
+        if pkg.slot == "requirements":
+            lines += requirement_lines(pkg.path, pkg.file)
+        elif pkg.format == "wheel" and pkg.slot not in ("torch", "torch_npu"):
+            lines.append(local_requirement(pkg))
+    return Wants(requirements=list(dict.fromkeys(lines)), torch_npu=npu, cann=cann)

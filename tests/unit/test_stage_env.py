@@ -157,7 +157,7 @@ def test_each_component_names_its_set_env_steps(workdir):
                     "ab_source /usr/local/Ascend/nnal/atb/set_env.sh --cxx_abi=0"]
     assert plan.stage("pta").set_env == []
     assert [s.line for s in plan.stage("mindie").set_env] == ["ab_source /usr/local/Ascend/mindie/set_env.sh",
-                                                              "ab_source_if /usr/local/Ascend/atb-models/set_env.sh"]
+                                                              "ab_source /usr/local/Ascend/atb-models/set_env.sh"]
     label = next(line for line in dockerfile(plan).splitlines() if "io.ascend-build.set-env=" in line)
     assert "\\${ASCEND_HOME_PATH}" in label, "`$` in a label must not expand"
 

@@ -92,13 +92,17 @@ def test_env_is_captured_once_then_rendered_and_matches_export(tmp_path, docker_
     subprocess.run([docker_bin, "rmi", "-f", tag, f"{tag}-stale", f"{tag}-export"], capture_output=True)
 
 
-def test_hostile_values_read_back_unchanged_from_an_image(docker_bin, base_image):
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_hostile_values_read_back_unchanged_from_an_image(docker_bin, base_image, tmp_path, engine):
     values = {"DOLLAR": "$HOME/${PATH}", "QUOTES": "it's \"q\"", "BACKSLASH": "a\\b\\", "MIXED": "\\$x \\\"y\""}
-    text = f"FROM {base_image}\n" + dockerfile_env(values)
-    tag = "ascend-build-test/stage-env:hostile"
-    built = subprocess.run([docker_bin, "build", "-q", "-t", tag, "-"], input=text, text=True, capture_output=True,
+    (tmp_path / "Dockerfile").write_text(f"FROM {base_image}\n" + dockerfile_env(values))
+    binary = docker_bin if engine == "docker" else "podman"
+    if engine == "podman" and subprocess.run(["podman", "image", "exists", base_image]).returncode != 0:
+        subprocess.run(f"{docker_bin} save {base_image} | podman load", shell=True, check=True, capture_output=True)
+    tag = "localhost/ascend-build-test/stage-env:hostile"
+    built = subprocess.run([binary, "build", "-q", "-t", tag, str(tmp_path)], text=True, capture_output=True,
                            env={"DOCKER_BUILDKIT": "0", "PATH": os.environ["PATH"]})
     assert built.returncode == 0, built.stderr
-    found = image_env(docker_bin, tag)
+    found = image_env(binary, tag)
     assert {k: found[k] for k in values} == values
-    subprocess.run([docker_bin, "rmi", "-f", tag], capture_output=True)
+    subprocess.run([binary, "rmi", "-f", tag], capture_output=True)

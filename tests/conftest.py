@@ -39,3 +39,10 @@ def base_image(docker_bin) -> str:
 def _engine_cache(tmp_path_factory, monkeypatch):
     """The engine probe's cache lives in a folder of the test session, not the user's."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _no_engine_for_check(request, monkeypatch):
+    """Unit tests ask no container engine: `check` reads no base image there (its tests give a fake engine)."""
+    if "unit" in Path(str(request.node.fspath)).parts:
+        monkeypatch.setattr("ascend_build.settings.engine_for_check", lambda name: (None, "unit tests ask no engine"))

@@ -90,21 +90,23 @@ def check_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too."),
     rehash: bool = REHASH,
+    engine: str = typer.Option("auto", "--engine", help="Engine that reads the base image's Python (auto, docker, buildkit, podman), or none: then `python:` in the config is used."),
 ) -> None:
     """Identify, verify and select the packages for a target; check that they fit together."""
     from .catalog import check
     from .catalog.output import passed, render, to_json
     from .components.registry import components
-    from .settings import Options, resolve
+    from .settings import Options, engine_for_check, image_python, resolve
 
     from .publish import platforms_of
 
     _rehash(workdir, rehash)
     selections = []
+    reader, why = engine_for_check(engine)
     for one in platforms_of(platform):
         settings = resolve(workdir, Options(target=target, platform=one))
         selections.append(check(workdir, settings.spec, components(), settings.builtin_chain, settings.builtin_target,
-                                settings.arch))
+                                settings.arch, image_python(settings, reader, why)))
     if json_out:
         print_json(to_json(selections[0]) if len(selections) == 1 else [to_json(s) for s in selections])
     else:

@@ -11,7 +11,7 @@ from .catalog.model import Package, Selection
 from .components import Context, StagePlan, base, custom
 from .components.registry import components, find
 from .errors import PackageError
-from .settings import Settings
+from .settings import Settings, image_python
 from .spec import BuildSpec
 
 @dataclass
@@ -48,8 +48,11 @@ class Plan:
 
 
 def planned_abi(spec: BuildSpec, selection: Selection) -> int:
+    """`cxx_abi:`, else the torch wheel's (read by check), else the MindIE/ATB file names', else 1."""
     if spec.cxx_abi is not None:
         return spec.cxx_abi
+    if selection.abi is not None:
+        return selection.abi
     abis = [p.abi for p in selection.packages if p.slot in ("mindie", "atb_models") and p.abi is not None]
     return abis[0] if abis else 1
 
@@ -87,7 +90,7 @@ def checked_selection(settings: Settings) -> Selection:
 
     workdir, target = settings.workdir, settings.target
     selection = check(workdir, settings.spec, components(), settings.builtin_chain, settings.builtin_target,
-                      settings.arch)
+                      settings.arch, image_python(settings))
     errors = [p for p in selection.problems if p.level == "error"]
     if errors:
         lines = "\n".join(f"  [{p.code}] {p.message}" + (f" (fix: {p.fix})" if p.fix else "") for p in errors)

@@ -4,11 +4,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+from .catalog.compat import load_rules
+from .catalog.pythons import BasePython, base_python
 from .catalog.select import build_arch
 from .chain import stage_chain
 from .engines.base import Engine
 from .engines import emulation
-from .errors import ConfigError
+from .errors import ConfigError, EngineError
 from .components.registry import stage_names
 from .spec import BuildSpec, load_spec
 
@@ -92,3 +94,22 @@ def resolve(workdir: Path, options: Options = Options(), engine: Optional[Engine
                     url_secret=delivery == "http" and engine is not None and engine.build_secrets,
                     arch=arch, platform=None if arch == emulation.host_arch() else PLATFORMS[arch],
                     network=network, server_host=server_host, engine=engine)
+
+
+def image_python(settings: Settings, engine: Optional[Engine] = None, no_engine: str = "no engine was asked") -> BasePython:
+    """The image's Python for `check`: read from the base image through `engine` (default: the
+    settings'), else the config's `python:`, saying why (`no_engine`)."""
+    return base_python(engine or settings.engine, settings.base_image, settings.spec.python, settings.platform, no_engine,
+                       load_rules().get("distro_python", {}))
+
+
+def engine_for_check(name: str) -> Tuple[Optional[Engine], str]:
+    """The engine `check` reads the base image with, or None and why not (`none`: not asked)."""
+    if name == "none":
+        return None, "--engine none"
+    from .engines.detect import choose
+
+    try:
+        return choose(name)[0], ""
+    except EngineError as err:
+        return None, f"no engine answered: {err.message}"

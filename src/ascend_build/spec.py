@@ -92,7 +92,7 @@ class BuildSpec(Strict):
     cann: Optional[Literal["toolkit", "nnae", "nnrt"]] = Field(None, description="CANN form: toolkit, nnae (training engine) or nnrt (inference runtime); default: from the files. For 8.5+ nnrt is the toolkit installed with --whitelist=nnrt.")
     install_options: Dict[Literal["toolkit", "kernels", "nnal", "mindie"], List[InstallerOption]] = Field(
         {}, description="More options per .run installer (toolkit, kernels, nnal, mindie), e.g. {nnal: [--torch_atb]}; each --name or --name=value.")
-    cxx_abi: Optional[Literal[0, 1]] = Field(None, description="C++ ABI of torch for ATB (0/1); default: from the MindIE/ATB file names, else 1.")
+    cxx_abi: Optional[Literal[0, 1]] = Field(None, description="C++ ABI of torch for ATB (0/1); default: read from the torch wheel, else from the MindIE/ATB file names, else 1.")
     user: Optional[UserSpec] = Field(default_factory=UserSpec, description="Runtime user; null builds a root-only image.")
     delivery: Literal["auto", "http", "mount", "copy"] = "auto"
     skip: List[Text] = Field([], description="Stages to leave out; the next stage is re-parented.")

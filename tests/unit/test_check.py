@@ -228,6 +228,8 @@ def test_driver_unrecognised_and_extras(tmp_path):
     (work / "my-renamed-toolkit.run").write_bytes(b"#!/bin/sh\n")
     (work / "notes.txt").write_text("hello\n")
     extra = standins.make_wheel(work / "packages", "extra_dep", "1.0", ("py3", "none", ["any"]), {"extra_dep/__init__.py": b""})
+    unused = standins.make_wheel(work / "packages", "unused", "1.0", ("py3", "none", ["any"]), {"unused/__init__.py": b""})
+    (work / "requirements.txt").write_text("extra-dep  # a requirement the pta stage installs\n")
     selection = run(work)
     assert selection.ok
     warnings = {p.code for p in selection.problems if p.level == "warning"}
@@ -236,6 +238,8 @@ def test_driver_unrecognised_and_extras(tmp_path):
     data = to_json(selection)
     row = next(p for p in data["packages"] if p["file"] == f"packages/{extra.name}")
     assert row["selected"] is False and row["stage"] == "pta" and len(row["sha256"]) == 64
+    row = next(p for p in data["packages"] if p["file"] == f"packages/{unused.name}")
+    assert row["stage"] is None and row["sha256"] is None              # no one needs it: not delivered
     driver = next(p for p in data["packages"] if p["component"] == "driver")
     assert driver["selected"] is False and driver["sha256"] is None
 
@@ -298,15 +302,17 @@ def test_cache_remembers_the_verdict_and_notices_changes(tmp_path, monkeypatch):
     assert run(work).ok
 
 
-def test_cache_write_is_atomic_and_the_only_write(tmp_path, monkeypatch):
+def test_cache_writes_are_atomic_and_the_only_writes(tmp_path, monkeypatch):
+    from ascend_build.catalog import factcache
+
     work = make_set(tmp_path)
     replaced = []
     real_replace = os.replace
     monkeypatch.setattr(os, "replace", lambda a, b: (replaced.append((str(a), str(b))), real_replace(a, b))[1])
     run(work)
-    cache_path = str(work.resolve() / hashcache.CACHE_DIR / hashcache.CACHE_NAME)
-    assert [b for _, b in replaced] == [cache_path]
-    assert sorted(os.listdir(work / hashcache.CACHE_DIR)) == [hashcache.CACHE_NAME]
+    folder = work.resolve() / hashcache.CACHE_DIR
+    assert sorted(b for _, b in replaced) == [str(folder / factcache.CACHE_NAME), str(folder / hashcache.CACHE_NAME)]
+    assert sorted(os.listdir(work / hashcache.CACHE_DIR)) == [factcache.CACHE_NAME, hashcache.CACHE_NAME]
 
 
 def test_every_code_in_the_sources_is_documented():

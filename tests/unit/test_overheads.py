@@ -1,6 +1,7 @@
 """What a no-change rebuild costs in engine calls (behaviour, not time): the engine probe is
-cached per daemon and client, the base image and the result are inspected once, the history is
-asked only for a new image; every phase is timed."""
+cached per daemon and client, the base image's Python per image id (one inspect for its id), the
+base image and the result are inspected once more, the history is asked only for a new image;
+every phase is timed."""
 import json
 import os
 
@@ -19,6 +20,7 @@ case "$1 $2" in
   "network inspect") echo 127.0.0.1 ;;
   "version --format") echo 20.10.24 ;;
   "buildx version") exit 1 ;;
+  run\\ *) echo '{"version": "3.11.2", "glibc": "glibc 2.36", "packages": {"pip": "23.0.1"}}' ;;
   history\\ *) printf 'RUN x\\t5\\n' ;;
   "run --rm") cat >/dev/null; echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;;
 esac
@@ -94,7 +96,7 @@ def test_the_probe_runs_again_when_the_cache_cannot_be_trusted(fake, tmp_path, m
             break
 
 
-def test_a_no_change_rebuild_makes_three_engine_calls(fake, tmp_path):
+def test_a_no_change_rebuild_makes_four_engine_calls(fake, tmp_path):
     workdir = tmp_path / "w"
     scaffold(workdir, demo=True, arch="x86_64", cann="8.5.0", chip="910b", python="3.11", filler="4KiB", force=False)
     args = ["build", "-C", workdir, "-t", "t:1", "--target", "cann", "--platform", "x86_64", "--base-image", BASE,
@@ -102,12 +104,13 @@ def test_a_no_change_rebuild_makes_three_engine_calls(fake, tmp_path):
     env = {**os.environ, "PATH": "/nonexistent"}
     first = cli(*args, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert any(c.startswith("history ") for c in calls(fake))
+    made = calls(fake)
+    assert any(c.startswith("history ") for c in made) and any(c.startswith("run ") for c in made)
     again = cli(*args, "--timings", "--report", tmp_path / "report.json", env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     made = calls(fake)
-    assert [c.split()[0] for c in made] == ["image", "build", "image"], made
-    assert made[0] == f"image inspect {BASE}" and made[2] == "image inspect t:1"
+    assert [c.split()[0] for c in made] == ["image", "image", "build", "image"], made   # no `run`: Python cached
+    assert made[0] == made[1] == f"image inspect {BASE}" and made[3] == "image inspect t:1"
     report = json.loads((tmp_path / "report.json").read_text())
     assert list(report["timings"]) == list(PHASES) and all(s >= 0 for s in report["timings"].values())
     assert report["layers"] == [{"created_by": "RUN x", "size_bytes": 5}]

@@ -245,15 +245,18 @@ def test_check_hashes_exactly_what_the_build_serves(workdir, target):
 
 def test_other_wheels_go_only_where_pip_needs_them(workdir, tmp_path):
     extra = standins.make_wheel(workdir / "packages", "six", "1.16.0", ("py3", "none", ["any"]), {"six.py": b""})
+    requirements = workdir / "requirements.txt"
+    kept = requirements.read_text()
     try:
-        with_requirements = plan_workdir(workdir, "pta", "http", FAMILIES["debian"], "x86_64")
-        (workdir / "requirements.txt").rename(tmp_path / "requirements.txt")
+        requirements.write_text(kept + "six>=1.16\n")
+        with_requirement = plan_workdir(workdir, "pta", "http", FAMILIES["debian"], "x86_64")
+        requirements.write_text(kept)
         without = plan_workdir(workdir, "pta", "http", FAMILIES["debian"], "x86_64")
     finally:
         extra.unlink()
-        if (tmp_path / "requirements.txt").exists():
-            (tmp_path / "requirements.txt").rename(workdir / "requirements.txt")
-    assert extra.name in with_requirements.served_files() and extra.name not in without.served_files()
+        requirements.write_text(kept)
+    assert extra.name in with_requirement.served_files() and extra.name not in without.served_files()
+    assert extra.name in {p.name for p in with_requirement.stage("pta").files}
 
 
 def test_values_are_quoted_by_default(workdir):

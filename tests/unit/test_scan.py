@@ -193,9 +193,10 @@ def test_rehash_reads_every_package_again(tmp_path, monkeypatch):
     work = make_set(tmp_path)
     run(work)
     cache = work / hashcache.CACHE_DIR / hashcache.CACHE_NAME
-    assert cache.exists()
+    facts = work / hashcache.CACHE_DIR / hashcache.FACTS_NAME
+    assert cache.exists() and facts.exists()
     hashcache.forget(work)
-    assert not cache.exists()
+    assert not cache.exists() and not facts.exists()
     hashcache.forget(work)                                       # nothing to forget: fine
     seen = []
     real = hashcache.verify_file

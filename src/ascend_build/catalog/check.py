@@ -1,4 +1,5 @@
-"""`check`: scan -> select -> integrity + sha256 (hash cache) -> compatibility rules."""
+"""`check`: scan -> select (for the image's Python) -> resolve the Python requirements ->
+integrity + sha256 (hash cache) -> torch's C++ ABI -> compatibility rules."""
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -7,10 +8,14 @@ from .compat import check_rules, load_rules
 from .hashcache import verify_packages
 from . import published, signed
 from .checksums import load_checksums
+from .closure import resolve_stages
+from .factcache import FactCache
 from .model import Package, Problem, Selection, StageSlots, file_patterns
-from .problems import DUPLICATE_FILE_NAME, UNRECOGNISED_FILE
+from .problems import DUPLICATE_FILE_NAME, PYTHON_MISMATCH, UNRECOGNISED_FILE
+from .pythons import BasePython
 from .scan import looks_like_package, scan
 from .select import select
+from .wheelmeta import torch_abi
 
 
 def duplicate_names(files: List[Package]) -> List[Problem]:
@@ -39,16 +44,31 @@ def listed(workdir: Path, files: List[Package]) -> List[str]:
     return [p.file for p in files if p.name in tables[p.file[: len(p.file) - len(p.name)]]]
 
 
+def configured_python(spec: BuildSpec, python: BasePython) -> List[Problem]:
+    """`python:` in the config against the Python read from the base image."""
+    if not python.read or not spec.python or spec.python == python.version:
+        return []
+    return [Problem(level="error", code=PYTHON_MISMATCH, message=f"`python: {spec.python}` in ascend-build.yaml, but "
+                    f"the image's Python is {python.version} (from {python.source})",
+                    fix=f"remove `python:` (the image's is used), or use a base image with Python {spec.python}")]
+
+
 def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Sequence[str], target: str,
-          platform: Optional[str] = None) -> Selection:
+          platform: Optional[str] = None, python: Optional[BasePython] = None) -> Selection:
     """Identify, select, verify and check the packages of `workdir` for the built-in stages of
-    `chain` (on the way to `target`), as `table` describes every stage. Problems are in the
-    result; ConfigError for an unknown platform."""
+    `chain` (on the way to `target`), as `table` describes every stage, for the image's `python`
+    (default: the config's `python:`). Problems are in the result; ConfigError for an unknown
+    platform."""
     workdir = Path(workdir).resolve()
     rules = load_rules()
+    python = python or BasePython(spec.python, "`python:` in ascend-build.yaml" if spec.python else "")
     catalog = scan(workdir, file_patterns(table))
     stages = [stage for stage in table if stage.stage in chain]
-    selection = select(catalog.packages, spec, table, chain, target, platform)
+    selection = select(catalog.packages, spec, table, chain, target, platform,
+                       python.version if python.read else None, python.source if python.read else "")
+    selection.python_source = python.source or ("the wheels' cp tags" if selection.python else "")
+    facts = FactCache(workdir)
+    requirements = resolve_stages(selection, stages, spec, python, rules, workdir, facts)
     files = selection.delivered()
     verified, integrity = verify_packages(workdir, files)
     unpacked, signing = signed.unpack_zips(workdir, verified, signed.trusted_roots(workdir, spec.trusted_roots))
@@ -59,7 +79,11 @@ def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Se
     selection.pip_index = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.pip_index.items()}
     selection.packages = [done.get(p.file, p) for p in selection.packages]
     selection.unrecognised = list(catalog.unrecognised)
-    selection.problems = (catalog.problems + unrecognised(catalog.unrecognised) + selection.problems + duplicate_names(files)
+    torch = selection.find("torch")
+    selection.abi = facts.get(torch[0], "torch_abi", torch_abi) if torch else None
+    facts.save()
+    selection.problems = (catalog.problems + unrecognised(catalog.unrecognised) + configured_python(spec, python)
+                          + selection.problems + requirements + duplicate_names(files)
                           + integrity + published.problems(verified, listed(workdir, verified)) + signing + inner_integrity
                           + check_rules(selection, spec, rules, stages))
     return selection

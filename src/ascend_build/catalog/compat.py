@@ -9,7 +9,7 @@ import yaml
 from ..spec import BuildSpec
 from .model import Package, Problem, Selection, StageSlots
 from .naming import HOST_ONLY
-from .problems import (ABI_MISMATCH, ARCH_MISMATCH, ATB_TORCH_MISMATCH, HOST_ONLY_PACKAGE,
+from .problems import (ABI_MISMATCH, ARCH_MISMATCH, ATB_TORCH_MISMATCH, CANN_PYTHON_UNSUPPORTED, HOST_ONLY_PACKAGE,
     MINDIE_CANN_MISMATCH, MINDIE_TORCH_MISMATCH, PYTHON_MISMATCH, TORCH_MISMATCH,
     TORCH_NPU_CANN_MISMATCH, TORCH_NPU_CANN_UNKNOWN, TORCH_PYTHON_UNSUPPORTED, VERSION_MISMATCH)
 from .versions import base_release, release_of, same_version
@@ -114,16 +114,30 @@ def atb_torch(atb: Optional[Package], torch: Optional[Package]) -> List[Problem]
                f"{torch.version}", atb.file)]
 
 
-def abi(mindie: Optional[Package], atb: Optional[Package], cxx_abi: Optional[int]) -> List[Problem]:
+def abi(mindie: Optional[Package], atb: Optional[Package], torch: Optional[Package], torch_read: Optional[int],
+        cxx_abi: Optional[int]) -> List[Problem]:
+    """MindIE, the ATB models and torch's libraries (`torch_read`, when read from its wheel) must
+    name one C++ ABI; so must `cxx_abi` when torch's is unknown (else torch_cxx_abi reports it)."""
     sources = [(p.file, p.abi) for p in (mindie, atb) if p and p.abi is not None]
-    if cxx_abi is not None:
+    if torch and torch_read is not None:
+        sources.append((f"{torch.file} (its libraries)", torch_read))
+    elif cxx_abi is not None:
         sources.append(("cxx_abi in ascend-build.yaml", cxx_abi))
     if len({a for _, a in sources}) < 2:
         return []
     listed = ", ".join(f"{name} (abi{a})" for name, a in sources)
-    return [_p("error", ABI_MISMATCH, f"different C++ ABIs: {listed}. (torch's own ABI is not in its file name: "
-               "the image's smoke test checks torch.compiled_with_cxx11_abi())",
-               "use the MindIE and ATB models builds of one ABI, the one of your torch", sources[0][0])]
+    want = f"abi{torch_read}, the one of {torch.file}" if torch and torch_read is not None else "the one of your torch"
+    return [_p("error", ABI_MISMATCH, f"different C++ ABIs: {listed}",
+               f"use the MindIE and ATB models builds of one ABI ({want})", sources[0][0])]
+
+
+def torch_cxx_abi(torch: Optional[Package], torch_read: Optional[int], cxx_abi: Optional[int]) -> List[Problem]:
+    """`cxx_abi:` in the config against the ABI read from the torch wheel."""
+    if not torch or torch_read is None or cxx_abi is None or cxx_abi == torch_read:
+        return []
+    return [_p("error", ABI_MISMATCH, f"cxx_abi: {cxx_abi} in ascend-build.yaml, but {torch.file} is built with C++ "
+               f"ABI {torch_read} (read from its torch/lib/libc10.so)", f"remove `cxx_abi:` (the torch wheel's ABI is "
+               f"used), or use a torch build of ABI {cxx_abi}", torch.file)]
 
 
 def torch_abi(torch_version: str) -> int:
@@ -131,9 +145,10 @@ def torch_abi(torch_version: str) -> int:
     return 0 if release_of(torch_version) < (2, 7) else 1
 
 
-def mindie_torch_abi(mindie: Optional[Package], torch: Optional[Package]) -> List[Problem]:
-    """MindIE 2.1+ names its C++ ABI, and bundles the ATB models built for it: torch's must match."""
-    if not mindie or mindie.abi is None or not torch or mindie.abi == torch_abi(torch.version):
+def mindie_torch_abi(mindie: Optional[Package], torch: Optional[Package], torch_read: Optional[int]) -> List[Problem]:
+    """MindIE 2.1+ names its C++ ABI, and bundles the ATB models built for it: torch's must match.
+    With torch's ABI read from its wheel, `abi` compares them; else the public builds' rule."""
+    if not mindie or mindie.abi is None or not torch or torch_read is not None or mindie.abi == torch_abi(torch.version):
         return []
     want = torch_abi(torch.version)
     return [_p("error", ABI_MISMATCH, f"{mindie.file} is built for C++ ABI {mindie.abi}, torch {torch.version} "
@@ -173,19 +188,40 @@ def selected_arch(selection: Selection) -> List[Problem]:
                wrong[0].file)]
 
 
+def cann_python(toolkit: Optional[Package], python: Optional[str], source: str, ranges: List[dict]) -> List[Problem]:
+    """The image's Python must be one the CANN release supports."""
+    py_minor = _minor(python)
+    if not toolkit or not py_minor:
+        return []
+    cann = _minor(base_release(toolkit.version))
+    for row in ranges:
+        if _within(cann, row["cann"]) and not _within(py_minor, row["python"]):
+            low, high = row["python"]
+            return [_p("error", CANN_PYTHON_UNSUPPORTED, f"CANN {toolkit.version} ({toolkit.file}) supports Python "
+                       f"{low or '?'} to {high or '?'}, but the image's Python is {python}"
+                       + (f" (from {source})" if source else ""),
+                       f"use a base image with a Python in that range, or the CANN release for Python {python}",
+                       toolkit.file)]
+    return []
+
+
 def cann_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
-    return cann_versions(_one(selection, "toolkit"), [_one(selection, "kernels"), _one(selection, "nnal")])
+    toolkit = _one(selection, "toolkit")
+    return (cann_versions(toolkit, [_one(selection, "kernels"), _one(selection, "nnal")])
+            + cann_python(toolkit, selection.python, selection.python_source, rules.get("cann_python", [])))
 
 
 def pta_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
     torch, npu = _one(selection, "torch"), _one(selection, "torch_npu")
     return (torch_pair(torch, npu, rules.get("torch_npu_torch_exceptions") or {})
-            + npu_cann(_one(selection, "toolkit"), npu, rules.get("cann_torch_npu", {})))
+            + npu_cann(_one(selection, "toolkit"), npu, rules.get("cann_torch_npu", {}))
+            + torch_cxx_abi(torch, selection.abi, spec.cxx_abi))
 
 
 def mindie_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
     mindie, atb, torch = _one(selection, "mindie"), _one(selection, "atb_models"), _one(selection, "torch")
-    return (atb_torch(atb, torch) + abi(mindie, atb, spec.cxx_abi) + mindie_torch_abi(mindie, torch)
+    return (atb_torch(atb, torch) + abi(mindie, atb, torch, selection.abi, spec.cxx_abi)
+            + mindie_torch_abi(mindie, torch, selection.abi)
             + mindie_table(mindie, _one(selection, "toolkit"), torch, rules.get("mindie", {})))
 
 

@@ -2,7 +2,8 @@
 keyed, as git's index is, on (relative path, size, mtime_ns, ctime_ns, inode): a second check of
 unchanged files reads no package data, and a file changed in place with its old mtime restored
 (`touch -r`) still has a new ctime. `--rehash` (`forget`) drops the cache. Writing that file
-(atomically) is the only write `check` makes in the working directory."""
+and facts.json (factcache.py), atomically, are the only writes `check` makes in the working
+directory."""
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from .model import Package, Problem
 CACHE_FORMAT = 3          # bump when the integrity checks or the key change, so old verdicts are dropped
 MAX_CACHE_BYTES = 64 << 20
 KEY = ("size", "mtime_ns", "ctime_ns", "ino")
+FACTS_NAME = "facts.json"    # factcache.py: what check reads inside the packages, keyed the same way
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _PROBLEM_FIELDS = {"level", "code", "message", "file", "fix"}
 
@@ -48,15 +50,16 @@ def cache_path(workdir: Path) -> Path:
 
 
 def forget(workdir: Path) -> None:
-    """`--rehash`: remove the cache, so the next check reads every package again."""
-    path = cache_path(workdir)
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise ConfigError(f"--rehash cannot remove {path}: {exc.strerror or exc}",
-                          fix=f"make {path.parent} writable, or remove it by hand") from None
+    """`--rehash`: remove the cache (and what check read inside the packages, facts.json), so the
+    next check reads every package again."""
+    for path in (cache_path(workdir), cache_path(workdir).with_name(FACTS_NAME)):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise ConfigError(f"--rehash cannot remove {path}: {exc.strerror or exc}",
+                              fix=f"make {path.parent} writable, or remove it by hand") from None
 
 
 class HashCache:

@@ -32,7 +32,9 @@ class StageSlots:
     slots: Tuple[Slot, ...] = ()
     resolve: Tuple[str, ...] = ()   # default: install order
     needs: Tuple[str, ...] = ()
-    # Given the stage's chosen files: does it also take the folder's other wheels (pip's local index)?
+    # Given the stage's chosen files: does it also install requirements the catalog cannot read
+    # (inside a tarball), so that it takes every other wheel of the folder? (The requirements of
+    # its wheels and requirements files are resolved: closure.py.)
     pip_index: Optional[Callable[[List["Package"]], bool]] = None
     rules: Tuple[Callable[["Selection", object, dict], List["Problem"]], ...] = ()
 
@@ -88,10 +90,12 @@ class Selection:
     chip: Optional[str]
     python: Optional[str]
     stages: Dict[str, List[Package]] = field(default_factory=dict)   # stage -> packages in install order
-    pip_index: Dict[str, List[Package]] = field(default_factory=dict)  # stage -> other wheels it takes for pip
+    pip_index: Dict[str, List[Package]] = field(default_factory=dict)  # stage -> the other wheels it needs (pip)
     packages: List[Package] = field(default_factory=list)            # every file scanned
     problems: List[Problem] = field(default_factory=list)
     unrecognised: List[str] = field(default_factory=list)             # files no name pattern fits
+    python_source: str = ""                                           # where `python` comes from
+    abi: Optional[int] = None                                         # C++ ABI of the torch wheel's libraries
 
     @property
     def ok(self) -> bool:

@@ -25,13 +25,15 @@ def _package(pkg: Package, selected: bool, stage: Optional[str]) -> dict:
 
 
 def to_json(selection: Selection) -> dict:
-    """{ok, target, arch, chip, python, stages, packages[...], problems[...], unrecognised[...]}"""
+    """{ok, target, arch, chip, python, python_source, cxx_abi, stages, pip, packages[...], problems[...],
+    unrecognised[...]}"""
     chosen = {p.file for p in selection.selected()}
     stage_of = _stages_of(selection)
     return {
         "ok": selection.ok, "target": selection.target, "arch": selection.arch, "chip": selection.chip,
-        "python": selection.python,
+        "python": selection.python, "python_source": selection.python_source, "cxx_abi": selection.abi,
         "stages": {stage: [p.file for p in pkgs] for stage, pkgs in selection.stages.items()},
+        "pip": {stage: [p.file for p in pkgs] for stage, pkgs in selection.pip_index.items()},
         "packages": [_package(p, p.file in chosen, stage_of.get(p.file)) for p in selection.packages],
         "problems": [{"level": p.level, "code": p.code, "message": p.message, "file": p.file, "fix": p.fix}
                      for p in selection.problems],
@@ -71,7 +73,10 @@ def render(selection: Selection, console: Console, strict: bool = False) -> None
     errors = [p for p in selection.problems if p.level == "error"]
     warnings = [p for p in selection.problems if p.level == "warning"]
     facts = ", ".join(x for x in (f"chip {selection.chip}" if selection.chip else "",
-                                  f"Python {selection.python}" if selection.python else "") if x)
+                                  f"Python {selection.python}" if selection.python else "",
+                                  f"C++ ABI {selection.abi} (torch wheel)" if selection.abi is not None else "") if x)
+    if selection.python_source:
+        console.print(f"[dim]image Python: {escape(selection.python or 'unknown')} from {escape(selection.python_source)}[/]")
     if passed(selection, strict):
         console.print(f"[green]ok:[/] target {selection.target} ({selection.arch}{', ' + facts if facts else ''})"
                       + (f", {len(warnings)} warning(s)" if warnings else ""))

@@ -31,6 +31,12 @@ CHIP_AMBIGUOUS = "chip-ambiguous"
 CHIP_MISMATCH = "chip-mismatch"
 ARCH_MISMATCH = "arch-mismatch"
 DUPLICATE_FILE_NAME = "duplicate-file-name"
+# Python requirements, resolved offline (catalog/closure.py)
+MISSING_REQUIREMENT = "missing-requirement"
+REQUIREMENT_CONFLICT = "requirement-conflict"
+WHEEL_TARGET_MISMATCH = "wheel-target-mismatch"
+REQUIREMENT_UNREADABLE = "requirement-unreadable"
+REQUIREMENTS_UNRESOLVED = "requirements-unresolved"
 # compatibility (catalog/compat.py)
 HOST_ONLY_PACKAGE = "host-only-package"
 VERSION_MISMATCH = "version-mismatch"
@@ -43,6 +49,7 @@ ATB_TORCH_MISMATCH = "atb-torch-mismatch"
 ABI_MISMATCH = "abi-mismatch"
 MINDIE_CANN_MISMATCH = "mindie-cann-mismatch"
 MINDIE_TORCH_MISMATCH = "mindie-torch-mismatch"
+CANN_PYTHON_UNSUPPORTED = "cann-python-unsupported"
 
 PROBLEM_CODES: Dict[str, str] = {
     # integrity (catalog/integrity.py)
@@ -74,16 +81,23 @@ PROBLEM_CODES: Dict[str, str] = {
     CHIP_MISMATCH: "error: no kernels/ops package for the configured chip",
     ARCH_MISMATCH: "error: packages for another arch than the build platform",
     DUPLICATE_FILE_NAME: "error: two delivered files have the same name (top level and packages/)",
+    # Python requirements, resolved offline (catalog/closure.py)
+    MISSING_REQUIREMENT: "error: wheels or requirements files need Python packages with no fitting wheel in the folder (all listed, with the `fetch` command)",
+    REQUIREMENT_CONFLICT: "error: a requirement excludes the version of a package another file brings",
+    WHEEL_TARGET_MISMATCH: "error: a selected wheel's platform tag or Requires-Python does not fit the image",
+    REQUIREMENT_UNREADABLE: "warning: a requirements file line that is neither a requirement nor an option: not checked",
+    REQUIREMENTS_UNRESOLVED: "warning: the image's Python is unknown, so the wheels' requirements are not resolved",
     # compatibility (catalog/compat.py)
     HOST_ONLY_PACKAGE: "warning: a driver/firmware package: host only, never installed in an image; ignored",
     VERSION_MISMATCH: "error: kernels/ops or NNAL version differs from the toolkit version",
     TORCH_MISMATCH: "error: torch_npu X.Y.Z[.postN] does not pair with torch X.Y.Z[+cpu]",
     TORCH_NPU_CANN_MISMATCH: "error: the table lists this torch_npu only for other CANN versions",
     TORCH_NPU_CANN_UNKNOWN: "warning: CANN / torch_npu combination not in the known-good table",
-    PYTHON_MISMATCH: "error: a package's Python tag differs from the image's Python (or from the others')",
+    PYTHON_MISMATCH: "error: a package's Python tag differs from the image's Python (or from the others'), or `python:` from the base image's",
     TORCH_PYTHON_UNSUPPORTED: "warning: the image's Python is outside the range the table gives for torch",
     ATB_TORCH_MISMATCH: "error: the ATB models are built for another torch version",
-    ABI_MISMATCH: "error: MindIE / ATB models / cxx_abi name different C++ ABIs",
+    ABI_MISMATCH: "error: MindIE / ATB models / cxx_abi / the torch wheel's libraries name different C++ ABIs",
     MINDIE_CANN_MISMATCH: "warning: MindIE is listed with another CANN version",
     MINDIE_TORCH_MISMATCH: "warning: MindIE is listed with another torch version",
+    CANN_PYTHON_UNSUPPORTED: "error: the image's Python is outside the range the CANN release supports",
 }

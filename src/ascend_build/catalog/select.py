@@ -1,13 +1,14 @@
 """Selection: the packages each stage on the way to a target needs, never a silent pick.
 
 Per slot: a pin (`pins: {slot: file}`) wins; otherwise the candidates are filtered by the build
-arch, the chip (kernels/ops) and the image's Python (when configured), then narrowed to those that
-fit what is already chosen (kernels/NNAL of the toolkit's version, torch of torch_npu's X.Y.Z,
-ATB models of torch's version and MindIE's ABI) when that leaves any. One left: chosen; several:
+arch, the chip (kernels/ops) and the image's Python (when known: read from the base image, or
+configured), then narrowed to those that fit what is already chosen (kernels/NNAL of the
+toolkit's version, torch of torch_npu's X.Y.Z, ATB models of torch's version and MindIE's ABI)
+when that leaves any. One left: chosen; several:
 `ambiguous-slot`; none: `missing-component` (or why they did not fit).
 
 `requirements*.txt` files are all selected for pta (except files a custom stage names). Other
-wheels in the folder are not selected (no slot): the pta stage hands them to pip as a local index.
+wheels in the folder are not selected (no slot): closure.py gives each stage those it needs.
 """
 import platform as host_platform
 from typing import Callable, Dict, List, Optional, Sequence
@@ -37,9 +38,11 @@ def _err(code: str, message: str, fix: str, file: Optional[str] = None) -> Probl
 class _Selector:
     """Fills the slots one by one; records what it chose and the problems."""
 
-    def __init__(self, packages: List[Package], spec: BuildSpec, arch: str, python_slots: Sequence[str]):
+    def __init__(self, packages: List[Package], spec: BuildSpec, arch: str, python_slots: Sequence[str],
+                 python: Optional[str] = None, python_source: str = ""):
         self.packages, self.spec, self.arch, self.python_slots = packages, spec, arch, python_slots
-        self.python = spec.python
+        self.python = python or spec.python
+        self.python_source = python_source
         self.chip = normalise_chip(spec.chip) if spec.chip else None
         self.chosen: Dict[str, Package] = {}
         self.problems: List[Problem] = []
@@ -76,9 +79,11 @@ class _Selector:
             fit = self.keep(slot, fit, lambda p: p.chip == self.chip, CHIP_MISMATCH, f"chip {self.chip}",
                             lambda p: f"chip {p.chip}", "get the package for that chip, or set `chip:` to one of those")
         if slot in self.python_slots and self.python:
+            where = f" (the image's, from {self.python_source})" if self.python_source else ""
             fit = self.keep(slot, fit, lambda p: p.python in (None, self.python), PYTHON_MISMATCH,
-                            f"Python {self.python}", lambda p: f"Python {p.python}",
-                            f"get the build for Python {self.python}, or change `python:` in ascend-build.yaml")
+                            f"Python {self.python}{where}", lambda p: f"Python {p.python}",
+                            f"get the build for Python {self.python} (cp{self.python.replace('.', '')}), "
+                            "or use a base image with the wheels' Python")
         fit = [p for p in fit if self.fits_chosen(slot)(p)] or fit
         if len(fit) > 1:
             self.problems.append(_err(AMBIGUOUS_SLOT, f"{len(fit)} files fit the {slot} slot: "
@@ -155,13 +160,16 @@ def missing(slot: Slot, sel: _Selector, target: str, version: Optional[str]) -> 
 
 
 def select(packages: List[Package], spec: BuildSpec, table: Sequence[StageSlots], chain: Sequence[str],
-           target: str, platform: Optional[str] = None) -> Selection:
+           target: str, platform: Optional[str] = None, python: Optional[str] = None,
+           python_source: str = "") -> Selection:
     """Choose the packages of the `chain`'s stages (built-in stages from base to `target`, in
-    order) from what `table` (every stage) says of their slots."""
+    order) from what `table` (every stage) says of their slots, for the image's `python`
+    (default: the config's) that `python_source` names. `pip_index` is left to closure.py."""
     known = [slot.name for stage in table for slot in stage.slots]
     stages = [stage for stage in table if stage.stage in chain]
     slots = {slot.name: slot for stage in stages for slot in stage.slots}
-    sel = _Selector(packages, spec, build_arch(platform, spec.arch), [s for s in slots if slots[s].python])
+    sel = _Selector(packages, spec, build_arch(platform, spec.arch), [s for s in slots if slots[s].python],
+                    python, python_source)
     for slot in spec.pins:
         if slot not in known:
             sel.problems.append(_err(PIN_UNKNOWN_SLOT, f"pins.{slot}: there is no slot {slot!r}",
@@ -190,9 +198,7 @@ def select(packages: List[Package], spec: BuildSpec, table: Sequence[StageSlots]
         chosen[stage.stage] = [p for slot in stage.slots for p in (
             [p for p in sel.candidates(slot.name) if not {p.file, p.name} & custom_files] if slot.every
             else [sel.chosen[slot.name]] if slot.name in sel.chosen else [])]
-    wheels = [p for p in packages if p.component == "wheel"]
-    pip_index = {stage.stage: wheels for stage in stages if wheels and stage.pip_index and stage.pip_index(chosen[stage.stage])}
     pythons = {p.python for p in sel.chosen.values() if p.python}
-    python = spec.python or (pythons.pop() if len(pythons) == 1 else None)
+    python = sel.python or (pythons.pop() if len(pythons) == 1 else None)
     return Selection(target=target, arch=sel.arch, chip=sel.chip or None, python=python, stages=chosen,
-                     pip_index=pip_index, packages=list(packages), problems=sel.problems)
+                     packages=list(packages), problems=sel.problems)

@@ -27,7 +27,6 @@ COMPONENT = Component(
         Slot("requirements", every=True),
     ),
     resolve=("torch_npu", "torch"),      # torch follows torch_npu's release
-    pip_index=lambda files: any(p.slot == "requirements" for p in files),
     rules=(pta_rules,),
     plan=plan,
     summary=("torch_npu",),

@@ -1,0 +1,103 @@
+"""The wheels each stage hands to pip (`--no-index`): the closure of what its wheels and
+requirements files need, resolved offline for the image (resolve.py), and the problems when
+that closure is not complete."""
+import platform as host_platform
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from ..spec import BuildSpec
+from .model import Problem, Selection, StageSlots
+from .naming import normalise_arch
+from .problems import (MISSING_REQUIREMENT, REQUIREMENT_CONFLICT, REQUIREMENT_UNREADABLE,
+    REQUIREMENTS_UNRESOLVED, WHEEL_TARGET_MISMATCH)
+from .pythons import BasePython
+from .factcache import FactCache
+from .resolve import DEFAULT_GLIBC, Need, Resolver, StageNeeds, Target, read_text, requirement_lines
+from .wheelmeta import metadata_from_json, metadata_to_json, read_metadata
+
+PLATFORMS = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
+
+
+def fetch_command(workdir: Path, spec: BuildSpec, target: str, arch: str) -> str:
+    """The `ascend-build fetch` command that downloads what the target needs."""
+    cmd = f"ascend-build fetch -C {workdir}"
+    if target != spec.target:
+        cmd += f" --target {target}"
+    if arch != normalise_arch(host_platform.machine()):
+        cmd += f" --platform {PLATFORMS[arch]}"
+    return cmd
+
+
+def provided(python: BasePython, base_stage: Sequence[str]) -> Dict[str, Optional[str]]:
+    """Distributions present before any stage installs: those the image has (when read) and
+    those the base stage's OS packages bring (pip and its helpers; version not known)."""
+    found: Dict[str, Optional[str]] = {name: None for name in base_stage}
+    found.update(python.packages)
+    return found
+
+
+def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: BuildSpec, python: BasePython,
+                   rules: dict, workdir: Path, facts: FactCache) -> List[Problem]:
+    """Fill `selection.pip_index` with each stage's closure; the problems of the resolution."""
+    wheels = [p for p in selection.packages if p.format == "wheel"]
+    extra = [p for p in wheels if p.component == "wheel"]
+    problems: List[Problem] = []
+    plans = []
+    for stage in stages:
+        chosen = selection.stages.get(stage.stage, [])
+        needs: List[Need] = []
+        for req in (p for p in chosen if p.format == "txt"):
+            lines, unread = requirement_lines(facts.get(req, "text", read_text), req.name)
+            needs += lines
+            problems += [Problem(level="warning", code=REQUIREMENT_UNREADABLE, file=req.file, message=f"{req.file}: "
+                                 f"`{line}` is not a requirement, so it is not checked",
+                                 fix="write it as `name<spec>` (PEP 508), or install it in a custom stage")
+                         for line in unread]
+        roots = [p for p in chosen if p.format == "wheel"]
+        takes_all = bool(stage.pip_index and stage.pip_index(chosen))
+        if roots or needs or takes_all:
+            plans.append((stage.stage, roots, needs, takes_all))
+    if not plans:
+        return problems
+    if selection.python is None:
+        for name, *_ in plans:
+            if extra:
+                selection.pip_index[name] = extra
+        return problems + [Problem(level="warning", code=REQUIREMENTS_UNRESOLVED, message="the image's Python is "
+                                   "unknown, so the wheels' requirements were not resolved (every wheel of the folder "
+                                   "goes to pip)", fix="set `python:` in ascend-build.yaml, or let an engine read the base image")]
+    target = Target(selection.python, selection.arch, python.glibc or DEFAULT_GLIBC)
+    resolver = Resolver(wheels, target, provided(python, rules.get("base_stage_python_packages", [])),
+                        rules.get("undeclared_requires", {}),
+                        lambda pkg: facts.get(pkg, "metadata", read_metadata, metadata_to_json, metadata_from_json))
+    results: List[StageNeeds] = []
+    for name, roots, needs, takes_all in plans:
+        found = resolver.stage(roots, needs)
+        results.append(found)
+        taken = found.wheels + ([p for p in extra if p not in found.wheels] if takes_all else [])
+        if taken:
+            selection.pip_index[name] = taken
+    return problems + _problems(results, spec, selection, target, workdir)
+
+
+def _problems(results: List[StageNeeds], spec: BuildSpec, selection: Selection, target: Target,
+              workdir: Path) -> List[Problem]:
+    problems = []
+    for found in results:
+        problems += [Problem(level="error", code=WHEEL_TARGET_MISMATCH, file=pkg.file, message=f"{pkg.file} cannot "
+                             f"be installed in the image: {why}", fix="get the build of it for the image's Python, "
+                             "arch and glibc, or change the base image")
+                     for pkg, why in found.unfit if not (pkg.python and pkg.python != target.python)]
+        problems += [Problem(level="error", code=REQUIREMENT_CONFLICT, file=c.chosen, message=f"{c.asked_by} requires "
+                             f"{c.requirement}, but the build installs {c.chosen}",
+                             fix="use versions that fit together (or pin the slot's other file)")
+                     for c in found.conflicts]
+    missing = [m for found in results for m in found.missing]
+    if missing and not spec.pip_index_url:
+        listed = "\n    ".join(m.describe() for m in missing)
+        problems.append(Problem(
+            level="error", code=MISSING_REQUIREMENT, message=f"{len(missing)} Python requirement(s) have no wheel "
+            f"for Python {target.python} on {target.arch} in the working directory (pip installs with --no-index):"
+            f"\n    {listed}", fix=f"run `{fetch_command(workdir, spec, selection.target, selection.arch)}` to "
+            "download them (or put their wheels here), then check again"))
+    return problems

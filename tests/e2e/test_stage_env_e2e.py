@@ -17,7 +17,7 @@ from test_build import make_workdir
 
 pytestmark = pytest.mark.e2e
 WRAPPER = """#!/bin/sh
-echo "$1" >> "$0.calls"
+case "$*" in *" capture "*) echo capture ;; *) echo "$1" ;; esac >> "$0.calls"
 exec {docker} "$@"
 """
 
@@ -29,7 +29,8 @@ def image_env(docker: str, image: str) -> dict:
 
 @pytest.fixture
 def counting_docker(tmp_path, docker_bin):
-    """A docker client that logs the subcommand of each call (then runs the real one)."""
+    """A docker client that logs the subcommand of each call, `capture` for a capture's run (then
+    runs the real one)."""
     path = tmp_path / "bin" / "docker"
     path.parent.mkdir()
     path.write_text(WRAPPER.format(docker=docker_bin))
@@ -52,7 +53,7 @@ def test_env_is_captured_once_then_rendered_and_matches_export(tmp_path, docker_
     first = cli(*args, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     made = calls(counting_docker)
-    assert made.count("build") == 3 and made.count("run") == 2, made   # cann, mindie captured; then the image
+    assert made.count("build") == 3 and made.count("capture") == 2, made   # cann, mindie captured; then the image
     found = image_env(docker_bin, tag)
     assert found["ASCEND_TOOLKIT_HOME"] == "/usr/local/Ascend/ascend-toolkit/latest"
     assert found["ATB_HOME_PATH"].endswith("/atb/cxx_abi_0") and found["MINDIE_HOME"] == "/usr/local/Ascend/mindie/latest"
@@ -61,7 +62,7 @@ def test_env_is_captured_once_then_rendered_and_matches_export(tmp_path, docker_
     again = cli(*args, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     made = calls(counting_docker)
-    assert made.count("build") == 1 and "run" not in made, made
+    assert made.count("build") == 1 and "capture" not in made and "run" not in made, made
     assert image_env(docker_bin, tag) == found
 
     plain = subprocess.run([docker_bin, "run", "--rm", "--network", "none", "--entrypoint", "python3", tag, "-c",

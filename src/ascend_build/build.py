@@ -1,11 +1,14 @@
-"""`ascend-build build`: settings -> plan -> base image -> serve -> engine -> report.
+"""`ascend-build build`: settings -> plan -> base image -> serve -> engine -> report. A stage
+whose set_env.sh files have not been captured for its inputs yet is built first on its own and
+sourced in a throw-away container (stage_env.py); the image is then one engine build.
 A context manager owns cleanup: whatever happens, the server stops, the engine process ends
 and the build context's package links are removed."""
 import contextlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Dict, List, Optional, Protocol, Tuple
 
 from .catalog.naming import normalise_arch
@@ -14,9 +17,11 @@ from .contract import URL_SECRET
 from .engines.base import BuildRequest, Engine, LogLine, StageEvent
 from .errors import BuildError
 from .plan import Plan, default_tag, plan_for
+from .render import context_files, dockerfile
 from .report import build_report
 from .server import PackageServer, Transfer
 from .settings import Settings
+from .stage_env import CACHE_DIR, EnvStore, capture_in, known_env
 from .timings import Timings
 from .workdir import State
 
@@ -177,18 +182,10 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
                                    network="host" if settings.network == "host" else None, no_cache=opts.no_cache,
                                    platform=settings.platform, iidfile=str(state.image_id), secrets=secrets,
                                    cache_from=opts.cache_from, cache_to=opts.cache_to)
-            try:
-                for event in engine.build(request):
-                    if isinstance(event, LogLine):
-                        log.write(event.text + "\n")
-                        view.log(event.text)
-                    else:
-                        if event.status != "started":
-                            stage_times[event.stage] = event
-                        view.event(event)
-            except BuildError as err:
-                log.flush()
-                raise BuildError(f"{err.message}\nfull log: {log_path}", fix=failure_hint(err.message)) from None
+            builds = _Builds(engine, view, log, log_path, stage_times)
+            captured = capture_stages(plan, engine, state, ctx, base.get("Id", ""), request, builds)
+            (ctx / "Dockerfile").write_text(dockerfile(plan, captured=captured))
+            builds.run(request)
     finally:
         remove_packages(ctx)
     with timings.phase("report"):
@@ -197,6 +194,53 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
                               ctx_bytes, stage_times, served, time.monotonic() - started, str(log_path))
     report["timings"] = timings.as_dict()
     return report
+
+
+def capture_stages(plan: Plan, engine: Engine, state: State, ctx: Path, base_id: str, request: BuildRequest,
+                   builds: "_Builds") -> Dict[str, Dict[str, str]]:
+    """Every stage's ENV from its set_env.sh files: known ones from the store; for the first
+    unknown one, build up to its install step, source them in that image, store, go on."""
+    files = context_files(plan)
+    platform = plan.settings.platform or plan.settings.arch
+    store = EnvStore(state.root / CACHE_DIR)
+    captured, pending = known_env(plan, files, base_id, platform, store)
+    while pending:
+        stage, prefix, key = pending
+        builds.view.info(f"stage {stage.name}: building up to its install step to source its set_env.sh files")
+        (ctx / "Dockerfile").write_text(prefix)
+        iidfile = state.root / "capture-image-id"
+        builds.run(replace(request, target=stage.name, tag=None, iidfile=str(iidfile), cache_to=None))
+        store.put(key, capture_in(engine, iidfile.read_text().strip(), stage))
+        captured, pending = known_env(plan, files, base_id, platform, store)
+    return captured
+
+
+class _Builds:
+    """Runs engine builds: log lines to the log and the view, stage events to the view and the
+    report (a stage built in one build and cached in the next counts as built); the first build
+    alone honours --no-cache (the next ones reuse what it made)."""
+
+    def __init__(self, engine: Engine, view: BuildView, log, log_path, stage_times: Dict[str, StageEvent]):
+        self.engine, self.view, self.log, self.log_path, self.stage_times = engine, view, log, log_path, stage_times
+        self.count = 0
+
+    def run(self, request: BuildRequest) -> None:
+        if self.count:
+            request = replace(request, no_cache=False)
+        self.count += 1
+        try:
+            for event in self.engine.build(request):
+                if isinstance(event, LogLine):
+                    self.log.write(event.text + "\n")
+                    self.view.log(event.text)
+                else:
+                    known = self.stage_times.get(event.stage)
+                    if event.status != "started" and (known is None or event.status != "cached"):
+                        self.stage_times[event.stage] = event
+                    self.view.event(event)
+        except BuildError as err:
+            self.log.flush()
+            raise BuildError(f"{err.message}\nfull log: {self.log_path}", fix=failure_hint(err.message)) from None
 
 
 def failure_hint(message: str) -> str:

@@ -19,6 +19,10 @@ def label(key: str) -> str:
     return f"{LABEL_NS}.{key}"
 
 
+# the shell lines of every stage's set_env steps (JSON list): what verify sources again
+SET_ENV_LABEL = label("set-env")
+
+
 def component_label(component: str, field: str) -> str:
     """io.ascend-build.<component>.<field> (version, file, sha256); `_` in the name becomes `-`."""
     return label(f"{component.replace('_', '-')}.{field}")

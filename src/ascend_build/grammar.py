@@ -27,6 +27,7 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_REFERENCE = _re(
     rf"(?:(?P<host>{_HOST}(?::\d{{1,5}})?)/)?(?P<path>{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}))?")
+INSTALLER_OPTION = _re(r"--[A-Za-z][A-Za-z0-9_-]*(?:=[A-Za-z0-9._/:,+@%-]*)?")
 URL_TEXT = _re(r"[A-Za-z0-9._~%:/@+=,-]+")
 MAX_TEXT = 4096
 _LINE_BREAKS = ("Zl", "Zp")
@@ -113,6 +114,16 @@ def os_package(value: str) -> str:
 
 def user_name(value: str) -> str:
     return _match(USER_NAME, value, "a POSIX user name (letters, digits, . _ -, starting with a letter or _, up to 32)")
+
+
+def installer_option(value: str) -> str:
+    """One option of a .run installer: `--name` or `--name=value` of plain characters; not
+    --install-path (the install_path key sets it)."""
+    _match(INSTALLER_OPTION, value, "an installer option --name or --name=value (letters, digits, _ - in the name; "
+           "letters, digits and . _ / : , + @ % - in the value)", 512)
+    if value.split("=", 1)[0] == "--install-path":
+        raise ValueError("--install-path is set by the install_path key")
+    return value
 
 
 def host(value: str) -> str:

@@ -33,6 +33,8 @@ AbsolutePath = Annotated[str, AfterValidator(grammar.absolute_path)]
 OsPackage = Annotated[str, AfterValidator(grammar.os_package)]
 UserName = Annotated[str, AfterValidator(grammar.user_name)]
 Url = Annotated[str, AfterValidator(grammar.url)]
+InstallerOption = Annotated[str, AfterValidator(grammar.installer_option),
+                            Field(json_schema_extra={"pattern": f"^{grammar.INSTALLER_OPTION.pattern}$"})]
 Host = Annotated[str, AfterValidator(grammar.host)]
 Timezone = Annotated[str, AfterValidator(grammar.timezone)]
 Id = Annotated[int, Field(ge=0, le=4294967294)]
@@ -88,6 +90,8 @@ class BuildSpec(Strict):
     os_family: Optional[Literal["debian", "openeuler"]] = Field(None, description="Package manager family; default: from the base image name.")
     install_path: AbsolutePath = "/usr/local/Ascend"
     cann: Optional[Literal["toolkit", "nnae", "nnrt"]] = Field(None, description="CANN form: toolkit, nnae (training engine) or nnrt (inference runtime); default: from the files. For 8.5+ nnrt is the toolkit installed with --whitelist=nnrt.")
+    install_options: Dict[Literal["toolkit", "kernels", "nnal", "mindie"], List[InstallerOption]] = Field(
+        {}, description="More options per .run installer (toolkit, kernels, nnal, mindie), e.g. {nnal: [--torch_atb]}; each --name or --name=value.")
     cxx_abi: Optional[Literal[0, 1]] = Field(None, description="C++ ABI of torch for ATB (0/1); default: read from the torch wheel, else from the MindIE/ATB file names, else 1.")
     user: Optional[UserSpec] = Field(default_factory=UserSpec, description="Runtime user; null builds a root-only image.")
     delivery: Literal["auto", "http", "mount", "copy"] = "auto"

@@ -4,9 +4,10 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from .capture import differences, normalise
 from .catalog.naming import identify
 from .components.registry import components
-from .contract import DEFAULT_INSTALL_PATH, LABEL_NS, PKG_DIR, component_label, image_labels, label
+from .contract import DEFAULT_INSTALL_PATH, LABEL_NS, PKG_DIR, SET_ENV_LABEL, component_label, image_labels, label
 from .engines.base import Engine
 from .runtime import cards, npu_hint, run_args
 
@@ -35,6 +36,25 @@ def _run_probe(engine: Engine, image: str, script: str, args: List[str], user: O
         return None if result.returncode == 0 else (result.stderr.strip() or "the probe did not run")
 
 
+def env_check(engine: Engine, image: str, labels: Dict[str, str]) -> Optional[dict]:
+    """The image's ENV against what sourcing its stages' set_env steps (the set-env label) again
+    gives in it, for the variables sourcing sets; None for an image without set_env steps."""
+    lines = json.loads(labels.get(SET_ENV_LABEL, "[]"))
+    if not lines:
+        return None
+    name = "ENV equals what the set_env.sh files give"
+    script = (Path(__file__).parent / "capture.py").read_text()
+    result = engine.run_container(image, ["-", "capture", json.dumps(lines)], stdin=script, network="none", entrypoint="python3")
+    try:
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+        before, after = found["before"], found["after"]
+    except (IndexError, ValueError, KeyError, TypeError):
+        return {"name": name, "ok": False, "detail": "sourcing failed: " + (result.stdout + result.stderr).strip()[-300:]}
+    differ = differences(before, after)
+    detail = "; ".join(f"{key}: image {before.get(key, '(unset)')!r}, set_env.sh gives {normalise(key, after[key])!r}" for key in differ)
+    return {"name": name, "ok": not differ, "detail": detail[-600:] or f"{len(lines)} steps sourced, no difference"}
+
+
 def verify(engine: Engine, image: str, host_root: Path = Path("/")) -> dict:
     labels = image_labels(engine.inspect(image), image)
     probes = probes_for(labels)
@@ -42,6 +62,7 @@ def verify(engine: Engine, image: str, host_root: Path = Path("/")) -> dict:
     checks = _run_probe(engine, image, probe, ["checks", json.dumps(labels), json.dumps(probes), LABEL_NS, PKG_DIR])
     if not isinstance(checks, list):
         checks = [{"name": "probe runs in the image", "ok": False, "detail": str(checks)}]
+    checks += [c for c in [env_check(engine, image, labels)] if c]
     user = labels.get(label("user"))
     if user:
         modules = ",".join(p["module"] for p in probes if p.get("runtime_user"))

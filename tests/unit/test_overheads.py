@@ -20,9 +20,16 @@ case "$1 $2" in
   "network inspect") echo 127.0.0.1 ;;
   "version --format") echo 20.10.24 ;;
   "buildx version") exit 1 ;;
-  run\\ *) echo '{"version": "3.11.2", "glibc": "glibc 2.36", "packages": {"pip": "23.0.1"}}' ;;
+  run\\ *) case "$*" in
+      *" capture "*) cat >/dev/null; echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;;
+      *) echo '{"version": "3.11.2", "glibc": "glibc 2.36", "packages": {"pip": "23.0.1"}}' ;;
+    esac ;;
   history\\ *) printf 'RUN x\\t5\\n' ;;
 esac
+for arg in "$@"; do
+  case "$prev" in --iidfile) echo sha256:1 > "$arg" ;; esac
+  prev="$arg"
+done
 exit 0
 """
 

@@ -196,12 +196,15 @@ def test_custom_stage_and_override(workdir):
     assert "cp $PKG_DIR/app.txt /opt/" in files["scripts/install_app.sh"]
 
 
-def test_environment_works_without_sourcing(workdir):
+def test_each_stage_names_the_set_env_files_it_sources_for_its_env(workdir):
+    """The ENV comes from sourcing in the image (build); the Dockerfile names what is sourced."""
     text = render(workdir, "mindie", "http", FAMILIES["debian"])["Dockerfile"]
-    for needed in ("ASCEND_TOOLKIT_HOME=", "LD_LIBRARY_PATH=", "/usr/local/Ascend/driver/lib64/common",
-                   "/usr/local/Ascend/driver/lib64/driver", "ATB_HOME_PATH=", 'ENTRYPOINT ["/usr/local/bin/ascend-entrypoint"]'):
-        assert needed in text
-    assert "PIP_BREAK_SYSTEM_PACKAGES" in text
+    cann = text.split("FROM base AS cann", 1)[1].split("FROM ", 1)[0]
+    assert ("# after install: source /usr/local/Ascend/ascend-toolkit/set_env.sh, ${ASCEND_HOME_PATH}/share/info/"
+            "ascendnpu-ir/bin/set_env.sh (when present), /usr/local/Ascend/nnal/atb/set_env.sh --cxx_abi=") in cann
+    assert "ASCEND_TOOLKIT_HOME" not in text, "no hand-kept toolkit ENV"
+    assert "# after install: source /usr/local/Ascend/mindie/set_env.sh" in text.split("AS mindie", 1)[1]
+    assert 'ENTRYPOINT ["/usr/local/bin/ascend-entrypoint"]' in text and "PIP_BREAK_SYSTEM_PACKAGES" in text
 
 
 def test_proxy_variables_are_never_baked_in(workdir, monkeypatch):
@@ -260,12 +263,12 @@ def test_values_are_quoted_by_default(workdir):
     """Shell templates shlex-quote every value, Dockerfile values that are not plain words become
     JSON strings, `|raw` passes a trusted fragment through, labels stay UTF-8."""
     from ascend_build.components import render_script
-    from ascend_build.templating import dockerfile_quote, environment, shell_quote
+    from ascend_build.templating import dockerfile_quote, environment, raw, shell_quote
 
-    script = render_script("cann.sh.j2", P="/opt/my Ascend", for_all=" --install-for-all", toolkit="a b.run",
-                           kernels=None, kernels_component=None, nnal=None, form="toolkit",
-                           home="ascend-toolkit", whitelist="")
-    assert "--install-path='/opt/my Ascend' --install-for-all" in script and "\"$PKG_DIR\"/'a b.run'" in script
+    script = render_script("cann.sh.j2", P="/opt/my Ascend", toolkit_options=raw("--install-for-all"), toolkit="a b.run",
+                           kernels=None, kernels_component=None, nnal=None, form="toolkit", home="ascend-toolkit",
+                           kernels_options="", nnal_options="")
+    assert "ab_source '/opt/my Ascend'/ascend-toolkit/set_env.sh" in script and "\"$PKG_DIR\"/'a b.run' --install-for-all" in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
     assert environment().from_string("{{ v }}").render(v="a b") == "a b"      # other templates: as is
     assert shell_quote("it's") == "'it'\"'\"'s'" and dockerfile_quote("${BASE_IMAGE}") == "${BASE_IMAGE}"

@@ -1,6 +1,8 @@
 """Settings are resolved once: build, plan, export and bake read one model of the build, so what
 `plan --engine E` prints is what `build --engine E` runs."""
+import json
 import os
+import subprocess
 
 import pytest
 import yaml
@@ -20,8 +22,12 @@ from ascend_build.spec import BuildSpec
 BASE = "localhost/ascend-build-base:bookworm"
 
 
+FAKE_SET_ENV = {"FAKE_HOME": "/usr/local/Ascend/fake"}   # what sourcing gives in a FakeEngine's containers
+
+
 class FakeEngine(Engine):
-    """An engine that builds nothing: it records the request and answers inspect from memory."""
+    """An engine that builds nothing: it records the request (writes an image id to its iidfile),
+    answers inspect from memory and a container sourcing set_env.sh files with FAKE_SET_ENV."""
 
     name = "fake"
     bind_mounts = build_secrets = True
@@ -33,7 +39,14 @@ class FakeEngine(Engine):
     def build(self, req):
         self.requests.append(req)
         self.returncode = 0
+        if req.iidfile:
+            with open(req.iidfile, "w") as out:
+                out.write("sha256:1")
         return iter(())
+
+    def run_container(self, image, command=(), stdin=None, timeout=300, **how):
+        out = json.dumps({"before": {"PATH": "/usr/bin"}, "after": {"PATH": "/usr/bin", **FAKE_SET_ENV}})
+        return subprocess.CompletedProcess([image, *command], 0, out + "\n", "")
 
     def find_image(self, image):
         return {"Id": "sha256:base", "Size": 1}
@@ -103,8 +116,8 @@ def test_build_runs_the_dockerfile_plan_prints(workdir, secrets, monkeypatch):
     settings = resolve(workdir, Options(target="pta", base_image=BASE, platform="x86_64"), engine)
     report = run_build(settings, BuildOptions(tag="t:1", port=0), Quiet())
     built = (workdir / ".ascend-build/context/Dockerfile").read_text()
-    assert built == context_files(plan_for(settings))["Dockerfile"]
-    request = engine.requests[0]
+    assert built == context_files(plan_for(settings), captured={"cann": FAKE_SET_ENV})["Dockerfile"]
+    request = engine.requests[-1]
     assert request.build_args["no_proxy"] == "127.0.0.1"      # the settings' host, not one read back from the URL
     assert bool(request.secrets) is secrets and ("ASCEND_PKG_URL" in request.build_args) is not secrets
     assert report["engine"] == "fake" and report["image_id"] == "sha256:0"
@@ -114,8 +127,13 @@ FAKE_DOCKER = """#!/bin/sh
 echo "$*" >> "$0.calls"
 case "$1 $2" in
   "image inspect") echo '[{"Id": "sha256:0", "Size": 1, "Config": {"Labels": {"io.ascend-build.target": "pta"}}}]' ;;
-  "run --rm") cat >/dev/null; echo '[]' ;;
+  "run --rm") cat >/dev/null
+    case "$*" in *" capture "*) echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;; *) echo '[]' ;; esac ;;
 esac
+for arg in "$@"; do
+  case "$prev" in --iidfile) echo sha256:1 > "$arg" ;; esac
+  prev="$arg"
+done
 exit 0
 """
 

@@ -204,7 +204,7 @@ def test_push_and_cache_to_land_in_the_report(workdir, client):
                                Publish(push=True), Quiet())
     assert [(p["ref"], p["platform"]) for p in report["pushed"]] == [("127.0.0.1:5000/m:1", "linux/amd64"),
                                                                     ("127.0.0.1:5000/c:1", "cache")]
-    assert engine.requests[0].cache_to == "127.0.0.1:5000/c:1"
+    assert engine.requests[-1].cache_to == "127.0.0.1:5000/c:1"
     calls = (client.parent / "docker.calls").read_text()
     assert "tag 127.0.0.1:5000/m:1 127.0.0.1:5000/c:1" in calls
 
@@ -273,7 +273,7 @@ def test_the_classic_builder_pulls_its_cache_images_first(workdir, client):
     engine.pulled = []
     settings = resolve(workdir, Options(target="cann", platform="x86_64"), engine)
     build_and_publish([settings], BuildOptions(tag="m:1", port=0, cache_from=("127.0.0.1:5000/c:1",)), Publish(), Quiet())
-    assert engine.pulled == ["127.0.0.1:5000/c:1"] and engine.requests[0].cache_from == ("127.0.0.1:5000/c:1",)
+    assert engine.pulled == ["127.0.0.1:5000/c:1"] and engine.requests[-1].cache_from == ("127.0.0.1:5000/c:1",)
 
 
 def test_bake_stops_with_the_fix_when_a_matrix_arch_has_no_qemu(tmp_path, no_qemu):

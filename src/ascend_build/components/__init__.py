@@ -1,7 +1,9 @@
 """Stage building blocks. A component is one module: it declares its stage, slots (which are
 required, the order they are chosen in, the file names expected), compatibility rules, what
 `verify` probes, and turns the selection into one StagePlan (files it needs, install script,
-environment, labels). The registry lists the components in stage order."""
+the set_env.sh files its stage sources for its ENV, labels). The registry lists the components in stage order."""
+import re
+import shlex
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -15,6 +17,14 @@ from ..spec import BuildSpec
 from ..templating import environment
 
 
+@dataclass(frozen=True)
+class SetEnv:
+    """One step of what a stage sources after it installs: a shell line, and how plan shows it."""
+
+    line: str
+    shows: str
+
+
 @dataclass
 class StagePlan:
     name: str
@@ -22,6 +32,7 @@ class StagePlan:
     files: List[Package] = field(default_factory=list)   # delivered to the install step, in order
     script: str = ""                             # install script; empty: no install step
     env: Dict[str, str] = field(default_factory=dict)
+    set_env: List[SetEnv] = field(default_factory=list)  # sourced after the install; what it gives becomes ENV
     labels: Dict[str, str] = field(default_factory=dict)
     setup: List[str] = field(default_factory=list)       # shell commands of a plain RUN (base stage)
     extra_files: Dict[str, str] = field(default_factory=dict)  # more context files, e.g. scripts/profile.sh
@@ -41,9 +52,20 @@ class Context:
     def install_path(self) -> str:
         return self.spec.install_path.rstrip("/") or "/"
 
-    @property
-    def for_all(self) -> str:
-        return " --install-for-all" if self.spec.user else ""
+    def installer_options(self, component: str, **values) -> str:
+        """The options of a component's .run installer (data.yaml `installers`), `--install-for-all`
+        where it accepts it and the image has a runtime user, then the config's install_options;
+        each shell-quoted."""
+        info = data()["installers"][component]
+        options = [fill(o, P=self.install_path, **values) for o in info["options"]]
+        options += ["--install-for-all"] if info["for_all"] and self.spec.user else []
+        options += list(self.spec.install_options.get(component, []))
+        return " ".join(shlex.quote(o) for o in options)
+
+    def set_env(self, *names: str, **values) -> List[SetEnv]:
+        """The steps of data.yaml `set_env` named, {P}, {home}, {abi} and `values` filled in."""
+        values = {"P": self.install_path, "home": self.cann_home, "abi": self.abi, **values}
+        return [set_env_step(data()["set_env"][name], values) for name in names]
 
     @property
     def cann_home(self) -> str:
@@ -83,19 +105,21 @@ def fill(text: str, **values) -> str:
     return text
 
 
-def component_env(env: Dict[str, str], ctx: Context, **extra: str) -> Dict[str, str]:
-    """A component's ENV with {P} (install path), {abi} and `extra` filled in."""
-    values = {"P": ctx.install_path, "abi": ctx.abi, **extra}
-    return {key: fill(value, **values) for key, value in env.items()}
+def shell_word(text: str) -> str:
+    """`text` as one shell word: `${NAME}` parts expand (to a path: no blanks), the rest is quoted."""
+    parts = re.split(r"(\$\{[A-Za-z_][A-Za-z0-9_]*\})", text)
+    return "".join(p if p.startswith("${") else shlex.quote(p) for p in parts if p)
 
 
-def merge_env(first: Dict[str, str], then: Dict[str, str]) -> Dict[str, str]:
-    """One ENV instruction for both: `${KEY}` in `then` means first's KEY (a Dockerfile ENV line
-    substitutes the values from before the instruction)."""
-    merged = dict(first)
-    for key, value in then.items():
-        merged[key] = value.replace("${%s}" % key, first[key]) if key in first else value
-    return merged
+def set_env_step(entry: dict, values: dict) -> SetEnv:
+    """A set_env entry of data.yaml as a shell line: `source` a file (with `args`; `optional`: when
+    present), or `export` a variable to what the `shell` command prints."""
+    if "export" in entry:
+        return SetEnv(f'export {entry["export"]}=$({entry["shell"]})', f'{entry["export"]}=$({entry["shell"]})')
+    path, args = fill(entry["source"], **values), fill(entry.get("args", ""), **values)
+    command = "ab_source_if" if entry.get("optional") else "ab_source"
+    line = " ".join([command, shell_word(path), *([shlex.quote(args)] if args else [])])
+    return SetEnv(line, " ".join([path, *([args] if args else [])]) + (" (when present)" if entry.get("optional") else ""))
 
 
 def package_labels(packages: List[Package]) -> Dict[str, str]:

@@ -39,7 +39,7 @@ def system_setup(ctx: Context) -> List[str]:
 
 
 def profile_script(ctx: Context) -> str:
-    entries = [(fill(f, P=ctx.install_path), args) for f, args in data()["set_env"]]
+    entries = [(fill(f, P=ctx.install_path), args) for f, args in data()["profile_set_env"]]
     return render_script("profile.sh.j2", set_env=entries)
 
 

@@ -1,15 +1,10 @@
 """The mindie stage: MindIE, then the ATB models (tarball or atb_llm wheel)."""
 from ..catalog.compat import mindie_rules
 from ..catalog.model import Slot
-from . import Component, Context, StagePlan, component_env, package_labels, render_script
+from ..templating import raw
+from . import Component, Context, StagePlan, package_labels, render_script
 
 MINDIE_DOWNLOAD = "the MindIE download page, https://www.hiascend.com/developer/download/community/result?module=ie"
-ENV = {
-    "MINDIE_HOME": "{P}/mindie/latest",
-    "ATB_SPEED_HOME_PATH": "{P}/atb-models",
-    "PATH": "{P}/mindie/latest/bin:${PATH}",
-    "LD_LIBRARY_PATH": "{P}/mindie/latest/lib:${LD_LIBRARY_PATH}",
-}
 
 
 def plan(ctx: Context, parent: str) -> StagePlan:
@@ -18,13 +13,14 @@ def plan(ctx: Context, parent: str) -> StagePlan:
     tarball = atb.name if atb and atb.format == "tar.gz" else None
     wheel = atb.name if atb and atb.format == "wheel" else None
     script = render_script(
-        "mindie.sh.j2", P=ctx.install_path, for_all=ctx.for_all, pip_source=ctx.pip_source(), abi=ctx.abi, home=ctx.cann_home,
-        mindie=mindie.name if mindie else None, wheels=[p.name for p in ([llm] if llm else []) + extras],
+        "mindie.sh.j2", P=ctx.install_path, user=ctx.spec.user is not None, pip_source=ctx.pip_source(), abi=ctx.abi,
+        home=ctx.cann_home, mindie=mindie.name if mindie else None, mindie_options=raw(ctx.installer_options("mindie")), wheels=[p.name for p in ([llm] if llm else []) + extras],
         atb_tarball=tarball, atb_wheel=wheel,
     )
     files = [p for p in (mindie, llm, *extras, atb) if p]
+    set_env = ctx.set_env(*(["mindie"] if mindie else []), *(["atb_models"] if tarball else []), *(["atb_llm"] if wheel else []))
     return StagePlan(name="mindie", parent=parent, files=files + ctx.pip_index("mindie"), script=script,
-                     env=component_env(ENV, ctx) if mindie else {}, labels=package_labels(files))
+                     set_env=set_env, labels=package_labels(files))
 
 
 def _wheel_form(chosen) -> bool:

@@ -36,7 +36,7 @@ Parser = Callable[[Iterator[str], Callable[[], bool]], Iterator[Event]]
 class BuildRequest:
     context: str
     target: str
-    tag: str
+    tag: Optional[str]                     # None: an untagged image (its id in iidfile)
     build_args: Dict[str, str] = field(default_factory=dict)
     network: Optional[str] = None          # "host" or None (the engine's default bridge)
     no_cache: bool = False
@@ -183,7 +183,7 @@ class Engine:
 
 def build_flags(req: BuildRequest) -> List[str]:
     """The `build` flags docker and podman share."""
-    args = ["-t", req.tag, "--target", req.target]
+    args = (["-t", req.tag] if req.tag else []) + ["--target", req.target]
     for key, value in req.build_args.items():
         args += ["--build-arg", f"{key}={value}"]
     if req.network:

@@ -3,8 +3,9 @@ podman reaches the host's loopback from a build on the host network, so that is 
 import contextlib
 import shutil
 import subprocess
-from typing import Iterator, List, Set, Tuple
+from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
+from ..errors import EngineError
 from .base import BuildRequest, Engine, build_flags
 from .parse import parse_classic
 
@@ -25,6 +26,16 @@ class Podman(Engine):
         return ["build", "--layers", "--pull=never", "--format", "docker", *build_flags(req), *cache_to, req.context]
 
     parse = staticmethod(parse_classic)
+
+    def run_container(self, image: str, command: Sequence[str] = (), stdin: Optional[str] = None,
+                      timeout: float = 300, **how) -> subprocess.CompletedProcess:
+        """As Engine's; where `podman run` cannot set the rlimits it always sets (some sandboxes and
+        nested containers, where its build steps run all the same), the run goes through buildah,
+        which shares podman's image store."""
+        result = super().run_container(image, command, stdin, timeout, **how)
+        if result.returncode == 0 or "error setting rlimit" not in result.stderr or how.get("flags") or not shutil.which("buildah"):
+            return result
+        return _buildah_run(image, command, stdin, timeout, **how)
 
     def load_hint(self, image: str) -> str:
         return super().load_hint(image) + f"; an image only docker has: `docker save {image} | podman load`"
@@ -57,3 +68,21 @@ class Podman(Engine):
                 continue
             found |= {(runtime, cid) for cid in out.split() if cid.startswith("buildah-")}
         return found
+
+
+def _buildah_run(image: str, command: Sequence[str], stdin: Optional[str], timeout: float, entrypoint: Optional[str] = None,
+                 user: Optional[str] = None, network: Optional[str] = None, **_unused) -> subprocess.CompletedProcess:
+    """A throwaway buildah working container of `image` running `entrypoint command`."""
+    try:
+        made = subprocess.run(["buildah", "from", "--pull-never", "--quiet", image], capture_output=True, text=True, timeout=timeout)
+        if made.returncode != 0:
+            return made
+        container = made.stdout.strip().splitlines()[-1]
+        try:
+            args = ["buildah", "run", *(["--network", network] if network else []), *(["--user", user] if user else []),
+                    container, "--", *([entrypoint] if entrypoint else []), *command]
+            return subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=timeout)
+        finally:
+            subprocess.run(["buildah", "rm", container], capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise EngineError(f"`buildah run` of {image} did not end in {timeout:.0f} s") from None

@@ -6,9 +6,10 @@ from typing import Dict, List, Optional
 
 
 from .. import __version__
+from ..capture import dockerfile_env, quote
 from ..components import StagePlan, render_script
 from ..components.registry import components
-from ..contract import ENTRYPOINT, PKG_DIR, PROFILE, TOOL_DIR, URL_SECRET, label, template_values
+from ..contract import ENTRYPOINT, PKG_DIR, PROFILE, SET_ENV_LABEL, TOOL_DIR, URL_SECRET, label, template_values
 from ..plan import Plan
 from ..templating import environment
 
@@ -21,6 +22,11 @@ def template(name: str):
 
 def _pairs(mapping: Dict[str, str]) -> List[str]:
     return [f"{key}={json.dumps(value, ensure_ascii=False)}" for key, value in mapping.items()]
+
+
+def set_env_lines(plan: Plan) -> List[str]:
+    """The shell lines of every stage's set_env steps, in stage order."""
+    return [step.line for stage in plan.stages for step in stage.set_env]
 
 
 def _image_labels(plan: Plan) -> Dict[str, str]:
@@ -43,9 +49,11 @@ def _image_labels(plan: Plan) -> Dict[str, str]:
     return labels
 
 
-def _stage_view(plan: Plan, stage: StagePlan) -> dict:
+def _stage_view(plan: Plan, stage: StagePlan, captured: Optional[Dict[str, str]]) -> dict:
     view = {"name": stage.name, "parent": "${BASE_IMAGE}" if stage.name == "base" else stage.parent, "copies": [], "setup": stage.setup, "files": None, "mount": "",
-            "env": _pairs(stage.env), "labels": _pairs(stage.labels), "tail": []}
+            "env": _pairs(stage.env), "labels": _pairs(stage.labels), "tail": [], "cut": False,
+            "set_env": [step.shows for step in stage.set_env],
+            "captured": dockerfile_env(captured) if captured is not None else None}
     if stage.name == "base":
         view["copies"] = [("scripts/lib.sh scripts/run-stage.sh", f"{TOOL_DIR}/"),
                           ("scripts/entrypoint.sh", ENTRYPOINT),
@@ -62,25 +70,36 @@ def _stage_view(plan: Plan, stage: StagePlan) -> dict:
             view["mount"] = f"--mount=type=secret,id={URL_SECRET} "
     if stage is plan.stages[-1]:
         view["labels"] += _pairs(_image_labels(plan))
+        lines = set_env_lines(plan)
+        if lines:   # what verify sources again; quoted so that `$` stays literal
+            view["labels"].append(f'{SET_ENV_LABEL}={quote(json.dumps(lines))}')
     return view
 
 
-def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base: Optional[str] = None) -> str:
+def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base: Optional[str] = None,
+               captured: Optional[Dict[str, Dict[str, str]]] = None, upto: Optional[str] = None) -> str:
     """The Dockerfile; with `external_base`, the base stage is left out and the next stage starts
-    FROM that name (a bake target provides it as a named context)."""
-    views = [_stage_view(plan, s) for s in plan.stages]
+    FROM that name (a bake target provides it as a named context). `captured`: stage -> the
+    environment its set_env steps gave, written as its ENV. `upto`: the Dockerfile up to and
+    including that stage's install step (what is built to capture its environment)."""
+    captured = captured or {}
+    views = [_stage_view(plan, s, captured.get(s.name)) for s in plan.stages]
+    if upto:
+        views = views[: [s.name for s in plan.stages].index(upto) + 1]
+        views[-1]["cut"] = True
     if external_base:
         views = views[1:]
         views[0]["parent"] = external_base
     return template("Dockerfile.j2").render(
-        version=__version__, target=plan.target, delivery=plan.delivery, os_family=plan.os_family, stages=views,
+        version=__version__, target=upto or plan.target, delivery=plan.delivery, os_family=plan.os_family, stages=views,
         base_image=plan.spec.base_image, pkg_url_default=pkg_url_default, url_secret=plan.url_secret,
         **template_values())
 
 
-def context_files(plan: Plan, pkg_url_default: Optional[str] = None, external_base: Optional[str] = None) -> Dict[str, str]:
+def context_files(plan: Plan, pkg_url_default: Optional[str] = None, external_base: Optional[str] = None,
+                  captured: Optional[Dict[str, Dict[str, str]]] = None) -> Dict[str, str]:
     """Text files of the build context: Dockerfile and scripts/."""
-    files = {"Dockerfile": dockerfile(plan, pkg_url_default, external_base)}
+    files = {"Dockerfile": dockerfile(plan, pkg_url_default, external_base, captured)}
     for name in SCRIPTS:
         files[f"scripts/{name}"] = render_script(f"{name}.j2")
     for stage in plan.stages:

@@ -26,16 +26,8 @@ RUN bash /opt/ascend-build/run-stage.sh cann copy /tmp/ascend-pkgs/cann \
     Ascend-cann-toolkit_8.5.0_linux-x86_64.run=<sha256> \
     Ascend-cann-910b-ops_8.5.0_linux-x86_64.run=<sha256> \
     Ascend-cann-nnal_8.5.0_linux-x86_64.run=<sha256>
-ENV ASCEND_TOOLKIT_HOME="/usr/local/Ascend/ascend-toolkit/latest" \
-    ASCEND_HOME_PATH="/usr/local/Ascend/ascend-toolkit/latest" \
-    ASCEND_OPP_PATH="/usr/local/Ascend/ascend-toolkit/latest/opp" \
-    ASCEND_AICPU_PATH="/usr/local/Ascend/ascend-toolkit/latest" \
-    TOOLCHAIN_HOME="/usr/local/Ascend/ascend-toolkit/latest/toolkit" \
-    LD_LIBRARY_PATH="/usr/local/Ascend/nnal/atb/8.5.0/atb/cxx_abi_0/lib:/usr/local/Ascend/ascend-toolkit/latest/lib64:/usr/local/Ascend/ascend-toolkit/latest/lib64/plugin/opskernel:/usr/local/Ascend/driver/lib64/common:/usr/local/Ascend/driver/lib64/driver:${LD_LIBRARY_PATH}" \
-    PYTHONPATH="/usr/local/Ascend/ascend-toolkit/latest/python/site-packages:/usr/local/Ascend/ascend-toolkit/latest/opp/built-in/op_impl/ai_core/tbe:${PYTHONPATH}" \
-    PATH="/usr/local/Ascend/ascend-toolkit/latest/bin:/usr/local/Ascend/ascend-toolkit/latest/compiler/ccec_compiler/bin:${PATH}" \
-    ATB_HOME_PATH="/usr/local/Ascend/nnal/atb/8.5.0/atb/cxx_abi_0" \
-    ASCEND_CXX_ABI="0"
+# after install: source /usr/local/Ascend/ascend-toolkit/set_env.sh, ${ASCEND_HOME_PATH}/share/info/ascendnpu-ir/bin/set_env.sh (when present), /usr/local/Ascend/nnal/atb/set_env.sh --cxx_abi=0 -> ENV
+ENV ASCEND_CXX_ABI="0"
 LABEL io.ascend-build.toolkit.version="8.5.0" \
       io.ascend-build.toolkit.file="Ascend-cann-toolkit_8.5.0_linux-x86_64.run" \
       io.ascend-build.toolkit.sha256="<sha256>" \
@@ -68,4 +60,5 @@ LABEL io.ascend-build.torch.version="2.6.0+cpu" \
       io.ascend-build.cxx-abi="0" \
       io.ascend-build.user="HwHiAiUser" \
       io.ascend-build.stages="base,cann,pta" \
-      io.ascend-build.chip="910b"
+      io.ascend-build.chip="910b" \
+      io.ascend-build.set-env="[\"ab_source /usr/local/Ascend/ascend-toolkit/set_env.sh\", \"ab_source_if \${ASCEND_HOME_PATH}/share/info/ascendnpu-ir/bin/set_env.sh\", \"ab_source /usr/local/Ascend/nnal/atb/set_env.sh --cxx_abi=0\"]"

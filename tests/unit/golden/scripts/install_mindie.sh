@@ -8,5 +8,7 @@ set -e
 AB_PIP_SOURCE="--no-index --find-links $PKG_DIR"
 ab_source /usr/local/Ascend/ascend-toolkit/set_env.sh
 ab_source /usr/local/Ascend/nnal/atb/set_env.sh --cxx_abi=0
-ab_install mindie "$PKG_DIR"/Ascend-mindie_2.3.0_linux-x86_64_abi0.run --install --quiet --install-path=/usr/local/Ascend --install-for-all
+ab_install mindie "$PKG_DIR"/Ascend-mindie_2.3.0_linux-x86_64_abi0.run --install --quiet --install-path=/usr/local/Ascend
+# the MindIE installer takes no --install-for-all: the runtime user reads it all the same
+chmod -R go+rX,go-w /usr/local/Ascend/mindie
 ab_say "done"

@@ -6,3 +6,4 @@ if [ -f /usr/local/Ascend/nnae/set_env.sh ]; then . /usr/local/Ascend/nnae/set_e
 if [ -f /usr/local/Ascend/nnrt/set_env.sh ]; then . /usr/local/Ascend/nnrt/set_env.sh; fi
 if [ -f /usr/local/Ascend/nnal/atb/set_env.sh ]; then . /usr/local/Ascend/nnal/atb/set_env.sh --cxx_abi=${ASCEND_CXX_ABI:-1}; fi
 if [ -f /usr/local/Ascend/mindie/set_env.sh ]; then . /usr/local/Ascend/mindie/set_env.sh; fi
+if [ -f /usr/local/Ascend/atb-models/set_env.sh ]; then . /usr/local/Ascend/atb-models/set_env.sh; fi

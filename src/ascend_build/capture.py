@@ -1,0 +1,115 @@
+"""The environment a stage's set_env.sh files give, as static ENV. Standard library only: the same
+file runs in the image (`python3 - capture LINES` prints the environment before and after sourcing,
+as JSON), on the host of an exported build (`python3 capture-env.py dockerfile-env < CAPTURE`
+prints the ENV instruction) and is imported by build, export and verify."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+IGNORED = {"PWD", "SHLVL", "_", "OLDPWD", "COLUMNS", "LINES"}   # shell bookkeeping
+KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# ab_source FILE ARGS: a set_env.sh the stage installed (missing: the capture fails naming it);
+# ab_source_if FILE ARGS: one that only some releases have.
+PRELUDE = r"""set +eu
+ab_source() { f=$1; shift; [ -f "$f" ] || { echo "ascend-build: $f not found (the stage installed no such set_env.sh)" >&2; exit 3; }; . "$f" "$@"; }
+ab_source_if() { f=$1; shift; if [ -f "$f" ]; then . "$f" "$@"; fi; }
+"""
+
+
+class RefusedValue(ValueError):
+    """A captured variable that cannot be written as a Dockerfile ENV."""
+
+
+def path_like(key: str) -> bool:
+    """PATH, LD_LIBRARY_PATH, PYTHONPATH, ASCEND_..._PATH: `:`-separated lists."""
+    return key.endswith("PATH")
+
+
+def normalise(key: str, value: str) -> str:
+    """A PATH-like value without empty elements (an empty LD_LIBRARY_PATH element means the current
+    folder) nor repeated ones (the first occurrence wins, as in a lookup)."""
+    if not path_like(key):
+        return value
+    kept = []
+    for part in value.split(":"):
+        if part and part not in kept:
+            kept.append(part)
+    return ":".join(kept)
+
+
+def env_diff(before: dict, after: dict) -> dict:
+    """What sourcing changed or added (shell bookkeeping variables and exported functions left
+    out), PATH-like lists normalised; variables it unset are not ENV's business."""
+    changed = {}
+    for key, value in after.items():
+        if key in IGNORED or key.startswith("BASH_FUNC_"):
+            continue
+        value = normalise(key, value)
+        if key not in before or normalise(key, before[key]) != value:
+            changed[key] = value
+    return changed
+
+
+def differences(image_env: dict, sourced: dict) -> list:
+    """The variables whose value in the image differs from what sourcing again gives (`sourced`:
+    the environment after sourcing on top of the image's), compared normalised."""
+    return sorted(env_diff(image_env, sourced))
+
+
+def quote(value: str) -> str:
+    """A double-quoted Dockerfile word that stays literal: `\\`, `"` and `$` escaped (ENV and LABEL
+    expand `$VAR`); control characters and line breaks refused."""
+    bad = CONTROL.search(value)
+    if bad:
+        raise RefusedValue(f"contains the control character {bad.group()!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def dockerfile_env(env: dict) -> str:
+    """One ENV instruction (empty text for no variables); RefusedValue naming the variable."""
+    pairs = []
+    for key in sorted(env):
+        if not KEY.fullmatch(key):
+            raise RefusedValue(f"sourcing set the variable {key!r}, which is not a valid name")
+        try:
+            pairs.append(f"{key}={quote(env[key])}")
+        except RefusedValue as err:
+            raise RefusedValue(f"sourcing set {key} to a value that {err}") from None
+    return "ENV " + " \\\n    ".join(pairs) + "\n" if pairs else ""
+
+
+def capture(lines: list) -> dict:
+    """Run `lines` in bash (their output goes to stderr) and return the environment before and
+    after, or the error."""
+    script = PRELUDE + "{\n" + "\n".join(lines) + "\n} >&2\nenv -0\n"
+    done = subprocess.run(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if done.returncode != 0:
+        return {"error": done.stderr.decode(errors="replace").strip()[-1000:] or f"bash exited with {done.returncode}"}
+    entries = done.stdout.decode(errors="replace").split("\0")
+    return {"before": dict(os.environ), "after": dict(e.split("=", 1) for e in entries if "=" in e)}
+
+
+def main(argv: list) -> int:
+    if argv[:1] == ["capture"] and len(argv) == 2:
+        print(json.dumps(capture(json.loads(argv[1]))))
+        return 0
+    if argv == ["dockerfile-env"]:
+        found = json.load(sys.stdin)
+        if "error" in found:
+            sys.stderr.write(f"sourcing failed: {found['error']}\n")
+            return 1
+        try:
+            sys.stdout.write(dockerfile_env(env_diff(found["before"], found["after"])))
+        except RefusedValue as err:
+            sys.stderr.write(f"{err}\n")
+            return 1
+        return 0
+    sys.stderr.write("usage: python3 capture-env.py capture LINES_JSON | dockerfile-env < CAPTURE_JSON\n")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,106 @@
+"""Static ENV from the stages' set_env.sh files. A stage that sources some after it installs is
+built once up to its install step; a throw-away container of that image sources them and the
+difference of the environment becomes the stage's ENV. What was captured is kept in
+`.ascend-build/set-env/`, keyed by everything the image up to that step is made of, so a rebuild
+with the same inputs renders the ENV at once and runs one engine build."""
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+from . import capture
+from .capture import RefusedValue, dockerfile_env, env_diff
+from .components import StagePlan
+from .errors import BuildError
+from .plan import Plan
+from .render import dockerfile
+
+CACHE_DIR = "set-env"
+Captured = Dict[str, Dict[str, str]]
+
+
+def capture_script() -> str:
+    """capture.py: sent to `python3 -` in the image, shipped as scripts/capture-env.py by export."""
+    return Path(capture.__file__).read_text()
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stage_key(prefix: str, files: Dict[str, str], base_id: str, platform: str) -> str:
+    """The key of a stage's capture: the Dockerfile up to its install step, the context files that
+    text copies, the base image's id and the platform."""
+    used = {name: _sha256(text) for name, text in sorted(files.items()) if name != "Dockerfile" and name in prefix}
+    return _sha256(json.dumps({"dockerfile": prefix, "files": used, "base": base_id, "platform": platform}, sort_keys=True))
+
+
+def parse_capture(stage: StagePlan, output: str) -> Dict[str, str]:
+    """The ENV of `stage` from the capture's output; BuildError when sourcing failed or a value
+    cannot be an ENV."""
+    try:
+        found = json.loads(output.strip().splitlines()[-1])
+        before, after = found.get("before"), found.get("after")
+    except (IndexError, ValueError, AttributeError):
+        found, before, after = {"error": output.strip()[-500:] or "no output"}, None, None
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        raise BuildError(f"stage {stage.name}: sourcing its set_env.sh files in the image failed: {found.get('error')}",
+                         fix="check that the stage's installers leave the files `ascend-build plan` names after "
+                             "`# after install: source`, and that the engine can run a container of the image")
+    env = env_diff(before, after)
+    try:
+        dockerfile_env(env)
+    except RefusedValue as err:
+        raise BuildError(f"stage {stage.name}: {err}", fix="the set_env.sh files must export one-line values") from None
+    return env
+
+
+@dataclass(frozen=True)
+class EnvStore:
+    """Captured environments by key, one JSON file each."""
+
+    root: Path
+
+    def get(self, key: str) -> Optional[Dict[str, str]]:
+        try:
+            env = json.loads((self.root / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+        return env if ok else None
+
+    def put(self, key: str, env: Dict[str, str]) -> None:
+        self.root.mkdir(exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
+        with os.fdopen(fd, "w") as out:
+            json.dump(env, out)
+        os.replace(temp, self.root / f"{key}.json")
+
+
+def known_env(plan: Plan, files: Dict[str, str], base_id: str, platform: str,
+              store: EnvStore) -> Tuple[Captured, Optional[Tuple[StagePlan, str, str]]]:
+    """The stages' ENV known from the store, in stage order, and the first stage whose is not:
+    (stage, its Dockerfile up to the install step, its key), or None when all are known."""
+    captured: Captured = {}
+    for stage in plan.stages:
+        if not stage.set_env:
+            continue
+        prefix = dockerfile(plan, captured=captured, upto=stage.name)
+        key = stage_key(prefix, files, base_id, platform)
+        env = store.get(key)
+        if env is None:
+            return captured, (stage, prefix, key)
+        captured[stage.name] = env
+    return captured, None
+
+
+def capture_in(engine, image: str, stage: StagePlan) -> Dict[str, str]:
+    """Source the stage's set_env steps in a throw-away container of `image`: its ENV."""
+    lines = [step.line for step in stage.set_env]
+    result: subprocess.CompletedProcess = engine.run_container(
+        image, ["-", "capture", json.dumps(lines)], stdin=capture_script(), network="none", entrypoint="python3")
+    return parse_capture(stage, result.stdout if result.returncode == 0 else result.stdout + result.stderr)

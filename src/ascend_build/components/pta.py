@@ -11,6 +11,7 @@ def plan(ctx: Context, parent: str) -> StagePlan:
     script = render_script(
         "pta.sh.j2", pip_source=ctx.pip_source(), torch=torch.name, torch_npu=torch_npu.name,
         requirements=[r.name for r in requirements], abi=ctx.abi if has_nnal else None,
+        wheels=[p.name for p in ctx.pip_index("pta") if p.format == "wheel"],
     )
     return StagePlan(name="pta", parent=parent, files=[torch, torch_npu, *requirements, *ctx.pip_index("pta")], script=script,
                      labels=package_labels([torch, torch_npu]))

@@ -4,8 +4,10 @@
 set -e
 . /opt/ascend-build/lib.sh
 AB_PIP_SOURCE="--no-index --find-links $PKG_DIR"
+# the wheels check resolved for this stage go in by name too: real torch_npu imports numpy and
+# pyyaml without declaring them, so pip would not pull them in
 ab_pip "$PKG_DIR"/torch-2.6.0+cpu-0standin-cp311-cp311-linux_x86_64.whl "$PKG_DIR"/torch_npu-2.6.0.post5-0standin-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
 ab_pip -r "$PKG_DIR"/requirements.txt
-abi=$(python3 -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))') || ab_fail "python3 cannot import torch"
+abi=$(TORCH_DEVICE_BACKEND_AUTOLOAD=0 python3 -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))') || ab_fail "python3 cannot import torch"
 [ "$abi" = "0" ] || ab_fail "torch reports C++ ABI $abi but the image's ATB environment uses cxx_abi_0: set 'cxx_abi: $abi' in ascend-build.yaml"
 ab_say "done"

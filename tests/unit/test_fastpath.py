@@ -165,6 +165,7 @@ def swap_file(setup):
     st = pkg.stat()
     twin = pkg.with_name("twin")
     twin.write_bytes(pkg.read_bytes())
+    twin.chmod(st.st_mode)
     touch_like(twin, (st.st_atime_ns, st.st_mtime_ns))
     twin.replace(pkg)                                            # same bytes, size and mtime: another file
 

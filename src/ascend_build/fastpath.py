@@ -204,9 +204,15 @@ def begin(workdir: str, argv: Sequence[str]) -> Pending | None:
     except OSError:
         pass
     options = parse(argv)
+    if options is None:
+        return None
+    from .errors import AscendBuildError
+    from .workdir import State
+
     try:
-        state = inputs(options) if options else None
-    except OSError:
+        State.of(workdir).token()          # made now when missing (the build would make it): an input
+        state = inputs(options)
+    except (AscendBuildError, OSError):
         return None
     return Pending(options, state) if state else None
 

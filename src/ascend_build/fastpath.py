@@ -163,8 +163,8 @@ def inputs(options: dict[str, str], extra: Sequence[str] = ()) -> dict | None:
         "format": FORMAT,
         "options": built,
         "cwd": os.getcwd(),
-        "env": {k: v for k, v in os.environ.items()
-                if k.startswith(ENV_PREFIXES) or k in ENV_NAMES or k.lower().endswith("_proxy")},
+        "env": {k: v for k, v in os.environ.items() if k != BYPASS_ENV
+                and (k.startswith(ENV_PREFIXES) or k in ENV_NAMES or k.lower().endswith("_proxy"))},
         "host": [os.uname().machine, sys.platform],
         "engine": engine,
         "tool": _tool(),

@@ -250,6 +250,7 @@ def test_other_options_run_the_normal_build(built, extra):
 
 def test_the_bypass_variable_runs_the_normal_build(built):
     assert not built.fast(env={fastpath.BYPASS_ENV: "1"})
+    assert built.fast(), "the build it ran leaves the fingerprint of a build without the variable"
 
 
 def test_output_options_and_a_report_in_the_working_directory_keep_it(built):

@@ -31,7 +31,9 @@ from pathlib import Path
 
 from common import ratio_spread, spread
 
+from ascend_build.engines.base import StageEvent
 from ascend_build.engines.network import bridge_gateway
+from ascend_build.engines.parse import parse_classic
 from ascend_build.fastpath import BYPASS_ENV as FULL_ENV
 from ascend_build.timings import PHASES
 
@@ -85,11 +87,21 @@ class Bench:
         (self.timings if timings is None else timings).append(self.build(*args, env=env)["timings"])
         return time.monotonic() - started
 
-    def docker_build(self, url, tag, *flags):
+    def docker_build(self, url, tag, *flags, stages=None):
+        """`docker build` of the rendered context; with `stages` (a list), its output is read as the
+        tool reads it and the seconds of each stage are appended."""
         iid = self.workdir.parent / "iid"
-        subprocess.run([DOCKER, "build", "-q", "--force-rm", "--network", self.network, *flags, "--build-arg", f"ASCEND_PKG_URL={url}", "-t", tag,
-                        "--iidfile", str(iid), "--target", "mindie", str(self.workdir / ".ascend-build" / "context")],
-                       env=CLASSIC, check=True, capture_output=True)
+        cmd = [DOCKER, "build", *([] if stages is not None else ["-q"]), "--force-rm", "--network", self.network, *flags,
+               "--build-arg", f"ASCEND_PKG_URL={url}", "-t", tag, "--iidfile", str(iid), "--target", "mindie",
+               str(self.workdir / ".ascend-build" / "context")]
+        if stages is None:
+            subprocess.run(cmd, env=CLASSIC, check=True, capture_output=True)
+        else:
+            proc = subprocess.Popen(cmd, env=CLASSIC, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            events = parse_classic((line.rstrip("\n") for line in proc.stdout), lambda: proc.returncode != 0)
+            stages.append({e.stage: e.seconds for e in events if isinstance(e, StageEvent) and e.status != "started"})
+            if proc.wait() != 0:
+                sys.exit(f"docker build of {tag} failed")
         self.images.add(iid.read_text().strip())
 
     def phases(self, taken=None) -> str:
@@ -136,20 +148,25 @@ class Bench:
         for path in [*(self.workdir / "packages").iterdir(), self.workdir / "requirements.txt"]:
             if not (served / path.name).exists():
                 (served / path.name).symlink_to(path)
-        ours, manual = [], []
+        ours, manual, our_stages, manual_stages = [], [], [], []
         for _ in range(self.runs):
             ours.append(self.timed_build("--engine", "docker", "-t", "ab-bench:full", "--no-cache"))
+            our_stages.append({s["name"]: s["seconds"] for s in json.loads((self.workdir.parent / "report.json").read_text())["stages"]})
             port = free_port()
             server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", gateway],
                                       cwd=served, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
             try:
-                manual.append(timed(lambda: self.docker_build(f"http://{gateway}:{port}/", "ab-bench:manual", "--no-cache")))
+                manual.append(timed(lambda: self.docker_build(f"http://{gateway}:{port}/", "ab-bench:manual", "--no-cache",
+                                                              stages=manual_stages)))
             finally:
                 server.terminate()
                 server.wait()
         print(f"  ascend-build {spread(ours)}   manual method {spread(manual)}   ratio {ratio_spread(ours, manual)}")
         print(f"  ascend-build phases (median s): {self.phases()}")
+        print("  the engine's own seconds per stage, ascend-build / manual (median): " + ", ".join(
+            f"{name} {statistics.median(r.get(name, 0.0) for r in our_stages):.1f} / "
+            f"{statistics.median(r.get(name, 0.0) for r in manual_stages):.1f}" for name in our_stages[0]))
 
     def clean(self):
         tags = [f"ab-bench:{t}" for t in ("copy", "http", "mount", "plain", "full", "manual")]

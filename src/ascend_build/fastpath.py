@@ -121,7 +121,8 @@ def _tool() -> dict:
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         for name in names:
             files[os.path.relpath(os.path.join(folder, name), root)] = _stat_key(os.path.join(folder, name))
-    return {"version": __version__, "files": files, "python": [sys.executable, sys.version, _stat_key(os.path.realpath(sys.executable))],
+    python = os.path.realpath(sys.executable)           # python and python3 of one venv are one interpreter
+    return {"version": __version__, "files": files, "python": [python, sys.version, _stat_key(python)],
             "path": {p: _folder_key(p) for p in sys.path[1:] if p}}
 
 

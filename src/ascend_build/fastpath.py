@@ -311,11 +311,12 @@ def answer(argv: Sequence[str]) -> bool:
         report = check(options)
         if report is None:
             return False
+        text = summary(report, options.get("timings") == "1")
         if options.get("report"):
             _write(options["report"], json.dumps(report, indent=2) + "\n")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
         return False
-    sys.stderr.write(summary(report, options.get("timings") == "1"))
+    sys.stderr.write(text)
     if options.get("json"):
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
     return True

@@ -319,3 +319,16 @@ def test_equivalent_spellings_parse_the_same():
     long = fastpath.parse(["build", "--tag=x", "--workdir", "w", "--engine", "auto", "--pull", "missing"])
     short = fastpath.parse(["build", "-C", "w", "-t", "x"])
     assert long == short == {**fastpath.DEFAULTS, "workdir": "w", "tag": "x"}
+
+
+def test_it_reads_the_state_folder_the_build_writes():
+    from ascend_build import workdir
+
+    assert (fastpath.STATE_DIR, fastpath.TOKEN) == (workdir.STATE_DIR, workdir.TOKEN_NAME)
+
+
+@pytest.mark.parametrize("damage", ["not json", "[]", '{"format": 1}', "{\"format\": 1, \"digest\": 5, \"extra\": 7}"])
+def test_a_damaged_fingerprint_runs_the_normal_build(built, damage):
+    (built.workdir / ".ascend-build" / fastpath.FINGERPRINT).write_text(damage)
+    assert not built.fast()
+    assert built.fast()

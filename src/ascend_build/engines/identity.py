@@ -7,7 +7,7 @@ import os
 DOCKER_ENV = "ASCEND_BUILD_DOCKER"
 PLUGIN_DIRS = ("~/.docker/cli-plugins", "/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
                "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
-PID_FILE_ENV = "ASCEND_BUILD_DOCKER_PID_FILE"                    # another file: tests
+PID_FILE_ENV = "ASCEND_BUILD_DOCKER_PID_FILE"       # another pid file: tests
 PID_FILE = os.environ.get(PID_FILE_ENV, "/var/run/docker.pid")
 
 

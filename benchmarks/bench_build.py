@@ -31,7 +31,10 @@ from pathlib import Path
 
 from common import ratio_spread, spread
 
+from ascend_build.engines.base import StageEvent
 from ascend_build.engines.network import bridge_gateway
+from ascend_build.engines.parse import parse_classic
+from ascend_build.fastpath import BYPASS_ENV as FULL_ENV
 from ascend_build.timings import PHASES
 
 CLI = [sys.executable, "-m", "ascend_build"]
@@ -41,8 +44,8 @@ CLI_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"
 CLASSIC = dict(os.environ, DOCKER_BUILDKIT="0")
 
 
-def ab(*args, check=True):
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True, env=CLI_ENV)
+def ab(*args, check=True, env=None):
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, env={**CLI_ENV, **(env or {})})
     if check and result.returncode != 0:
         sys.exit(f"ascend-build {' '.join(args)} failed:\n{result.stderr[-2000:]}")
     return result
@@ -67,31 +70,43 @@ class Bench:
         self.workdir, self.runs, self.filler, self.network = root / "w", runs, filler, network
         self.host = "127.0.0.1" if network == "host" else bridge_gateway(DOCKER)
         self.port = free_port()            # one port for the round: the URL (a build argument) stays the same
-        self.images, self.timings = set(), []
+        self.images, self.timings, self.answered = set(), [], 0
         ab("init", "--demo", str(self.workdir), "--filler", filler)
 
-    def build(self, *args):
+    def build(self, *args, env=None):
         report = self.workdir.parent / "report.json"
-        ab("build", "-C", str(self.workdir), "--report", str(report), "--docker-bin", DOCKER, "--port", str(self.port),
-           "--network", self.network, *args)
+        said = ab("build", "-C", str(self.workdir), "--report", str(report), "--docker-bin", DOCKER, "--port", str(self.port),
+                  "--network", self.network, *args, env=env).stderr
         result = json.loads(report.read_text())
         self.images.add(result["image_id"])
+        self.answered += "no change since the last build" in said
         return result
 
-    def timed_build(self, *args):
+    def timed_build(self, *args, env=None, timings=None):
         started = time.monotonic()
-        self.timings.append(self.build(*args)["timings"])
+        (self.timings if timings is None else timings).append(self.build(*args, env=env)["timings"])
         return time.monotonic() - started
 
-    def docker_build(self, url, tag, *flags):
+    def docker_build(self, url, tag, *flags, stages=None):
+        """`docker build` of the rendered context; with `stages` (a list), its output is read as the
+        tool reads it and the seconds of each stage are appended."""
         iid = self.workdir.parent / "iid"
-        subprocess.run([DOCKER, "build", "-q", "--force-rm", "--network", self.network, *flags, "--build-arg", f"ASCEND_PKG_URL={url}", "-t", tag,
-                        "--iidfile", str(iid), "--target", "mindie", str(self.workdir / ".ascend-build" / "context")],
-                       env=CLASSIC, check=True, capture_output=True)
+        cmd = [DOCKER, "build", *([] if stages is not None else ["-q"]), "--force-rm", "--network", self.network, *flags,
+               "--build-arg", f"ASCEND_PKG_URL={url}", "-t", tag, "--iidfile", str(iid), "--target", "mindie",
+               str(self.workdir / ".ascend-build" / "context")]
+        if stages is None:
+            subprocess.run(cmd, env=CLASSIC, check=True, capture_output=True)
+        else:
+            proc = subprocess.Popen(cmd, env=CLASSIC, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            events = parse_classic((line.rstrip("\n") for line in proc.stdout), lambda: proc.returncode != 0)
+            stages.append({e.stage: e.seconds for e in events if isinstance(e, StageEvent) and e.status != "started"})
+            if proc.wait() != 0:
+                sys.exit(f"docker build of {tag} failed")
         self.images.add(iid.read_text().strip())
 
-    def phases(self) -> str:
-        taken, self.timings = self.timings, []
+    def phases(self, taken=None) -> str:
+        if taken is None:
+            taken, self.timings = self.timings, []
         return ", ".join(f"{name} {statistics.median(t[name] for t in taken):.3f}" for name in PHASES)
 
     def sizes(self):
@@ -108,16 +123,22 @@ class Bench:
 
     def rebuild(self):
         print("== 2. no-change rebuild: ascend-build vs plain docker build of the same Dockerfile (s, min/median/max)")
-        self.build("--engine", "docker", "-t", "ab-bench:http")
+        args = ("--engine", "docker", "-t", "ab-bench:http")
+        self.build(*args)
         token = (self.workdir / ".ascend-build" / "server-token").read_text().strip()
         url = f"http://{self.host}:{self.port}/{token}/"  # what the build passed: same value, same cache
         self.docker_build(url, "ab-bench:plain")
-        ours, plain = [], []
+        ours, full, plain, full_timings = [], [], [], []
+        self.answered = 0
         for _ in range(self.runs):
-            ours.append(self.timed_build("--engine", "docker", "-t", "ab-bench:http"))
+            ours.append(self.timed_build(*args))
             plain.append(timed(lambda: self.docker_build(url, "ab-bench:plain")))
-        print(f"  ascend-build {spread(ours)}   plain docker build {spread(plain)}   ratio {ratio_spread(ours, plain)}")
+            full.append(self.timed_build(*args, env={FULL_ENV: "1"}, timings=full_timings))
+        print(f"  ascend-build {spread(ours)} (answered by the no-change fast path: {self.answered} of {self.runs})   "
+              f"plain docker build {spread(plain)}   ratio {ratio_spread(ours, plain)}")
         print(f"  ascend-build phases (median s): {self.phases()}")
+        print(f"  without the fast path ({FULL_ENV}=1) {spread(full)}   ratio {ratio_spread(full, plain)}")
+        print(f"  its phases (median s): {self.phases(full_timings)}")
 
     def full(self):
         print("== 3. full build: ascend-build vs python3 -m http.server + docker build (classic builder, --no-cache; s)")
@@ -127,20 +148,25 @@ class Bench:
         for path in [*(self.workdir / "packages").iterdir(), self.workdir / "requirements.txt"]:
             if not (served / path.name).exists():
                 (served / path.name).symlink_to(path)
-        ours, manual = [], []
+        ours, manual, our_stages, manual_stages = [], [], [], []
         for _ in range(self.runs):
             ours.append(self.timed_build("--engine", "docker", "-t", "ab-bench:full", "--no-cache"))
+            our_stages.append({s["name"]: s["seconds"] for s in json.loads((self.workdir.parent / "report.json").read_text())["stages"]})
             port = free_port()
             server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", gateway],
                                       cwd=served, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
             try:
-                manual.append(timed(lambda: self.docker_build(f"http://{gateway}:{port}/", "ab-bench:manual", "--no-cache")))
+                manual.append(timed(lambda: self.docker_build(f"http://{gateway}:{port}/", "ab-bench:manual", "--no-cache",
+                                                              stages=manual_stages)))
             finally:
                 server.terminate()
                 server.wait()
         print(f"  ascend-build {spread(ours)}   manual method {spread(manual)}   ratio {ratio_spread(ours, manual)}")
         print(f"  ascend-build phases (median s): {self.phases()}")
+        print("  the engine's own seconds per stage, ascend-build / manual (median): " + ", ".join(
+            f"{name} {statistics.median(r.get(name, 0.0) for r in our_stages):.1f} / "
+            f"{statistics.median(r.get(name, 0.0) for r in manual_stages):.1f}" for name in our_stages[0]))
 
     def clean(self):
         tags = [f"ab-bench:{t}" for t in ("copy", "http", "mount", "plain", "full", "manual")]

@@ -1,3 +1,20 @@
-from .cli import main
+"""The entry point (`ascend-build`, `python -m ascend_build`): a no-change rebuild is answered
+before the command line's libraries are imported (fastpath.py); everything else goes to the CLI."""
+import sys
 
-main()
+
+def main() -> None:
+    from .fastpath import answer
+
+    try:
+        if answer(sys.argv[1:]):
+            return
+    except KeyboardInterrupt:
+        sys.exit(130)
+    from .cli import main as cli_main
+
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()

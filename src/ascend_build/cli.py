@@ -203,6 +203,7 @@ def build(
     (--platform linux/amd64,linux/arm64) build one image per arch and publish one tag."""
     import json
 
+    from . import fastpath
     from .build import BuildOptions
     from .engines.detect import choose
     from .outputs import check_file, inputs_of, write_file
@@ -216,11 +217,14 @@ def build(
     console = make_console()
     phases = Timings()
     with phases.phase("config"):
+        pending = fastpath.begin(str(workdir), sys.argv[1:])      # before anything is read
         if report:
             check_file(report, True, inputs_of(workdir))
         _rehash(workdir, rehash)
         platforms = platforms_of(platform)
         spec = load_spec(workdir, base_image=base_image)
+        if pending:
+            pending.add_files([f for stage in spec.stages for f in stage.files] + spec.trusted_roots)
     with phases.phase("engine probe"):
         the_engine, why = choose(engine, docker_bin)
     with phases.phase("config"):
@@ -238,6 +242,7 @@ def build(
         console.print(f"pushed {escape(item['ref'])} ({item['platform']}): {item['digest']}", soft_wrap=True)
     if report:
         write_file(report, json.dumps(result, indent=2) + "\n", True, inputs_of(workdir))
+    fastpath.remember(pending, result, settings, port)
     if json_out:
         print_json(result)
     if verify_after:
@@ -365,7 +370,7 @@ def inspect_cmd(
 
     from .engines.detect import choose
     from .inspect_image import inspect_image
-    from .progress import human_bytes
+    from .units import human_bytes
 
     result = inspect_image(choose(engine)[0], image)
     if json_out:

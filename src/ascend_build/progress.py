@@ -11,16 +11,9 @@ from rich.text import Text
 
 from .engines.base import StageEvent
 from .server import Transfer
+from .units import human_bytes
 
 STYLE = {"waiting": "dim", "running": "cyan", "cached": "green", "built": "green", "failed": "bold red"}
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 class ConsoleBuildView:

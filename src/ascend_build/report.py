@@ -4,9 +4,9 @@ from typing import Dict, List
 from rich.table import Table
 
 from .engines.base import StageEvent
-from .progress import human_bytes
 from .plan import Plan
 from .server import Transfer
+from .units import human_bytes
 
 
 def build_report(plan: Plan, engine: str, tag: str, image: dict, base: dict, layers: List[dict], ctx_bytes: int,
@@ -24,6 +24,7 @@ def build_report(plan: Plan, engine: str, tag: str, image: dict, base: dict, lay
         "engine": engine,
         "delivery": plan.delivery,
         "base_image": plan.spec.base_image,
+        "base_image_id": base.get("Id", ""),
         "size_bytes": int(image.get("Size", 0)),
         "base_size_bytes": int(base.get("Size", 0)),
         "context_bytes": ctx_bytes,

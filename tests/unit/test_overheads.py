@@ -8,7 +8,7 @@ import os
 import pytest
 
 from clirun import cli
-from ascend_build.engines import detect
+from ascend_build.engines import detect, identity
 from ascend_build.scaffold import scaffold
 from ascend_build.timings import PHASES
 
@@ -49,7 +49,7 @@ def fake(tmp_path, monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
-    monkeypatch.setattr(detect, "PID_FILE", str(pid))
+    monkeypatch.setattr(identity, "PID_FILE", str(pid))
     return docker
 
 

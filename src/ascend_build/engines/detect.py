@@ -12,10 +12,10 @@ from packaging.version import InvalidVersion, Version
 from ..errors import ConfigError, EngineError
 from .base import Engine
 from .docker import Docker, DockerBuildKit
+from .identity import DOCKER_ENV, docker_candidates, probe_key
 from .podman import Podman
 
 ENGINES = ("auto", "docker", "buildkit", "podman")
-DOCKER_ENV = "ASCEND_BUILD_DOCKER"
 
 
 def _quiet(args: List[str]) -> Optional[str]:
@@ -43,54 +43,11 @@ def buildkit_for(binary: str) -> Tuple[Optional[Engine], str]:
     return None, f"{binary} {version or '?'} has no buildx plugin (clients >= 23 need it for BuildKit)"
 
 
-def docker_candidates(docker_bin: Optional[str]) -> List[str]:
-    if docker_bin or os.environ.get(DOCKER_ENV):
-        return [docker_bin or os.environ[DOCKER_ENV]]
-    found = [shutil.which("docker")] + [p for p in ("/usr/bin/docker",) if os.access(p, os.X_OK)]
-    return list(dict.fromkeys(p for p in found if p))
-
-
-PLUGIN_DIRS = ("~/.docker/cli-plugins", "/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
-               "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
-PID_FILE = "/var/run/docker.pid"
 MAX_ENTRIES = 16
 
 
 def cache_file() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ascend-build" / "engines.json"
-
-
-def _stamp(path: str) -> str:
-    try:
-        st = os.stat(os.path.expanduser(path))
-    except OSError:
-        return f"{path}:-"
-    return f"{path}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
-
-
-def probe_key(engine: str, docker_bin: Optional[str]) -> Optional[str]:
-    """What the docker probe's answer depends on: the clients (path, inode, mtime), their plugin
-    folders and config, and the daemon's socket, which a restarted daemon makes anew. None when
-    the daemon is not a local socket (DOCKER_HOST, DOCKER_CONTEXT): then every run probes."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://") or os.environ.get("DOCKER_CONTEXT") or engine == "podman":
-        return None
-    pid = _daemon_pid()
-    if pid == "dead":
-        return None
-    config = os.environ.get("DOCKER_CONFIG", "~/.docker")
-    paths = [*docker_candidates(docker_bin), host[len("unix://"):], f"{config}/config.json", *PLUGIN_DIRS]
-    return "|".join([engine, f"pid:{pid}", *(_stamp(p) for p in paths)])
-
-
-def _daemon_pid() -> str:
-    """The system daemon's pid from its pid file; "dead" when that process is gone (a daemon
-    killed without removing its socket), "" when there is no readable pid file."""
-    try:
-        pid = Path(PID_FILE).read_text().strip()
-    except OSError:
-        return ""
-    return pid if pid.isdigit() and os.path.exists(f"/proc/{pid}") else "dead"
 
 
 def _cached(key: str) -> Optional[Tuple[Engine, str]]:

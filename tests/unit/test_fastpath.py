@@ -40,9 +40,19 @@ if args[:2] == ["image", "inspect"]:
 if args[:1] == ["build"]:
     if os.environ.get("FAKE_BUILD_FAILS"):
         sys.exit(1)
-    images.setdefault(args[args.index("-t") + 1], {{"Id": "sha256:built", "Size": 5}})
+    if "-t" in args:
+        images.setdefault(args[args.index("-t") + 1], {{"Id": "sha256:built", "Size": 5}})
+    if "--iidfile" in args:
+        with open(args[args.index("--iidfile") + 1], "w") as f:
+            f.write("sha256:built")
     with open(store, "w") as f:
         json.dump(images, f)
+elif args[:1] == ["run"]:
+    sys.stdin.read()
+    if "capture" in args:
+        print(json.dumps({{"before": {{}}, "after": {{"FAKE_HOME": "/x"}}}}))
+    else:
+        print(json.dumps({{"version": "3.11.2", "glibc": "glibc 2.36", "packages": {{"pip": "23.0.1"}}}}))
 elif args[:2] == ["network", "inspect"]:
     print("127.0.0.1")
 elif args[:2] == ["version", "--format"]:

@@ -47,7 +47,7 @@ def index_files() -> Dict[str, Dict[str, bytes]]:
         "numpy": {**_binary("numpy", "1.24.0"), **_binary("numpy", "1.26.4"), **_binary("numpy", "2.1.0")},
         "protobuf": {**_pure("protobuf", "3.20.0"), **_pure("protobuf", "5.0.0")},
     }
-    for name in ("filelock", "x86-only", "arm-only", *load_deps()["cann"], *load_deps()["torch_npu"]):
+    for name in ("filelock", "x86-only", "arm-only", *load_deps()["stage_tools"]["cann"], *load_deps()["torch_npu"]):
         projects.setdefault(name, _pure(name.replace("-", "_"), "1.0"))
     return projects
 
@@ -168,7 +168,7 @@ def test_an_aarch64_target_gets_the_aarch64_set_not_the_hosts(index, tmp_path):
     assert "torch_npu-2.6.0.post5-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl" in got
     assert any(n.startswith("arm_only-") for n in got) and not any(n.startswith("x86_only-") for n in got)
     assert not any("x86_64" in n for n in got)
-    cann = {n.split("-")[0] for n in got} >= {d.replace("-", "_") for d in load_deps()["cann"]}
+    cann = {n.split("-")[0] for n in got} >= {d.replace("-", "_") for d in load_deps()["stage_tools"]["cann"]}
     assert cann, "CANN's Python dependencies are fetched"
     assert len(result.fetched) == len(got) and not result.present and result.bytes > 0
     assert not list(workdir.glob(".*.part"))

@@ -193,7 +193,9 @@ def test_missing_requirements_are_listed_with_the_fetch_command(tmp_path):
     wheel(work, "PyYAML", "6.0.2", (), "cp311", "cp311", plat)
     fixed = run(work, arch=other)
     assert fixed.ok, fixed.problems
-    assert names(fixed.pip_index["pta"]) == ["numpy", "pyyaml", "six"]
+    # pyyaml is one of CANN's tools: the cann stage installs it, so pta does not again
+    assert names(fixed.pip_index["cann"]) == ["pyyaml"]
+    assert names(fixed.pip_index["pta"]) == ["numpy", "six"]
 
 
 def test_with_an_index_missing_requirements_are_pips_business(tmp_path):
@@ -374,3 +376,13 @@ def test_an_engine_error_is_a_fallback_not_a_traceback():
 
     broken = base_python(Broken(ANSWER), "img:7", "3.11")
     assert broken.version == "3.11" and "did not answer in 120 s" in broken.source
+
+
+def test_cann_tools_present_go_to_the_cann_stage_and_the_others_are_a_note(tmp_path):
+    work = make_set(tmp_path)
+    wheel(work, "attrs", "24.2.0", ())
+    selection = run(work)
+    assert names(selection.pip_index["cann"]) == ["attrs"]
+    [note] = [p for p in selection.problems if p.code == "python-tools-missing"]
+    assert note.level == "note" and "decorator" in note.message and "attrs," not in note.message
+    assert "ascend-build fetch" in note.fix and selection.ok

@@ -3,17 +3,20 @@ requirements files need, resolved offline for the image (resolve.py), and the pr
 that closure is not complete."""
 import platform as host_platform
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ..spec import BuildSpec
 from .compat import load_deps
-from .model import Problem, Selection, StageSlots
+from .model import Package, Problem, Selection, StageSlots
 from .naming import normalise_arch
-from .problems import (MISSING_REQUIREMENT, REQUIREMENT_CONFLICT, REQUIREMENT_UNREADABLE,
+from .problems import (MISSING_REQUIREMENT, PYTHON_TOOLS_MISSING, REQUIREMENT_CONFLICT, REQUIREMENT_UNREADABLE,
     REQUIREMENTS_UNRESOLVED, WHEEL_TARGET_MISMATCH)
 from .pythons import BasePython
 from .factcache import FactCache
-from .resolve import DEFAULT_GLIBC, Need, Resolver, StageNeeds, Target, read_text, requirement_lines
+from .resolve import DEFAULT_GLIBC, Need, Resolver, StageNeeds, Target, read_text, requirement_lines, wheel_name
 from .wheelmeta import metadata_from_json, metadata_to_json, read_metadata
 
 PLATFORMS = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
@@ -37,6 +40,15 @@ def provided(python: BasePython, base_stage: Sequence[str]) -> Dict[str, Optiona
     return found
 
 
+def stage_tools(stage: str, wheels: Sequence[Package]) -> Tuple[List[Need], List[str]]:
+    """What a stage's own tools import (python_deps.yaml, keyed by stage): a need for each that
+    has a wheel in the folder, and the names of those that have none."""
+    have = {canonicalize_name(wheel_name(p)[0]) for p in wheels}
+    names = load_deps().get("stage_tools", {}).get(stage, [])
+    return ([Need(Requirement(n), f"the {stage} stage's tools") for n in names if canonicalize_name(n) in have],
+            [n for n in names if canonicalize_name(n) not in have])
+
+
 def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: BuildSpec, python: BasePython,
                    rules: dict, workdir: Path, facts: FactCache) -> List[Problem]:
     """Fill `selection.pip_index` with each stage's closure; the problems of the resolution."""
@@ -54,6 +66,13 @@ def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: Bui
                                  f"`{line}` is not a requirement, so it is not checked",
                                  fix="write it as `name<spec>` (PEP 508), or install it in a custom stage")
                          for line in unread]
+        tools, absent = stage_tools(stage.stage, wheels)
+        needs += tools
+        if absent and chosen:
+            problems.append(Problem(
+                level="note", code=PYTHON_TOOLS_MISSING, message=f"the {stage.stage} stage's Python tools import "
+                f"{', '.join(absent)}, which have no wheel here: the image builds, but its first NPU operator fails "
+                "(error 50001)", fix=f"run `{fetch_command(workdir, spec, selection.target, selection.arch)}`"))
         roots = [p for p in chosen if p.format == "wheel"]
         takes_all = bool(stage.pip_index and stage.pip_index(chosen))
         if roots or needs or takes_all:

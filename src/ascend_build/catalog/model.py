@@ -74,7 +74,7 @@ class Package:
 
 @dataclass(frozen=True)
 class Problem:
-    level: str                      # "error" | "warning"
+    level: str                      # "error" | "warning" | "note" (said, never fails a check, even --strict)
     code: str                       # stable, e.g. "run-corrupt", "version-mismatch"
     message: str                    # names the file(s) and says what is wrong
     file: Optional[str] = None

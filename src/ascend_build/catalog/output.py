@@ -66,7 +66,7 @@ def render(selection: Selection, console: Console, strict: bool = False) -> None
         console.width = max(console.width, 250)
     console.print(_table(selection))
     for p in selection.problems:
-        colour = "red" if p.level == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(p.level, "cyan")
         console.print(f"[bold {colour}]{p.level}[/] [{colour}]\\[{p.code}][/] {escape(p.message)}")
         if p.fix:
             console.print(f"    [dim]fix:[/] {escape(p.fix)}")

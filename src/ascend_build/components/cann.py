@@ -9,7 +9,8 @@ CANN_DOWNLOAD = "the CANN download page, https://www.hiascend.com/developer/down
 
 def plan(ctx: Context, parent: str) -> StagePlan:
     toolkit, kernels, nnal = ctx.one("toolkit"), ctx.one("kernels"), ctx.one("nnal")
-    files = [p for p in (toolkit, kernels, nnal) if p]
+    tools = [p for p in ctx.pip_index("cann") if p.format == "wheel"]   # what CANN's Python tools import
+    files = [p for p in (toolkit, kernels, nnal) if p] + tools
     # 8.5+: no nnrt package; the toolkit installs only the inference runtime
     whitelist = ctx.spec.cann == "nnrt" and toolkit.component == "toolkit"
     script = render_script(
@@ -18,12 +19,13 @@ def plan(ctx: Context, parent: str) -> StagePlan:
         kernels=kernels.name if kernels else None, kernels_component=kernels.component if kernels else None,
         kernels_options=raw(ctx.installer_options("kernels", form=toolkit.component)),
         nnal=nnal.name if nnal else None, nnal_options=raw(ctx.installer_options("nnal")),
+        pip_source=ctx.pip_source(), tools=[p.name for p in tools],
     )
     set_env = ctx.set_env("toolkit", "bisheng", *(["nnal"] if nnal else []))
     # ASCEND_CXX_ABI: the ABI login shells pass to NNAL's set_env.sh (the profile script)
     env = {"ASCEND_CXX_ABI": str(ctx.abi)} if nnal else {}
     return StagePlan(name="cann", parent=parent, files=files, script=script, env=env, set_env=set_env,
-                     labels=package_labels(files))
+                     labels=package_labels(files[:len(files) - len(tools)]))
 
 
 COMPONENT = Component(

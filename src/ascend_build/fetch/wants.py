@@ -100,7 +100,7 @@ def wants(chain: List[str], selected: List[Package], cann: Optional[str], torch_
     for those stages (requirements*.txt, the stages' own wheels)."""
     lines: List[str] = []
     if "cann" in chain and cann:
-        lines += list(deps["cann"]) + pins_for(cann, deps.get("cann_pins") or [])
+        lines += list(deps["stage_tools"]["cann"]) + pins_for(cann, deps.get("cann_pins") or [])
     npu = None
     if "pta" in chain:
         npu = torch_npu_version(torch_npu, cann, rules.get("cann_torch_npu") or {})

@@ -26,11 +26,11 @@ def test_check_reads_the_base_images_python_once(tmp_path, docker_bin, base_imag
     assert data["python"] == "3.11" and base_image in data["python_source"] and "Python 3.11." in data["python_source"]
     image_id = subprocess.run([docker_bin, "image", "inspect", "--format", "{{.Id}}", base_image], capture_output=True,
                               text=True, check=True).stdout.strip()
-    cached = json.loads(pythons.cache_file().read_text())[image_id]
+    cached = json.loads(pythons.CACHE.path.read_text())[image_id]
     assert cached["version"].startswith("3.11.") and "pip" in cached["packages"] and cached["glibc"].startswith("glibc 2.")
-    written = pythons.cache_file().stat().st_mtime_ns
+    written = pythons.CACHE.path.stat().st_mtime_ns
     assert cli("check", "-C", workdir, "--json").returncode == 0
-    assert pythons.cache_file().stat().st_mtime_ns == written          # the second check ran no container
+    assert pythons.CACHE.path.stat().st_mtime_ns == written          # the second check ran no container
     offline = json.loads(cli("check", "-C", workdir, "--json", "--engine", "none").stdout)
     assert "--engine none" in offline["python_source"]
 

@@ -90,7 +90,7 @@ def test_the_probe_runs_again_when_the_cache_cannot_be_trusted(fake, tmp_path, m
     elif broken == "remote daemon":
         monkeypatch.setenv("DOCKER_HOST", "tcp://192.0.2.1:2376")
     else:
-        detect.cache_file().write_text('{"x": ')
+        detect.CACHE.path.write_text('{"x": ')
     for _ in range(2):
         detect.choose("auto")
         assert "info" in calls(fake)

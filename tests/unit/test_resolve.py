@@ -334,7 +334,7 @@ def test_the_images_python_is_read_once_per_image_id():
     (image, command, how), = engine.runs
     assert how["entrypoint"] == "python3" and how["network"] == "none" and how["flags"] == ["--platform", "linux/arm64"]
     assert base_python(engine, "img:1", None) == first and len(engine.runs) == 1      # cached by image id
-    assert json.loads(pythons.cache_file().read_text())["sha256:img:1"]["version"] == "3.11.2"
+    assert json.loads(pythons.CACHE.path.read_text())["sha256:img:1"]["version"] == "3.11.2"
 
 
 def test_the_config_is_the_fallback_and_it_says_why():

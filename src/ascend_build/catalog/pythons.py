@@ -1,14 +1,13 @@
 """The base image's Python: read once per image id in a throw-away container (through the
 engine), kept in the user's cache folder; the config's `python:` when no engine answers."""
 import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 from ..errors import EngineError
+from ..usercache import UserCache
 
-MAX_ENTRIES = 32
+CACHE = UserCache("pythons", most=32)
 NOT_FOUND = 127                      # `run` with a command the image does not have (docker, podman)
 # Standard library only: version, glibc and the distributions the image already has.
 PROBE = ("import json, os, sys, importlib.metadata as m; "
@@ -27,31 +26,6 @@ class BasePython:
     read: bool = False                    # read from the base image itself
     glibc: Optional[Tuple[int, int]] = None
     packages: Dict[str, str] = field(default_factory=dict)
-
-
-def cache_file() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ascend-build" / "pythons.json"
-
-
-def _load() -> dict:
-    try:
-        kept = json.loads(cache_file().read_text())
-        return kept if isinstance(kept, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _remember(key: str, answer: dict) -> None:
-    kept = {k: v for k, v in _load().items() if k != key}
-    kept = dict(list(kept.items())[-(MAX_ENTRIES - 1):] + [(key, answer)])
-    path = cache_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(kept))
-        os.replace(tmp, path)
-    except OSError:
-        pass
 
 
 def _parse(stdout: str) -> Optional[dict]:
@@ -82,7 +56,7 @@ def read_image(engine, image: str, platform: Optional[str] = None) -> Tuple[Opti
         if found is None:
             return None, f"the base image {image} is not in {engine.binary}'s store yet"
         key = str(found.get("Id") or "")
-        cached = _load().get(key) if key else None
+        cached = CACHE.get(key) if key else None
         if isinstance(cached, dict) and "version" in cached:
             return cached, ""
         result = engine.run_container(image, ["-c", PROBE], entrypoint="python3", network="none",
@@ -97,7 +71,7 @@ def read_image(engine, image: str, platform: Optional[str] = None) -> Tuple[Opti
             last = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
             return None, f"python3 in the base image {image} did not answer: {last[-300:]}"
     if key:
-        _remember(key, answer)
+        CACHE.remember(key, answer)
     return answer, ""
 
 

@@ -1,7 +1,5 @@
 """Pick an engine for this host (`--engine auto`) and say why. A docker engine's answer is kept
 in the user's cache folder while the daemon and the clients are the same ones (probe_key)."""
-import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,6 +8,7 @@ from typing import List, Optional, Tuple
 from packaging.version import InvalidVersion, Version
 
 from ..errors import ConfigError, EngineError
+from ..usercache import UserCache
 from .base import Engine
 from .docker import Docker, DockerBuildKit
 from .identity import DOCKER_ENV, docker_candidates, probe_key
@@ -43,18 +42,14 @@ def buildkit_for(binary: str) -> Tuple[Optional[Engine], str]:
     return None, f"{binary} {version or '?'} has no buildx plugin (clients >= 23 need it for BuildKit)"
 
 
-MAX_ENTRIES = 16
-
-
-def cache_file() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ascend-build" / "engines.json"
+CACHE = UserCache("engines", most=16)
 
 
 def _cached(key: str) -> Optional[Tuple[Engine, str]]:
     try:
-        entry = json.loads(cache_file().read_text()).get(key)
+        entry = CACHE.get(key)
         kind, binary, buildx, why, bridge = (entry[k] for k in ("kind", "binary", "buildx", "reason", "bridge"))
-    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+    except (AttributeError, TypeError, KeyError):
         return None
     if kind not in ("docker", "buildkit") or not isinstance(binary, str) or not isinstance(why, str):
         return None
@@ -64,23 +59,9 @@ def _cached(key: str) -> Optional[Tuple[Engine, str]]:
 
 
 def _remember(key: str, found: Engine, why: str) -> None:
-    """Keep the answer (with the bridge address, asked now); a cache that cannot be written is skipped."""
-    entry = {"kind": found.name, "binary": found.binary, "buildx": getattr(found, "buildx", False),
-             "reason": why, "bridge": found.bridge_address()}
-    path = cache_file()
-    try:
-        kept = json.loads(path.read_text())
-        kept = {k: v for k, v in kept.items() if k != key} if isinstance(kept, dict) else {}
-    except (OSError, ValueError):
-        kept = {}
-    kept = dict(list(kept.items())[-(MAX_ENTRIES - 1):] + [(key, entry)])
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(kept))
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    """Keep the answer (with the bridge address, asked now)."""
+    CACHE.remember(key, {"kind": found.name, "binary": found.binary, "buildx": getattr(found, "buildx", False),
+                         "reason": why, "bridge": found.bridge_address()})
 
 
 def choose(engine: str = "auto", docker_bin: Optional[str] = None) -> Tuple[Engine, str]:

@@ -119,7 +119,7 @@ case "$pkg_component" in
         cat "$cann_home/$machine-linux"/ascend_*_install.info 2>/dev/null | grep -qx "version=$pkg_version" ||
             fail "CANN at $cann_home is not version $pkg_version" ;;
     mindie)
-        [ -n "$ASCEND_TOOLKIT_HOME" ] || fail "ASCEND_TOOLKIT_HOME is not set: source the toolkit set_env.sh first"
+        [ -n "${ASCEND_TOOLKIT_HOME:-$ASCEND_HOME_PATH}" ] || fail "ASCEND_HOME_PATH is not set: source the CANN set_env.sh (toolkit, nnrt or nnae) first"
         [ -n "$ATB_HOME_PATH" ] || fail "ATB_HOME_PATH is not set: source nnal/atb/set_env.sh first"
         python3 -c 'import torch' >/dev/null 2>&1 || fail "python3 cannot import torch: install torch first" ;;
 esac

@@ -167,7 +167,9 @@ import torch  # noqa: F401  (the real torch_npu imports torch first)
 
 
 def _cann_found():
-    if not os.environ.get("ASCEND_TOOLKIT_HOME"):
+    # the real torch_npu asks for ASCEND_HOME_PATH and ASCEND_OPP_PATH (the nnrt/nnae set_env.sh
+    # files export no ASCEND_TOOLKIT_HOME)
+    if not (os.environ.get("ASCEND_TOOLKIT_HOME") or os.environ.get("ASCEND_HOME_PATH")):
         return False
     dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
     return any(os.path.isfile(os.path.join(d, "libascendcl.so")) for d in dirs)
@@ -176,7 +178,7 @@ def _cann_found():
 if not _cann_found():
     raise ImportError(
         "libhccl.so: cannot open shared object file: No such file or directory "
-        "(stand-in torch_npu: set ASCEND_TOOLKIT_HOME and put libascendcl.so on LD_LIBRARY_PATH, "
+        "(stand-in torch_npu: set ASCEND_HOME_PATH or ASCEND_TOOLKIT_HOME and put libascendcl.so on LD_LIBRARY_PATH, "
         "e.g. source /usr/local/Ascend/ascend-toolkit/set_env.sh)"
     )
 

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from clirun import cli
+from ascend_build.fastpath import BYPASS_ENV
 from ascend_build.capture import dockerfile_env
 from test_build import make_workdir
 
@@ -59,7 +60,7 @@ def test_env_is_captured_once_then_rendered_and_matches_export(tmp_path, docker_
     assert found["ATB_HOME_PATH"].endswith("/atb/cxx_abi_0") and found["MINDIE_HOME"] == "/usr/local/Ascend/mindie/latest"
     assert "" not in found["LD_LIBRARY_PATH"].split(":")
 
-    again = cli(*args, env=env)
+    again = cli(*args, env={**env, BYPASS_ENV: "1"})      # the real rebuild, not the no-change fast path
     assert again.returncode == 0, again.stderr[-3000:]
     made = calls(counting_docker)
     assert made.count("build") == 1 and "capture" not in made and "run" not in made, made

@@ -3,6 +3,7 @@ none of the CLI's libraries imported), and never when anything a real build read
 different: each test below changes one thing and checks that the normal build runs."""
 import json
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ FAKE_DOCKER = """#!{python}
 import json, os, sys
 here = os.path.dirname(os.path.abspath(__file__))
 args = sys.argv[1:]
-with open(__file__ + ".calls", "a") as log:
+with open(__file__[:-len(".py")] + ".calls", "a") as log:     # docker.py, run by the `docker` wrapper
     log.write(" ".join(args) + "\\n")
 store = os.path.join(here, "images.json")
 with open(store) as f:
@@ -89,7 +90,9 @@ class Setup:
     def fake_docker(folder: Path) -> Path:
         folder.mkdir()
         docker = folder / "docker"
-        docker.write_text(FAKE_DOCKER.format(python=sys.executable))
+        # a shell wrapper: a `#!` line cannot hold an interpreter path with a space (a clone at any path)
+        docker.with_name("docker.py").write_text(FAKE_DOCKER.format(python=sys.executable))
+        docker.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$0.py" "$@"\n')
         docker.chmod(0o755)
         (folder / "images.json").write_text("{}")
         return docker

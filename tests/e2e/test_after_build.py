@@ -53,7 +53,7 @@ def test_wrong_label_missing_env_and_leftover_installer_fail_verify(built, tmp_p
     code, report = verify(wrong)
     assert code == 1 and failed(report) == {"toolkit version matches label"}
 
-    no_env = derived(tag, "ascend-build-test/after:no-env", 'ENV ASCEND_TOOLKIT_HOME=""')
+    no_env = derived(tag, "ascend-build-test/after:no-env", 'ENV ASCEND_TOOLKIT_HOME="" ASCEND_HOME_PATH=""')
     code, report = verify(no_env)
     assert code == 1 and {"toolkit environment set without sourcing", "import torch_npu"} <= failed(report)
 

@@ -45,7 +45,7 @@ COMPONENT = Component(
         {"kind": "file", "slot": "toolkit", "name": "toolkit set_env.sh present", "path": "ascend-toolkit/set_env.sh"},
         {"kind": "info-version", "slot": "toolkit", "name": "toolkit version matches label",
          "glob": "ascend-toolkit/latest/*-linux/ascend_toolkit_install.info"},
-        {"kind": "env-dir", "slot": "toolkit", "name": "toolkit environment set without sourcing", "var": "ASCEND_TOOLKIT_HOME"},
+        {"kind": "env-dir", "slot": "toolkit", "name": "toolkit environment set without sourcing", "var": "ASCEND_HOME_PATH"},
         {"kind": "file", "slot": "nnal", "name": "nnal set_env.sh present", "path": "nnal/atb/set_env.sh"},
         {"kind": "env-dir", "slot": "nnal", "name": "ATB environment set without sourcing", "var": "ATB_HOME_PATH"},
     ),

@@ -12,6 +12,7 @@ from typing import FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
 
 import yaml
 
+from . import yamltext
 from .catalog.scan import PACKAGES_DIR, is_project_file, looks_like_package
 from .errors import OutputError
 from .spec import CONFIG_NAME
@@ -57,7 +58,7 @@ class Inputs:
 def _custom_stage_files(workdir: Path) -> List[Path]:
     """The `files:` of the config's custom stages, read leniently (the config is checked later)."""
     try:
-        data = yaml.safe_load((workdir / CONFIG_NAME).read_text(encoding="utf-8"))
+        data = yamltext.load((workdir / CONFIG_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError, yaml.YAMLError):
         return []
     stages = data.get("stages") if isinstance(data, dict) else None

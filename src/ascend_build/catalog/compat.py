@@ -1,11 +1,12 @@
 """Compatibility checks of a selection against the rules table (compat.yaml): every problem has a
 stable code (problems.py), a message naming the file(s) and a fix. No version numbers here.
 The rules of one stage are named by its component (StageSlots.rules); the rest apply to all."""
+from functools import lru_cache
 from importlib import resources
 from typing import Dict, List, Optional, Tuple
 
-import yaml
 
+from .. import yamltext
 from ..spec import BuildSpec
 from .model import Package, Problem, Selection, StageSlots
 from .naming import HOST_ONLY
@@ -17,15 +18,17 @@ from .versions import base_release, release_of, same_version
 MINDIE_MISMATCH = {"cann": MINDIE_CANN_MISMATCH, "torch": MINDIE_TORCH_MISMATCH}
 
 
+@lru_cache(maxsize=1)
 def load_rules() -> dict:
-    """The rules table shipped with the package."""
-    return yaml.safe_load(resources.files(__package__).joinpath("compat.yaml").read_text())
+    """The rules table shipped with the package (read once; not to be changed)."""
+    return yamltext.load(resources.files(__package__).joinpath("compat.yaml").read_text())
 
 
+@lru_cache(maxsize=1)
 def load_deps() -> dict:
     """The Python dependencies of the stack that no wheel declares (python_deps.yaml): what `fetch`
     asks for and what `check` requires besides each wheel's own Requires-Dist."""
-    return yaml.safe_load(resources.files(__package__).joinpath("python_deps.yaml").read_text())
+    return yamltext.load(resources.files(__package__).joinpath("python_deps.yaml").read_text())
 
 
 def _p(level: str, code: str, message: str, fix: str, file: Optional[str]) -> Problem:

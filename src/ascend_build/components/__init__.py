@@ -9,8 +9,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Callable, Dict, List, Optional, Tuple
 
-import yaml
 
+from .. import yamltext
 from ..catalog.model import Package, Selection, StageSlots
 from ..contract import component_label, template_values
 from ..spec import BuildSpec
@@ -90,7 +90,7 @@ class Context:
 
 @lru_cache(maxsize=1)
 def data() -> dict:
-    return yaml.safe_load(resources.files(__package__).joinpath("data.yaml").read_text())
+    return yamltext.load(resources.files(__package__).joinpath("data.yaml").read_text())
 
 
 def render_script(name: str, **values) -> str:

@@ -20,10 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-import yaml
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from .. import yamltext
 from ..catalog import published
 from ..errors import ConfigError
 from . import elflibs
@@ -52,7 +52,7 @@ class Family:
 
 def families() -> Dict[str, Family]:
     text = resources.files(__package__).joinpath("families.yaml").read_text()
-    return {name: Family(**row) for name, row in yaml.safe_load(text).items()}
+    return {name: Family(**row) for name, row in yamltext.load(text).items()}
 
 
 def family(name: str) -> Family:

@@ -62,6 +62,7 @@ class Engine:
         self.env = env
         self.returncode: Optional[int] = None   # of the last build, once its output has ended
         self.bridge: Optional[str] = None       # the bridge gateway, once known
+        self.found: Dict[str, Optional[dict]] = {}   # find_image's answers since the store last changed
 
     # -- running the program -------------------------------------------------------------------
     def run(self, args: Sequence[str], timeout: float = 120, check: bool = True,
@@ -111,6 +112,7 @@ class Engine:
         tail: Deque[str] = deque(maxlen=60)
         failed_stage: Optional[str] = None
         self.returncode = None
+        self.found.clear()
         with self.build_guard():
             for event in type(self).parse(self.stream(self.build_command(req)), lambda: self.returncode != 0):
                 if isinstance(event, LogLine):
@@ -149,14 +151,18 @@ class Engine:
         return None if result.returncode == 0 else (result.stderr.strip().splitlines() or ["no answer"])[-1]
 
     def find_image(self, image: str) -> Optional[dict]:
-        """The image's inspect record, or None when the store has no such image."""
-        result = self.run(["image", "inspect", image], check=False)
-        return json.loads(result.stdout)[0] if result.returncode == 0 else None
+        """The image's inspect record, or None when the store has no such image; asked once
+        while no build or pull of this engine object changed the store."""
+        if image not in self.found:
+            result = self.run(["image", "inspect", image], check=False)
+            self.found[image] = json.loads(result.stdout)[0] if result.returncode == 0 else None
+        return self.found[image]
 
     def image_exists(self, image: str) -> bool:
         return self.find_image(image) is not None
 
     def pull(self, image: str) -> bool:
+        self.found.clear()
         return self.run(["pull", image], timeout=600, check=False).returncode == 0
 
     def load_hint(self, image: str) -> str:

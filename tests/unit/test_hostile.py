@@ -4,12 +4,10 @@ accepts, in which the value is only ever a quoted word; a state folder or server
 not what it should be is one message; a package that changed after `check` fails the build
 naming the file and `check --rehash`."""
 import os
-import queue
 import shlex
 import shutil
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
 import dockerfile
@@ -18,7 +16,7 @@ import yaml
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from clirun import CLI, cli
+from clirun import cli
 from ascend_build.build import BuildOptions, failure_hint, run_build
 from ascend_build.components import render_script
 from ascend_build.errors import BuildError, OutputError
@@ -26,8 +24,8 @@ from ascend_build.scaffold import scaffold
 from ascend_build.settings import Options, resolve
 from ascend_build.spec import BuildSpec
 from ascend_build.workdir import State
-from test_server import read_lines, wait_for_line
-from test_settings import FAKE_DOCKER, FakeEngine, Quiet
+from test_server import serving, wait_for_line
+from test_settings import FakeEngine, Quiet, my_docker
 
 BASE = "localhost/ascend-build-base:bookworm"
 CANARY = "PWNED"
@@ -237,18 +235,11 @@ def matrix_workdir(tmp_path):
     return root
 
 
-def fake_docker(tmp_path: Path) -> Path:
-    docker = tmp_path / "my-docker"
-    docker.write_text(FAKE_DOCKER)
-    docker.chmod(0o755)
-    return docker
-
-
 def command_line(command: str, workdir: Path, tmp_path: Path) -> list:
     return {
         "serve": ["serve", "-C", workdir, "--host", "127.0.0.1", "--port", "0"],
         "bake": ["bake", "-C", workdir, "-o", tmp_path / "bake.json"],
-        "build": ["build", "-C", workdir, "--engine", "docker", "--docker-bin", fake_docker(tmp_path), "--host",
+        "build": ["build", "-C", workdir, "--engine", "docker", "--docker-bin", my_docker(tmp_path), "--host",
                   "127.0.0.1", "--port", "0", "--target", "cann", "--platform", "x86_64", "--base-image", BASE],
     }[command]
 
@@ -337,17 +328,12 @@ def test_link_loops_in_the_working_directory_are_named_by_check(matrix_workdir):
 
 def test_serve_leaves_out_link_loops_and_says_so(matrix_workdir):
     make_loops(matrix_workdir)
-    proc = subprocess.Popen([*CLI, "serve", "-C", str(matrix_workdir), "--host", "127.0.0.1", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: "queue.Queue[str]" = queue.Queue()
-    threading.Thread(target=read_lines, args=(proc.stderr, lines), daemon=True).start()
-    try:
+    with serving(matrix_workdir, "--host", "127.0.0.1", "--port", "0") as (proc, lines):
         _, seen = wait_for_line(lines, r"only these files are served")
         for name in LOOPS:
             assert f"warning: not served: {name} is a symlink loop" in seen
             assert f"/{Path(name).name}\n" not in seen
         assert "/torch_npu-" in seen and "Traceback" not in seen
-    finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 130
 

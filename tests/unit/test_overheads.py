@@ -8,15 +8,13 @@ import os
 import pytest
 
 from clirun import cli
+from fakes import docker_client
 from ascend_build.engines import detect, identity
 from ascend_build.scaffold import scaffold
 from ascend_build.timings import PHASES
 
 BASE = "localhost/ascend-build-base:bookworm"
-FAKE_DOCKER = """#!/bin/sh
-echo "$*" >> "$0.calls"
-case "$1 $2" in
-  "image inspect") echo '[{"Id": "sha256:0", "Size": 1}]' ;;
+ANSWERS = """  "image inspect") echo '[{"Id": "sha256:0", "Size": 1}]' ;;
   "network inspect") echo 127.0.0.1 ;;
   "version --format") echo 20.10.24 ;;
   "buildx version") exit 1 ;;
@@ -25,12 +23,6 @@ case "$1 $2" in
       *) echo '{"version": "3.11.2", "glibc": "glibc 2.36", "packages": {"pip": "23.0.1"}}' ;;
     esac ;;
   history\\ *) printf 'RUN x\\t5\\n' ;;
-esac
-for arg in "$@"; do
-  case "$prev" in --iidfile) echo sha256:1 > "$arg" ;; esac
-  prev="$arg"
-done
-exit 0
 """
 
 
@@ -38,10 +30,8 @@ exit 0
 def fake(tmp_path, monkeypatch):
     """A fake docker client (logging its calls), a stand-in daemon socket and pid file, and an
     empty cache folder: the environment of the process under test."""
-    docker = tmp_path / "bin" / "docker"
-    docker.parent.mkdir()
-    docker.write_text(FAKE_DOCKER)
-    docker.chmod(0o755)
+    (tmp_path / "bin").mkdir()
+    docker = docker_client(tmp_path / "bin" / "docker", ANSWERS)
     sock, pid = tmp_path / "docker.sock", tmp_path / "docker.pid"
     sock.touch()
     pid.write_text(str(os.getpid()))

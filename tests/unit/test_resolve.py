@@ -16,6 +16,7 @@ from ascend_build.catalog import pythons
 from ascend_build.catalog.model import Package
 from ascend_build.catalog.naming import identify_wheel
 from ascend_build.catalog.pythons import BasePython, base_python
+from ascend_build.catalog.requirements import parsed_lines
 from ascend_build.catalog.resolve import Need, Resolver, Target, requirement_lines
 from ascend_build.catalog.wheelmeta import torch_abi
 from ascend_build.components.registry import components
@@ -88,6 +89,16 @@ def test_markers_are_evaluated_for_the_target_not_this_host(folder, arch, only):
     found = Resolver(all_wheels(folder), Target("3.11", arch)).stage([torch], [])
     assert not found.missing and not found.conflicts and not found.unfit
     assert names(found.wheels) == sorted(["filelock", "typing_extensions", only])   # no setuptools (3.12+), no extra
+
+
+def test_requirements_files_are_read_by_one_parser():
+    """fetch refuses what the check skips: both see the same lines, numbers and parse results."""
+    lines = list(parsed_lines("# comment\n\n--hash x\ntorch[optree]>=2  # why\nnot a requirement!\nnumpy#x\n"))
+    assert [(n, line) for n, line, _ in lines] == [(3, "--hash x"), (4, "torch[optree]>=2"),
+                                                   (5, "not a requirement!"), (6, "numpy#x")]
+    assert [type(req).__name__ for _, _, req in lines] == ["InvalidRequirement", "Requirement",
+                                                          "InvalidRequirement", "InvalidRequirement"]
+    assert str(lines[1][2]) == "torch[optree]>=2"
 
 
 def test_extras_count_only_when_asked(folder):

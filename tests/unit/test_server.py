@@ -1,6 +1,7 @@
 """The package server: allow-list, token path, path tricks, ranges, concurrency, aborts, stop,
 binding errors, file selection, bridge gateway lookup, and `ascend-build serve` end to end.
 Loopback (127.0.0.1) and port 0 only; no container engine needed."""
+import contextlib
 import hashlib
 import http.client
 import os
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import pytest
 from hypothesis import given
@@ -859,17 +860,30 @@ def wait_for_line(lines: "queue.Queue[str]", pattern: str, timeout: float = 20.0
     raise AssertionError(f"no {pattern!r} in output:\n{seen}")
 
 
+@contextlib.contextmanager
+def serving(workdir: Path, *args: str,
+            env: Optional[dict] = None) -> Iterator[Tuple[subprocess.Popen, "queue.Queue[str]"]]:
+    """`ascend-build serve -C WORKDIR ARGS` running until the block ends (killed if it runs then),
+    and a queue of its stderr lines ("" at their end)."""
+    proc = subprocess.Popen([*CLI, "serve", "-C", str(workdir), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=read_lines, args=(proc.stderr, lines), daemon=True).start()
+    try:
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_serve_command(tmp_path):
     (tmp_path / "packages").mkdir()
     (tmp_path / "packages" / TOOLKIT).write_bytes(payload(1 << 20, 3))
     (tmp_path / "requirements.txt").write_text("numpy\n")
     (tmp_path / "credentials.txt").write_text("password\n")
     (tmp_path / "ascend-build.yaml").write_text("secret: yes\n")
-    proc = subprocess.Popen([*CLI, "serve", "-C", str(tmp_path), "--host", "127.0.0.1", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: "queue.Queue[str]" = queue.Queue()
-    threading.Thread(target=read_lines, args=(proc.stderr, lines), daemon=True).start()
-    try:
+    with serving(tmp_path, "--host", "127.0.0.1", "--port", "0") as (proc, lines):
         match, _ = wait_for_line(lines, r"(http://127\.0\.0\.1:(\d+)/[A-Za-z0-9_-]+/)")
         base, port = match.group(1), int(match.group(2))
         wget, seen = wait_for_line(lines, r"wget -q (\S+/Ascend-cann-toolkit\S+\.run)")
@@ -898,10 +912,6 @@ def test_serve_command(tmp_path):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
         rest = "".join(iter(lambda: lines.get(timeout=5), ""))
         assert "Traceback" not in rest
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def run_serve(tmp_path: Path, *args: str, env: Optional[dict] = None) -> subprocess.CompletedProcess:
@@ -940,13 +950,6 @@ def test_serve_never_binds_an_unspecified_gateway(tmp_path):
     fake_docker(bin_dir, "echo '0.0.0.0,172.17.0.0/16 ::,'")
     (tmp_path / TOOLKIT).write_text("t")
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.Popen([*CLI, "serve", "-C", str(tmp_path), "--port", "0"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: "queue.Queue[str]" = queue.Queue()
-    threading.Thread(target=read_lines, args=(proc.stderr, lines), daemon=True).start()
-    try:
+    with serving(tmp_path, "--port", "0", env=env) as (_, lines):
         _, seen = wait_for_line(lines, r"serving 1 files at http://127\.0\.0\.1:\d+/")
         assert "warning" in seen and "127.0.0.1 only" in seen
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=5)

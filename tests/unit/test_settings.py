@@ -3,11 +3,13 @@
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
 from clirun import cli
+from fakes import docker_client
 from ascend_build.build import BuildOptions, run_build
 from ascend_build.engines.base import Engine
 from ascend_build.engines.docker import Docker, DockerBuildKit
@@ -123,26 +125,20 @@ def test_build_runs_the_dockerfile_plan_prints(workdir, secrets, monkeypatch):
     assert report["engine"] == "fake" and report["image_id"] == "sha256:0"
 
 
-FAKE_DOCKER = """#!/bin/sh
-echo "$*" >> "$0.calls"
-case "$1 $2" in
-  "image inspect") echo '[{"Id": "sha256:0", "Size": 1, "Config": {"Labels": {"io.ascend-build.target": "pta"}}}]' ;;
+LABELLED = """  "image inspect") echo '[{"Id": "sha256:0", "Size": 1, "Config": {"Labels": {"io.ascend-build.target": "pta"}}}]' ;;
   "run --rm") cat >/dev/null
     case "$*" in *" capture "*) echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;; *) echo '[]' ;; esac ;;
-esac
-for arg in "$@"; do
-  case "$prev" in --iidfile) echo sha256:1 > "$arg" ;; esac
-  prev="$arg"
-done
-exit 0
 """
+
+
+def my_docker(tmp_path) -> Path:
+    """A fake docker client at tmp_path/my-docker whose images say they are built to pta."""
+    return docker_client(tmp_path / "my-docker", LABELLED)
 
 
 def test_build_verify_uses_the_engine_build_chose(workdir, tmp_path):
     """`build --verify` verifies with the engine the build used: --docker-bin is kept."""
-    docker = tmp_path / "my-docker"
-    docker.write_text(FAKE_DOCKER)
-    docker.chmod(0o755)
+    docker = my_docker(tmp_path)
     result = cli("build", "-C", workdir, "--engine", "docker", "--docker-bin", docker, "--host", "127.0.0.1",
                  "--port", "0", "--target", "cann", "--platform", "x86_64", "--base-image", BASE, "--verify",
                  env={**os.environ, "ASCEND_BUILD_DOCKER": "", "PATH": "/nonexistent"})

@@ -22,6 +22,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from .model import Package
+from .requirements import parsed_lines
 from .wheelmeta import WheelMetadata, read_metadata
 
 DEFAULT_GLIBC = (2, 28)
@@ -138,13 +139,10 @@ def requirement_lines(text: str, asked_by: str) -> Tuple[List[Need], List[str]]:
     """The requirements of a requirements file's text (options such as `--find-links` skipped),
     and the lines that are neither a requirement nor an option."""
     needs, unread = [], []
-    for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith(("#", "-")):
-            continue
-        try:
-            needs.append(Need(Requirement(line), asked_by))
-        except InvalidRequirement:
+    for _number, line, req in parsed_lines(text):
+        if isinstance(req, Requirement):
+            needs.append(Need(req, asked_by))
+        elif not line.startswith("-"):
             unread.append(line)
     return needs, unread
 

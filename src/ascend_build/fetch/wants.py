@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import InvalidRequirement
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from ..catalog.model import Package
+from ..catalog.requirements import parsed_lines
 from ..catalog.versions import base_release, same_version, version_key
 from ..errors import ConfigError, PackageError
 
@@ -68,16 +69,11 @@ def requirement_lines(path: Path, rel: str) -> List[str]:
     if len(raw) > MAX_REQUIREMENTS_BYTES:
         raise PackageError(f"{rel} is larger than {MAX_REQUIREMENTS_BYTES >> 20} MiB", fix="list one requirement a line")
     lines = []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            req = Requirement(line)
-        except InvalidRequirement as exc:
+    for number, line, req in parsed_lines(text):
+        if isinstance(req, InvalidRequirement):
             fix = ("fetch reads plain requirements (name, version, extras, markers): drop pip options "
                    "(-r, --index-url, --hash...)" if line.startswith("-") else "write a PEP 508 requirement, e.g. numpy<2")
-            raise PackageError(f"{rel}:{number}: not a requirement: {exc}", fix=fix) from None
+            raise PackageError(f"{rel}:{number}: not a requirement: {req}", fix=fix)
         if req.url:
             raise PackageError(f"{rel}:{number}: {req.name} names a URL", fix="put that wheel into the folder instead")
         lines.append(str(req))

@@ -5,7 +5,8 @@
 3. a full build (--no-cache) vs the original guide's manual method: `python3 -m http.server` in the
    package folder + `docker build` of the same Dockerfile.
 
-Runs alternate (ours, then the baseline) and each line shows min/median/max over the runs, the
+Runs alternate (ours first in odd runs, the baseline first in even ones; part 3 starts with one
+uncounted warm-up pair) and each line shows min/median/max over the runs, the
 ratio of the medians and the spread of the per-run ratios, plus the median seconds per phase of
 ascend-build (the report's `timings`). Each --filler value (bytes per stand-in package) is a
 separate round, so cost growth with package size is visible:
@@ -149,19 +150,32 @@ class Bench:
             if not (served / path.name).exists():
                 (served / path.name).symlink_to(path)
         ours, manual, our_stages, manual_stages = [], [], [], []
-        for _ in range(self.runs):
-            ours.append(self.timed_build("--engine", "docker", "-t", "ab-bench:full", "--no-cache"))
-            our_stages.append({s["name"]: s["seconds"] for s in json.loads((self.workdir.parent / "report.json").read_text())["stages"]})
+
+        def run_ours(times, stages):
+            times.append(self.timed_build("--engine", "docker", "-t", "ab-bench:full", "--no-cache"))
+            stages.append({s["name"]: s["seconds"] for s in json.loads((self.workdir.parent / "report.json").read_text())["stages"]})
+
+        def run_manual(times, stages):
             port = free_port()
             server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", gateway],
                                       cwd=served, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
             try:
-                manual.append(timed(lambda: self.docker_build(f"http://{gateway}:{port}/", "ab-bench:manual", "--no-cache",
-                                                              stages=manual_stages)))
+                times.append(timed(lambda: self.docker_build(f"http://{gateway}:{port}/", "ab-bench:manual", "--no-cache",
+                                                             stages=stages)))
             finally:
                 server.terminate()
                 server.wait()
+
+        first, warm = [], []   # the warm-up pair: the folder's first build also sources the set_env.sh files
+        run_ours(first, [])
+        run_manual(warm, [])
+        self.timings = []
+        for n in range(self.runs):   # the order alternates, so that neither side always runs on a warmer cache
+            pair = (run_ours, ours, our_stages), (run_manual, manual, manual_stages)
+            for run, times, stages in (pair if n % 2 == 0 else pair[::-1]):
+                run(times, stages)
+        print(f"  warm-up (not counted): the folder's first build {first[0]:.2f} (incl. capturing set_env.sh), manual {warm[0]:.2f}")
         print(f"  ascend-build {spread(ours)}   manual method {spread(manual)}   ratio {ratio_spread(ours, manual)}")
         print(f"  ascend-build phases (median s): {self.phases()}")
         print("  the engine's own seconds per stage, ascend-build / manual (median): " + ", ".join(

@@ -18,9 +18,8 @@ from ascend_build.errors import ConfigError, PackageError
 from ascend_build.fetch import FetchOptions, fetch, plan_fetch
 from ascend_build.fetch.download import download, present
 from ascend_build.fetch.resolve import Target, Wheel
-from ascend_build.catalog.compat import load_deps
-from ascend_build.fetch.wants import pins_for, requirement_lines, torch_npu_version
-from ascend_build.catalog.compat import load_rules
+from ascend_build.catalog.compat import load_deps, load_rules, pins_for
+from ascend_build.fetch.wants import requirement_lines, torch_npu_version
 from clirun import cli
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"

@@ -397,3 +397,26 @@ def test_cann_tools_present_go_to_the_cann_stage_and_the_others_are_a_note(tmp_p
     [note] = [p for p in selection.problems if p.code == "python-tools-missing"]
     assert note.level == "note" and "decorator" in note.message and "attrs," not in note.message
     assert "ascend-build fetch" in note.fix and selection.ok
+
+
+def test_the_pins_of_the_torch_and_cann_release_are_checked(tmp_path):
+    work = make_set(tmp_path / "a", cann="8.0.RC2")                 # torch 2.1.0: numpy<2
+    (work / "requirements.txt").write_text("numpy\n")
+    new = wheel(work, "numpy", "2.1.0")
+    [pin] = [p for p in run(work).problems if p.code == "python-pin-mismatch"]
+    assert pin.level == "error" and pin.file == new.file and "torch 2.1.0+cpu needs numpy<2" in pin.message
+    assert "ascend-build fetch" in pin.fix
+    wheel(work, "numpy", "1.26.4")                                    # both here: the pinned one is chosen
+    fixed = run(work)
+    assert fixed.ok and names(fixed.pip_index["pta"]) == ["numpy"] and "1.26.4" in fixed.pip_index["pta"][0].file
+    image = BasePython("3.11", "the base image", read=True, glibc=(2, 36), packages={"numpy": "2.0.1"})
+    new.path.unlink()
+    (work / "requirements.txt").write_text("# none\n")
+    [pin] = [p for p in run(work, image=image).problems if p.code == "python-pin-mismatch"]
+    assert "the base image's numpy 2.0.1" in pin.message and pin.level == "error"
+
+    work = make_set(tmp_path / "b", cann="8.3.RC1")                  # the official images' pins: a warning
+    wheel(work, "protobuf", "5.29.0")
+    selection = run(work)
+    [pin] = [p for p in selection.problems if p.code == "python-pin-mismatch"]
+    assert pin.level == "warning" and "CANN 8.3.RC1 needs protobuf==3.20" in pin.message and selection.ok

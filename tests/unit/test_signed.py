@@ -159,3 +159,21 @@ def test_a_nested_zip_delivers_its_run(tmp_path, ca):
     toolkit = selection.find("toolkit")[0]
     assert toolkit.name == run_name and toolkit.path.read_bytes() == run_bytes
     assert [p.name for p in toolkit.path.parent.iterdir() if p.name != signed.VERDICT] == [run_name]
+
+
+def test_unpacked_copies_of_zips_gone_or_replaced_are_removed(tmp_path, ca):
+    work = signed_set(tmp_path, ca)
+    state = work / ".ascend-build" / "unpacked"
+    first = run(work, "cann", trusted_roots=["test-root.pem"])
+    folder = {p.source.file: p.path.parent for p in first.delivered() if p.source}
+    toolkit, others = f"packages/{toolkit_zip(work).name}", [f for f in folder if "toolkit" not in f]
+    assert others and all(f.is_dir() for f in folder.values())
+    assert run(work, "base", trusted_roots=["test-root.pem"]).ok
+    assert all(f.is_dir() for f in folder.values())                  # zips still here, not checked: kept
+    with zipfile.ZipFile(work / toolkit, "a") as zf:
+        zf.comment = b"downloaded again"                               # same name, other bytes
+    (work / others[0]).unlink()
+    again = run(work, "cann", trusted_roots=["test-root.pem"])
+    assert not folder[toolkit].exists() and not folder[others[0]].exists()
+    assert again.find("toolkit")[0].path.is_file() and folder[others[-1]].is_dir()
+    assert sorted(p.name for p in state.iterdir()) == sorted(p.source.sha256 for p in again.delivered() if p.source)

@@ -2,21 +2,24 @@
 requirements files need, resolved offline for the image (resolve.py), and the problems when
 that closure is not complete."""
 import platform as host_platform
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from ..spec import BuildSpec
-from .compat import load_deps
+from .compat import load_deps, pin_rows
 from .model import Package, Problem, Selection, StageSlots
 from .naming import normalise_arch
-from .problems import (MISSING_REQUIREMENT, PYTHON_TOOLS_MISSING, REQUIREMENT_CONFLICT, REQUIREMENT_UNREADABLE,
-    REQUIREMENTS_UNRESOLVED, WHEEL_TARGET_MISMATCH)
+from .problems import (MISSING_REQUIREMENT, PYTHON_PIN_MISMATCH, PYTHON_TOOLS_MISSING, REQUIREMENT_CONFLICT,
+    REQUIREMENT_UNREADABLE, REQUIREMENTS_UNRESOLVED, WHEEL_TARGET_MISMATCH)
 from .pythons import BasePython
 from .factcache import FactCache
-from .resolve import DEFAULT_GLIBC, Need, Resolver, StageNeeds, Target, read_text, requirement_lines, wheel_name
+from .resolve import (DEFAULT_GLIBC, Need, Resolver, StageNeeds, Target, contains_version, read_text, requirement_lines,
+    wheel_name)
 from .wheelmeta import metadata_from_json, metadata_to_json, read_metadata
 
 PLATFORMS = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
@@ -47,6 +50,54 @@ def stage_tools(stage: str, wheels: Sequence[Package]) -> Tuple[List[Need], List
     names = load_deps().get("stage_tools", {}).get(stage, [])
     return ([Need(Requirement(n), f"the {stage} stage's tools") for n in names if canonicalize_name(n) in have],
             [n for n in names if canonicalize_name(n) not in have])
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A version python_deps.yaml pins for the stack's CANN or torch release."""
+
+    requirement: Requirement
+    why: str                      # e.g. "torch 2.1.0"
+    level: str
+
+
+def stack_pins(selection: Selection) -> List[Pin]:
+    """The pins of the selection's CANN (toolkit) and torch releases (python_deps.yaml)."""
+    deps = load_deps()
+    releases = [(table, what, found[0].version) for table, what, found in
+                (("cann_pins", "CANN", selection.find("toolkit")), ("torch_pins", "torch", selection.find("torch")))
+                if found and found[0].version]
+    return [Pin(Requirement(line), f"{what} {version}", str(row.get("level", "error"))) for table, what, version in releases
+            for row in pin_rows(version, deps.get(table) or []) for line in row["requirements"]]
+
+
+def preferred(pins: Sequence[Pin]) -> Dict[str, SpecifierSet]:
+    """name -> the versions its pins allow (all of them: CANN's and torch's may pin one package)."""
+    allowed: Dict[str, SpecifierSet] = {}
+    for pin in pins:
+        name = canonicalize_name(pin.requirement.name)
+        allowed[name] = allowed.get(name, SpecifierSet()) & pin.requirement.specifier
+    return allowed
+
+
+def pin_problems(pins: Sequence[Pin], installed: Dict[str, Package], provided: Dict[str, Optional[str]],
+                 workdir: Path, spec: BuildSpec, selection: Selection) -> List[Problem]:
+    """A problem for each pinned package the image would get in another version."""
+    problems = []
+    for pin in pins:
+        name = canonicalize_name(pin.requirement.name)
+        pkg = installed.get(name)
+        version = str(wheel_name(pkg)[1]) if pkg else provided.get(name)
+        if version is None or contains_version(pin.requirement.specifier, version):
+            continue
+        what = pkg.file if pkg else f"the base image's {name} {version}"
+        problems.append(Problem(
+            level=pin.level, code=PYTHON_PIN_MISMATCH, file=pkg.file if pkg else None,
+            message=f"{what}: {pin.why} needs {pin.requirement}" + (" (the version its official images ship)"
+                                                                   if pin.level == "warning" else ""),
+            fix=f"put a wheel of {pin.requirement} here instead (`{fetch_command(workdir, spec, selection.target, selection.arch)}` "
+                "fetches the pinned versions)"))
+    return problems
 
 
 def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: BuildSpec, python: BasePython,
@@ -87,9 +138,11 @@ def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: Bui
                                    "unknown, so the wheels' requirements were not resolved (every wheel of the folder "
                                    "goes to pip)", fix="set `python:` in ascend-build.yaml, or let an engine read the base image")]
     target = Target(selection.python, selection.arch, python.glibc or DEFAULT_GLIBC)
+    pins = stack_pins(selection)
     resolver = Resolver(wheels, target, provided(python, rules.get("base_stage_python_packages", [])),
                         {"torch-npu": load_deps()["torch_npu"]},
-                        lambda pkg: facts.get(pkg, "metadata", read_metadata, metadata_to_json, metadata_from_json))
+                        lambda pkg: facts.get(pkg, "metadata", read_metadata, metadata_to_json, metadata_from_json),
+                        preferred(pins))
     results: List[StageNeeds] = []
     for name, roots, needs, takes_all in plans:
         found = resolver.stage(roots, needs)
@@ -97,7 +150,8 @@ def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: Bui
         taken = found.wheels + ([p for p in extra if p not in found.wheels] if takes_all else [])
         if taken:
             selection.pip_index[name] = taken
-    return problems + _problems(results, spec, selection, target, workdir)
+    return (problems + _problems(results, spec, selection, target, workdir)
+            + pin_problems(pins, resolver.installed, resolver.provided, workdir, spec, selection))
 
 
 def _problems(results: List[StageNeeds], spec: BuildSpec, selection: Selection, target: Target,

@@ -13,7 +13,7 @@ from .naming import HOST_ONLY
 from .problems import (ABI_MISMATCH, ARCH_MISMATCH, ATB_TORCH_MISMATCH, CANN_PYTHON_UNSUPPORTED, HOST_ONLY_PACKAGE,
     MINDIE_CANN_MISMATCH, MINDIE_TORCH_MISMATCH, PYTHON_MISMATCH, TORCH_MISMATCH,
     TORCH_NPU_CANN_MISMATCH, TORCH_NPU_CANN_UNKNOWN, TORCH_PYTHON_UNSUPPORTED, VERSION_MISMATCH)
-from .versions import base_release, release_of, same_version
+from .versions import base_release, release_of, same_version, version_key
 
 MINDIE_MISMATCH = {"cann": MINDIE_CANN_MISMATCH, "torch": MINDIE_TORCH_MISMATCH}
 
@@ -22,6 +22,20 @@ MINDIE_MISMATCH = {"cann": MINDIE_CANN_MISMATCH, "torch": MINDIE_TORCH_MISMATCH}
 def load_rules() -> dict:
     """The rules table shipped with the package (read once; not to be changed)."""
     return yamltext.load(resources.files(__package__).joinpath("compat.yaml").read_text())
+
+
+def pin_rows(version: Optional[str], rows: List[dict]) -> List[dict]:
+    """The rows of a pin table (python_deps.yaml: `from` <= version < `below`) that hold `version`."""
+    if not version:
+        return []
+    key = version_key(version)
+    return [row for row in rows if (row.get("from") is None or key >= version_key(str(row["from"])))
+            and (row.get("below") is None or key < version_key(str(row["below"])))]
+
+
+def pins_for(version: Optional[str], rows: List[dict]) -> List[str]:
+    """The requirements of every row whose range holds `version`."""
+    return [r for row in pin_rows(version, rows) for r in row["requirements"]]
 
 
 @lru_cache(maxsize=1)

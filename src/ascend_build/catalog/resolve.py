@@ -152,8 +152,10 @@ class Resolver:
 
     def __init__(self, wheels: Sequence[Package], target: Target, provided: Mapping[str, Optional[str]] = None,
                  undeclared: Mapping[str, Sequence[str]] = None,
-                 metadata: Optional[Callable[[Package], Optional[WheelMetadata]]] = None):
+                 metadata: Optional[Callable[[Package], Optional[WheelMetadata]]] = None,
+                 prefer: Mapping[str, SpecifierSet] = None):
         self.target = target
+        self.prefer = {canonicalize_name(n): s for n, s in (prefer or {}).items()}   # pins: chosen first when several fit
         self._read = metadata or (lambda pkg: read_metadata(pkg.path))
         self.by_name: Dict[str, List[Package]] = {}
         for pkg in wheels:
@@ -230,7 +232,7 @@ class Resolver:
                     extras_done[name] |= new
                     queue += self.needs_of(have, sorted(new))
                 continue
-            if name in self.provided and (self.provided[name] is None or _contains(req.specifier, self.provided[name])):
+            if name in self.provided and (self.provided[name] is None or contains_version(req.specifier, self.provided[name])):
                 continue
             pick, found = self.best(name, req)
             if pick is None:
@@ -262,7 +264,8 @@ class Resolver:
                 fits.append(pkg)
         if not fits:
             return None, "; ".join(why)
-        return max(fits, key=lambda p: wheel_name(p)[1]), ""
+        pin = self.prefer.get(name)
+        return max(fits, key=lambda p: (pin is None or pin.contains(wheel_name(p)[1], prereleases=True), wheel_name(p)[1])), ""
 
 
 def _plain(req: Requirement) -> str:
@@ -271,7 +274,7 @@ def _plain(req: Requirement) -> str:
     return f"{req.name}{extras}{req.specifier}"
 
 
-def _contains(specifier: SpecifierSet, version: str) -> bool:
+def contains_version(specifier: SpecifierSet, version: str) -> bool:
     try:
         return specifier.contains(Version(version), prereleases=True)
     except InvalidVersion:

@@ -6,8 +6,8 @@ signature over the inner file) and a `.crl`. `check` verifies them as Huawei's i
 
 against Huawei's public roots (roots/*.pem) and the config's `trusted_roots`, checks that the CRL
 is signed by that root and does not revoke the signer, and unpacks the inner package once into
-`.ascend-build/unpacked/<sha256 of the zip>/` (reused while the zip is unchanged). The build then
-delivers the inner package."""
+`.ascend-build/unpacked/<sha256 of the zip>/` (reused while the zip is unchanged; removed once the
+zip is gone or replaced). The build then delivers the inner package."""
 import hashlib
 import json
 import os
@@ -216,7 +216,7 @@ def unpack_zip(workdir: Path, pkg: Package, roots: Sequence[Root]) -> Tuple[Opti
     except (OSError, ValueError):
         verdict = None
     if not (isinstance(verdict, dict) and verdict.get("roots") == digest and isinstance(verdict.get("inner"), str)
-            and (folder / verdict["inner"]).is_file()):
+            and verdict.get("zip") == pkg.file and (folder / verdict["inner"]).is_file()):
         try:
             state.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix=".unpack-", dir=state))
@@ -225,7 +225,7 @@ def unpack_zip(workdir: Path, pkg: Package, roots: Sequence[Root]) -> Tuple[Opti
                 for extra in work.iterdir():
                     if extra != inner:
                         extra.unlink()
-                verdict = {"inner": inner.name, "root": root, "roots": digest}
+                verdict = {"inner": inner.name, "root": root, "roots": digest, "zip": pkg.file}
                 (work / VERDICT).write_text(json.dumps(verdict))
                 shutil.rmtree(folder, ignore_errors=True)
                 os.replace(work, folder)
@@ -251,4 +251,22 @@ def unpack_zips(workdir: Path, packages: List[Package], roots: Sequence[Root]) -
             problems += why
             if found:
                 inner[pkg.file] = found
+    prune(Path(workdir), {pkg.sha256: pkg.file for pkg in packages if pkg.format == "zip" and pkg.sha256})
     return inner, problems
+
+
+def prune(workdir: Path, current: Dict[str, str]) -> None:
+    """Remove the unpacked copies (GBs for a toolkit) of zips that are gone from the working
+    directory or were replaced under their name; `current`: sha256 -> file of the zips just
+    checked. A copy of a zip still here but not checked this time is kept."""
+    state = workdir / STATE_DIR / UNPACKED
+    replaced = set(current.values())
+    for folder in (state.iterdir() if state.is_dir() else ()):
+        if folder.name.startswith(".") or folder.name in current:
+            continue                                  # in the making by another run, or in use
+        try:
+            zip_file = json.loads((folder / VERDICT).read_text()).get("zip")
+        except (OSError, ValueError, AttributeError):
+            zip_file = None                           # never finished: nothing to keep
+        if not isinstance(zip_file, str) or zip_file in replaced or not (workdir / zip_file).is_file():
+            shutil.rmtree(folder, ignore_errors=True)

@@ -10,6 +10,7 @@ from packaging.requirements import InvalidRequirement
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from ..catalog.compat import pins_for
 from ..catalog.model import Package
 from ..catalog.requirements import parsed_lines
 from ..catalog.versions import base_release, same_version, version_key
@@ -45,17 +46,6 @@ def torch_npu_version(given: Optional[str], cann: Optional[str], table: Dict[str
 def torch_of(torch_npu: str, exceptions: Dict[str, str]) -> str:
     """The torch release torch_npu X.Y.Z[.postN] is made for: X.Y.Z unless the table says otherwise."""
     return next((str(t) for n, t in exceptions.items() if same_version(str(n), torch_npu)), base_release(torch_npu))
-
-
-def _in_range(version: str, row: dict) -> bool:
-    key = version_key(version)
-    return ((row.get("from") is None or key >= version_key(str(row["from"])))
-            and (row.get("below") is None or key < version_key(str(row["below"]))))
-
-
-def pins_for(version: Optional[str], rows: List[dict]) -> List[str]:
-    """The requirements of every row whose range holds `version`."""
-    return [r for row in rows if version and _in_range(version, row) for r in row["requirements"]]
 
 
 def requirement_lines(path: Path, rel: str) -> List[str]:

@@ -167,7 +167,7 @@ class Bench:
                 server.terminate()
                 server.wait()
 
-        first, warm = [], []   # the warm-up pair: the folder's first build also sources the set_env.sh files
+        first, warm = [], []   # the warm-up pair (a new folder's first build also sources its set_env.sh files)
         run_ours(first, [])
         run_manual(warm, [])
         self.timings = []
@@ -175,7 +175,7 @@ class Bench:
             pair = (run_ours, ours, our_stages), (run_manual, manual, manual_stages)
             for run, times, stages in (pair if n % 2 == 0 else pair[::-1]):
                 run(times, stages)
-        print(f"  warm-up (not counted): the folder's first build {first[0]:.2f} (incl. capturing set_env.sh), manual {warm[0]:.2f}")
+        print(f"  warm-up pair (not counted): ascend-build {first[0]:.2f}, manual {warm[0]:.2f}")
         print(f"  ascend-build {spread(ours)}   manual method {spread(manual)}   ratio {ratio_spread(ours, manual)}")
         print(f"  ascend-build phases (median s): {self.phases()}")
         print("  the engine's own seconds per stage, ascend-build / manual (median): " + ", ".join(

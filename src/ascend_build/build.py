@@ -210,7 +210,9 @@ def capture_stages(plan: Plan, engine: Engine, state: State, ctx: Path, base_id:
         (ctx / "Dockerfile").write_text(prefix)
         iidfile = state.root / "capture-image-id"
         builds.run(replace(request, target=stage.name, tag=None, iidfile=str(iidfile), cache_to=None))
-        store.put(key, capture_in(engine, iidfile.read_text().strip(), stage))
+        image = iidfile.read_text().strip()
+        store.put(key, capture_in(engine, image, stage))
+        engine.discard(image)
         captured, pending = known_env(plan, files, base_id, platform, store)
     return captured
 

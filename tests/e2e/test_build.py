@@ -140,6 +140,8 @@ def test_cache_follows_content_not_names(tmp_path, engines_ready):
     tag = "ascend-build-test/cache:mindie"
     first, _ = build(workdir, "--engine", "buildkit", "-t", tag)
     assert first.returncode == 0, first.stderr[-3000:]
+    captured = (workdir / ".ascend-build" / "capture-image-id").read_text().strip()   # BuildKit's cache is not images:
+    assert subprocess.run(["docker", "image", "inspect", captured], capture_output=True).returncode != 0   # not kept
     again, report = build(workdir, "--engine", "buildkit", "-t", tag)
     assert again.returncode == 0 and [s["status"] for s in report["stages"]] == ["cached"] * 4
     npu = next((workdir / "packages").glob("torch_npu-*.whl"))

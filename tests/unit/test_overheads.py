@@ -133,3 +133,21 @@ def test_a_custom_stage_file_is_hashed_once_while_unchanged(tmp_path, monkeypatc
     assert len(hashed) == 1 and again.sha256 == first.sha256
     (tmp_path / "app.py").write_text("print(2)\n")
     assert plan.custom_files(tmp_path, ["app.py"])["app.py"].sha256 != first.sha256 and len(hashed) == 2
+
+
+def test_an_image_made_to_capture_is_removed_only_where_it_is_no_cache(tmp_path):
+    from ascend_build.engines.docker import Docker, DockerBuildKit
+    from ascend_build.engines.podman import Podman
+
+    docker = docker_client(tmp_path / "docker", """  "image inspect") case "$3" in
+      sha256:tagged) echo '[{"Id": "sha256:tagged", "RepoTags": ["a:1"]}]' ;;
+      *) echo '[{"Id": "sha256:1", "RepoTags": []}]' ;;
+    esac ;;
+""")
+    Docker(str(docker)).discard("sha256:1")
+    Podman(str(docker)).discard("sha256:1")
+    assert calls(docker) == []                              # their layer cache is the images
+    kit = DockerBuildKit(str(docker))
+    kit.discard("sha256:tagged")                            # somebody's tag: kept
+    kit.discard("sha256:1")
+    assert calls(docker) == ["image inspect sha256:tagged", "image inspect sha256:1", "image rm sha256:1"]

@@ -56,6 +56,7 @@ class Engine:
     build_secrets = False              # RUN --mount=type=secret
     default_network = "bridge"         # where the package server must be reachable from
     cache_export = False               # build --cache-to
+    cache_in_images = True             # the layer cache is the images' layers (an untagged image is cache)
 
     def __init__(self, binary: str, env: Optional[Dict[str, str]] = None):
         self.binary = binary
@@ -157,6 +158,13 @@ class Engine:
             result = self.run(["image", "inspect", image], check=False)
             self.found[image] = json.loads(result.stdout)[0] if result.returncode == 0 else None
         return self.found[image]
+
+    def discard(self, image_id: str) -> None:
+        """Remove an untagged image made only to look into, unless it is this engine's layer cache."""
+        found = None if self.cache_in_images else self.find_image(image_id)
+        if found is not None and not found.get("RepoTags"):
+            self.run(["image", "rm", image_id], check=False)
+            self.found.pop(image_id, None)
 
     def image_exists(self, image: str) -> bool:
         return self.find_image(image) is not None

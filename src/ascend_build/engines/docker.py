@@ -26,6 +26,7 @@ class DockerBuildKit(Engine):
     bind_mounts = True
     build_secrets = True
     cache_export = True                # inline: the cache travels in the pushed image
+    cache_in_images = False            # BuildKit keeps its own cache
 
     def __init__(self, binary: str = "docker", buildx: bool = False):
         super().__init__(binary, {"DOCKER_BUILDKIT": "1"})

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -406,3 +407,15 @@ def test_mindie_abi_in_the_name_must_match_torch(tmp_path):
     path_of(work, "Ascend-mindie_").unlink()
     standins.make_mindie(work / "packages", "2.3.0", "x86_64", 1, FILL)
     assert run(work).ok
+
+
+def test_the_mindie_run_and_its_wheels_together_are_named(tmp_path):
+    work = make_set(tmp_path / "new", "9.0.0")
+    run_file = path_of(make_set(tmp_path / "old", "8.5.0"), "Ascend-mindie_")
+    shutil.copy(run_file, work / "packages" / run_file.name)                      # MindIE 2.3.0 beside 3.0.0 wheels
+    [two] = [p for p in run(work).problems if p.code == "mindie-two-forms"]
+    assert two.level == "error" and "2.3.0 and 3.0.0" in two.message and run_file.name in two.message
+    (work / "packages" / run_file.name).rename(work / "packages" / "Ascend-mindie_3.0.0_linux-x86_64_abi1.run")
+    [two] = [p for p in run(work).problems if p.code == "mindie-two-forms"]
+    assert two.level == "warning" and "then the wheels over it" in two.message and "move the other out" in two.fix
+    assert not [p for p in run(make_set(tmp_path / "wheels", "9.0.0")).problems if p.code == "mindie-two-forms"]

@@ -11,7 +11,7 @@ from ..spec import BuildSpec
 from .model import Package, Problem, Selection, StageSlots
 from .naming import HOST_ONLY
 from .problems import (ABI_MISMATCH, ARCH_MISMATCH, ATB_TORCH_MISMATCH, CANN_PYTHON_UNSUPPORTED, HOST_ONLY_PACKAGE,
-    MINDIE_CANN_MISMATCH, MINDIE_TORCH_MISMATCH, PYTHON_MISMATCH, TORCH_MISMATCH,
+    MINDIE_CANN_MISMATCH, MINDIE_TORCH_MISMATCH, MINDIE_TWO_FORMS, PYTHON_MISMATCH, TORCH_MISMATCH,
     TORCH_NPU_CANN_MISMATCH, TORCH_NPU_CANN_UNKNOWN, TORCH_PYTHON_UNSUPPORTED, VERSION_MISMATCH)
 from .versions import base_release, release_of, same_version, version_key
 
@@ -241,9 +241,19 @@ def pta_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Proble
             + torch_cxx_abi(torch, selection.abi, spec.cxx_abi))
 
 
+def mindie_forms(run: Optional[Package], wheel: Optional[Package]) -> List[Problem]:
+    """The .run and the 3.x wheels are two forms of MindIE: the stage would install both."""
+    if not run or not wheel:
+        return []
+    same = same_version(run.version or "", wheel.version or "")
+    return [_p("warning" if same else "error", MINDIE_TWO_FORMS, f"{run.file} and {wheel.file} are both MindIE"
+               + ("" if same else f", versions {run.version} and {wheel.version}") + ": the stage would install the .run, "
+               "then the wheels over it", "keep one form in the working directory (move the other out)", wheel.file)]
+
+
 def mindie_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
     mindie, atb, torch = _one(selection, "mindie"), _one(selection, "atb_models"), _one(selection, "torch")
-    return (atb_torch(atb, torch) + abi(mindie, atb, torch, selection.abi, spec.cxx_abi)
+    return (mindie_forms(mindie, _one(selection, "mindie_llm")) + atb_torch(atb, torch) + abi(mindie, atb, torch, selection.abi, spec.cxx_abi)
             + mindie_torch_abi(mindie, torch, selection.abi)
             + mindie_table(mindie, _one(selection, "toolkit"), torch, rules.get("mindie", {})))
 

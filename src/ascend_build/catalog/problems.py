@@ -51,6 +51,7 @@ ATB_TORCH_MISMATCH = "atb-torch-mismatch"
 ABI_MISMATCH = "abi-mismatch"
 MINDIE_CANN_MISMATCH = "mindie-cann-mismatch"
 MINDIE_TORCH_MISMATCH = "mindie-torch-mismatch"
+MINDIE_TWO_FORMS = "mindie-two-forms"
 CANN_PYTHON_UNSUPPORTED = "cann-python-unsupported"
 
 PROBLEM_CODES: Dict[str, str] = {
@@ -103,5 +104,6 @@ PROBLEM_CODES: Dict[str, str] = {
     ABI_MISMATCH: "error: MindIE / ATB models / cxx_abi / the torch wheel's libraries name different C++ ABIs",
     MINDIE_CANN_MISMATCH: "warning: MindIE is listed with another CANN version",
     MINDIE_TORCH_MISMATCH: "warning: MindIE is listed with another torch version",
+    MINDIE_TWO_FORMS: "warning (error for two versions): both the MindIE .run and the MindIE 3.x wheels are here, and the stage would install both",
     CANN_PYTHON_UNSUPPORTED: "error: the image's Python is outside the range the CANN release supports",
 }

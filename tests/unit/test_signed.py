@@ -170,6 +170,15 @@ def test_unpacked_copies_of_zips_gone_or_replaced_are_removed(tmp_path, ca):
     assert others and all(f.is_dir() for f in folder.values())
     assert run(work, "base", trusted_roots=["test-root.pem"]).ok
     assert all(f.is_dir() for f in folder.values())                  # zips still here, not checked: kept
+    renamed = work / Path(others[-1]).name                               # the same bytes under another path
+    (work / others[-1]).rename(renamed)
+    inner = next(p for p in folder[others[-1]].iterdir() if p.suffix == ".run")
+    unpacked = inner.stat().st_mtime_ns
+    assert run(work, "cann", trusted_roots=["test-root.pem"]).ok
+    assert inner.stat().st_mtime_ns == unpacked                        # not unpacked again
+    assert run(work, "base", trusted_roots=["test-root.pem"]).ok and inner.is_file()   # known by its new name
+    renamed.rename(work / others[-1])
+    assert run(work, "cann", trusted_roots=["test-root.pem"]).ok and inner.is_file()
     with zipfile.ZipFile(work / toolkit, "a") as zf:
         zf.comment = b"downloaded again"                               # same name, other bytes
     (work / others[0]).unlink()

@@ -216,7 +216,7 @@ def unpack_zip(workdir: Path, pkg: Package, roots: Sequence[Root]) -> Tuple[Opti
     except (OSError, ValueError):
         verdict = None
     if not (isinstance(verdict, dict) and verdict.get("roots") == digest and isinstance(verdict.get("inner"), str)
-            and verdict.get("zip") == pkg.file and (folder / verdict["inner"]).is_file()):
+            and (folder / verdict["inner"]).is_file()):
         try:
             state.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix=".unpack-", dir=state))
@@ -235,6 +235,11 @@ def unpack_zip(workdir: Path, pkg: Package, roots: Sequence[Root]) -> Tuple[Opti
             return None, [_problem(refused.code, pkg, refused.message)]
         except OSError as exc:
             return None, [_problem(ZIP_NOT_OFFICIAL, pkg, f"cannot be unpacked into {state}: {exc.strerror or exc}")]
+    elif verdict.get("zip") != pkg.file:             # the same bytes under another name: what prune() reads
+        try:
+            (folder / VERDICT).write_text(json.dumps({**verdict, "zip": pkg.file}))
+        except OSError:
+            pass
     rel = f"{STATE_DIR}/{UNPACKED}/{pkg.sha256}/{verdict['inner']}"
     path = folder / verdict["inner"]
     return replace(pkg, path=path, file=rel, format="run", size=path.stat().st_size, sha256=None, source=pkg,

@@ -3,6 +3,7 @@ engine's own login, a layer cache shared through the registry. Tags carry the te
 each test removes only the images it made."""
 import json
 import os
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -105,7 +106,7 @@ def test_base_image_of_another_arch_is_one_error_before_the_build(tmp_path, dock
 
 def manifest_list(reg: str, name: str, tag: str) -> dict:
     request = urllib.request.Request(f"http://{reg}/v2/{name}/manifests/{tag}", headers={
-        "Accept": "application/vnd.docker.distribution.manifest.list.v2+json"})
+        "Accept": "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json"})
     with urllib.request.urlopen(request, timeout=10) as answer:
         return json.loads(answer.read())
 
@@ -198,3 +199,31 @@ def test_a_fresh_daemon_rebuilds_nothing_with_the_registry_cache(tmp_path, docke
                 print(f"fresh-daemon rebuild from the registry cache: {seconds:.1f} s")
         finally:
             remove(docker_bin, tag, cache)
+
+
+@pytest.fixture(scope="module")
+def podman_bases(arm64_base):
+    if not shutil.which("podman"):
+        pytest.skip("podman missing: apt-get install podman (.ci/run installs it)")
+    for image in arm64_base.values():
+        if subprocess.run(["podman", "image", "exists", image]).returncode != 0:
+            subprocess.run(f"docker save {image} | podman load", shell=True, check=True, capture_output=True)
+    return arm64_base
+
+
+def test_podman_publishes_one_tag_for_two_arches(tmp_path, podman_bases):
+    workdir = workdir_for(tmp_path, ["x86_64", "aarch64"], podman_bases)
+    report = tmp_path / "report.json"
+    with registry(tmp_path / "registry") as reg:
+        name = f"{unique(tmp_path)}/base"
+        tag = f"{reg}/{name}:1"
+        try:
+            result = cli("build", "-C", workdir, "--engine", "podman", "--target", "base", "--platform",
+                         "linux/amd64,linux/arm64", "-t", tag, "--insecure-registry", "--report", report)
+            assert result.returncode == 0, said(result)[-3000:]
+            pushed = {p["platform"]: p["digest"] for p in json.loads(report.read_text())["pushed"]}
+            listed = manifest_list(reg, name, "1")
+            assert sorted(m["platform"]["architecture"] for m in listed["manifests"]) == ["amd64", "arm64"]
+            assert {m["digest"] for m in listed["manifests"]} == {pushed["linux/amd64"], pushed["linux/arm64"]}
+        finally:
+            subprocess.run(["podman", "rmi", "-f", tag, f"{tag}-amd64", f"{tag}-arm64"], capture_output=True)

@@ -5,7 +5,6 @@ from functools import lru_cache
 from importlib import resources
 from typing import Dict, List, Optional, Tuple
 
-
 from .. import yamltext
 from ..spec import BuildSpec
 from .model import Package, Problem, Selection, StageSlots
@@ -253,8 +252,8 @@ def mindie_forms(run: Optional[Package], wheel: Optional[Package]) -> List[Probl
 
 def mindie_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
     mindie, atb, torch = _one(selection, "mindie"), _one(selection, "atb_models"), _one(selection, "torch")
-    return (mindie_forms(mindie, _one(selection, "mindie_llm")) + atb_torch(atb, torch) + abi(mindie, atb, torch, selection.abi, spec.cxx_abi)
-            + mindie_torch_abi(mindie, torch, selection.abi)
+    return (mindie_forms(mindie, _one(selection, "mindie_llm")) + atb_torch(atb, torch)
+            + abi(mindie, atb, torch, selection.abi, spec.cxx_abi) + mindie_torch_abi(mindie, torch, selection.abi)
             + mindie_table(mindie, _one(selection, "toolkit"), torch, rules.get("mindie", {})))
 
 

@@ -265,7 +265,11 @@ class Resolver:
         if not fits:
             return None, "; ".join(why)
         pin = self.prefer.get(name)
-        return max(fits, key=lambda p: (pin is None or pin.contains(wheel_name(p)[1], prereleases=True), wheel_name(p)[1])), ""
+
+        def rank(pkg: Package) -> tuple:
+            version = wheel_name(pkg)[1]
+            return (pin is None or pin.contains(version, prereleases=True), version)
+        return max(fits, key=rank), ""
 
 
 def _plain(req: Requirement) -> str:

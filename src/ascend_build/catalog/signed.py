@@ -266,7 +266,11 @@ def prune(workdir: Path, current: Dict[str, str]) -> None:
     checked. A copy of a zip still here but not checked this time is kept."""
     state = workdir / STATE_DIR / UNPACKED
     replaced = set(current.values())
-    for folder in (state.iterdir() if state.is_dir() else ()):
+    try:
+        folders = list(state.iterdir()) if state.is_dir() else []
+    except OSError:
+        return                                        # pruning is housekeeping: never a failure
+    for folder in folders:
         if folder.name.startswith(".") or folder.name in current:
             continue                                  # in the making by another run, or in use
         try:

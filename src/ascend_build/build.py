@@ -201,9 +201,8 @@ def capture_stages(plan: Plan, engine: Engine, state: State, ctx: Path, base_id:
     """Every stage's ENV from its set_env.sh files: known ones from the store; for the first
     unknown one, build up to its install step, source them in that image, store, go on."""
     files = context_files(plan)
-    platform = plan.settings.platform or plan.settings.arch
     store = EnvStore(state.root / CACHE_DIR)
-    captured, pending = known_env(plan, files, base_id, platform, store)
+    captured, pending = known_env(plan, files, base_id, store)
     while pending:
         stage, prefix, key = pending
         builds.view.info(f"stage {stage.name}: building up to its install step to source its set_env.sh files")
@@ -213,7 +212,7 @@ def capture_stages(plan: Plan, engine: Engine, state: State, ctx: Path, base_id:
         image = iidfile.read_text().strip()
         store.put(key, capture_in(engine, image, stage))
         engine.discard(image)
-        captured, pending = known_env(plan, files, base_id, platform, store)
+        captured, pending = known_env(plan, files, base_id, store)
     return captured
 
 

@@ -424,10 +424,23 @@ def bake_cmd(
     inputs = inputs_of(workdir)
     check_file(output, force, inputs)
     spec = load_spec(workdir)
-    data = bake(workdir, spec, target or spec.target, build_arch(None, None))
+    data, warnings = bake(workdir, spec, target or spec.target, build_arch(None, None), _engine_if_any())
     write_bake(data, output, force, inputs)
-    make_console().print(f"wrote {output}: {len(data['group']['default']['targets'])} variants; "
-                         f"build with: docker buildx bake -f {output}")
+    console = make_console()
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    console.print(f"wrote {output}: {len(data['group']['default']['targets'])} variants; "
+                  f"build with: docker buildx bake -f {output}")
+
+
+def _engine_if_any():
+    """The local engine, to look up base images in; None when none answers (bake needs none)."""
+    from .engines.detect import choose
+
+    try:
+        return choose("auto")[0]
+    except AscendBuildError:
+        return None
 
 
 @app.command()

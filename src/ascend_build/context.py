@@ -3,7 +3,7 @@ for mount and copy delivery (copies when a link is impossible; a symbolic link's
 the link)."""
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 from .errors import OutputError
 from .outputs import link_or_copy
@@ -11,12 +11,13 @@ from .plan import Plan
 from .render import context_files, context_packages
 
 
-def write_context(ctx: Path, plan: Plan, external_base: Optional[str] = None) -> Path:
+def write_context(ctx: Path, plan: Plan, external_base: Optional[str] = None,
+                  captured: Optional[Dict[str, Dict[str, str]]] = None) -> Path:
     try:
         if ctx.is_symlink() or ctx.is_file():
             ctx.unlink()
         shutil.rmtree(ctx, ignore_errors=True)
-        for name, text in context_files(plan, external_base=external_base).items():
+        for name, text in context_files(plan, external_base=external_base, captured=captured).items():
             (ctx / name).parent.mkdir(parents=True, exist_ok=True)
             (ctx / name).write_text(text)
         for name, source in context_packages(plan).items():

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -32,11 +32,18 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def stage_key(prefix: str, files: Dict[str, str], base_id: str, platform: str) -> str:
+def stage_key(prefix: str, files: Dict[str, str], base_id: str, arch: str) -> str:
     """The key of a stage's capture: the Dockerfile up to its install step, the context files that
-    text copies, the base image's id and the platform."""
+    text copies, the base image's id and the arch."""
     used = {name: _sha256(text) for name, text in sorted(files.items()) if name != "Dockerfile" and name in prefix}
-    return _sha256(json.dumps({"dockerfile": prefix, "files": used, "base": base_id, "platform": platform}, sort_keys=True))
+    return _sha256(json.dumps({"dockerfile": prefix, "files": used, "base": base_id, "platform": arch}, sort_keys=True))
+
+
+def key_plan(plan: Plan) -> Plan:
+    """The plan as an http build with the URL as a build argument: what capture keys are rendered
+    from, so that one capture serves every delivery and engine (they install the same files) and
+    `bake` finds what a `build` captured."""
+    return replace(plan, settings=replace(plan.settings, delivery="http", url_secret=False))
 
 
 def parse_capture(stage: StagePlan, output: str) -> Dict[str, str]:
@@ -81,16 +88,17 @@ class EnvStore:
         os.replace(temp, self.root / f"{key}.json")
 
 
-def known_env(plan: Plan, files: Dict[str, str], base_id: str, platform: str,
+def known_env(plan: Plan, files: Dict[str, str], base_id: str,
               store: EnvStore) -> Tuple[Captured, Optional[Tuple[StagePlan, str, str]]]:
     """The stages' ENV known from the store, in stage order, and the first stage whose is not:
     (stage, its Dockerfile up to the install step, its key), or None when all are known."""
     captured: Captured = {}
+    canonical = key_plan(plan)
     for stage in plan.stages:
         if not stage.set_env:
             continue
         prefix = dockerfile(plan, captured=captured, upto=stage.name)
-        key = stage_key(prefix, files, base_id, platform)
+        key = stage_key(dockerfile(canonical, captured=captured, upto=stage.name), files, base_id, plan.settings.arch)
         env = store.get(key)
         if env is None:
             return captured, (stage, prefix, key)

@@ -216,12 +216,18 @@ def test_ctrl_c_leaves_no_server_process_or_container(tmp_path, engines_ready, e
 
 def test_bake_contexts_build_with_a_shared_base(tmp_path, engines_ready):
     """What `docker buildx bake` would do with the bake file: the base target, then a variant whose
-    named context `ascend-base` is that base (emulated with a tag: no buildx on the test hosts)."""
+    named context `ascend-base` is that base (emulated with a tag: no buildx on the test hosts).
+    After a `build` of the same inputs (classic builder, http) the variant carries its captured ENV."""
     workdir = make_workdir(tmp_path, "w", seed=f"bake-{time.time()}")
     with (workdir / "ascend-build.yaml").open("a") as config:
         config.write("matrix:\n  python: ['3.11']\n")
     out = tmp_path / "bake.json"
-    assert cli("bake", "-C", str(workdir), "-o", str(out)).returncode == 0
+    before = cli("bake", "-C", str(workdir), "-o", str(out))
+    assert before.returncode == 0 and "no build has captured the ENV of stage cann" in before.stderr + before.stdout
+    result, _ = build(workdir, "--engine", "docker", "-t", "ascend-build-test/bake:local")
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = cli("bake", "-C", str(workdir), "-o", str(out), "--force")
+    assert after.returncode == 0 and "warning" not in after.stderr + after.stdout
     data = json.loads(out.read_text())
     base = data["target"]["base-x86-64"]
     variant = data["target"][data["group"]["default"]["targets"][0]]
@@ -233,7 +239,11 @@ def test_bake_contexts_build_with_a_shared_base(tmp_path, engines_ready):
     assert built.returncode == 0, built.stderr[-2000:]
     ran = run_in("docker", "ascend-build-test/bake:x", "python3", "-c", IMPORTS)
     assert "imports-ok" in ran.stdout, ran.stderr
-    subprocess.run(["docker", "rmi", "-f", "ascend-build-test/bake:x", "ascend-base"], capture_output=True)
+    bare = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "python3",
+                           "ascend-build-test/bake:x", "-c", IMPORTS], capture_output=True, text=True)   # no set_env.sh sourced
+    assert "imports-ok" in bare.stdout, bare.stderr
+    subprocess.run(["docker", "rmi", "-f", "ascend-build-test/bake:x", "ascend-build-test/bake:local", "ascend-base"],
+                   capture_output=True)
 
 
 def test_user_errors_are_one_message_and_leave_nothing_behind(tmp_path, engines_ready):

@@ -60,3 +60,32 @@ def test_missing_variant_packages_fail_naming_the_variant(matrix_workdir, tmp_pa
     next((matrix_workdir / "packages").glob("Ascend-cann-310p-ops*")).unlink()
     result = cli("bake", "-C", matrix_workdir, "-o", tmp_path / "b.json")
     assert result.returncode == 1 and "310p" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bake_writes_the_env_a_build_captured(matrix_workdir):
+    from ascend_build.bake import bake
+    from ascend_build.plan import plan_for
+    from ascend_build.render import context_files
+    from ascend_build.settings import Options, resolve
+    from ascend_build.spec import load_spec
+    from ascend_build.stage_env import CACHE_DIR, EnvStore, known_env
+
+    class Local:                                  # the engine bake looks the base image up in
+        def find_image(self, image):
+            return {"Id": "sha256:base"}
+
+    spec = load_spec(matrix_workdir)
+    data, warnings = bake(matrix_workdir, spec, "mindie", "x86_64", None)
+    assert len(warnings) == 2 and all("stage cann" in w and "ascend-build build" in w for w in warnings)
+    built = plan_for(resolve(matrix_workdir, Options(target="mindie", delivery="http", platform="x86_64"),
+                             spec=spec.model_copy(update={"chip": "910b"})))   # what `build` of the 910b variant captures
+    store = EnvStore(matrix_workdir / ".ascend-build" / CACHE_DIR)
+    while True:
+        _, pending = known_env(built, context_files(built), "sha256:base", store)
+        if pending is None:
+            break
+        store.put(pending[2], {f"FAKE_{pending[0].name.upper()}": "/x"})
+    data, warnings = bake(matrix_workdir, spec, "mindie", "x86_64", Local())
+    assert len(warnings) == 1 and warnings[0].startswith("mindie-310p-x86-64:")
+    text = (matrix_workdir / ".ascend-build/bake/mindie-910b-x86-64/Dockerfile").read_text()
+    assert 'ENV FAKE_CANN="/x"' in text and 'ENV FAKE_MINDIE="/x"' in text

@@ -133,14 +133,14 @@ def test_the_key_follows_every_input_up_to_the_install_step(workdir):
 def test_known_env_stops_at_the_first_unknown_stage_and_chains_keys(workdir, tmp_path):
     plan = plan_of(workdir)
     files, store = context_files(plan), EnvStore(tmp_path / "set-env")
-    captured, pending = known_env(plan, files, "sha256:base", "x86_64", store)
+    captured, pending = known_env(plan, files, "sha256:base", store)
     assert captured == {} and pending[0].name == "cann"
     store.put(pending[2], {"ASCEND_HOME_PATH": "/h"})
-    captured, pending = known_env(plan, files, "sha256:base", "x86_64", store)
+    captured, pending = known_env(plan, files, "sha256:base", store)
     assert captured == {"cann": {"ASCEND_HOME_PATH": "/h"}} and pending[0].name == "mindie"
     assert 'ENV ASCEND_HOME_PATH="/h"' in pending[1], "the mindie prefix holds cann's ENV: its key follows it"
     store.put(pending[2], {"MINDIE_HOME": "/m"})
-    captured, pending = known_env(plan, files, "sha256:base", "x86_64", store)
+    captured, pending = known_env(plan, files, "sha256:base", store)
     assert pending is None and set(captured) == {"cann", "mindie"}
     text = dockerfile(plan, captured=captured)
     assert text.index('ENV ASCEND_HOME_PATH="/h"') < text.index("FROM cann AS pta") < text.index('ENV MINDIE_HOME="/m"')
@@ -233,3 +233,15 @@ def test_podman_runs_through_buildah_where_it_cannot_set_rlimits(tmp_path, monke
     assert result.returncode == 0 and result.stdout == "from stdin"
     assert (bin_dir / "buildah.calls").read_text().splitlines() == [
         "from --pull-never --quiet img", "run --network none c1 -- python3 - capture []", "rm c1"]
+
+
+@pytest.mark.parametrize("delivery, secret", [("mount", False), ("copy", False), ("http", True)])
+def test_one_capture_serves_every_delivery_and_engine(workdir, tmp_path, delivery, secret):
+    from dataclasses import replace
+
+    http = plan_of(workdir)
+    store = EnvStore(tmp_path / "set-env")
+    _, (stage, prefix, key) = known_env(http, context_files(http), "sha256:base", store)
+    other = replace(http, settings=replace(http.settings, delivery=delivery, url_secret=secret))
+    _, (same, own_prefix, same_key) = known_env(other, context_files(other), "sha256:base", store)
+    assert same.name == stage.name and same_key == key and own_prefix != prefix   # built as its own, keyed as one

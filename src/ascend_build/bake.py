@@ -70,9 +70,10 @@ def bake(workdir: Path, spec: BuildSpec, target: str, host_arch: str,
         name = slug(target, variant["chip"], arch, f"py{variant['python']}" if variant["python"] else "")
         captured, missing = captured_env(plan, engine, store)
         if missing:
+            flags = "".join(f" --{key} {variant[key]}" for key in ("chip", "python") if variant[key])
             warnings.append(f"{name}: no build has captured the ENV of stage {missing} for these inputs: its image "
                             f"sets it only through its entrypoint (build the variant once with `ascend-build build "
-                            f"--platform {PLATFORMS[arch]}`, then bake again)")
+                            f"--platform {PLATFORMS[arch]}{flags}`, then bake again)")
         ctx = write_context(root / name, plan, external_base=BASE_CONTEXT, captured=captured)
         targets[name] = {"context": str(ctx), "dockerfile": "Dockerfile", "target": target,
                          "contexts": {BASE_CONTEXT: f"target:{base}"}, "platforms": [PLATFORMS[arch]],

@@ -187,6 +187,8 @@ def build(
     pull: str = typer.Option("missing", "--pull", help="Base image: missing (pull when absent), always, never."),
     base_image: Optional[str] = BASE_IMAGE,
     platform: Optional[str] = PLATFORM,
+    chip: Optional[str] = typer.Option(None, "--chip", help="Chip to build for, e.g. 910b, A3, 310p (overrides `chip:`; a matrix variant of bake)."),
+    python: Optional[str] = typer.Option(None, "--python", help="The image's Python X.Y (overrides `python:`; a matrix variant of bake)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report to this file."),
     json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show the engine's own output."),
@@ -222,7 +224,7 @@ def build(
             check_file(report, True, inputs_of(workdir))
         _rehash(workdir, rehash)
         platforms = platforms_of(platform)
-        spec = load_spec(workdir, base_image=base_image)
+        spec = load_spec(workdir, base_image=base_image, chip=chip, python=python)
         if pending:
             pending.add_files([f for stage in spec.stages for f in stage.files] + spec.trusted_roots)
     with phases.phase("engine probe"):

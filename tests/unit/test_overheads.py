@@ -151,3 +151,19 @@ def test_an_image_made_to_capture_is_removed_only_where_it_is_no_cache(tmp_path)
     kit.discard("sha256:tagged")                            # somebody's tag: kept
     kit.discard("sha256:1")
     assert calls(docker) == ["image inspect sha256:tagged", "image inspect sha256:1", "image rm sha256:1"]
+
+
+def test_chip_and_python_on_the_command_line_choose_the_variant(fake, tmp_path):
+    workdir = tmp_path / "w"
+    scaffold(workdir, demo=True, arch="x86_64", cann="8.5.0", chip="910b", python="3.11", filler="4KiB", force=False)
+    args = ["build", "-C", workdir, "-t", "t:1", "--target", "cann", "--platform", "x86_64", "--base-image", BASE,
+            "--port", "0", "--engine", "docker"]
+    env = {**os.environ, "PATH": "/nonexistent"}
+    other = cli(*args, "--chip", "310p", env=env)
+    assert other.returncode == 1 and "310p" in other.stderr and "Traceback" not in other.stderr
+    assert not any(c.startswith("build ") for c in calls(fake))
+    python = cli(*args, "--python", "3.10", env=env)
+    assert python.returncode == 1 and "3.10" in python.stderr
+    same = cli(*args, "--chip", "910b", "--python", "3.11", env=env)
+    assert same.returncode == 0, same.stderr
+    assert any(c.startswith("build ") for c in calls(fake))

@@ -88,12 +88,18 @@ def test_the_probe_runs_again_when_the_cache_cannot_be_trusted(fake, tmp_path, m
             break
 
 
-def test_a_no_change_rebuild_makes_three_engine_calls(fake, tmp_path):
+def demo_build(tmp_path):
+    """A 910b/3.11 stand-in folder and the `build` command line (with its environment) that the
+    fake client answers: target cann, docker classic, no other docker on PATH."""
     workdir = tmp_path / "w"
     scaffold(workdir, demo=True, arch="x86_64", cann="8.5.0", chip="910b", python="3.11", filler="4KiB", force=False)
     args = ["build", "-C", workdir, "-t", "t:1", "--target", "cann", "--platform", "x86_64", "--base-image", BASE,
             "--port", "0", "--engine", "docker"]
-    env = {**os.environ, "PATH": "/nonexistent"}
+    return args, {**os.environ, "PATH": "/nonexistent"}
+
+
+def test_a_no_change_rebuild_makes_three_engine_calls(fake, tmp_path):
+    args, env = demo_build(tmp_path)
     first = cli(*args, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     made = calls(fake)
@@ -154,11 +160,7 @@ def test_an_image_made_to_capture_is_removed_only_where_it_is_no_cache(tmp_path)
 
 
 def test_chip_and_python_on_the_command_line_choose_the_variant(fake, tmp_path):
-    workdir = tmp_path / "w"
-    scaffold(workdir, demo=True, arch="x86_64", cann="8.5.0", chip="910b", python="3.11", filler="4KiB", force=False)
-    args = ["build", "-C", workdir, "-t", "t:1", "--target", "cann", "--platform", "x86_64", "--base-image", BASE,
-            "--port", "0", "--engine", "docker"]
-    env = {**os.environ, "PATH": "/nonexistent"}
+    args, env = demo_build(tmp_path)
     other = cli(*args, "--chip", "310p", env=env)
     assert other.returncode == 1 and "310p" in other.stderr and "Traceback" not in other.stderr
     assert not any(c.startswith("build ") for c in calls(fake))

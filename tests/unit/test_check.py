@@ -224,6 +224,20 @@ def test_checksum_file_mismatch(tmp_path):
     assert run(work).ok
 
 
+def test_checksum_listing_never_hides_damage(tmp_path):
+    """A truncated installer listed with its own (damaged) sha256, as `sha256sum * > SHA256SUMS`
+    after a broken download writes it, is still truncated."""
+    work = make_set(tmp_path)
+    toolkit = path_of(work, "Ascend-cann-toolkit")
+    assert run(work).ok                                   # verdict cached for the whole file first
+    data = toolkit.read_bytes()[:-1000]
+    toolkit.write_bytes(data)
+    (work / "packages" / "SHA256SUMS").write_text(f"{hashlib.sha256(data).hexdigest()}  {toolkit.name}\n")
+    assert errors(run(work)) == {"run-truncated"}
+    (work / "packages" / f"{toolkit.name}.sha256").write_text(hashlib.sha256(data).hexdigest() + "\n")
+    assert errors(run(work)) == {"run-truncated"}        # cached verdict, same answer
+
+
 def test_driver_unrecognised_and_extras(tmp_path):
     work = make_set(tmp_path)
     (work / "Ascend-hdk-910b-npu-driver_25.0.rc1.1_linux-x86-64.run").write_bytes(b"#!/bin/sh\n")

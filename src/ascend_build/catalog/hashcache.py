@@ -20,6 +20,7 @@ from ..workdir import STATE_DIR as CACHE_DIR
 from .checksums import compare_expected, load_checksums
 from .integrity import FileCheck, verify_file
 from .model import Package, Problem
+from .problems import RUN_UNVERIFIED
 
 CACHE_FORMAT = 3          # bump when the integrity checks or the key change, so old verdicts are dropped
 MAX_CACHE_BYTES = 64 << 20
@@ -139,12 +140,21 @@ def _problems(entry: dict) -> Optional[List[Problem]]:
     return None if raw is None else [Problem(**p) for p in raw]
 
 
+def vouched(found: List[Problem], sha256: Optional[str], expected: Optional[Tuple[str, str]]) -> List[Problem]:
+    """The problems of a file whose checksum file lists its sha256: the listing says which file it
+    is (a `.run` without SHA/MD5 in its header is no longer unverified), never that it is whole,
+    so every structural problem stays."""
+    if expected is None or sha256 != expected[0]:
+        return found
+    return [p for p in found if p.code != RUN_UNVERIFIED]
+
+
 def _folder_prefix(rel: str) -> str:
     return rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
 
 
-def _check(pkg: Package, expected: Optional[Tuple[str, str]]) -> Tuple[FileCheck, Optional[os.stat_result]]:
-    result = verify_file(pkg.path, pkg.file, pkg.format, expected)
+def _check(pkg: Package) -> Tuple[FileCheck, Optional[os.stat_result]]:
+    result = verify_file(pkg.path, pkg.file, pkg.format)
     try:
         return result, os.stat(pkg.path)
     except OSError:
@@ -158,7 +168,7 @@ def verify_packages(workdir: Path, packages: List[Package], workers: Optional[in
     cache = HashCache.load(workdir)
     tables: Dict[str, Dict[str, Tuple[str, str]]] = {}
     known: Dict[str, Tuple[Optional[str], List[Problem], int]] = {}
-    todo: List[Tuple[Package, Optional[Tuple[str, str]], os.stat_result]] = []
+    todo: List[Tuple[Package, Optional[os.stat_result]]] = []
     expected_of: Dict[str, Optional[Tuple[str, str]]] = {}
     listing: List[Problem] = []
     for pkg in packages:
@@ -166,28 +176,29 @@ def verify_packages(workdir: Path, packages: List[Package], workers: Optional[in
         if prefix not in tables:
             tables[prefix], found = load_checksums(Path(workdir) / prefix, prefix)
             listing += found
-        expected = expected_of[pkg.file] = tables[prefix].get(pkg.name)
+        expected_of[pkg.file] = tables[prefix].get(pkg.name)
         try:
             st = os.stat(pkg.path)
         except OSError:
-            todo.append((pkg, expected, None))
+            todo.append((pkg, None))
             continue
         entry = cache.get(pkg.file, st)
-        if entry and (expected is not None or entry.get("problems") is not None):
-            known[pkg.file] = (entry["sha256"], [] if expected else _problems(entry), st.st_size)
+        if entry and entry.get("problems") is not None:
+            known[pkg.file] = (entry["sha256"], _problems(entry), st.st_size)
         else:
-            todo.append((pkg, expected, st))
+            todo.append((pkg, st))
     n = workers or min(len(todo), os.cpu_count() or 1, 4)
     with ThreadPoolExecutor(max(n, 1)) as pool:
-        results = list(pool.map(lambda item: _check(item[0], item[1]), todo))
-    for (pkg, expected, before), (result, after) in zip(todo, results):
+        results = list(pool.map(lambda item: _check(item[0]), todo))
+    for (pkg, before), (result, after) in zip(todo, results):
         known[pkg.file] = (result.sha256, result.problems, after.st_size if after else 0)
         unchanged = before is not None and after is not None and _key(before) == _key(after)
         if result.sha256 and unchanged:
-            cache.put(pkg.file, after, result.sha256, None if expected else result.problems)
+            cache.put(pkg.file, after, result.sha256, result.problems)
     updated, problems = [], listing + cache.save()
     for pkg in packages:
         sha256, found, size = known[pkg.file]
-        problems += found + compare_expected(pkg.file, sha256, expected_of[pkg.file])
+        problems += vouched(found, sha256, expected_of[pkg.file]) + compare_expected(pkg.file, sha256,
+                                                                                    expected_of[pkg.file])
         updated.append(replace(pkg, sha256=sha256, size=size or pkg.size))
     return updated, problems

@@ -4,8 +4,9 @@ check of its format on the way.
 - `.run`: the makeself header fields (`skip` lines, `filesizes`, `SHA` / `MD5` of the payload);
 - wheels: every member read to the end (zip CRC, as `ZipFile.testzip`) and its RECORD hash;
 - `.tar.gz`: the gzip stream decompressed to the end (CRC32 and length) and the tar headers walked;
-- `SHA256SUMS` / `<file>.sha256` next to a package win when they list it: then only its sha256
-  is compared.
+- `SHA256SUMS` / `<file>.sha256` next to a package say which file it is, never that it is whole:
+  the format's own check runs on every file (a truncated installer listed with its sha256 is
+  still truncated).
 
 Memory stays bounded whatever the file says: RECORD, the zip central directory, tar long-name
 and pax headers and the makeself header are read only up to a cap (`metadata-too-large` beyond).
@@ -371,11 +372,9 @@ def check_targz(path: Path, rel: str) -> FileCheck:
 CHECKERS = {"run": check_run, "wheel": check_wheel, "tar.gz": check_targz}
 
 
-def verify_file(path: Path, rel: str, fmt: str, expected: Optional[Tuple[str, str]] = None) -> FileCheck:
-    """sha256 + integrity of one package file. `expected` (sha256, checksum file) wins when given."""
+def verify_file(path: Path, rel: str, fmt: str) -> FileCheck:
+    """sha256 + integrity of one package file."""
     try:
-        if expected is not None:
-            return FileCheck(hash_file(path))
         checker = CHECKERS.get(fmt)
         return checker(path, rel) if checker else FileCheck(hash_file(path))
     except OSError as exc:

@@ -124,7 +124,8 @@ def fetch(
     python: Optional[str] = typer.Option(None, "--python", help="The image's Python, e.g. 3.11 (default: the config's, else the folder's wheels')."),
     torch_npu: Optional[str] = typer.Option(None, "--torch-npu", help="torch_npu release (default: the newest made for the folder's CANN); torch follows it."),
     index_url: Optional[str] = typer.Option(None, "--index-url", help="Package index (default: the config's pip_index_url, else PyPI)."),
-    torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Extra index for torch (default: PyTorch's CPU index on x86_64, none on aarch64)."),
+    torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Index of torch's CPU build (default: PyTorch's CPU index, both arches)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be downloaded, with sizes; write nothing."),
 ) -> None:
     """Download the target's Python wheels (torch, torch_npu, CANN's and the requirements' dependencies) into the folder."""
     from .fetch import FetchOptions, fetch as fetch_wheels, plan_fetch
@@ -134,8 +135,8 @@ def fetch(
                                                 index_url=index_url, torch_index_url=torch_index_url))
     with FetchView(make_console()) as view:
         view.plan(the_plan)
-        result = fetch_wheels(the_plan, view.on_wheel, view.resolved)
-    view.summary(result)
+        result = fetch_wheels(the_plan, view.on_wheel, view.resolved, view.note, dry_run)
+    view.summary(result, dry_run)
 
 
 @app.command()

@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,8 +53,16 @@ def fetched(docker_bin):
         assert cli("init", "--demo", FOLDER, "--arch", "aarch64", "--filler", FILL).returncode == 0
         for wheel in (FOLDER / "packages").glob("torch*.whl"):
             wheel.unlink()           # the stand-in torch and torch_npu: the real ones come from the index
-        result = cli("fetch", "-C", FOLDER, "--platform", "linux/arm64", "--python", "3.11", "--torch-npu", TORCH_NPU)
+        # as a user does: bring the torch_npu wheel, then let fetch complete the folder around it
+        brought = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                                  "--platform", "manylinux_2_28_aarch64", "--python-version", "3.11", "-d", FOLDER,
+                                  "--index-url", "https://pypi.org/simple", f"torch-npu=={TORCH_NPU}"],
+                                 capture_output=True, text=True, timeout=1800)
+        assert brought.returncode == 0, brought.stdout + brought.stderr
+        result = cli("fetch", "-C", FOLDER, "--platform", "linux/arm64", "--python", "3.11")
         assert result.returncode == 0, said(result)
+        torches = sorted(p.name.split("-")[:2] for p in FOLDER.rglob("torch*.whl"))
+        assert torches == [["torch", "2.6.0"], ["torch_npu", TORCH_NPU]], torches
         stamp.write_text(said(result))
     return FOLDER
 
@@ -105,3 +114,25 @@ def test_a_folder_without_numpy_fails_check_naming_it_and_fetch(fetched, tmp_pat
     result = cli("check", "-C", workdir, "--platform", "linux/arm64", "--target", "pta")
     assert result.returncode == 1
     assert "numpy" in said(result) and "ascend-build fetch" in said(result)
+
+
+def test_fetch_for_the_newest_torch_npu_brings_no_cuda(tmp_path):
+    """torch_npu 2.12.0's torch is a CUDA build on the public index for aarch64 (2.11 on): fetch
+    takes torch's CPU build, or says in one error that the CPU index cannot be reached and
+    downloads nothing."""
+    if not index_reachable():
+        pytest.skip("the public package index (pypi.org) cannot be reached")
+    workdir = tmp_path / "w"
+    assert cli("init", "--demo", workdir, "--arch", "aarch64", "--filler", 4096).returncode == 0
+    for wheel in (workdir / "packages").glob("torch*.whl"):
+        wheel.unlink()
+    result = cli("fetch", "-C", workdir, "--platform", "linux/arm64", "--python", "3.11", "--torch-npu", "2.12.0")
+    wheels = [p.name.lower() for p in workdir.rglob("*.whl")]
+    if result.returncode == 0:
+        assert any(n.startswith("torch-2.12.0") for n in wheels), wheels
+    else:
+        assert result.returncode == 1 and "Traceback" not in said(result)
+        assert "https://download.pytorch.org/whl/cpu cannot be reached" in said(result), said(result)
+        assert "nothing was downloaded" in said(result)
+    cuda = [n for n in wheels if n.startswith(("nvidia", "cuda", "triton-"))]
+    assert not cuda, cuda

@@ -3,6 +3,7 @@ Python (catalog/pythons.py) and the torch wheel's C++ ABI (catalog/wheelmeta.py)
 wheels made by the stand-in generator."""
 import io
 import json
+import os
 import platform
 import subprocess
 import zipfile
@@ -24,6 +25,7 @@ from ascend_build.demo import standins
 from ascend_build.plan import make_plan
 from ascend_build.settings import Options, resolve
 from ascend_build.spec import BuildSpec
+from ascend_build.units import human_bytes
 
 FILL = 4096
 HOST = "aarch64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
@@ -420,3 +422,30 @@ def test_the_pins_of_the_torch_and_cann_release_are_checked(tmp_path):
     selection = run(work)
     [pin] = [p for p in selection.problems if p.code == "python-pin-mismatch"]
     assert pin.level == "warning" and "CANN 8.3.RC1 needs protobuf==3.20" in pin.message and selection.ok
+
+
+def test_cuda_distributions_never_go_into_the_image(tmp_path):
+    """A folder whose closure holds nvidia-nccl-cu12 (asked by a requirements file) or whose torch
+    requires CUDA wheels it does not have, or the community triton beside torch_npu: one error
+    naming them (and the bytes of those here), never a `fetch them` hint."""
+    work = make_set(tmp_path / "a")
+    (work / "requirements.txt").write_text("nvidia-nccl-cu12\n")
+    nccl = wheel(work, "nvidia_nccl_cu12", "2.21.5", files={"nvidia/nccl.so": os.urandom(5000)})
+    selection = run(work)
+    [cuda] = [p for p in selection.problems if p.code == "cuda-in-image"]
+    assert cuda.level == "error" and f"{nccl.file} ({human_bytes(nccl.path.stat().st_size)})" in cuda.message
+    assert "download.pytorch.org/whl/cpu" in cuda.fix and not selection.ok
+
+    work = make_set(tmp_path / "b")
+    (work / "requirements.txt").write_text("cuda-toolkit==13.0\ntriton\n")   # a CUDA torch's own requirements
+    wheel(work, "triton", "3.8.0")
+    selection = run(work)
+    assert codes(selection) == {"cuda-in-image"}, selection.problems
+    [cuda] = [p for p in selection.problems if p.code == "cuda-in-image"]
+    assert "cuda-toolkit" in cuda.message and "requirements.txt requires" in cuda.message
+    assert "triton-3.8.0" in cuda.message
+
+    work = make_set(tmp_path / "c", cann="8.0.RC2")                   # no torch_npu in a cann target: triton ok
+    wheel(work, "triton", "3.8.0")
+    (work / "requirements.txt").write_text("triton\n")
+    assert "cuda-in-image" not in codes(run(work, target="cann"))

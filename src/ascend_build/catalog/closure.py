@@ -11,10 +11,12 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from ..spec import BuildSpec
+from ..units import human_bytes
 from .compat import load_deps, pin_rows
 from .model import Package, Problem, Selection, StageSlots
 from .naming import normalise_arch
-from .problems import (MISSING_REQUIREMENT, PYTHON_PIN_MISMATCH, PYTHON_TOOLS_MISSING, REQUIREMENT_CONFLICT,
+from .nocuda import cpu_index, refused
+from .problems import (CUDA_IN_IMAGE, MISSING_REQUIREMENT, PYTHON_PIN_MISMATCH, PYTHON_TOOLS_MISSING, REQUIREMENT_CONFLICT,
     REQUIREMENT_UNREADABLE, REQUIREMENTS_UNRESOLVED, WHEEL_TARGET_MISMATCH)
 from .pythons import BasePython
 from .factcache import FactCache
@@ -150,8 +152,30 @@ def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: Bui
         taken = found.wheels + ([p for p in extra if p not in found.wheels] if takes_all else [])
         if taken:
             selection.pip_index[name] = taken
+    problems += cuda_problems(resolver.installed, results, target)
     return (problems + _problems(results, spec, selection, target, workdir)
             + pin_problems(pins, resolver.installed, resolver.provided, workdir, spec, selection))
+
+
+def cuda_problems(installed: Dict[str, Package], results: List[StageNeeds], target: Target) -> List[Problem]:
+    """One error for the CUDA distributions the stages would install or that a wheel (a CUDA build
+    of torch) requires; those requirements leave the missing list (fetching them is no fix)."""
+    missing = {canonicalize_name(Requirement(m.requirement).name): m for found in results for m in found.missing}
+    bad = refused([*installed, *missing])
+    if not bad:
+        return []
+    files = [installed[n] for n in bad if n in installed]
+    asked = sorted({missing[n].asked_by for n in bad if n in missing})
+    for found in results:
+        found.missing[:] = [m for m in found.missing if canonicalize_name(Requirement(m.requirement).name) not in bad]
+    parts = [f"{p.file} ({human_bytes(p.size or 0)})" for p in files]
+    if asked:
+        parts.append(f"{', '.join(asked)} requires {', '.join(n for n in bad if n in missing)} (a CUDA build)")
+    return [Problem(level="error", code=CUDA_IN_IMAGE, file=files[0].file if files else None,
+                    message=f"CUDA distributions never go into an Ascend image: {'; '.join(parts)}"
+                            + (f" ({human_bytes(sum(p.size or 0 for p in files))})" if len(files) > 1 else ""),
+                    fix=f"use torch's CPU build ({cpu_index(target.arch)}; `ascend-build fetch` takes it) and "
+                        "triton-ascend instead of triton, and move these wheels out of the folder")]
 
 
 def _problems(results: List[StageNeeds], spec: BuildSpec, selection: Selection, target: Target,

@@ -38,6 +38,7 @@ WHEEL_TARGET_MISMATCH = "wheel-target-mismatch"
 REQUIREMENT_UNREADABLE = "requirement-unreadable"
 REQUIREMENTS_UNRESOLVED = "requirements-unresolved"
 PYTHON_TOOLS_MISSING = "python-tools-missing"          # a stage's tools import packages the folder lacks
+CUDA_IN_IMAGE = "cuda-in-image"                        # nvidia-*/cuda-* wheels, a CUDA torch, triton beside torch_npu
 PYTHON_PIN_MISMATCH = "python-pin-mismatch"            # a wheel against the pins of the CANN / torch release
 # compatibility (catalog/compat.py)
 HOST_ONLY_PACKAGE = "host-only-package"
@@ -90,6 +91,7 @@ PROBLEM_CODES: Dict[str, str] = {
     WHEEL_TARGET_MISMATCH: "error: a selected wheel's platform tag or Requires-Python does not fit the image",
     REQUIREMENT_UNREADABLE: "warning: a requirements file line that is neither a requirement nor an option: not checked",
     REQUIREMENTS_UNRESOLVED: "warning: the image's Python is unknown, so the wheels' requirements are not resolved",
+    CUDA_IN_IMAGE: "error: the stages would install CUDA distributions (nvidia-*, cuda-*), a torch that requires them (a CUDA build), or the community triton beside torch_npu",
     PYTHON_PIN_MISMATCH: "error: the image would get a Python package in a version the torch release cannot run with (numpy 2 with torch < 2.3); a warning for CANN 8.1-8.3's official pins (numpy==1.24.0, protobuf==3.20)",
     PYTHON_TOOLS_MISSING: "note: CANN's own Python tools import packages with no wheel in the folder (error 50001 on the first NPU operator)",
     # compatibility (catalog/compat.py)

@@ -6,16 +6,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
+from packaging.utils import canonicalize_name
+
 from .. import grammar
 from ..catalog.compat import load_deps, load_rules
 from ..catalog.model import Selection, file_patterns
+from ..catalog.nocuda import cpu_index, refused
 from ..catalog.scan import scan
 from ..catalog.select import select
 from ..components.registry import components
-from ..errors import ConfigError
+from ..errors import ConfigError, PackageError
+from ..units import human_bytes
 from ..settings import Options, resolve as resolve_settings
 from .download import Progress, download, present
-from .resolve import Indexes, Target, Wheel, resolve
+from .resolve import Indexes, IndexUnreachable, Target, Wheel, resolve
 from .wants import Wants, wants
 
 
@@ -43,6 +47,7 @@ class FetchPlan:
 class FetchResult:
     fetched: List[Path] = field(default_factory=list)
     present: List[Path] = field(default_factory=list)
+    pending: List[Wheel] = field(default_factory=list)      # what a dry run would download
     bytes: int = 0
 
 
@@ -80,21 +85,56 @@ def plan_fetch(workdir: Path, options: FetchOptions) -> FetchPlan:
     indexes = Indexes(
         index_url=_url(options.index_url, "--index-url") or settings.spec.pip_index_url or deps["index_url"],
         torch_index_url=_url(options.torch_index_url, "--torch-index-url") or deps["torch_index_url"].get(target.arch))
+    here = [p for p in catalog.packages if p.slot in ("torch", "torch_npu") and p.format == "wheel"
+            and p.arch in (None, target.arch) and p.python in (None, target.python)]
     wanted = wants(list(settings.builtin_chain), selection.selected(), toolkit[0].version if toolkit else None,
-                   options.torch_npu, deps, load_rules())
+                   options.torch_npu, deps, load_rules(), here)
     return FetchPlan(settings.workdir.resolve(), target, indexes, wanted)
 
 
+def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line: None) -> List[Wheel]:
+    """The wheels of `plan`, none of them CUDA. When torch's CPU index cannot be reached, the main
+    index alone is tried (its aarch64 torch is a CPU build up to 2.10), and a resolution that then
+    holds CUDA distributions is refused naming the CPU index."""
+    cpu = plan.indexes.torch_index_url
+    try:
+        wheels, unreached = resolve(plan.wants.requirements, plan.target, plan.indexes), None
+    except IndexUnreachable as exc:
+        if not cpu or exc.url != cpu or cpu == plan.indexes.index_url:
+            raise
+        note(f"torch's CPU index {cpu} cannot be reached: trying {plan.indexes.index_url} alone "
+             "(CUDA builds are refused)")
+        wheels, unreached = resolve(plan.wants.requirements, plan.target, Indexes(plan.indexes.index_url)), cpu
+    bad = refused([w.name for w in wheels])
+    if bad:
+        sizes = {canonicalize_name(w.name): w.size for w in wheels}
+        listed = ", ".join(f"{n} ({human_bytes(sizes[n]) if sizes[n] is not None else 'size unknown'})" for n in bad)
+        total = sum(sizes[n] or 0 for n in bad)
+        why = f"torch's CPU index {unreached} cannot be reached" if unreached else \
+            f"the resolution from {' and '.join(u for u in (plan.indexes.torch_index_url, plan.indexes.index_url) if u)}"
+        raise PackageError(f"{why}, and the packages resolved for {plan.target.arch} hold CUDA distributions that "
+                           f"never go into an Ascend image: {listed} ({human_bytes(total)}); nothing was downloaded",
+                           fix=f"make torch's CPU build reachable ({cpu_index(plan.target.arch)}, or a mirror of it "
+                               "with --torch-index-url), or pick a torch_npu whose torch has a CPU build on the index "
+                               "(--torch-npu)")
+    return wheels
+
+
 def fetch(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress] = lambda w: (lambda done, total: None),
-          resolved: Callable[[List[Wheel]], None] = lambda wheels: None) -> FetchResult:
-    """Resolve `plan` and download every wheel the folder does not have yet."""
-    wheels = resolve(plan.wants.requirements, plan.target, plan.indexes)
+          resolved: Callable[[List[Wheel]], None] = lambda wheels: None, note: Callable[[str], None] = lambda line: None,
+          dry_run: bool = False) -> FetchResult:
+    """Resolve `plan` and download every wheel the folder does not have yet (with `dry_run`, only
+    list them in `result.pending`: nothing is written)."""
+    wheels = resolve_cpu_only(plan, note)
     resolved(wheels)
     result = FetchResult()
     for wheel in wheels:
         have = present(plan.workdir, wheel)
         if have is not None:
             result.present.append(have)
+            continue
+        if dry_run:
+            result.pending.append(wheel)
             continue
         path = download(wheel, plan.workdir, on_wheel(wheel))
         result.fetched.append(path)
@@ -111,4 +151,7 @@ def describe(plan: FetchPlan) -> Tuple[str, ...]:
         lines.append(f"CANN {plan.wants.cann}" + (f", torch_npu {plan.wants.torch_npu}" if plan.wants.torch_npu else ""))
     elif plan.wants.torch_npu:
         lines.append(f"torch_npu {plan.wants.torch_npu}")
+    lines += [f"the folder's {p.file} decides its release" for p in plan.wants.kept]
+    lines += [f"{p.file} stays in the folder (not this release): move it away before `check` and `build`"
+              for p in plan.wants.set_aside]
     return tuple(lines)

@@ -94,13 +94,24 @@ def compile_command(target: Target, indexes: Indexes, source: Path) -> List[str]
     return cmd + [str(source)]
 
 
+class IndexUnreachable(PackageError):
+    """uv could not reach an index; `url`: the index it names (None when it names none of ours)."""
+
+    def __init__(self, message: str, fix: str, url: Optional[str]):
+        super().__init__(message, fix)
+        self.url = url
+
+
 def _uv_error(stderr: str, target: Target, indexes: Indexes) -> PackageError:
     lines = [line.strip() for line in stderr.split("error:", 1)[-1].splitlines() if line.strip()]
     detail = "; ".join(line.replace("cause: ", "") for line in lines[:6]) or "uv failed"
     if any(word in detail for word in UNREACHABLE):
-        urls = " or ".join(u for u in (indexes.index_url, indexes.torch_index_url) if u)
-        return PackageError(f"cannot reach the package index {urls}: {detail}",
-                            fix="check the network and proxy (HTTPS_PROXY), or name a reachable mirror with --index-url")
+        ours = [u for u in (indexes.torch_index_url, indexes.index_url) if u]
+        named = next((u for u in ours if u.rstrip("/") in detail), None)
+        return IndexUnreachable(f"cannot reach the package index {named or ' or '.join(ours)}: {detail}",
+                                "check the network and proxy (HTTPS_PROXY), or name a reachable mirror with "
+                                f"{'--torch-index-url' if named and named == indexes.torch_index_url else '--index-url'}",
+                                named)
     return PackageError(f"cannot resolve the Python packages for {target.arch} / Python {target.python}: {detail}",
                         fix="pick versions that have wheels for this target (--torch-npu, --python, requirements*.txt)")
 

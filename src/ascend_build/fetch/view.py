@@ -41,6 +41,19 @@ class FetchView:
             self.progress.update(task, completed=done, total=total)
         return update
 
-    def summary(self, result: FetchResult) -> None:
+    def note(self, line: str) -> None:
+        self.console.print(f"[yellow]note[/] {escape(line)}")
+
+    def summary(self, result: FetchResult, dry_run: bool = False) -> None:
+        if dry_run:
+            for wheel in result.pending:
+                size = human_bytes(wheel.size) if wheel.size is not None else "size unknown"
+                self.console.print(f"  would download {escape(wheel.filename)} ({size})")
+            total = sum(w.size or 0 for w in result.pending)
+            unknown = sum(w.size is None for w in result.pending)
+            self.console.print(f"dry run: {len(result.pending)} wheels to download ({human_bytes(total)}"
+                               f"{f', {unknown} of unknown size' if unknown else ''}), {len(result.present)} "
+                               "already here; nothing was written")
+            return
         self.console.print(f"[green]fetched[/] {len(result.fetched)} wheels ({human_bytes(result.bytes)}), "
                            f"{len(result.present)} already here; `check` and `build` need no network for them now")

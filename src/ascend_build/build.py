@@ -20,7 +20,7 @@ from .plan import Plan, default_tag, plan_for
 from .render import context_files, dockerfile
 from .report import build_report
 from .server import PackageServer, Transfer
-from .settings import Settings
+from .settings import PLATFORMS, Settings
 from .stage_env import CACHE_DIR, EnvStore, capture_in, known_env
 from .timings import Timings
 from .workdir import State
@@ -51,17 +51,33 @@ class BuildOptions:
     cache_to: Optional[str] = None
 
 
-def ensure_base_image(engine: Engine, image: str, pull: str, view: BuildView) -> dict:
-    """The base image's inspect record, pulled first when `pull` says so."""
+def ensure_base_image(engine: Engine, image: str, pull: str, view: BuildView, arch: str) -> dict:
+    """The base image's inspect record for `arch`, pulled first when `pull` says so or when the
+    store holds it for another arch (a manifest list such as ubuntu:22.04 has an image per arch,
+    the store one per name): then that arch's entry is pulled."""
     found = engine.find_image(image)
-    if found is not None and pull != "always":
+    other = found is not None and normalise_arch(found.get("Architecture")) not in (None, arch)
+    if found is not None and pull != "always" and not other:
         return found
     if pull == "never":
-        raise BuildError(f"base image {image} is not present and --pull never was given", fix=engine.load_hint(image))
-    view.info(f"pulling base image {image}")
-    if not engine.pull(image) and found is None:
-        raise BuildError(f"base image {image} is not present and could not be pulled", fix=engine.load_hint(image))
-    return engine.inspect(image)
+        if found is None:
+            raise BuildError(f"base image {image} is not present and --pull never was given", fix=engine.load_hint(image))
+        check_base_arch(found, image, arch)
+    platform = PLATFORMS[arch]
+    view.info(f"pulling base image {image} for {platform}")
+    pulled = engine.pull(image, platform)
+    if pulled.returncode != 0 and (found is None or other):
+        why = (pulled.stderr.strip().splitlines() or [f"exit status {pulled.returncode}"])[-1][-300:]
+        if found is None:
+            raise BuildError(f"base image {image} is not present and could not be pulled: {why}",
+                             fix=engine.load_hint(image))
+        raise BuildError(f"base image {image} is here for {normalise_arch(found.get('Architecture'))} only, and its "
+                         f"{platform} image could not be pulled: {why}",
+                         fix=f"give a base image that has {platform} (a manifest list with it, or one for {arch}): "
+                             f"--base-image IMAGE, or `base_images: {{{arch}: IMAGE}}` in ascend-build.yaml")
+    base = engine.inspect(image)
+    check_base_arch(base, image, arch)
+    return base
 
 
 def image_layers(engine: Engine, state: State, tag: str, image_id: str) -> List[dict]:
@@ -153,6 +169,8 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
     timings = timings or Timings()
     engine = settings.engine
     state = State.of(settings.workdir)
+    with timings.phase("base image"):           # first: check reads the Python of the image of this arch
+        base = ensure_base_image(engine, settings.base_image, opts.pull, view, settings.arch)
     with timings.phase("check"):
         plan = plan_for(settings)
     view.info(f"engine: {engine.name} ({opts.engine_reason})" if opts.engine_reason else f"engine: {engine.name}")
@@ -161,9 +179,6 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
     for warning in plan.warnings:
         view.info(f"warning: {warning}")
     tag = opts.tag or default_tag(plan)
-    with timings.phase("base image"):
-        base = ensure_base_image(engine, settings.base_image, opts.pull, view)
-        check_base_arch(base, settings.base_image, settings.arch)
     log_path = state.new_log()
     view.info(f"full log: {log_path}")
     with timings.phase("context"):

@@ -64,7 +64,7 @@ def build_and_publish(settings_list: List[Settings], opts: BuildOptions, publish
         arch_opts = _per_arch(opts, settings.arch, engine) if multi else opts
         if engine.name == "docker":        # the classic builder reuses only images it has
             for ref in arch_opts.cache_from:
-                view.info(f"pulling {ref} for --cache-from" if engine.pull(ref) else f"warning: could not pull {ref}")
+                view.info(f"pulling {ref} for --cache-from" if engine.pull(ref).returncode == 0 else f"warning: could not pull {ref}")
         report = run_build(settings, arch_opts, view, timings if not reports else None)
         report["pushed"] = _push(settings, arch_opts, report["image"], publish.push or multi, publish, view)
         reports.append(report)

@@ -227,3 +227,45 @@ def test_podman_publishes_one_tag_for_two_arches(tmp_path, podman_bases):
             assert {m["digest"] for m in listed["manifests"]} == {pushed["linux/amd64"], pushed["linux/arm64"]}
         finally:
             subprocess.run(["podman", "rmi", "-f", tag, f"{tag}-amd64", f"{tag}-arm64"], capture_output=True)
+
+
+def push_list(docker_bin: str, ref: str, images) -> None:
+    """A manifest list `ref` in the test registry with an entry per local image of `images`."""
+    parts = []
+    for image in images:
+        arch = json.loads(docker(docker_bin, "image", "inspect", image).stdout)[0]["Architecture"]
+        part = f"{ref}-{arch}"
+        assert docker(docker_bin, "tag", image, part).returncode == 0
+        pushed = docker(docker_bin, "push", part)
+        assert pushed.returncode == 0, pushed.stderr
+        parts.append(part)
+    made = docker(docker_bin, "manifest", "create", "--insecure", ref, *parts)
+    assert made.returncode == 0, made.stderr
+    sent = docker(docker_bin, "manifest", "push", "--purge", "--insecure", ref)
+    assert sent.returncode == 0, sent.stderr
+    remove(docker_bin, *parts)                # the local store holds none of it
+
+
+def test_a_manifest_list_base_builds_and_pushes_both_arches(tmp_path, docker_bin, arm64_base):
+    """`ubuntu:22.04` and the CANN images are manifest lists: the store holds one arch per name,
+    the registry both. Each arch's build pulls its own entry; an arch the list lacks is one error."""
+    workdir = workdir_for(tmp_path, ["x86_64", "aarch64"], arm64_base)
+    with registry(tmp_path / "registry") as reg:
+        base, only, out = (f"{reg}/{unique(tmp_path)}/{n}" for n in ("base:multi", "base:one", "out"))
+        try:
+            push_list(docker_bin, base, [arm64_base["x86_64"], arm64_base["aarch64"]])
+            push_list(docker_bin, only, [arm64_base[host_arch()]])
+            result, report = build(workdir, docker_bin, "--platform", "linux/amd64,linux/arm64", "--target", "cann",
+                                   "--base-image", base, "-t", f"{out}:1.0", "--insecure-registry")
+            assert result.returncode == 0, said(result)[-3000:]
+            assert "is for" not in said(result)
+            listed = manifest_list(reg, out.split("/", 1)[1], "1.0")
+            assert sorted(m["platform"]["architecture"] for m in listed["manifests"]) == ["amd64", "arm64"]
+            refused, _ = build(workdir, docker_bin, "--platform", PLATFORM[OTHER], "--target", "cann",
+                               "--base-image", only, "-t", f"{out}:one")
+            assert refused.returncode == 1 and "Traceback" not in said(refused)
+            assert f"its {PLATFORM[OTHER]} image could not be pulled" in said(refused) or \
+                f"{only} is not present and could not be pulled" in said(refused), said(refused)[-2000:]
+            assert "no matching manifest" in said(refused) and "full log" not in said(refused)
+        finally:
+            remove(docker_bin, base, only, f"{out}:1.0", f"{out}:1.0-amd64", f"{out}:1.0-arm64", f"{out}:one")

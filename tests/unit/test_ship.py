@@ -1,6 +1,8 @@
 """Ship without a daemon: the QEMU check in the settings, the base image per arch, the refusals
 before any build (push, several platforms, insecure registries, cache export), the engines'
 cache flags, push and manifest through a fake client."""
+import subprocess
+
 import pytest
 import yaml
 
@@ -77,19 +79,44 @@ def test_a_base_image_of_another_arch_is_one_error():
 
 
 class OtherArchBase(FakeEngine):
+    """The store holds the base for arm64; its registry has a manifest list with (`lists`) or
+    without the build's arch."""
+
+    arch, lists = "arm64", ()
+
     def inspect(self, image):
-        return {"Id": "sha256:0", "Size": 1, "Architecture": "arm64"}
+        return {"Id": f"sha256:{self.arch}", "Size": 1, "Architecture": self.arch}
 
     def find_image(self, image):
         return self.inspect(image)
+
+    def pull(self, image, platform=None):
+        self.pulled = getattr(self, "pulled", []) + [(image, platform)]
+        if platform in self.lists:
+            self.arch = platform.split("/")[1]
+            return subprocess.CompletedProcess(["pull"], 0, "", "")
+        return subprocess.CompletedProcess(["pull"], 1, "", f"no matching manifest for {platform} in the manifest "
+                                           "list entries\n")
 
 
 def test_the_build_refuses_the_base_of_another_arch_before_the_engine_builds(workdir):
     engine = OtherArchBase(bridge="127.0.0.1")
     settings = resolve(workdir, Options(target="cann", platform="x86_64"), engine)
-    with pytest.raises(BuildError, match="is for aarch64"):
+    with pytest.raises(BuildError, match="here for aarch64 only, and its linux/amd64 image could not be pulled: "
+                                         "no matching manifest for linux/amd64"):
         run_build(settings, BuildOptions(port=0), Quiet())
-    assert not engine.requests
+    assert not engine.requests and [p for _, p in engine.pulled] == ["linux/amd64"]
+    with pytest.raises(BuildError, match="is for aarch64, but the build is for x86_64"):
+        run_build(settings, BuildOptions(port=0, pull="never"), Quiet())
+
+
+def test_a_manifest_list_base_is_pulled_for_the_builds_arch(workdir):
+    engine = OtherArchBase(bridge="127.0.0.1")
+    engine.lists = ("linux/amd64", "linux/arm64")
+    settings = resolve(workdir, Options(target="cann", platform="x86_64"), engine)
+    report = run_build(settings, BuildOptions(port=0), Quiet())
+    assert [p for _, p in engine.pulled] == ["linux/amd64"] and engine.requests
+    assert report["base_image"] == settings.base_image
 
 
 def test_platform_lists():
@@ -265,9 +292,9 @@ def test_the_classic_builder_pulls_its_cache_images_first(workdir, client):
     class Classic(PushingEngine):
         name = "docker"
 
-        def pull(self, image):
+        def pull(self, image, platform=None):
             self.pulled.append(image)
-            return True
+            return subprocess.CompletedProcess(["pull", image], 0, "", "")
 
     engine = Classic(client)
     engine.pulled = []

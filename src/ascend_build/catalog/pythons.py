@@ -6,6 +6,7 @@ from typing import Dict, Optional, Tuple
 
 from ..errors import EngineError
 from ..usercache import UserCache
+from .naming import normalise_arch
 
 CACHE = UserCache("pythons", most=32)
 NOT_FOUND = 127                      # `run` with a command the image does not have (docker, podman)
@@ -55,6 +56,10 @@ def read_image(engine, image: str, platform: Optional[str] = None) -> Tuple[Opti
         found = engine.find_image(image)
         if found is None:
             return None, f"the base image {image} is not in {engine.binary}'s store yet"
+        here = normalise_arch(found.get("Architecture"))
+        if platform and here and here != normalise_arch(platform):
+            return None, (f"the store holds the base image {image} for {here}, not its {platform} image yet "
+                          "(build pulls it)")
         key = str(found.get("Id") or "")
         cached = CACHE.get(key) if key else None
         if isinstance(cached, dict) and "version" in cached:

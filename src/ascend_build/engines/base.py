@@ -169,9 +169,11 @@ class Engine:
     def image_exists(self, image: str) -> bool:
         return self.find_image(image) is not None
 
-    def pull(self, image: str) -> bool:
+    def pull(self, image: str, platform: Optional[str] = None) -> subprocess.CompletedProcess:
+        """Pull `image` (for `platform`: one entry of a manifest list, which the local store then
+        holds under that name); the engine's answer, not checked."""
         self.found.clear()
-        return self.run(["pull", image], timeout=600, check=False).returncode == 0
+        return self.run(["pull", *(["--platform", platform] if platform else []), image], timeout=600, check=False)
 
     def load_hint(self, image: str) -> str:
         """How a person puts an image this engine cannot pull into its store."""

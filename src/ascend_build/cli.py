@@ -446,6 +446,63 @@ def _engine_if_any():
         return None
 
 
+data_app = typer.Typer(help="The tables from Huawei's ascend-deployer: published sha256, driver per CANN, release pairs.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("update")
+def data_update(
+    wheel: Optional[Path] = typer.Option(None, "--wheel", help="Read this ascend-deployer wheel (offline sites) instead of downloading the newest."),
+    index_url: Optional[str] = typer.Option(None, "--index-url", help="Package index to take ascend-deployer from (default: PyPI)."),
+) -> None:
+    """Update the tables from the newest ascend-deployer into the user's data folder."""
+    from .fetch import _url
+    from .fetch.deployer_update import from_index, from_wheel
+    from .fetch.view import FetchView
+
+    console = make_console()
+    if wheel is not None:
+        updated = from_wheel(wheel)
+    else:
+        with FetchView(console) as view:
+            updated = from_index(_url(index_url, "--index-url"), view.on_wheel)
+    data = updated.data
+    if updated.path is None:
+        console.print(f"{escape(data['source'])} is not newer than the data in use ({escape(updated.before)}): nothing changed")
+        return
+    drivers = ", ".join(f"CANN {c} -> driver {d}" for c, d in data["cann_driver"].items())
+    console.print(f"[green]updated[/] {escape(updated.path.as_posix())} from {escape(data['source'])} (sha256 "
+                  f"{data['sha256'][:16]}...): {len(data['files'])} published files, {escape(drivers) or 'no driver rows'}, "
+                  f"{len(data['pairs']['torch_npu'])} torch_npu and {len(data['pairs']['mindspore'])} MindSpore release "
+                  f"pairs; was {escape(updated.before)}")
+
+
+@data_app.command("show")
+def data_show(json_out: bool = typer.Option(False, "--json", help="Print the tables' summary as JSON on stdout.")) -> None:
+    """Print the tables in use and where they come from."""
+    from rich.table import Table
+
+    from .catalog.deployer import current
+    from .catalog.versions import version_key
+
+    data, where = current()
+    summary = {"source": data["source"], "from": where, "sha256": data.get("sha256"), "date": data.get("date"),
+               "files": len(data["files"]), "cann_driver": data.get("cann_driver", {}), "pairs": data.get("pairs", {})}
+    if json_out:
+        print_json(summary)
+        return
+    console = make_console()
+    console.print(f"data: {escape(where)}; {summary['files']} published files")
+    table = Table("CANN", "driver (NPU) it requires", "torch_npu", "MindSpore")
+    pairs = summary["pairs"]
+    for cann in sorted(set(summary["cann_driver"]) | {c for p in pairs.values() for c in p.values()}, key=version_key):
+        table.add_row(cann, summary["cann_driver"].get(cann, ""),
+                      *(", ".join(sorted((r for r, c in pairs.get(k, {}).items() if c == cann), key=version_key))
+                        for k in ("torch_npu", "mindspore")))
+    console.print(table)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON schema of ascend-build.yaml."""

@@ -75,25 +75,3 @@ def test_a_published_build_is_shown_as_published(tmp_path, monkeypatch):
     monkeypatch.setattr(published, "load", lambda: data)
     row = next(p for p in to_json(run(work, "pta"))["packages"] if p["file"] == f"packages/{path.name}")
     assert row["published"] == published.PUBLISHED
-
-
-def test_the_generator_reads_the_manifests_of_a_wheel(tmp_path):
-    import importlib.util
-    import zipfile
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[2] / "scripts" / "published-checksums.py"
-    spec = importlib.util.spec_from_file_location("published_checksums", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.OUT = tmp_path / "published.json"
-    wheel = tmp_path / "ascend_deployer-1.2.3-py3-none-any.whl"
-    manifest = {"name": "CANN", "other": [{"filename": "Ascend-cann-toolkit_8.5.0_linux-aarch64.zip", "url": "u",
-                                            "sha256": "AB" * 32}]}
-    with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr("ascend_deployer/downloader/software/CANN_8.5.0.json", json.dumps(manifest))
-        zf.writestr("ascend_deployer/downloader/software/DL_7.3.0.json", json.dumps({"x": {"filename": "a", "sha256": "0"}}))
-    module.main(wheel)
-    data = json.loads(module.OUT.read_text())
-    assert data == {"source": "ascend-deployer 1.2.3", "files": {"Ascend-cann-toolkit_8.5.0_linux-aarch64.zip": {
-        "sha256": "ab" * 32, "url": "u", "manifest": "CANN_8.5.0"}}}

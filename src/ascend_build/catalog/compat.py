@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .. import yamltext
 from ..spec import BuildSpec
+from .deployer import current
 from .model import Package, Problem, Selection, StageSlots
 from .naming import HOST_ONLY
 from .problems import (ABI_MISMATCH, ARCH_MISMATCH, ATB_TORCH_MISMATCH, CANN_PYTHON_UNSUPPORTED, HOST_ONLY_PACKAGE,
@@ -35,6 +36,17 @@ def pin_rows(version: Optional[str], rows: List[dict]) -> List[dict]:
 def pins_for(version: Optional[str], rows: List[dict]) -> List[str]:
     """The requirements of every row whose range holds `version`."""
     return [r for row in pin_rows(version, rows) for r in row["requirements"]]
+
+
+def torch_npu_table(rules: dict) -> Dict[str, List[str]]:
+    """CANN release -> its torch_npu releases: the rules' `cann_torch_npu` rows joined with the
+    pairs Huawei's ascend-deployer data lists (shipped or updated: deployer.py)."""
+    table = {str(k): [str(n) for n in v] for k, v in (rules.get("cann_torch_npu") or {}).items()}
+    for npu, cann in (current()[0].get("pairs") or {}).get("torch_npu", {}).items():
+        row = table.setdefault(next((k for k in table if same_version(k, cann)), cann), [])
+        if not any(same_version(n, npu) for n in row):
+            row.append(npu)
+    return table
 
 
 @lru_cache(maxsize=1)
@@ -91,6 +103,12 @@ def npu_cann(toolkit: Optional[Package], npu: Optional[Package], table: Dict[str
                    f"{', '.join(listed_for)}, not for CANN {toolkit.version} ({toolkit.file})",
                    f"with CANN {toolkit.version} use torch_npu {' or '.join(row)}; or use the CANN {listed_for[-1]} "
                    "packages", npu.file)]
+    newest = max((n for v in table.values() for n in v), key=version_key, default=None)
+    if newest and version_key(npu.version) > version_key(newest):
+        return [_p("warning", TORCH_NPU_CANN_UNKNOWN, f"torch_npu {npu.version} ({npu.file}) is newer than every "
+                   f"release ascend-build knows (newest: {newest}; data: {current()[1]}), so its CANN release is "
+                   "not known", "run `ascend-build data update` for Huawei's newest tables, and check the "
+                   "Ascend/pytorch release notes", npu.file)]
     return [_p("warning", TORCH_NPU_CANN_UNKNOWN, f"torch_npu {npu.version} ({npu.file}) with CANN {toolkit.version} "
                "is not in the known-good table", "check the Ascend/pytorch release notes; when the combination is "
                "known good, add it to catalog/compat.yaml", npu.file)]
@@ -236,7 +254,7 @@ def cann_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Probl
 def pta_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
     torch, npu = _one(selection, "torch"), _one(selection, "torch_npu")
     return (torch_pair(torch, npu, rules.get("torch_npu_torch_exceptions") or {})
-            + npu_cann(_one(selection, "toolkit"), npu, rules.get("cann_torch_npu", {}))
+            + npu_cann(_one(selection, "toolkit"), npu, torch_npu_table(rules))
             + torch_cxx_abi(torch, selection.abi, spec.cxx_abi))
 
 

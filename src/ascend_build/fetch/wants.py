@@ -10,7 +10,7 @@ from packaging.requirements import InvalidRequirement
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from ..catalog.compat import pins_for
+from ..catalog.compat import pins_for, torch_npu_table
 from ..catalog.model import Package
 from ..catalog.requirements import parsed_lines
 from ..catalog.versions import base_release, release_of, same_version, version_key
@@ -119,7 +119,7 @@ def wants(chain: List[str], selected: List[Package], cann: Optional[str], torch_
     npu, kept = None, []
     if "pta" in chain:
         npu, torch, kept = folder_torch_npu(
-            torch_npu, cann, rules.get("cann_torch_npu") or {}, rules.get("torch_npu_torch_exceptions") or {},
+            torch_npu, cann, torch_npu_table(rules), rules.get("torch_npu_torch_exceptions") or {},
             [p for p in here if p.slot == "torch_npu"], [p for p in here if p.slot == "torch"])
         if not any(p.slot == "torch_npu" for p in kept):
             lines.append(f"torch-npu=={npu}")

@@ -3,8 +3,6 @@ keys, in-image paths, the build secret's id). Render, components, verify and ins
 the shell templates receive these values as variables."""
 from typing import Dict
 
-from .errors import ConfigError
-
 LABEL_NS = "io.ascend-build"
 TOOL_DIR = "/opt/ascend-build"                        # lib.sh, run-stage.sh, install_<stage>.sh
 PKG_DIR = "/tmp/ascend-pkgs"                          # <stage>/ holds the stage's files while it installs
@@ -26,15 +24,6 @@ SET_ENV_LABEL = label("set-env")
 def component_label(component: str, field: str) -> str:
     """io.ascend-build.<component>.<field> (version, file, sha256); `_` in the name becomes `-`."""
     return label(f"{component.replace('_', '-')}.{field}")
-
-
-def image_labels(info: dict, image: str) -> Dict[str, str]:
-    """The labels of an inspected image; ConfigError when ascend-build did not build it."""
-    labels = (info.get("Config") or {}).get("Labels") or {}
-    if label("target") not in labels:
-        raise ConfigError(f"{image} was not built by ascend-build (no {label('target')} label)",
-                          fix="verify an image made by `ascend-build build`")
-    return labels
 
 
 def template_values() -> Dict[str, str]:

@@ -29,6 +29,10 @@ class EngineError(AscendBuildError):
     """The container engine is missing or not answering."""
 
 
+class ImageError(AscendBuildError):
+    """An image's labels or records are not what ascend-build writes (untrusted input refused)."""
+
+
 class BuildError(AscendBuildError):
     """The image build failed."""
 

@@ -1,16 +1,16 @@
 """`ascend-build inspect IMAGE`: components, sizes per stage and layers of an image built by the
-tool, from its labels and history."""
-import re
+tool, from its labels (checked by readback.py) and history."""
 from typing import Dict, List
 
-from .contract import TOOL_DIR, image_labels, label
+from .contract import TOOL_DIR, label
 from .engines.base import Engine
+from .readback import COMPONENT, image_argument, read_labels
 
 
 def components(labels: Dict[str, str]) -> List[dict]:
     found: Dict[str, dict] = {}
     for key, value in labels.items():
-        match = re.fullmatch(re.escape(label("")) + r"([\w-]+)\.(version|file|sha256)", key)
+        match = COMPONENT.fullmatch(key)
         if match:
             found.setdefault(match.group(1), {"name": match.group(1)})[match.group(2)] = value
     return list(found.values())
@@ -30,22 +30,21 @@ def stage_sizes(layers: List[dict], stages: List[str]) -> List[dict]:
 
 
 def inspect_image(engine: Engine, image: str) -> dict:
-    info = engine.inspect(image)
-    labels = image_labels(info, image)
+    info = engine.inspect(image_argument(image))
+    labels = read_labels(info, image)
     layers = list(reversed(engine.layers(image)))
-    base = labels.get("org.opencontainers.image.base.name", "")
+    base = labels.base
     base_layers = engine.layers(base) if base and engine.image_exists(base) else []
     own = layers[len(base_layers):]
-    stages = [s for s in labels.get(label("stages"), "").split(",") if s]
     return {
         "image": image,
         "image_id": info.get("Id", ""),
-        "target": labels.get(label("target")),
+        "target": labels.used.get(label("target")),
         "size_bytes": int(info.get("Size", 0)),
         "base_image": base,
         "base_size_bytes": sum(layer["size_bytes"] for layer in base_layers),
-        "components": components(labels),
-        "stages": stage_sizes(own, stages),
+        "components": components(labels.used),
+        "stages": stage_sizes(own, labels.stages),
         "layers": own,
-        "labels": labels,
+        "labels": labels.shown,
     }

@@ -38,6 +38,7 @@ HEAD_END = re.compile(rb"\r?\n\r?\n")
 TOKEN_CHARS = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 TARGET_CHARS = re.compile(rb"[\x21-\x7e]+")
 HTTP_VERSION = re.compile(rb"HTTP/(\d)\.(\d)")
+DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,22 @@ def byte_range(header: Optional[str], size: int) -> Optional[Tuple[int, int]]:
     if start >= size:
         raise RangeNotSatisfiable()
     return start, min(end, size - 1)
+
+
+def body_length(fields: Sequence[Tuple[str, str]]) -> int:
+    """The length of a request's body from its header fields (lower-case names), by RFC 9112
+    section 6.3. ValueError for framing the server answers with 400 and a close: any
+    Transfer-Encoding (the server reads no request body, so it supports no transfer coding; with
+    a Content-Length too it is a smuggling attempt), or a Content-Length that is not one decimal
+    number (differing values in repeated fields or in a list, an empty or non-digit value)."""
+    if any(name == "transfer-encoding" for name, _ in fields):
+        raise ValueError("Transfer-Encoding in a request")
+    values = {item.strip(" \t") for name, value in fields if name == "content-length" for item in value.split(",")}
+    if not values:
+        return 0
+    if len(values) != 1 or not DIGITS.fullmatch(next(iter(values))):
+        raise ValueError(f"Content-Length {sorted(values)!r}")
+    return int(values.pop())
 
 
 def requested_name(target: str, token: str) -> Optional[str]:
@@ -487,15 +504,20 @@ class _Loop:
             return self._respond_error(conn, HTTPStatus.BAD_REQUEST, close=True, body=body)
         if version_match.group(1) != b"1":
             return self._respond_error(conn, HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, close=True, body=body)
-        headers: Dict[str, str] = {}
+        fields: List[Tuple[str, str]] = []
         for line in lines[1:]:
             name, colon, value = line.partition(b":")
             if not colon or not TOKEN_CHARS.fullmatch(name):
                 return self._respond_error(conn, HTTPStatus.BAD_REQUEST, close=True, body=body)
-            headers[name.decode("ascii").lower()] = value.strip().decode("latin-1")
+            fields.append((name.decode("ascii").lower(), value.strip().decode("latin-1")))
+        try:
+            length = body_length(fields)
+        except ValueError:
+            return self._respond_error(conn, HTTPStatus.BAD_REQUEST, close=True, body=body)
+        headers = dict(fields)
         tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
         conn.keep_alive = "close" not in tokens and (version_match.group(2) != b"0" or "keep-alive" in tokens)
-        if "transfer-encoding" in headers or headers.get("content-length", "0").strip() != "0":
+        if length:
             conn.keep_alive = False                  # a request body is never read: close after
         if method not in (b"GET", b"HEAD"):
             return self._respond_error(conn, HTTPStatus.METHOD_NOT_ALLOWED, [("Allow", "GET, HEAD")], close=True, body=True)

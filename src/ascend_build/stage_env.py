@@ -109,6 +109,5 @@ def known_env(plan: Plan, files: Dict[str, str], base_id: str,
 def capture_in(engine, image: str, stage: StagePlan) -> Dict[str, str]:
     """Source the stage's set_env steps in a throw-away container of `image`: its ENV."""
     lines = [step.line for step in stage.set_env]
-    result: subprocess.CompletedProcess = engine.run_container(
-        image, ["-", "capture", json.dumps(lines)], stdin=capture_script(), network="none", entrypoint="python3")
+    result: subprocess.CompletedProcess = engine.run_python(image, capture_script(), ["capture", json.dumps(lines)])
     return parse_capture(stage, result.stdout if result.returncode == 0 else result.stdout + result.stderr)

@@ -1,17 +1,42 @@
 """`ascend-build verify IMAGE`: smoke tests inside an image, chosen from its labels, needing no
-NPU. One container runs the probe as the image's default user, one as the runtime user."""
+NPU. One container runs the probe as the image's default user, one as the runtime user. The
+labels are checked first (readback.py), so a malformed one stops verify before any container
+runs; what the probe prints is checked by type too (the image's python3 may print anything)."""
 import json
+import subprocess
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from .capture import differences, normalise
 from .catalog.naming import identify
 from .components.registry import components
-from .contract import DEFAULT_INSTALL_PATH, LABEL_NS, PKG_DIR, SET_ENV_LABEL, component_label, image_labels, label
+from .contract import DEFAULT_INSTALL_PATH, LABEL_NS, PKG_DIR, component_label, label
 from .engines.base import Engine
+from .readback import image_argument, read_labels
 from .runtime import cards, npu_hint, run_args
 
 NPU_TENSOR = "import torch, torch_npu; x = torch.ones(2, 2).npu(); print((x + x).cpu())"
+MAX_DETAIL = 600
+
+
+class Check(BaseModel):
+    """One check the probe reports."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+CHECKS = TypeAdapter(List[Check])
+PROBLEMS = TypeAdapter(List[str])
+CAPTURE = TypeAdapter(Dict[str, Dict[str, str]])
+
+
+def check(name: str, ok: bool, detail: str) -> dict:
+    return {"name": name[:200], "ok": ok, "detail": detail[-MAX_DETAIL:]}
 
 
 def probes_for(labels: Dict[str, str]) -> List[dict]:
@@ -28,57 +53,69 @@ def probes_for(labels: Dict[str, str]) -> List[dict]:
             for c in components() for p in c.probes if component_label(p["slot"], "version") in labels]
 
 
-def _run_probe(engine: Engine, image: str, script: str, args: List[str], user: Optional[str] = None):
-    result = engine.run_container(image, ["-", *args], stdin=script, network="none", entrypoint="python3", user=user)
+def last_json(result: subprocess.CompletedProcess, adapter: TypeAdapter):
+    """The last line of the output, read by `adapter`; ValueError when it is not that."""
+    lines = result.stdout.strip().splitlines()
     try:
-        return json.loads(result.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        return None if result.returncode == 0 else (result.stderr.strip() or "the probe did not run")
+        return adapter.validate_json(lines[-1] if lines else "")
+    except ValidationError as err:
+        raise ValueError(result.stderr.strip()[-300:] if result.returncode else f"unexpected probe output: {err}") from None
 
 
-def env_check(engine: Engine, image: str, labels: Dict[str, str]) -> Optional[dict]:
+def probe_checks(engine: Engine, image: str, probe: str, labels: Dict[str, str], probes: List[dict]) -> List[dict]:
+    try:
+        found = last_json(engine.run_python(image, probe, ["checks", json.dumps(labels), json.dumps(probes), LABEL_NS, PKG_DIR]), CHECKS)
+    except ValueError as err:
+        return [check("probe runs in the image", False, str(err) or "the probe did not run")]
+    return [check(c.name, c.ok, c.detail) for c in found]
+
+
+def env_check(engine: Engine, image: str, lines: List[str]) -> Optional[dict]:
     """The image's ENV against what sourcing its stages' set_env steps (the set-env label) again
     gives in it, for the variables sourcing sets; None for an image without set_env steps."""
-    lines = json.loads(labels.get(SET_ENV_LABEL, "[]"))
     if not lines:
         return None
     name = "ENV equals what the set_env.sh files give"
     script = (Path(__file__).parent / "capture.py").read_text()
-    result = engine.run_container(image, ["-", "capture", json.dumps(lines)], stdin=script, network="none", entrypoint="python3")
+    result = engine.run_python(image, script, ["capture", json.dumps(lines)])
     try:
-        found = json.loads(result.stdout.strip().splitlines()[-1])
+        found = last_json(result, CAPTURE)
         before, after = found["before"], found["after"]
-    except (IndexError, ValueError, KeyError, TypeError):
-        return {"name": name, "ok": False, "detail": "sourcing failed: " + (result.stdout + result.stderr).strip()[-300:]}
+    except (ValueError, KeyError):
+        return check(name, False, "sourcing failed: " + (result.stdout + result.stderr).strip()[-300:])
     differ = differences(before, after)
     detail = "; ".join(f"{key}: image {before.get(key, '(unset)')!r}, set_env.sh gives {normalise(key, after[key])!r}" for key in differ)
-    return {"name": name, "ok": not differ, "detail": detail[-600:] or f"{len(lines)} steps sourced, no difference"}
+    return check(name, not differ, detail or f"{len(lines)} steps sourced, no difference")
+
+
+def user_check(engine: Engine, image: str, probe: str, user: str, root: str, modules: str) -> dict:
+    name = f"runtime user {user} can use the install"
+    try:
+        problems = last_json(engine.run_python(image, probe, ["user", root, modules], user), PROBLEMS)
+    except ValueError as err:
+        return check(name, False, str(err) or "the probe did not run")
+    return check(name, not problems, str(problems) if problems else "reads the install" + (f" and imports {modules}" if modules else ""))
 
 
 def verify(engine: Engine, image: str, host_root: Path = Path("/")) -> dict:
-    labels = image_labels(engine.inspect(image), image)
-    probes = probes_for(labels)
+    labels = read_labels(engine.inspect(image_argument(image)), image)
+    probes = probes_for(labels.used)
     probe = (Path(__file__).parent / "probe.py").read_text()
-    checks = _run_probe(engine, image, probe, ["checks", json.dumps(labels), json.dumps(probes), LABEL_NS, PKG_DIR])
-    if not isinstance(checks, list):
-        checks = [{"name": "probe runs in the image", "ok": False, "detail": str(checks)}]
-    checks += [c for c in [env_check(engine, image, labels)] if c]
-    user = labels.get(label("user"))
+    checks = probe_checks(engine, image, probe, labels.used, probes)
+    checks += [c for c in [env_check(engine, image, labels.set_env)] if c]
+    user = labels.used.get(label("user"))
     if user:
         modules = ",".join(p["module"] for p in probes if p.get("runtime_user"))
-        root = labels.get(label("install-path"), DEFAULT_INSTALL_PATH)
-        problems = _run_probe(engine, image, probe, ["user", root, modules], user)
-        ok = problems == []
-        detail = "reads the install" + (f" and imports {modules}" if modules else "") if ok else str(problems)
-        checks.append({"name": f"runtime user {user} can use the install", "ok": ok, "detail": detail})
+        checks.append(user_check(engine, image, probe, user, labels.used.get(label("install-path")) or DEFAULT_INSTALL_PATH, modules))
     if cards(host_root):
         devices = run_args(host_root)
         npu = engine.run_container(image, ["npu-smi", "info"], flags=devices, timeout=120)
         output = npu.stdout + npu.stderr
-        checks.append({"name": "npu-smi info", "ok": npu.returncode == 0, "detail": npu_hint(output) or output[-300:]})
-        if component_label("torch_npu", "version") in labels:
+        checks.append(check("npu-smi info", npu.returncode == 0, npu_hint(output) or output[-300:]))
+        if component_label("torch_npu", "version") in labels.used:
             tensor = engine.run_container(image, ["python3", "-c", NPU_TENSOR], flags=devices)
-            checks.append({"name": "tensor on the NPU", "ok": tensor.returncode == 0, "detail": (tensor.stdout + tensor.stderr)[-300:]})
+            checks.append(check("tensor on the NPU", tensor.returncode == 0, (tensor.stdout + tensor.stderr)[-300:]))
     else:
-        checks.append({"name": "NPU checks", "ok": True, "detail": "skipped: no /dev/davinci* on this host"})
+        checks.append(check("NPU checks", True, "skipped: no /dev/davinci* on this host"))
     return {"image": image, "ok": all(c["ok"] for c in checks), "checks": checks}
+

@@ -32,6 +32,8 @@ if args[:2] == ["image", "inspect"]:
     refs, fmt = args[2:], None
     if refs[:1] == ["--format"]:
         fmt, refs = refs[1], refs[2:]
+    if refs[:1] == ["--"]:
+        refs = refs[1:]
     for ref in refs:
         if ref in images and fmt:
             print(images[ref]["Id"], images[ref]["Size"])
@@ -49,8 +51,9 @@ if args[:1] == ["build"]:
     with open(store, "w") as f:
         json.dump(images, f)
 elif args[:1] == ["run"]:
+    first = sys.stdin.readline()                      # run_python: the arguments' line, then the script
     sys.stdin.read()
-    if "capture" in args:
+    if first.startswith('["capture"'):
         print(json.dumps({{"before": {{}}, "after": {{"FAKE_HOME": "/x"}}}}))
     else:
         print(json.dumps({{"version": "3.11.2", "glibc": "glibc 2.36", "packages": {{"pip": "23.0.1"}}}}))
@@ -61,7 +64,7 @@ elif args[:2] == ["version", "--format"]:
 elif args[:2] == ["buildx", "version"]:
     sys.exit(1)
 elif args[:1] == ["history"]:
-    print("RUN x\\t5")
+    print('"RUN x"\\t5')
 """
 
 

@@ -18,11 +18,12 @@ ANSWERS = """  "image inspect") echo '[{"Id": "sha256:0", "Size": 1}]' ;;
   "network inspect") echo 127.0.0.1 ;;
   "version --format") echo 20.10.24 ;;
   "buildx version") exit 1 ;;
-  run\\ *) case "$*" in
-      *" capture "*) cat >/dev/null; echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;;
+  run\\ *) case "$*" in *" -i "*) read -r first ;; esac     # run_python: the arguments' line first
+    case "$first" in
+      '["capture"'*) echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;;
       *) echo '{"version": "3.11.2", "glibc": "glibc 2.36", "packages": {"pip": "23.0.1"}}' ;;
     esac ;;
-  history\\ *) printf 'RUN x\\t5\\n' ;;
+  history\\ *) printf '"RUN x"\\t5\\n' ;;
 """
 
 
@@ -108,7 +109,7 @@ def test_a_no_change_rebuild_makes_three_engine_calls(fake, tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     made = calls(fake)
     assert [c.split()[0] for c in made] == ["image", "build", "image"], made   # no `run`: Python cached
-    assert made[0] == f"image inspect {BASE}" and made[2] == "image inspect t:1"   # the base is asked once
+    assert made[0] == f"image inspect -- {BASE}" and made[2] == "image inspect -- t:1"   # the base is asked once
     report = json.loads((tmp_path / "report.json").read_text())
     assert list(report["timings"]) == list(PHASES) and all(s >= 0 for s in report["timings"].values())
     assert report["layers"] == [{"created_by": "RUN x", "size_bytes": 5}]
@@ -145,7 +146,7 @@ def test_an_image_made_to_capture_is_removed_only_where_it_is_no_cache(tmp_path)
     from ascend_build.engines.docker import Docker, DockerBuildKit
     from ascend_build.engines.podman import Podman
 
-    docker = docker_client(tmp_path / "docker", """  "image inspect") case "$3" in
+    docker = docker_client(tmp_path / "docker", """  "image inspect") case "$4" in
       sha256:tagged) echo '[{"Id": "sha256:tagged", "RepoTags": ["a:1"]}]' ;;
       *) echo '[{"Id": "sha256:1", "RepoTags": []}]' ;;
     esac ;;
@@ -156,7 +157,7 @@ def test_an_image_made_to_capture_is_removed_only_where_it_is_no_cache(tmp_path)
     kit = DockerBuildKit(str(docker))
     kit.discard("sha256:tagged")                            # somebody's tag: kept
     kit.discard("sha256:1")
-    assert calls(docker) == ["image inspect sha256:tagged", "image inspect sha256:1", "image rm sha256:1"]
+    assert calls(docker) == ["image inspect -- sha256:tagged", "image inspect -- sha256:1", "image rm -- sha256:1"]
 
 
 def test_chip_and_python_on_the_command_line_choose_the_variant(fake, tmp_path):

@@ -32,6 +32,7 @@ from ascend_build.server import (
     PackageServer,
     RangeNotSatisfiable,
     Transfer,
+    body_length,
     byte_range,
     default_files,
     files_to_serve,
@@ -268,6 +269,85 @@ def test_other_methods_are_405_with_allow(server, root, method):
     assert status == 405
     assert resp.getheader("Allow") == "GET, HEAD"
     assert (root / "small.txt").read_bytes() == b"0123456789abcdefghij"
+
+
+# -- request framing (RFC 9112 section 6.3): no body is ever read as a request ------------------------
+
+
+def exchange(srv: PackageServer, data: bytes) -> bytes:
+    """Send `data` on one connection (no Connection: close) and read until the server closes it."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        sock.sendall(data)
+        while True:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                return received
+            received += chunk
+
+
+def request(srv: PackageServer, headers: bytes = b"", body: bytes = b"", method: bytes = b"GET") -> bytes:
+    return method + b" /" + tok(srv) + b"/small.txt HTTP/1.1\r\nHost: test\r\n" + headers + b"\r\n" + body
+
+
+def test_a_body_behind_conflicting_content_lengths_is_never_a_second_request(server):
+    """Content-Length N then 0: a server taking the last value would read the body, a complete
+    request for another file, as the next request. One 400, then the connection is closed."""
+    smuggled = b"GET /" + tok(server) + b"/a.run HTTP/1.1\r\nHost: test\r\n\r\n"
+    head = b"Content-Length: %d\r\nContent-Length: 0\r\n" % len(smuggled)
+    answer = exchange(server, request(server, head, smuggled))
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1 ") == 1, answer[:300]
+
+
+FRAMING = [b"Content-Length: 5\r\nContent-Length: 0\r\n", b"Content-Length: 0\r\nContent-Length: 5\r\n",
+           b"Content-Length: 5, 6\r\n", b"Content-Length: 5,\r\n", b"Content-Length: abc\r\n", b"Content-Length: -1\r\n",
+           b"Content-Length: +5\r\n", b"Content-Length: 0x5\r\n", b"Content-Length:\r\n", b"Content-Length: 1 2\r\n",
+           b"Content-Length: \xb2\r\n", b"Content-Length: " + b"9" * 19 + b"\r\n",
+           b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+           b"Transfer-Encoding: chunked\r\n", b"Transfer-Encoding: gzip, chunked\r\n", b"Transfer-Encoding: identity\r\n",
+           b"transfer-encoding: \r\n"]
+
+
+@pytest.mark.parametrize("method", [b"GET", b"HEAD"])
+@pytest.mark.parametrize("headers", FRAMING, ids=[h.decode("latin-1").strip().replace("\r\n", " | ") for h in FRAMING])
+def test_conflicting_or_unsupported_framing_is_400_and_close(server, recorder, headers, method):
+    answer = exchange(server, request(server, headers, b"01234" + request(server), method))
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1 ") == 1, answer[:300]
+    assert b"Connection: close" in answer
+    assert recorder.items == []
+
+
+@pytest.mark.parametrize("headers", [b"Content-Length: 0\r\n", b"Content-Length: 0\r\nContent-Length: 0\r\n",
+                                     b"Content-Length: 0, 0\r\n", b"Content-Length:\t0 \r\n"])
+def test_a_declared_empty_body_keeps_the_connection(server, headers):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(request(server, headers) + request(server, b"Connection: close\r\n"))
+        answer = b""
+        while chunk := sock.recv(1 << 16):
+            answer += chunk
+    assert answer.count(b"HTTP/1.1 200 ") == 2 and answer.count(b"0123456789abcdefghij") == 2, answer
+
+
+@pytest.mark.parametrize("headers", [b"Content-Length: 5\r\n", b"Content-Length: 5\r\nContent-Length: 5\r\n",
+                                     b"Content-Length: 5, 5\r\n"])
+def test_a_body_of_one_agreed_length_is_skipped_and_the_connection_closed(server, headers):
+    answer = exchange(server, request(server, headers, b"01234" + request(server)))
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.count(b"HTTP/1.1 ") == 1 and b"Connection: close" in answer
+
+
+@pytest.mark.parametrize("fields,length", [([], 0), ([("content-length", "7")], 7), ([("content-length", " 7 , 7")], 7),
+                                           ([("content-length", "7"), ("host", "x"), ("content-length", "7")], 7)])
+def test_body_length(fields, length):
+    assert body_length(fields) == length
+
+
+@pytest.mark.parametrize("fields", [[("content-length", "7"), ("content-length", "8")], [("content-length", "7,8")],
+                                    [("content-length", "07"), ("content-length", "7")], [("content-length", "")],
+                                    [("content-length", "\u0667")], [("transfer-encoding", "chunked")],
+                                    [("transfer-encoding", "chunked"), ("content-length", "7")]])
+def test_body_length_refuses(fields):
+    with pytest.raises(ValueError):
+        body_length(fields)
 
 
 # -- construction checks ----------------------------------------------------------------------------

@@ -126,8 +126,8 @@ def test_build_runs_the_dockerfile_plan_prints(workdir, secrets, monkeypatch):
 
 
 LABELLED = """  "image inspect") echo '[{"Id": "sha256:0", "Size": 1, "Config": {"Labels": {"io.ascend-build.target": "pta"}}}]' ;;
-  "run --rm") cat >/dev/null
-    case "$*" in *" capture "*) echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;; *) echo '[]' ;; esac ;;
+  "run --rm") case "$*" in *" -i "*) read -r first ;; esac     # run_python: the arguments' line first
+    case "$first" in '["capture"'*) echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;; *) echo '[]' ;; esac ;;
 """
 
 

@@ -29,6 +29,10 @@ class LogLine:
 
 
 Event = Union[StageEvent, LogLine]
+# `python3 -c BOOT`: the first line of stdin is the JSON list of the script's arguments, the rest
+# the script, run as __main__
+BOOT = ("import json,sys;a=json.loads(sys.stdin.readline());s=sys.stdin.read();sys.argv=['-']+a;"
+        "exec(compile(s,'<stdin>','exec'),{'__name__':'__main__'})")
 Parser = Callable[[Iterator[str], Callable[[], bool]], Iterator[Event]]
 
 
@@ -141,6 +145,13 @@ class Engine:
         cmd = self.container_command(image, command, interactive=stdin is not None, **how)
         return self.run(cmd[1:], timeout=timeout, check=False, input=stdin)
 
+    def run_python(self, image: str, script: str, args: Sequence[str] = (), user: Optional[str] = None,
+                   timeout: float = 300) -> subprocess.CompletedProcess:
+        """Run a Python script in a throwaway container of `image` without network. The script and
+        its arguments travel on stdin (no size limit of a command line applies), read by BOOT."""
+        return self.run_container(image, ["-c", BOOT], stdin=json.dumps(list(args)) + "\n" + script, timeout=timeout,
+                                  network="none", entrypoint="python3", user=user)
+
     def attach(self, command: Sequence[str]) -> int:
         """Run a container_command with the terminal attached; its exit status."""
         return subprocess.run(command).returncode
@@ -155,15 +166,15 @@ class Engine:
         """The image's inspect record, or None when the store has no such image; asked once
         while no build or pull of this engine object changed the store."""
         if image not in self.found:
-            result = self.run(["image", "inspect", image], check=False)
-            self.found[image] = json.loads(result.stdout)[0] if result.returncode == 0 else None
+            result = self.run(["image", "inspect", "--", image], check=False)
+            self.found[image] = inspect_record(result.stdout, image) if result.returncode == 0 else None
         return self.found[image]
 
     def discard(self, image_id: str) -> None:
         """Remove an untagged image made only to look into, unless it is this engine's layer cache."""
         found = None if self.cache_in_images else self.find_image(image_id)
         if found is not None and not found.get("RepoTags"):
-            self.run(["image", "rm", image_id], check=False)
+            self.run(["image", "rm", "--", image_id], check=False)
             self.found.pop(image_id, None)
 
     def image_exists(self, image: str) -> bool:
@@ -173,7 +184,8 @@ class Engine:
         """Pull `image` (for `platform`: one entry of a manifest list, which the local store then
         holds under that name); the engine's answer, not checked."""
         self.found.clear()
-        return self.run(["pull", *(["--platform", platform] if platform else []), image], timeout=600, check=False)
+        return self.run(["pull", *(["--platform", platform] if platform else []), "--", image], timeout=600,
+                        check=False)
 
     def load_hint(self, image: str) -> str:
         """How a person puts an image this engine cannot pull into its store."""
@@ -181,13 +193,23 @@ class Engine:
                 " for the demo's Debian base run scripts/make-base-image.sh; or set base_image in ascend-build.yaml / --base-image")
 
     def inspect(self, image: str) -> dict:
-        return json.loads(self.run(["image", "inspect", image]).stdout)[0]
+        return inspect_record(self.run(["image", "inspect", "--", image]).stdout, image)
 
     def layers(self, image: str) -> List[dict]:
-        """The image's history, newest first: [{"created_by", "size_bytes"}]."""
-        out = self.run(["history", "--no-trunc", "--human=false", "--format", "{{.CreatedBy}}\t{{.Size}}", image]).stdout
-        rows = [line.rsplit("\t", 1) for line in out.splitlines() if "\t" in line]
-        return [{"created_by": by, "size_bytes": int(size) if size.isdigit() else 0} for by, size in rows]
+        """The image's history, newest first: [{"created_by", "size_bytes"}]; each step's text
+        comes as a JSON string (it is the image's, and may hold tabs and newlines)."""
+        out = self.run(["history", "--no-trunc", "--human=false", "--format", "{{json .CreatedBy}}\t{{.Size}}",
+                        "--", image]).stdout
+        rows = []
+        for line in out.splitlines():
+            by, _, size = line.rpartition("\t")
+            try:
+                by = json.loads(by)
+            except ValueError:
+                continue
+            if isinstance(by, str):
+                rows.append({"created_by": by, "size_bytes": int(size) if size.isdigit() else 0})
+        return rows
 
     def bridge_address(self) -> Optional[str]:
         """The default bridge's gateway address (where containers reach the host), or None;
@@ -215,6 +237,18 @@ def build_flags(req: BuildRequest) -> List[str]:
     for ref in req.cache_from:
         args += ["--cache-from", ref]
     return args
+
+
+def inspect_record(output: str, image: str) -> dict:
+    """The one record of `image inspect IMAGE`; EngineError when the engine printed something else."""
+    try:
+        record = json.loads(output)[0]
+    except (ValueError, IndexError, KeyError, TypeError):
+        record = None
+    if not isinstance(record, dict):
+        raise EngineError(f"the engine's `image inspect` of {image} did not print an image record: {output.strip()[:200]!r}",
+                          fix="check that the engine works: `docker image inspect IMAGE`")
+    return record
 
 
 def stop_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:

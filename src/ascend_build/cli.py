@@ -1,4 +1,5 @@
 """The command line: one small function per command, no logic of its own."""
+import os
 import signal
 import sys
 from pathlib import Path
@@ -127,14 +128,16 @@ def fetch(
     torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Extra index for torch (default: PyTorch's CPU index on x86_64, none on aarch64)."),
 ) -> None:
     """Download the target's Python wheels (torch, torch_npu, CANN's and the requirements' dependencies) into the folder."""
-    from .fetch import FetchOptions, fetch as fetch_wheels, plan_fetch
+    from .fetch import FetchOptions, Limits, fetch as fetch_wheels, plan_fetch
     from .fetch.view import FetchView
+
+    limits = Limits.from_env(os.environ)
 
     the_plan = plan_fetch(workdir, FetchOptions(target=target, platform=platform, python=python, torch_npu=torch_npu,
                                                 index_url=index_url, torch_index_url=torch_index_url))
     with FetchView(make_console()) as view:
         view.plan(the_plan)
-        result = fetch_wheels(the_plan, view.on_wheel, view.resolved)
+        result = fetch_wheels(the_plan, view.on_wheel, view.resolved, limits)
     view.summary(result)
 
 

@@ -14,7 +14,8 @@ from ..catalog.select import select
 from ..components.registry import components
 from ..errors import ConfigError
 from ..settings import Options, resolve as resolve_settings
-from .download import Progress, download, present
+from .download import Client, Progress, download, present
+from .pace import Limits
 from .resolve import Indexes, Target, Wheel, resolve
 from .wants import Wants, wants
 
@@ -86,17 +87,17 @@ def plan_fetch(workdir: Path, options: FetchOptions) -> FetchPlan:
 
 
 def fetch(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress] = lambda w: (lambda done, total: None),
-          resolved: Callable[[List[Wheel]], None] = lambda wheels: None) -> FetchResult:
-    """Resolve `plan` and download every wheel the folder does not have yet."""
+          resolved: Callable[[List[Wheel]], None] = lambda wheels: None, limits: Limits = Limits()) -> FetchResult:
+    """Resolve `plan` and download every wheel the folder does not have yet (within `limits`)."""
     wheels = resolve(plan.wants.requirements, plan.target, plan.indexes)
     resolved(wheels)
-    result = FetchResult()
+    result, client = FetchResult(), Client()
     for wheel in wheels:
         have = present(plan.workdir, wheel)
         if have is not None:
             result.present.append(have)
             continue
-        path = download(wheel, plan.workdir, on_wheel(wheel))
+        path = download(wheel, plan.workdir, on_wheel(wheel), limits, client)
         result.fetched.append(path)
         result.bytes += path.stat().st_size
     return result

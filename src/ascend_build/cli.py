@@ -463,6 +463,7 @@ def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
 def main() -> None:
     """Entry point: every user error becomes one message and an exit code, never a traceback."""
     signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)       # stopped by a supervisor: clean up as for Ctrl-C
     console = make_console()
     try:
         app()

@@ -28,8 +28,14 @@ def probes_for(labels: Dict[str, str]) -> List[dict]:
             for c in components() for p in c.probes if component_label(p["slot"], "version") in labels]
 
 
+PYTHON_FIX = "the image's python3 must start and end: try `docker run --rm --entrypoint python3 IMAGE -c pass`"
+
+
 def _run_probe(engine: Engine, image: str, script: str, args: List[str], user: Optional[str] = None):
-    result = engine.run_container(image, ["-", *args], stdin=script, network="none", entrypoint="python3", user=user)
+    as_user = f" as user {user}" if user else ""
+    result = engine.run_container(image, ["-", *args], stdin=script, network="none", entrypoint="python3", user=user,
+                                  purpose="verify", step=f"the python3 of image {image} (verify's probe{as_user})",
+                                  fix=PYTHON_FIX)
     try:
         return json.loads(result.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -44,7 +50,9 @@ def env_check(engine: Engine, image: str, labels: Dict[str, str]) -> Optional[di
         return None
     name = "ENV equals what the set_env.sh files give"
     script = (Path(__file__).parent / "capture.py").read_text()
-    result = engine.run_container(image, ["-", "capture", json.dumps(lines)], stdin=script, network="none", entrypoint="python3")
+    result = engine.run_container(image, ["-", "capture", json.dumps(lines)], stdin=script, network="none", entrypoint="python3",
+                                  purpose="verify", step=f"the set_env.sh files of image {image} (verify's ENV check)",
+                                  fix="a set_env.sh must return when it is sourced")
     try:
         found = json.loads(result.stdout.strip().splitlines()[-1])
         before, after = found["before"], found["after"]
@@ -73,11 +81,13 @@ def verify(engine: Engine, image: str, host_root: Path = Path("/")) -> dict:
         checks.append({"name": f"runtime user {user} can use the install", "ok": ok, "detail": detail})
     if cards(host_root):
         devices = run_args(host_root)
-        npu = engine.run_container(image, ["npu-smi", "info"], flags=devices, timeout=120)
+        npu = engine.run_container(image, ["npu-smi", "info"], flags=devices, timeout=120, purpose="npu",
+                                   step=f"npu-smi info in image {image}", fix="check the NPU driver with npu-smi on the host")
         output = npu.stdout + npu.stderr
         checks.append({"name": "npu-smi info", "ok": npu.returncode == 0, "detail": npu_hint(output) or output[-300:]})
         if component_label("torch_npu", "version") in labels:
-            tensor = engine.run_container(image, ["python3", "-c", NPU_TENSOR], flags=devices)
+            tensor = engine.run_container(image, ["python3", "-c", NPU_TENSOR], flags=devices, purpose="npu",
+                                          step=f"the NPU tensor test (python3) of image {image}", fix=PYTHON_FIX)
             checks.append({"name": "tensor on the NPU", "ok": tensor.returncode == 0, "detail": (tensor.stdout + tensor.stderr)[-300:]})
     else:
         checks.append({"name": "NPU checks", "ok": True, "detail": "skipped: no /dev/davinci* on this host"})

@@ -225,8 +225,13 @@ def capture_stages(plan: Plan, engine: Engine, state: State, ctx: Path, base_id:
         iidfile = state.root / "capture-image-id"
         builds.run(replace(request, target=stage.name, tag=None, iidfile=str(iidfile), cache_to=None))
         image = iidfile.read_text().strip()
-        store.put(key, capture_in(engine, image, stage))
+        try:
+            env = capture_in(engine, image, stage)
+        except BaseException:
+            engine.discard(image, failed=True)
+            raise
         engine.discard(image)
+        store.put(key, env)
         captured, pending = known_env(plan, files, base_id, store)
     return captured
 

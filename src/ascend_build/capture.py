@@ -10,6 +10,10 @@ import sys
 
 IGNORED = {"PWD", "SHLVL", "_", "OLDPWD", "COLUMNS", "LINES"}   # shell bookkeeping
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+# Dockerfile parsers (moby/buildkit's, in docker and buildx; podman's buildah vendors it) read a line
+# with a bufio.Scanner of 64 KiB: a line with its newline longer than 65535 bytes fails the build
+# with "dockerfile line greater than max allowed size of 65535".
+MAX_LINE = 65535
 CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 # ab_source FILE ARGS: a set_env.sh the stage installed (missing: the capture fails naming it);
 # ab_source_if FILE ARGS: one that only some releases have.
@@ -69,7 +73,8 @@ def quote(value: str) -> str:
 
 
 def dockerfile_env(env: dict) -> str:
-    """One ENV instruction (empty text for no variables); RefusedValue naming the variable."""
+    """One ENV instruction (empty text for no variables), one variable a line; RefusedValue naming
+    the variable."""
     pairs = []
     for key in sorted(env):
         if not KEY.fullmatch(key):
@@ -78,6 +83,11 @@ def dockerfile_env(env: dict) -> str:
             pairs.append(f"{key}={quote(env[key])}")
         except RefusedValue as err:
             raise RefusedValue(f"sourcing set {key} to a value that {err}") from None
+        line = len(pairs[-1].encode("utf-8", "surrogateescape")) + len("ENV  \\\n")
+        if line > MAX_LINE:
+            raise RefusedValue(f"sourcing set {key} to a value of {len(env[key].encode('utf-8', 'surrogateescape'))} "
+                               f"bytes: its Dockerfile line would be {line} bytes, over the {MAX_LINE} the engines' "
+                               "Dockerfile parser takes")
     return "ENV " + " \\\n    ".join(pairs) + "\n" if pairs else ""
 
 

@@ -1,4 +1,5 @@
 """The command line: one small function per command, no logic of its own."""
+import os
 import signal
 import sys
 from pathlib import Path
@@ -128,14 +129,16 @@ def fetch(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be downloaded, with sizes; write nothing."),
 ) -> None:
     """Download the target's Python wheels (torch, torch_npu, CANN's and the requirements' dependencies) into the folder."""
-    from .fetch import FetchOptions, fetch as fetch_wheels, plan_fetch
+    from .fetch import FetchOptions, Limits, fetch as fetch_wheels, plan_fetch
     from .fetch.view import FetchView
+
+    limits = Limits.from_env(os.environ)
 
     the_plan = plan_fetch(workdir, FetchOptions(target=target, platform=platform, python=python, torch_npu=torch_npu,
                                                 index_url=index_url, torch_index_url=torch_index_url))
     with FetchView(make_console()) as view:
         view.plan(the_plan)
-        result = fetch_wheels(the_plan, view.on_wheel, view.resolved, view.note, dry_run)
+        result = fetch_wheels(the_plan, view.on_wheel, view.resolved, limits, view.note, dry_run)
     view.summary(result, dry_run)
 
 
@@ -518,6 +521,7 @@ def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
 def main() -> None:
     """Entry point: every user error becomes one message and an exit code, never a traceback."""
     signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)       # stopped by a supervisor: clean up as for Ctrl-C
     console = make_console()
     try:
         app()

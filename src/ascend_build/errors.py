@@ -37,6 +37,10 @@ class BuildError(AscendBuildError):
     """The image build failed."""
 
 
+class StepTimeout(AscendBuildError):
+    """A step inside a container did not end before its deadline: the container was removed."""
+
+
 class Interrupted(AscendBuildError):
     """Ctrl-C: everything was cleaned up, exit 130."""
 

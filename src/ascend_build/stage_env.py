@@ -62,8 +62,14 @@ def parse_capture(stage: StagePlan, output: str) -> Dict[str, str]:
     try:
         dockerfile_env(env)
     except RefusedValue as err:
-        raise BuildError(f"stage {stage.name}: {err}", fix="the set_env.sh files must export one-line values") from None
+        raise BuildError(f"stage {stage.name}: {err} (sourcing {set_env_files(stage)}); nothing was stored",
+                         fix="the set_env.sh files must export values an ENV line can hold: one line each, and "
+                             "short enough for the engine's Dockerfile parser") from None
     return env
+
+
+def set_env_files(stage: StagePlan) -> str:
+    return ", ".join(step.shows for step in stage.set_env)
 
 
 @dataclass(frozen=True)
@@ -109,5 +115,9 @@ def known_env(plan: Plan, files: Dict[str, str], base_id: str,
 def capture_in(engine, image: str, stage: StagePlan) -> Dict[str, str]:
     """Source the stage's set_env steps in a throw-away container of `image`: its ENV."""
     lines = [step.line for step in stage.set_env]
-    result: subprocess.CompletedProcess = engine.run_python(image, capture_script(), ["capture", json.dumps(lines)])
+    result: subprocess.CompletedProcess = engine.run_python(
+        image, capture_script(), ["capture", json.dumps(lines)], purpose="capture",
+        step=f"set_env.sh of stage {stage.name} (sourcing {set_env_files(stage)})",
+        fix="a set_env.sh must return when it is sourced: make it not wait for input or loop (source it by hand "
+            "in a shell of the stage's image to see where it stops)")
     return parse_capture(stage, result.stdout if result.returncode == 0 else result.stdout + result.stderr)

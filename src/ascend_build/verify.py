@@ -53,6 +53,9 @@ def probes_for(labels: Dict[str, str]) -> List[dict]:
             for c in components() for p in c.probes if component_label(p["slot"], "version") in labels]
 
 
+PYTHON_FIX = "the image's python3 must start and end: try `docker run --rm --entrypoint python3 IMAGE -c pass`"
+
+
 def last_json(result: subprocess.CompletedProcess, adapter: TypeAdapter):
     """The last line of the output, read by `adapter`; ValueError when it is not that."""
     lines = result.stdout.strip().splitlines()
@@ -64,7 +67,9 @@ def last_json(result: subprocess.CompletedProcess, adapter: TypeAdapter):
 
 def probe_checks(engine: Engine, image: str, probe: str, labels: Dict[str, str], probes: List[dict]) -> List[dict]:
     try:
-        found = last_json(engine.run_python(image, probe, ["checks", json.dumps(labels), json.dumps(probes), LABEL_NS, PKG_DIR]), CHECKS)
+        found = last_json(engine.run_python(image, probe, ["checks", json.dumps(labels), json.dumps(probes), LABEL_NS,
+                                                    PKG_DIR], purpose="verify", fix=PYTHON_FIX,
+                                            step=f"the python3 of image {image} (verify's probe)"), CHECKS)
     except ValueError as err:
         return [check("probe runs in the image", False, str(err) or "the probe did not run")]
     return [check(c.name, c.ok, c.detail) for c in found]
@@ -77,7 +82,9 @@ def env_check(engine: Engine, image: str, lines: List[str]) -> Optional[dict]:
         return None
     name = "ENV equals what the set_env.sh files give"
     script = (Path(__file__).parent / "capture.py").read_text()
-    result = engine.run_python(image, script, ["capture", json.dumps(lines)])
+    result = engine.run_python(image, script, ["capture", json.dumps(lines)], purpose="verify",
+                               step=f"the set_env.sh files of image {image} (verify's ENV check)",
+                               fix="a set_env.sh must return when it is sourced")
     try:
         found = last_json(result, CAPTURE)
         before, after = found["before"], found["after"]
@@ -91,7 +98,9 @@ def env_check(engine: Engine, image: str, lines: List[str]) -> Optional[dict]:
 def user_check(engine: Engine, image: str, probe: str, user: str, root: str, modules: str) -> dict:
     name = f"runtime user {user} can use the install"
     try:
-        problems = last_json(engine.run_python(image, probe, ["user", root, modules], user), PROBLEMS)
+        problems = last_json(engine.run_python(image, probe, ["user", root, modules], user, purpose="verify",
+                                               fix=PYTHON_FIX, step=f"the python3 of image {image} (verify's "
+                                                                    f"probe as user {user})"), PROBLEMS)
     except ValueError as err:
         return check(name, False, str(err) or "the probe did not run")
     return check(name, not problems, str(problems) if problems else "reads the install" + (f" and imports {modules}" if modules else ""))
@@ -109,11 +118,13 @@ def verify(engine: Engine, image: str, host_root: Path = Path("/")) -> dict:
         checks.append(user_check(engine, image, probe, user, labels.used.get(label("install-path")) or DEFAULT_INSTALL_PATH, modules))
     if cards(host_root):
         devices = run_args(host_root)
-        npu = engine.run_container(image, ["npu-smi", "info"], flags=devices, timeout=120)
+        npu = engine.run_container(image, ["npu-smi", "info"], flags=devices, timeout=120, purpose="npu",
+                                   step=f"npu-smi info in image {image}", fix="check the NPU driver with npu-smi on the host")
         output = npu.stdout + npu.stderr
         checks.append(check("npu-smi info", npu.returncode == 0, npu_hint(output) or output[-300:]))
         if component_label("torch_npu", "version") in labels.used:
-            tensor = engine.run_container(image, ["python3", "-c", NPU_TENSOR], flags=devices)
+            tensor = engine.run_container(image, ["python3", "-c", NPU_TENSOR], flags=devices, purpose="npu",
+                                          step=f"the NPU tensor test (python3) of image {image}", fix=PYTHON_FIX)
             checks.append(check("tensor on the NPU", tensor.returncode == 0, (tensor.stdout + tensor.stderr)[-300:]))
     else:
         checks.append(check("NPU checks", True, "skipped: no /dev/davinci* on this host"))

@@ -158,6 +158,8 @@ def test_an_image_made_to_capture_is_removed_only_where_it_is_no_cache(tmp_path)
     kit.discard("sha256:tagged")                            # somebody's tag: kept
     kit.discard("sha256:1")
     assert calls(docker) == ["image inspect -- sha256:tagged", "image inspect -- sha256:1", "image rm -- sha256:1"]
+    Docker(str(docker)).discard("sha256:1", failed=True)    # a failed capture: no build follows to reuse it
+    assert calls(docker) == ["image inspect -- sha256:1", "image rm --no-prune -- sha256:1"]   # its parents stay as cache
 
 
 def test_chip_and_python_on_the_command_line_choose_the_variant(fake, tmp_path):

@@ -2,6 +2,7 @@
 `plan --engine E` prints is what `build --engine E` runs."""
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -145,7 +146,8 @@ def test_build_verify_uses_the_engine_build_chose(workdir, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     calls = (tmp_path / "my-docker.calls").read_text().splitlines()
     assert any(c.startswith("build ") for c in calls)
-    assert any(c.startswith("run --rm -i --network none --entrypoint python3 ") for c in calls)
+    assert any(re.match(r"run --rm -i --name ascend-build-verify-[0-9a-f]{8} --network none --entrypoint python3 ", c)
+               for c in calls), calls
 
 
 def test_one_stage_chain_catches_loops(tmp_path):

@@ -65,7 +65,10 @@ def read_image(engine, image: str, platform: Optional[str] = None) -> Tuple[Opti
         if isinstance(cached, dict) and "version" in cached:
             return cached, ""
         result = engine.run_container(image, ["-c", PROBE], entrypoint="python3", network="none",
-                                      flags=["--platform", platform] if platform else [], timeout=120)
+                                      flags=["--platform", platform] if platform else [], timeout=120, purpose="probe",
+                                      step=f"the python3 of base image {image}",
+                                      fix="the base image's python3 must start and end: try `docker run --rm "
+                                          "--entrypoint python3 IMAGE -c pass`, or pick another base image")
     except EngineError as err:
         return None, f"reading the base image {image} failed: {err.message}"
     if result.returncode == NOT_FOUND:
@@ -84,7 +87,8 @@ def _os_release(engine, image: str, platform: Optional[str]) -> str:
     """`<ID> <VERSION_ID>` of the image's /etc/os-release (e.g. `ubuntu 22.04`), or ""."""
     try:
         result = engine.run_container(image, ["/etc/os-release"], entrypoint="cat", network="none",
-                                      flags=["--platform", platform] if platform else [], timeout=120)
+                                      flags=["--platform", platform] if platform else [], timeout=120, purpose="probe",
+                                      step=f"`cat /etc/os-release` in base image {image}")
     except EngineError:
         return ""
     fields = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)

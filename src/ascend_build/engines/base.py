@@ -4,14 +4,21 @@ containers, inspect, pull and load images, find the bridge address."""
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from ..errors import BuildError, EngineError
+from ..errors import AscendBuildError, BuildError, EngineError, StepTimeout
+from ..limits import positive
 from .network import bridge_gateway
+
+CONTAINER_TIMEOUT_ENV = "ASCEND_BUILD_CONTAINER_TIMEOUT"
+CONTAINER_TIMEOUT = 600.0                  # seconds a container the tool runs to look into an image may take
+CONTAINER_PREFIX = "ascend-build-"         # the name of every such container starts so
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,11 @@ class Engine:
     cache_export = False               # build --cache-to
     cache_in_images = True             # the layer cache is the images' layers (an untagged image is cache)
 
-    def __init__(self, binary: str, env: Optional[Dict[str, str]] = None):
+    def __init__(self, binary: str, env: Optional[Dict[str, str]] = None, container_timeout: Optional[float] = None):
         self.binary = binary
         self.env = env
+        # the deadline of the containers run_container starts: ASCEND_BUILD_CONTAINER_TIMEOUT seconds
+        self.container_timeout = container_timeout or positive(os.environ, CONTAINER_TIMEOUT_ENV, CONTAINER_TIMEOUT)
         self.returncode: Optional[int] = None   # of the last build, once its output has ended
         self.bridge: Optional[str] = None       # the bridge gateway, once known
         self.found: Dict[str, Optional[dict]] = {}   # find_image's answers since the store last changed
@@ -131,26 +140,72 @@ class Engine:
     # -- containers ----------------------------------------------------------------------------
     def container_command(self, image: str, command: Sequence[str] = (), flags: Sequence[str] = (),
                           entrypoint: Optional[str] = None, user: Optional[str] = None,
-                          network: Optional[str] = None, interactive: bool = False, tty: bool = False) -> List[str]:
+                          network: Optional[str] = None, interactive: bool = False, tty: bool = False,
+                          name: Optional[str] = None) -> List[str]:
         """The `run --rm` command line for a throwaway container."""
         cmd = [self.binary, "run", "--rm", *(["-it"] if tty else ["-i"] if interactive else [])]
+        cmd += ["--name", name] if name else []
         cmd += ["--network", network] if network else []
         cmd += ["--entrypoint", entrypoint] if entrypoint else []
         cmd += ["--user", user] if user else []
         return [*cmd, *flags, image, *command]
 
     def run_container(self, image: str, command: Sequence[str] = (), stdin: Optional[str] = None,
-                      timeout: float = 300, **how) -> subprocess.CompletedProcess:
-        """Run a throwaway container to its end; `how` as for container_command."""
-        cmd = self.container_command(image, command, interactive=stdin is not None, **how)
-        return self.run(cmd[1:], timeout=timeout, check=False, input=stdin)
+                      timeout: Optional[float] = None, step: str = "", fix: str = "", purpose: str = "step",
+                      **how) -> subprocess.CompletedProcess:
+        """Run a throwaway container named ascend-build-<purpose>-<random> to its end, within
+        `timeout` (at most the engine's container deadline); `how` as for container_command. When
+        the deadline passes or the tool is interrupted, the container is stopped and removed;
+        StepTimeout names `step` (what hung, e.g. "the python3 of image X") with `fix`."""
+        limit = min(timeout or self.container_timeout, self.container_timeout)
+        name = f"{CONTAINER_PREFIX}{purpose}-{secrets.token_hex(4)}"
+        cmd = self.container_command(image, command, interactive=stdin is not None, name=name, **how)
+        try:
+            return self._run_to_end(cmd, stdin, limit)
+        except subprocess.TimeoutExpired:
+            self.remove_container(name)
+            what = step or f"a container of {image} (`{' '.join(command)[:60]}`)"
+            raise StepTimeout(f"{what} did not end in {limit:g} s: its container {name} was stopped and removed",
+                              fix=(f"{fix}; " if fix else "") + f"a slower step needs a longer deadline: "
+                                  f"{CONTAINER_TIMEOUT_ENV}=SECONDS (now {limit:g})") from None
+        except BaseException:
+            self.remove_container(name)
+            raise
+
+    def _run_to_end(self, cmd: List[str], stdin: Optional[str], timeout: float) -> subprocess.CompletedProcess:
+        """`cmd` to its end, its own process group (a Ctrl-C reaches the tool, not the client);
+        the client is stopped when the deadline passes or the tool is interrupted."""
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                                    env=self._env(), start_new_session=True)
+        except FileNotFoundError:
+            raise EngineError(f"{self.binary} not found", fix="install it or pick another engine with --engine") from None
+        try:
+            out, err = proc.communicate(input=stdin, timeout=timeout)
+        except BaseException:
+            stop_process_group(proc, grace=1.0)
+            raise
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+    def remove_container(self, name: str) -> None:
+        """Stop and remove the container `name` (also one the client was still creating); never fails."""
+        for attempt in range(3):
+            try:
+                result = self.run(["rm", "--force", name], timeout=60, check=False)
+            except AscendBuildError:
+                return
+            if result.returncode == 0 or "no such container" not in result.stderr.lower():
+                return
+            time.sleep(0.5 * (attempt + 1))          # a client stopped while the daemon creates it
 
     def run_python(self, image: str, script: str, args: Sequence[str] = (), user: Optional[str] = None,
-                   timeout: float = 300) -> subprocess.CompletedProcess:
+                   timeout: Optional[float] = None, **step) -> subprocess.CompletedProcess:
         """Run a Python script in a throwaway container of `image` without network. The script and
-        its arguments travel on stdin (no size limit of a command line applies), read by BOOT."""
+        its arguments travel on stdin (no size limit of a command line applies), read by BOOT;
+        `step` (step, fix, purpose) as for run_container."""
         return self.run_container(image, ["-c", BOOT], stdin=json.dumps(list(args)) + "\n" + script, timeout=timeout,
-                                  network="none", entrypoint="python3", user=user)
+                                  network="none", entrypoint="python3", user=user, **step)
 
     def attach(self, command: Sequence[str]) -> int:
         """Run a container_command with the terminal attached; its exit status."""
@@ -170,11 +225,12 @@ class Engine:
             self.found[image] = inspect_record(result.stdout, image) if result.returncode == 0 else None
         return self.found[image]
 
-    def discard(self, image_id: str) -> None:
-        """Remove an untagged image made only to look into, unless it is this engine's layer cache."""
-        found = None if self.cache_in_images else self.find_image(image_id)
+    def discard(self, image_id: str, failed: bool = False) -> None:
+        """Remove an untagged image made only to look into, unless it is this engine's layer cache
+        for the build that follows (`failed`: no build follows; its parent layers are kept)."""
+        found = None if self.cache_in_images and not failed else self.find_image(image_id)
         if found is not None and not found.get("RepoTags"):
-            self.run(["image", "rm", "--", image_id], check=False)
+            self.run(["image", "rm", *(["--no-prune"] if self.cache_in_images else []), "--", image_id], check=False)
             self.found.pop(image_id, None)
 
     def image_exists(self, image: str) -> bool:

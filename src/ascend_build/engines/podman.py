@@ -5,8 +5,8 @@ import shutil
 import subprocess
 from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
-from ..errors import EngineError
-from .base import BuildRequest, Engine, build_flags
+from ..errors import StepTimeout
+from .base import CONTAINER_TIMEOUT_ENV, BuildRequest, Engine, build_flags
 from .parse import parse_classic
 
 
@@ -28,14 +28,14 @@ class Podman(Engine):
     parse = staticmethod(parse_classic)
 
     def run_container(self, image: str, command: Sequence[str] = (), stdin: Optional[str] = None,
-                      timeout: float = 300, **how) -> subprocess.CompletedProcess:
+                      timeout: Optional[float] = None, **how) -> subprocess.CompletedProcess:
         """As Engine's; where `podman run` cannot set the rlimits it always sets (some sandboxes and
         nested containers, where its build steps run all the same), the run goes through buildah,
         which shares podman's image store."""
         result = super().run_container(image, command, stdin, timeout, **how)
         if result.returncode == 0 or "error setting rlimit" not in result.stderr or how.get("flags") or not shutil.which("buildah"):
             return result
-        return _buildah_run(image, command, stdin, timeout, **how)
+        return _buildah_run(image, command, stdin, min(timeout or self.container_timeout, self.container_timeout), **how)
 
     def load_hint(self, image: str) -> str:
         return super().load_hint(image) + f"; an image only docker has: `docker save {image} | podman load`"
@@ -71,7 +71,8 @@ class Podman(Engine):
 
 
 def _buildah_run(image: str, command: Sequence[str], stdin: Optional[str], timeout: float, entrypoint: Optional[str] = None,
-                 user: Optional[str] = None, network: Optional[str] = None, **_unused) -> subprocess.CompletedProcess:
+                 user: Optional[str] = None, network: Optional[str] = None, step: str = "", fix: str = "",
+                 **_unused) -> subprocess.CompletedProcess:
     """A throwaway buildah working container of `image` running `entrypoint command`."""
     try:
         made = subprocess.run(["buildah", "from", "--pull-never", "--quiet", image], capture_output=True, text=True, timeout=timeout)
@@ -85,4 +86,6 @@ def _buildah_run(image: str, command: Sequence[str], stdin: Optional[str], timeo
         finally:
             subprocess.run(["buildah", "rm", container], capture_output=True, timeout=60)
     except subprocess.TimeoutExpired:
-        raise EngineError(f"`buildah run` of {image} did not end in {timeout:.0f} s") from None
+        raise StepTimeout(f"{step or f'`buildah run` of {image}'} did not end in {timeout:g} s: its working container "
+                          "was removed", fix=(f"{fix}; " if fix else "") + f"a slower step needs a longer deadline: "
+                          f"{CONTAINER_TIMEOUT_ENV}=SECONDS") from None

@@ -18,7 +18,8 @@ from ..components.registry import components
 from ..errors import ConfigError, PackageError
 from ..units import human_bytes
 from ..settings import Options, resolve as resolve_settings
-from .download import Progress, download, present
+from .download import Client, Progress, download, present
+from .pace import Limits
 from .resolve import Indexes, IndexUnreachable, Target, Wheel, resolve
 from .wants import Wants, wants
 
@@ -121,13 +122,13 @@ def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line:
 
 
 def fetch(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress] = lambda w: (lambda done, total: None),
-          resolved: Callable[[List[Wheel]], None] = lambda wheels: None, note: Callable[[str], None] = lambda line: None,
-          dry_run: bool = False) -> FetchResult:
-    """Resolve `plan` and download every wheel the folder does not have yet (with `dry_run`, only
-    list them in `result.pending`: nothing is written)."""
+          resolved: Callable[[List[Wheel]], None] = lambda wheels: None, limits: Limits = Limits(),
+          note: Callable[[str], None] = lambda line: None, dry_run: bool = False) -> FetchResult:
+    """Resolve `plan` and download every wheel the folder does not have yet, within `limits` (with
+    `dry_run`, only list them in `result.pending`: nothing is written)."""
     wheels = resolve_cpu_only(plan, note)
     resolved(wheels)
-    result = FetchResult()
+    result, client = FetchResult(), Client()
     for wheel in wheels:
         have = present(plan.workdir, wheel)
         if have is not None:
@@ -136,7 +137,7 @@ def fetch(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress] = lambda w: (la
         if dry_run:
             result.pending.append(wheel)
             continue
-        path = download(wheel, plan.workdir, on_wheel(wheel))
+        path = download(wheel, plan.workdir, on_wheel(wheel), limits, client)
         result.fetched.append(path)
         result.bytes += path.stat().st_size
     return result

@@ -2,20 +2,22 @@
 whose set_env.sh files have not been captured for its inputs yet is built first on its own and
 sourced in a throw-away container (stage_env.py); the image is then one engine build.
 A context manager owns cleanup: whatever happens, the server stops, the engine process ends
-and the build context's package links are removed."""
+and this run's folder (build context, URL secret) is removed. Every write to the state folder
+goes through statefiles.py: after the image is built, a record that cannot be written is a
+warning, never a failure."""
 import contextlib
 import json
 import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Protocol, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
 from .catalog.naming import normalise_arch
-from .context import remove_packages, write_context
+from .context import write_context
 from .contract import URL_SECRET
 from .engines.base import BuildRequest, Engine, LogLine, StageEvent
-from .errors import BuildError
+from .errors import BuildError, OutputError
 from .plan import Plan, default_tag, plan_for
 from .render import context_files, dockerfile
 from .report import build_report
@@ -23,7 +25,8 @@ from .server import PackageServer, Transfer
 from .settings import Settings
 from .stage_env import CACHE_DIR, EnvStore, capture_in, known_env
 from .timings import Timings
-from .workdir import State
+from .statefiles import guarded, remove_quietly, state_error, write_state
+from .workdir import Run, State
 
 PROXY_VARS = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy")
 
@@ -64,7 +67,7 @@ def ensure_base_image(engine: Engine, image: str, pull: str, view: BuildView) ->
     return engine.inspect(image)
 
 
-def image_layers(engine: Engine, state: State, tag: str, image_id: str) -> List[dict]:
+def image_layers(engine: Engine, state: State, tag: str, image_id: str, warn: Callable[[str], None]) -> List[dict]:
     """The image's layers; the engine's history is asked only when the image is not the one the
     last build reported (a no-change rebuild makes the same image)."""
     try:
@@ -74,7 +77,10 @@ def image_layers(engine: Engine, state: State, tag: str, image_id: str) -> List[
     except (OSError, ValueError, KeyError, TypeError):
         pass
     layers = engine.layers(tag)
-    state.layers.write_text(json.dumps({"image_id": image_id, "layers": layers}))
+    try:
+        write_state(state.layers, json.dumps({"image_id": image_id, "layers": layers}))
+    except OutputError as err:     # the image is built: a record that cannot be kept is no failure
+        warn(f"{err.message}: the layers are read from the engine again next time")
     return layers
 
 
@@ -127,23 +133,20 @@ def serving(plan: Plan, state: State, port: int, view: BuildView, timings: Timin
 
 
 @contextlib.contextmanager
-def url_channel(url: Optional[str], settings: Settings, state: State):
+def url_channel(url: Optional[str], settings: Settings, run: Run):
     """How the build learns the server URL: (build args, secrets). A secret lives in a 0600 file
-    outside the build context for the length of the build."""
+    of this run's folder, outside the build context, for the length of the build."""
     if not url:
         yield {}, {}
         return
     if not settings.url_secret:
         yield {"ASCEND_PKG_URL": url}, {}
         return
-    path = state.url_secret
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(url)
+    path = write_state(run.url_secret, url, mode=0o600)
     try:
         yield {}, {URL_SECRET: str(path)}
     finally:
-        path.unlink()
+        remove_quietly(path)
 
 
 def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: Optional[Timings] = None) -> dict:
@@ -166,16 +169,16 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
         check_base_arch(base, settings.base_image, settings.arch)
     log_path = state.new_log()
     view.info(f"full log: {log_path}")
-    with timings.phase("context"):
-        ctx = write_context(state.context, plan)
-        ctx_bytes = sum(p.stat().st_size for p in ctx.rglob("*") if p.is_file())
     stage_times: Dict[str, StageEvent] = {}
     served: List[Transfer] = []
-    try:
+    with state.new_run() as run:
+        with timings.phase("context"):
+            ctx = write_context(run.context, plan)
+            ctx_bytes = sum(p.stat().st_size for p in ctx.rglob("*") if p.is_file())
         serve_bytes = sum(p.size for p in plan.served_files().values()) if settings.delivery == "http" else 0
         view.stages([s.name for s in plan.stages], serve_bytes)
         with serving(plan, state, opts.port, _Recording(view, served), timings) as url, \
-                url_channel(url, settings, state) as (url_args, secrets), log_path.open("w") as log, \
+                url_channel(url, settings, run) as (url_args, secrets), BuildLog(log_path, view) as log, \
                 timings.phase("engine"):
             request = BuildRequest(context=str(ctx), target=settings.target, tag=tag,
                                    build_args={**proxy_args(settings.server_host if url else None), **url_args},
@@ -184,13 +187,12 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
                                    cache_from=opts.cache_from, cache_to=opts.cache_to)
             builds = _Builds(engine, view, log, log_path, stage_times)
             captured = capture_stages(plan, engine, state, ctx, base.get("Id", ""), request, builds)
-            (ctx / "Dockerfile").write_text(dockerfile(plan, captured=captured))
+            write_state(ctx / "Dockerfile", dockerfile(plan, captured=captured))
             builds.run(request)
-    finally:
-        remove_packages(ctx)
     with timings.phase("report"):
         image = engine.inspect(tag)
-        report = build_report(plan, engine.name, tag, image, base, image_layers(engine, state, tag, image.get("Id", "")),
+        layers = image_layers(engine, state, tag, image.get("Id", ""), lambda text: view.info(f"warning: {text}"))
+        report = build_report(plan, engine.name, tag, image, base, layers,
                               ctx_bytes, stage_times, served, time.monotonic() - started, str(log_path))
     report["timings"] = timings.as_dict()
     return report
@@ -206,7 +208,7 @@ def capture_stages(plan: Plan, engine: Engine, state: State, ctx: Path, base_id:
     while pending:
         stage, prefix, key = pending
         builds.view.info(f"stage {stage.name}: building up to its install step to source its set_env.sh files")
-        (ctx / "Dockerfile").write_text(prefix)
+        write_state(ctx / "Dockerfile", prefix)
         iidfile = state.root / "capture-image-id"
         builds.run(replace(request, target=stage.name, tag=None, iidfile=str(iidfile), cache_to=None))
         image = iidfile.read_text().strip()
@@ -232,7 +234,7 @@ class _Builds:
         try:
             for event in self.engine.build(request):
                 if isinstance(event, LogLine):
-                    self.log.write(event.text + "\n")
+                    self.log.write(event.text)
                     self.view.log(event.text)
                 else:
                     known = self.stage_times.get(event.stage)
@@ -250,6 +252,49 @@ def failure_hint(message: str) -> str:
     if "Install failed" in message or "FAILED" in message:
         return "the installer log above names the cause; fix the package or the config, then build again (finished stages stay cached)"
     return "see the output above and the full log"
+
+
+class BuildLog:
+    """The build log, written line by line. A write that fails (disk full...) is no build failure:
+    one warning with the path and the free space, and the log stops there."""
+
+    def __init__(self, path: Path, view: BuildView):
+        self.path, self.view = path, view
+        self.out = None
+
+    def __enter__(self) -> "BuildLog":
+        with guarded(self.path):
+            self.out = self.path.open("w")
+        return self
+
+    def write(self, line: str) -> None:
+        if self.out is None:
+            return
+        try:
+            self.out.write(line + "\n")
+        except OSError as err:
+            self._give_up(err)
+
+    def flush(self) -> None:
+        if self.out is not None:
+            try:
+                self.out.flush()
+            except OSError as err:
+                self._give_up(err)
+
+    def _give_up(self, err: OSError) -> None:
+        out, self.out = self.out, None
+        self.view.info(f"warning: {state_error(self.path, err).message}: the log stops here")
+        with contextlib.suppress(OSError):
+            out.close()
+
+    def __exit__(self, *exc) -> None:
+        if self.out is not None:
+            try:
+                self.out.close()
+            except OSError as err:
+                self.view.info(f"warning: {state_error(self.path, err).message}: the log may be cut short")
+            self.out = None
 
 
 class _Recording:

@@ -41,3 +41,7 @@ class Interrupted(AscendBuildError):
 
 class OutputError(AscendBuildError):
     """An output path cannot be written, or writing it would replace an input."""
+
+
+class BusyError(AscendBuildError):
+    """Another ascend-build run holds the working folder (and --no-wait was given)."""

@@ -44,9 +44,9 @@ VALUES = {"-C": "workdir", "--workdir": "workdir", "--target": "target", "-t": "
           "--engine": "engine", "--docker-bin": "docker_bin", "--delivery": "delivery", "--network": "network",
           "--host": "host", "--port": "port", "--pull": "pull", "--base-image": "base_image",
           "--platform": "platform", "--report": "report"}
-FLAGS = {"--json": "json", "-v": "verbose", "--verbose": "verbose", "--timings": "timings"}
+FLAGS = {"--json": "json", "-v": "verbose", "--verbose": "verbose", "--timings": "timings", "--no-wait": "no_wait"}
 DEFAULTS = {"workdir": ".", "engine": "auto", "delivery": "auto", "port": "3000", "pull": "missing"}
-SHOWN_ONLY = ("json", "verbose", "timings")      # change what is printed, not what is built
+SHOWN_ONLY = ("json", "verbose", "timings", "no_wait")      # change what is printed, not what is built
 
 
 def parse(argv: Sequence[str]) -> dict[str, str] | None:

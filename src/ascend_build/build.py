@@ -15,9 +15,9 @@ from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
 from .catalog.naming import normalise_arch
 from .context import write_context
-from .contract import URL_SECRET
+from .contract import URL_ARG, URL_ARG_PREFIX, URL_SECRET
 from .engines.base import BuildRequest, Engine, LogLine, StageEvent
-from .errors import BuildError, OutputError
+from .errors import BuildError, OutputError, PortInUse
 from .plan import Plan, default_tag, plan_for
 from .render import context_files, dockerfile
 from .report import build_report
@@ -29,6 +29,7 @@ from .statefiles import guarded, remove_quietly, state_error, write_state
 from .workdir import Run, State
 
 PROXY_VARS = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy")
+DEFAULT_PORT = 3000
 
 
 class BuildView(Protocol):
@@ -46,7 +47,7 @@ class BuildOptions:
     """What only `build` needs besides the settings."""
 
     tag: Optional[str] = None
-    port: int = 3000
+    port: Optional[int] = None            # None: DEFAULT_PORT, or a free one when it is busy
     no_cache: bool = False
     pull: str = "missing"                  # missing | always | never
     engine_reason: str = ""                # why the settings' engine was chosen
@@ -107,7 +108,7 @@ def proxy_args(server_host: Optional[str]) -> Dict[str, str]:
 
 
 @contextlib.contextmanager
-def serving(plan: Plan, state: State, port: int, view: BuildView, timings: Timings):
+def serving(plan: Plan, port: Optional[int], view: BuildView, timings: Timings):
     """Start the package server for http delivery (yields its URL, or None), stop it after."""
     settings = plan.settings
     if settings.delivery != "http":
@@ -118,18 +119,42 @@ def serving(plan: Plan, state: State, port: int, view: BuildView, timings: Timin
         raise BuildError(f"cannot find the bridge gateway address of {settings.engine.binary}",
                          fix="use --network host (the server then listens on 127.0.0.1), or --host ADDRESS")
     files = {name: pkg.path for name, pkg in plan.served_files().items()}
-    # As a secret the URL is no cache key: a fresh token every build. As a build argument it is
-    # one, so the working directory's stable token keeps rebuilds cached.
-    token = None if settings.url_secret else state.token()
+    # The URL is no cache key with any engine (a secret, or the classic builder's proxy argument):
+    # a fresh token every build, never the folder's `serve` token, and any free port.
     with timings.phase("server"):
-        server = PackageServer(files, host=host, port=port, token=token, on_transfer=view.transfer).start()
+        server = start_server(files, host, port, view)
     try:
-        how = "a build secret" if settings.url_secret else "a build argument"
+        how = "a build secret" if settings.url_secret else f"the {URL_ARG} build argument, outside the cache key and history"
         view.info(f"serving {len(files)} files on {host}:{server.port} (only the planned files, token path passed as {how})")
         yield server.url
     finally:
         with timings.phase("server"):
             server.stop()
+
+
+def start_server(files: Dict[str, Path], host: str, port: Optional[int], view: BuildView) -> PackageServer:
+    """The started server: on `port` when given (busy: an error), else on DEFAULT_PORT, or on a
+    free port when another build (or anything) holds that one."""
+    def start(number: int) -> PackageServer:
+        return PackageServer(files, host=host, port=number, on_transfer=view.transfer).start()
+
+    if port is not None:
+        return start(port)
+    try:
+        return start(DEFAULT_PORT)
+    except PortInUse:
+        server = start(0)
+        view.info(f"port {DEFAULT_PORT} is in use (another build?): serving on port {server.port} instead")
+        return server
+
+
+def build_args(proxies: Dict[str, str], url_args: Dict[str, str]) -> Dict[str, str]:
+    """The build arguments: the user's proxies, then the URL's; a user's FTP_PROXY the URL takes
+    the place of goes on as ftp_proxy (which the tools read first)."""
+    args = dict(proxies)
+    if URL_ARG in url_args and URL_ARG in args:
+        args.setdefault(URL_ARG.lower(), args.pop(URL_ARG))
+    return {**args, **url_args}
 
 
 @contextlib.contextmanager
@@ -140,7 +165,7 @@ def url_channel(url: Optional[str], settings: Settings, run: Run):
         yield {}, {}
         return
     if not settings.url_secret:
-        yield {"ASCEND_PKG_URL": url}, {}
+        yield {URL_ARG: URL_ARG_PREFIX + url}, {}
         return
     path = write_state(run.url_secret, url, mode=0o600)
     try:
@@ -177,11 +202,11 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
             ctx_bytes = sum(p.stat().st_size for p in ctx.rglob("*") if p.is_file())
         serve_bytes = sum(p.size for p in plan.served_files().values()) if settings.delivery == "http" else 0
         view.stages([s.name for s in plan.stages], serve_bytes)
-        with serving(plan, state, opts.port, _Recording(view, served), timings) as url, \
+        with serving(plan, opts.port, _Recording(view, served), timings) as url, \
                 url_channel(url, settings, run) as (url_args, secrets), BuildLog(log_path, view) as log, \
                 timings.phase("engine"):
             request = BuildRequest(context=str(ctx), target=settings.target, tag=tag,
-                                   build_args={**proxy_args(settings.server_host if url else None), **url_args},
+                                   build_args=build_args(proxy_args(settings.server_host if url else None), url_args),
                                    network="host" if settings.network == "host" else None, no_cache=opts.no_cache,
                                    platform=settings.platform, iidfile=str(state.image_id), secrets=secrets,
                                    cache_from=opts.cache_from, cache_to=opts.cache_to)

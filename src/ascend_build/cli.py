@@ -201,7 +201,7 @@ def build(
     delivery: str = DELIVERY,
     network: Optional[str] = typer.Option(None, "--network", help="bridge (server on the bridge gateway) or host (server on 127.0.0.1)."),
     host: Optional[str] = typer.Option(None, "--host", help="Address the package server listens on (default: from --network)."),
-    port: int = typer.Option(3000, "--port", help="Package server port; 0 picks a free one."),
+    port: Optional[int] = typer.Option(None, "--port", help="Package server port (default: 3000, or a free one when 3000 is busy); 0 picks a free one; a busy port given here is an error."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every stage again."),
     pull: str = typer.Option("missing", "--pull", help="Base image: missing (pull when absent), always, never."),
     base_image: Optional[str] = BASE_IMAGE,

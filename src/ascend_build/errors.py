@@ -25,6 +25,10 @@ class ServerError(AscendBuildError):
     """The package server could not start (port in use, bad address...)."""
 
 
+class PortInUse(ServerError):
+    """The package server's port is taken by another process."""
+
+
 class EngineError(AscendBuildError):
     """The container engine is missing or not answering."""
 

@@ -205,3 +205,72 @@ def test_a_full_state_folder_in_the_cli_is_one_message(workdir, tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     text = " ".join(result.stderr.split())
     assert "No space left on device" in text and "free on its file system" in text, text
+
+
+# -- the package server's port and token (classes 7 and 8) --------------------------------------
+
+@pytest.fixture
+def port_3000_busy():
+    """Something (another build) listens on the default port of every interface."""
+    import socket
+
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("", 3000))
+        sock.listen()
+    except OSError:
+        sock.close()
+        sock = None                  # already busy: as good
+    yield
+    if sock:
+        sock.close()
+
+
+@pytest.mark.parametrize("secrets", [True, False])
+def test_a_busy_default_port_is_no_error(workdir, port_3000_busy, secrets):
+    said = []
+
+    class Listening(Quiet):
+        def info(self, text):
+            said.append(text)
+
+    engine = FakeEngine(secrets=secrets, bridge="127.0.0.1")
+    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"), engine)
+    report = run_build(settings, BuildOptions(tag="t:1"), Listening())
+    assert report["image_id"] == "sha256:0"
+    assert any("port 3000 is in use" in t for t in said), said
+
+
+def test_a_busy_port_given_is_an_error(workdir, port_3000_busy):
+    from ascend_build.errors import PortInUse
+
+    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"),
+                       FakeEngine(secrets=False, bridge="127.0.0.1"))
+    with pytest.raises(PortInUse, match="already in use"):
+        run_build(settings, BuildOptions(tag="t:1", port=3000), Quiet())
+
+
+def test_the_classic_url_is_no_cache_key_and_never_the_serve_token(workdir):
+    """Classic builder: the URL goes in docker's predefined FTP_PROXY argument (kept out of the
+    cache key and the history); its token is new each build and is not the folder's `serve` token."""
+    engine = FakeEngine(secrets=False, bridge="127.0.0.1")
+    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"), engine)
+    run_build(settings, BuildOptions(tag="t:1", port=0), Quiet())
+    run_build(settings, BuildOptions(tag="t:1", port=0), Quiet())
+    urls = [r.build_args["FTP_PROXY"] for r in engine.requests if r.tag]
+    assert all(u.startswith("ascend-pkg-url=http://127.0.0.1:") for u in urls) and urls[0] != urls[1]
+    serve_token = State.of(workdir).token()
+    assert not any(serve_token in u for u in urls)
+    assert all("ASCEND_PKG_URL" not in r.build_args for r in engine.requests)
+    assert all(f == engine.dockerfiles[-1] for f, r in zip(engine.dockerfiles, engine.requests) if r.tag)
+
+
+def test_a_users_ftp_proxy_goes_on_as_ftp_proxy(workdir, monkeypatch):
+    monkeypatch.setenv("FTP_PROXY", "http://proxy.example:21")
+    monkeypatch.delenv("ftp_proxy", raising=False)
+    engine = FakeEngine(secrets=False, bridge="127.0.0.1")
+    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"), engine)
+    run_build(settings, BuildOptions(tag="t:1", port=0), Quiet())
+    args = engine.requests[-1].build_args
+    assert args["ftp_proxy"] == "http://proxy.example:21" and args["FTP_PROXY"].startswith("ascend-pkg-url=")

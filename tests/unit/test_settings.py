@@ -125,7 +125,8 @@ def test_build_runs_the_dockerfile_plan_prints(workdir, secrets, monkeypatch):
     assert built == context_files(plan_for(settings), captured={"cann": FAKE_SET_ENV})["Dockerfile"]
     request = engine.requests[-1]
     assert request.build_args["no_proxy"] == "127.0.0.1"      # the settings' host, not one read back from the URL
-    assert bool(request.secrets) is secrets and ("ASCEND_PKG_URL" in request.build_args) is not secrets
+    assert bool(request.secrets) is secrets and ("FTP_PROXY" in request.build_args) is not secrets
+    assert "ASCEND_PKG_URL" not in request.build_args          # a build argument a RUN uses is a cache key
     assert report["engine"] == "fake" and report["image_id"] == "sha256:0"
 
 

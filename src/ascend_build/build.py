@@ -2,20 +2,22 @@
 whose set_env.sh files have not been captured for its inputs yet is built first on its own and
 sourced in a throw-away container (stage_env.py); the image is then one engine build.
 A context manager owns cleanup: whatever happens, the server stops, the engine process ends
-and the build context's package links are removed."""
+and this run's folder (build context, URL secret) is removed. Every write to the state folder
+goes through statefiles.py: after the image is built, a record that cannot be written is a
+warning, never a failure."""
 import contextlib
 import json
 import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Protocol, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
 from .catalog.naming import normalise_arch
-from .context import remove_packages, write_context
-from .contract import URL_SECRET
+from .context import write_context
+from .contract import URL_ARG, URL_ARG_PREFIX, URL_SECRET
 from .engines.base import BuildRequest, Engine, LogLine, StageEvent
-from .errors import BuildError
+from .errors import BuildError, OutputError, PortInUse
 from .plan import Plan, default_tag, plan_for
 from .render import context_files, dockerfile
 from .report import build_report
@@ -23,9 +25,11 @@ from .server import PackageServer, Transfer
 from .settings import PLATFORMS, Settings
 from .stage_env import CACHE_DIR, EnvStore, capture_in, known_env
 from .timings import Timings
-from .workdir import State
+from .statefiles import guarded, remove_quietly, state_error, write_state
+from .workdir import Run, State
 
 PROXY_VARS = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy")
+DEFAULT_PORT = 3000
 
 
 class BuildView(Protocol):
@@ -43,7 +47,7 @@ class BuildOptions:
     """What only `build` needs besides the settings."""
 
     tag: Optional[str] = None
-    port: int = 3000
+    port: Optional[int] = None            # None: DEFAULT_PORT, or a free one when it is busy
     no_cache: bool = False
     pull: str = "missing"                  # missing | always | never
     engine_reason: str = ""                # why the settings' engine was chosen
@@ -80,7 +84,7 @@ def ensure_base_image(engine: Engine, image: str, pull: str, view: BuildView, ar
     return base
 
 
-def image_layers(engine: Engine, state: State, tag: str, image_id: str) -> List[dict]:
+def image_layers(engine: Engine, state: State, tag: str, image_id: str, warn: Callable[[str], None]) -> List[dict]:
     """The image's layers; the engine's history is asked only when the image is not the one the
     last build reported (a no-change rebuild makes the same image)."""
     try:
@@ -90,7 +94,10 @@ def image_layers(engine: Engine, state: State, tag: str, image_id: str) -> List[
     except (OSError, ValueError, KeyError, TypeError):
         pass
     layers = engine.layers(tag)
-    state.layers.write_text(json.dumps({"image_id": image_id, "layers": layers}))
+    try:
+        write_state(state.layers, json.dumps({"image_id": image_id, "layers": layers}))
+    except OutputError as err:     # the image is built: a record that cannot be kept is no failure
+        warn(f"{err.message}: the layers are read from the engine again next time")
     return layers
 
 
@@ -117,7 +124,7 @@ def proxy_args(server_host: Optional[str]) -> Dict[str, str]:
 
 
 @contextlib.contextmanager
-def serving(plan: Plan, state: State, port: int, view: BuildView, timings: Timings):
+def serving(plan: Plan, port: Optional[int], view: BuildView, timings: Timings):
     """Start the package server for http delivery (yields its URL, or None), stop it after."""
     settings = plan.settings
     if settings.delivery != "http":
@@ -128,13 +135,12 @@ def serving(plan: Plan, state: State, port: int, view: BuildView, timings: Timin
         raise BuildError(f"cannot find the bridge gateway address of {settings.engine.binary}",
                          fix="use --network host (the server then listens on 127.0.0.1), or --host ADDRESS")
     files = {name: pkg.path for name, pkg in plan.served_files().items()}
-    # As a secret the URL is no cache key: a fresh token every build. As a build argument it is
-    # one, so the working directory's stable token keeps rebuilds cached.
-    token = None if settings.url_secret else state.token()
+    # The URL is no cache key with any engine (a secret, or the classic builder's proxy argument):
+    # a fresh token every build, never the folder's `serve` token, and any free port.
     with timings.phase("server"):
-        server = PackageServer(files, host=host, port=port, token=token, on_transfer=view.transfer).start()
+        server = start_server(files, host, port, view)
     try:
-        how = "a build secret" if settings.url_secret else "a build argument"
+        how = "a build secret" if settings.url_secret else f"the {URL_ARG} build argument, outside the cache key and history"
         view.info(f"serving {len(files)} files on {host}:{server.port} (only the planned files, token path passed as {how})")
         yield server.url
     finally:
@@ -142,24 +148,46 @@ def serving(plan: Plan, state: State, port: int, view: BuildView, timings: Timin
             server.stop()
 
 
+def start_server(files: Dict[str, Path], host: str, port: Optional[int], view: BuildView) -> PackageServer:
+    """The started server: on `port` when given (busy: an error), else on DEFAULT_PORT, or on a
+    free port when another build (or anything) holds that one."""
+    def start(number: int) -> PackageServer:
+        return PackageServer(files, host=host, port=number, on_transfer=view.transfer).start()
+
+    if port is not None:
+        return start(port)
+    try:
+        return start(DEFAULT_PORT)
+    except PortInUse:
+        server = start(0)
+        view.info(f"port {DEFAULT_PORT} is in use (another build?): serving on port {server.port} instead")
+        return server
+
+
+def build_args(proxies: Dict[str, str], url_args: Dict[str, str]) -> Dict[str, str]:
+    """The build arguments: the user's proxies, then the URL's; a user's FTP_PROXY the URL takes
+    the place of goes on as ftp_proxy (which the tools read first)."""
+    args = dict(proxies)
+    if URL_ARG in url_args and URL_ARG in args:
+        args.setdefault(URL_ARG.lower(), args.pop(URL_ARG))
+    return {**args, **url_args}
+
+
 @contextlib.contextmanager
-def url_channel(url: Optional[str], settings: Settings, state: State):
+def url_channel(url: Optional[str], settings: Settings, run: Run):
     """How the build learns the server URL: (build args, secrets). A secret lives in a 0600 file
-    outside the build context for the length of the build."""
+    of this run's folder, outside the build context, for the length of the build."""
     if not url:
         yield {}, {}
         return
     if not settings.url_secret:
-        yield {"ASCEND_PKG_URL": url}, {}
+        yield {URL_ARG: URL_ARG_PREFIX + url}, {}
         return
-    path = state.url_secret
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(url)
+    path = write_state(run.url_secret, url, mode=0o600)
     try:
         yield {}, {URL_SECRET: str(path)}
     finally:
-        path.unlink()
+        remove_quietly(path)
 
 
 def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: Optional[Timings] = None) -> dict:
@@ -181,31 +209,30 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
     tag = opts.tag or default_tag(plan)
     log_path = state.new_log()
     view.info(f"full log: {log_path}")
-    with timings.phase("context"):
-        ctx = write_context(state.context, plan)
-        ctx_bytes = sum(p.stat().st_size for p in ctx.rglob("*") if p.is_file())
     stage_times: Dict[str, StageEvent] = {}
     served: List[Transfer] = []
-    try:
+    with state.new_run() as run:
+        with timings.phase("context"):
+            ctx = write_context(run.context, plan)
+            ctx_bytes = sum(p.stat().st_size for p in ctx.rglob("*") if p.is_file())
         serve_bytes = sum(p.size for p in plan.served_files().values()) if settings.delivery == "http" else 0
         view.stages([s.name for s in plan.stages], serve_bytes)
-        with serving(plan, state, opts.port, _Recording(view, served), timings) as url, \
-                url_channel(url, settings, state) as (url_args, secrets), log_path.open("w") as log, \
+        with serving(plan, opts.port, _Recording(view, served), timings) as url, \
+                url_channel(url, settings, run) as (url_args, secrets), BuildLog(log_path, view) as log, \
                 timings.phase("engine"):
             request = BuildRequest(context=str(ctx), target=settings.target, tag=tag,
-                                   build_args={**proxy_args(settings.server_host if url else None), **url_args},
+                                   build_args=build_args(proxy_args(settings.server_host if url else None), url_args),
                                    network="host" if settings.network == "host" else None, no_cache=opts.no_cache,
                                    platform=settings.platform, iidfile=str(state.image_id), secrets=secrets,
                                    cache_from=opts.cache_from, cache_to=opts.cache_to)
             builds = _Builds(engine, view, log, log_path, stage_times)
             captured = capture_stages(plan, engine, state, ctx, base.get("Id", ""), request, builds)
-            (ctx / "Dockerfile").write_text(dockerfile(plan, captured=captured))
+            write_state(ctx / "Dockerfile", dockerfile(plan, captured=captured))
             builds.run(request)
-    finally:
-        remove_packages(ctx)
     with timings.phase("report"):
         image = engine.inspect(tag)
-        report = build_report(plan, engine.name, tag, image, base, image_layers(engine, state, tag, image.get("Id", "")),
+        layers = image_layers(engine, state, tag, image.get("Id", ""), lambda text: view.info(f"warning: {text}"))
+        report = build_report(plan, engine.name, tag, image, base, layers,
                               ctx_bytes, stage_times, served, time.monotonic() - started, str(log_path))
     report["timings"] = timings.as_dict()
     return report
@@ -221,7 +248,7 @@ def capture_stages(plan: Plan, engine: Engine, state: State, ctx: Path, base_id:
     while pending:
         stage, prefix, key = pending
         builds.view.info(f"stage {stage.name}: building up to its install step to source its set_env.sh files")
-        (ctx / "Dockerfile").write_text(prefix)
+        write_state(ctx / "Dockerfile", prefix)
         iidfile = state.root / "capture-image-id"
         builds.run(replace(request, target=stage.name, tag=None, iidfile=str(iidfile), cache_to=None))
         image = iidfile.read_text().strip()
@@ -252,7 +279,7 @@ class _Builds:
         try:
             for event in self.engine.build(request):
                 if isinstance(event, LogLine):
-                    self.log.write(event.text + "\n")
+                    self.log.write(event.text)
                     self.view.log(event.text)
                 else:
                     known = self.stage_times.get(event.stage)
@@ -270,6 +297,49 @@ def failure_hint(message: str) -> str:
     if "Install failed" in message or "FAILED" in message:
         return "the installer log above names the cause; fix the package or the config, then build again (finished stages stay cached)"
     return "see the output above and the full log"
+
+
+class BuildLog:
+    """The build log, written line by line. A write that fails (disk full...) is no build failure:
+    one warning with the path and the free space, and the log stops there."""
+
+    def __init__(self, path: Path, view: BuildView):
+        self.path, self.view = path, view
+        self.out = None
+
+    def __enter__(self) -> "BuildLog":
+        with guarded(self.path):
+            self.out = self.path.open("w")
+        return self
+
+    def write(self, line: str) -> None:
+        if self.out is None:
+            return
+        try:
+            self.out.write(line + "\n")
+        except OSError as err:
+            self._give_up(err)
+
+    def flush(self) -> None:
+        if self.out is not None:
+            try:
+                self.out.flush()
+            except OSError as err:
+                self._give_up(err)
+
+    def _give_up(self, err: OSError) -> None:
+        out, self.out = self.out, None
+        self.view.info(f"warning: {state_error(self.path, err).message}: the log stops here")
+        with contextlib.suppress(OSError):
+            out.close()
+
+    def __exit__(self, *exc) -> None:
+        if self.out is not None:
+            try:
+                self.out.close()
+            except OSError as err:
+                self.view.info(f"warning: {state_error(self.path, err).message}: the log may be cut short")
+            self.out = None
 
 
 class _Recording:

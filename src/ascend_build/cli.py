@@ -1,4 +1,5 @@
 """The command line: one small function per command, no logic of its own."""
+import contextlib
 import os
 import signal
 import sys
@@ -74,6 +75,22 @@ DELIVERY = typer.Option("auto", "--delivery", help="How installers reach the bui
 BASE_IMAGE = typer.Option(None, "--base-image", help="Image the base stage starts from (overrides the config).")
 PLATFORM = typer.Option(None, "--platform", help="Build platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: this host); check and build take several, comma-separated.")
 REHASH = typer.Option(False, "--rehash", help="Read every package again instead of trusting the hash cache.")
+NO_WAIT = typer.Option(False, "--no-wait", help="Fail at once when another ascend-build run is writing in the working folder (default: wait for it).")
+
+
+def _one_writer(workdir: Path, no_wait: bool):
+    """Hold the working folder's lock for the block: one build, fetch or bake at a time (a folder
+    that does not exist is left to the command to name)."""
+    import contextlib
+
+    from .statelock import command_line, one_writer
+    from .workdir import State
+
+    if not Path(workdir).is_dir():
+        return contextlib.nullcontext()
+    console = make_console()
+    return one_writer(State.of(workdir).root, command_line(), not no_wait,
+                      lambda text: console.print(f"[yellow]{escape(text)}[/]", soft_wrap=True))
 
 
 def _rehash(workdir: Path, rehash: bool) -> None:
@@ -120,10 +137,11 @@ def check_cmd(
 @app.command()
 def fetch(
     workdir: Path = WORKDIR,
+    no_wait: bool = NO_WAIT,
     target: Optional[str] = TARGET,
     platform: Optional[str] = typer.Option(None, "--platform", help="Target platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: the config's arch, else this host)."),
     python: Optional[str] = typer.Option(None, "--python", help="The image's Python, e.g. 3.11 (default: the config's, else the folder's wheels')."),
-    torch_npu: Optional[str] = typer.Option(None, "--torch-npu", help="torch_npu release (default: the newest made for the folder's CANN); torch follows it."),
+    torch_npu: Optional[str] = typer.Option(None, "--torch-npu", help="torch_npu release (default: the folder's torch_npu, else the newest made for its CANN); torch follows it."),
     index_url: Optional[str] = typer.Option(None, "--index-url", help="Package index (default: the config's pip_index_url, else PyPI)."),
     torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Index of torch's CPU build (default: PyTorch's CPU index, both arches)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be downloaded, with sizes; write nothing."),
@@ -133,13 +151,13 @@ def fetch(
     from .fetch.view import FetchView
 
     limits = Limits.from_env(os.environ)
-
-    the_plan = plan_fetch(workdir, FetchOptions(target=target, platform=platform, python=python, torch_npu=torch_npu,
-                                                index_url=index_url, torch_index_url=torch_index_url))
-    with FetchView(make_console()) as view:
-        view.plan(the_plan)
-        result = fetch_wheels(the_plan, view.on_wheel, view.resolved, limits, view.note, dry_run)
-    view.summary(result, dry_run)
+    with contextlib.nullcontext() if dry_run else _one_writer(workdir, no_wait):     # a dry run writes nothing
+        the_plan = plan_fetch(workdir, FetchOptions(target=target, platform=platform, python=python, torch_npu=torch_npu,
+                                                    index_url=index_url, torch_index_url=torch_index_url))
+        with FetchView(make_console()) as view:
+            view.plan(the_plan)
+            result = fetch_wheels(the_plan, view.on_wheel, view.resolved, limits, view.note, dry_run)
+        view.summary(result, dry_run)
 
 
 @app.command()
@@ -179,6 +197,7 @@ def plan(
 @app.command()
 def build(
     workdir: Path = WORKDIR,
+    no_wait: bool = NO_WAIT,
     target: Optional[str] = TARGET,
     tag: Optional[str] = typer.Option(None, "-t", "--tag", help="Image name:tag (default: ascend-build/<target>:<cann>-<chip>-py<python>-<arch>)."),
     engine: str = typer.Option("auto", "--engine", help="auto, docker (classic builder), buildkit or podman."),
@@ -186,7 +205,7 @@ def build(
     delivery: str = DELIVERY,
     network: Optional[str] = typer.Option(None, "--network", help="bridge (server on the bridge gateway) or host (server on 127.0.0.1)."),
     host: Optional[str] = typer.Option(None, "--host", help="Address the package server listens on (default: from --network)."),
-    port: int = typer.Option(3000, "--port", help="Package server port; 0 picks a free one."),
+    port: Optional[int] = typer.Option(None, "--port", help="Package server port (default: 3000, or a free one when 3000 is busy); 0 picks a free one; a busy port given here is an error."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every stage again."),
     pull: str = typer.Option("missing", "--pull", help="Base image: missing (pull when absent), always, never."),
     base_image: Optional[str] = BASE_IMAGE,
@@ -207,55 +226,56 @@ def build(
 ) -> None:
     """Check, plan, serve and build the image; print a report. Several platforms
     (--platform linux/amd64,linux/arm64) build one image per arch and publish one tag."""
-    import json
+    with _one_writer(workdir, no_wait):
+        import json
 
-    from . import fastpath
-    from .build import BuildOptions
-    from .engines.detect import choose
-    from .outputs import check_file, inputs_of, write_file
-    from .progress import ConsoleBuildView
-    from .publish import Publish, build_and_publish, platforms_of
-    from .report import summary_table, timings_table
-    from .settings import Options, resolve
-    from .spec import load_spec
-    from .timings import Timings
+        from . import fastpath
+        from .build import BuildOptions
+        from .engines.detect import choose
+        from .outputs import check_file, inputs_of, write_file
+        from .progress import ConsoleBuildView
+        from .publish import Publish, build_and_publish, platforms_of
+        from .report import summary_table, timings_table
+        from .settings import Options, resolve
+        from .spec import load_spec
+        from .timings import Timings
 
-    console = make_console()
-    phases = Timings()
-    with phases.phase("config"):
-        pending = fastpath.begin(str(workdir), sys.argv[1:])      # before anything is read
-        if report:
-            check_file(report, True, inputs_of(workdir))
-        _rehash(workdir, rehash)
-        platforms = platforms_of(platform)
-        spec = load_spec(workdir, base_image=base_image, chip=chip, python=python)
-        if pending:
-            pending.add_files([f for stage in spec.stages for f in stage.files] + spec.trusted_roots)
-    with phases.phase("engine probe"):
-        the_engine, why = choose(engine, docker_bin)
-    with phases.phase("config"):
-        settings = [resolve(workdir, Options(target=target, delivery=delivery, base_image=base_image, platform=p,
-                                             network=network, host=host), the_engine, spec=spec) for p in platforms]
-    options = BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull, engine_reason=why,
-                           cache_from=tuple(cache_from or ()), cache_to=cache_to)
-    with ConsoleBuildView(console, verbose) as view:
-        result = build_and_publish(settings, options, Publish(push, insecure_registry, allow_insecure_remote), view, phases)
-    for one in result.get("platforms", [result]):
-        console.print(summary_table(one))
-        if timings:
-            console.print(timings_table(one))
-    for item in result.get("pushed", []):
-        console.print(f"pushed {escape(item['ref'])} ({item['platform']}): {item['digest']}", soft_wrap=True)
-    if report:
-        write_file(report, json.dumps(result, indent=2) + "\n", True, inputs_of(workdir))
-    fastpath.remember(pending, result, settings, port)
-    if json_out:
-        print_json(result)
-    if verify_after:
-        from .verify import verify
-
+        console = make_console()
+        phases = Timings()
+        with phases.phase("config"):
+            pending = fastpath.begin(str(workdir), sys.argv[1:])      # before anything is read
+            if report:
+                check_file(report, True, inputs_of(workdir))
+            _rehash(workdir, rehash)
+            platforms = platforms_of(platform)
+            spec = load_spec(workdir, base_image=base_image, chip=chip, python=python)
+            if pending:
+                pending.add_files([f for stage in spec.stages for f in stage.files] + spec.trusted_roots)
+        with phases.phase("engine probe"):
+            the_engine, why = choose(engine, docker_bin)
+        with phases.phase("config"):
+            settings = [resolve(workdir, Options(target=target, delivery=delivery, base_image=base_image, platform=p,
+                                                 network=network, host=host), the_engine, spec=spec) for p in platforms]
+        options = BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull, engine_reason=why,
+                               cache_from=tuple(cache_from or ()), cache_to=cache_to)
+        with ConsoleBuildView(console, verbose) as view:
+            result = build_and_publish(settings, options, Publish(push, insecure_registry, allow_insecure_remote), view, phases)
         for one in result.get("platforms", [result]):
-            show_checks(verify(the_engine, one["image"]), json_out=False)
+            console.print(summary_table(one))
+            if timings:
+                console.print(timings_table(one))
+        for item in result.get("pushed", []):
+            console.print(f"pushed {escape(item['ref'])} ({item['platform']}): {item['digest']}", soft_wrap=True)
+        if report:
+            write_file(report, json.dumps(result, indent=2) + "\n", True, inputs_of(workdir))
+        fastpath.remember(pending, result, settings, port)
+        if json_out:
+            print_json(result)
+        if verify_after:
+            from .verify import verify
+
+            for one in result.get("platforms", [result]):
+                show_checks(verify(the_engine, one["image"]), json_out=False)
 
 
 @app.command()
@@ -418,25 +438,27 @@ def export_cmd(
 def bake_cmd(
     output: Path = typer.Option(..., "-o", "--output", help="The docker-bake.json to write (must be new)."),
     workdir: Path = WORKDIR,
+    no_wait: bool = NO_WAIT,
     target: Optional[str] = TARGET,
     force: bool = typer.Option(False, "--force", help="Replace an existing file (never one of the working directory's own files)."),
 ) -> None:
     """Write a buildx bake file for the config's matrix (chip x arch x python)."""
-    from .bake import bake, write_bake
-    from .catalog.select import build_arch
-    from .outputs import check_file, inputs_of
-    from .spec import load_spec
+    with _one_writer(workdir, no_wait):
+        from .bake import bake, write_bake
+        from .catalog.select import build_arch
+        from .outputs import check_file, inputs_of
+        from .spec import load_spec
 
-    inputs = inputs_of(workdir)
-    check_file(output, force, inputs)
-    spec = load_spec(workdir)
-    data, warnings = bake(workdir, spec, target or spec.target, build_arch(None, None), _engine_if_any())
-    write_bake(data, output, force, inputs)
-    console = make_console()
-    for warning in warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    console.print(f"wrote {output}: {len(data['group']['default']['targets'])} variants; "
-                  f"build with: docker buildx bake -f {output}")
+        inputs = inputs_of(workdir)
+        check_file(output, force, inputs)
+        spec = load_spec(workdir)
+        data, warnings = bake(workdir, spec, target or spec.target, build_arch(None, None), _engine_if_any())
+        write_bake(data, output, force, inputs)
+        console = make_console()
+        for warning in warnings:
+            console.print(f"[yellow]warning:[/] {escape(warning)}")
+        console.print(f"wrote {output}: {len(data['group']['default']['targets'])} variants; "
+                      f"build with: docker buildx bake -f {output}")
 
 
 def _engine_if_any():

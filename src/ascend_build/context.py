@@ -5,10 +5,10 @@ import shutil
 from pathlib import Path
 from typing import Dict, Optional
 
-from .errors import OutputError
 from .outputs import link_or_copy
 from .plan import Plan
 from .render import context_files, context_packages
+from .statefiles import state_error
 
 
 def write_context(ctx: Path, plan: Plan, external_base: Optional[str] = None,
@@ -24,11 +24,5 @@ def write_context(ctx: Path, plan: Plan, external_base: Optional[str] = None,
             (ctx / name).parent.mkdir(parents=True, exist_ok=True)
             link_or_copy(source, ctx / name)
     except OSError as err:
-        raise OutputError(f"cannot write the build context {ctx}: {err.strerror or err}",
-                          fix=f"make {ctx.parent} a writable folder (or remove it; it is made again)") from None
+        raise state_error(ctx, err) from None
     return ctx
-
-
-def remove_packages(ctx: Path) -> None:
-    """Drop the package links once the build has read them."""
-    shutil.rmtree(ctx / "pkgs", ignore_errors=True)

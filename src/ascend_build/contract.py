@@ -9,6 +9,9 @@ PKG_DIR = "/tmp/ascend-pkgs"                          # <stage>/ holds the stage
 ENTRYPOINT = "/usr/local/bin/ascend-entrypoint"
 PROFILE = "/etc/profile.d/ascend-build.sh"
 URL_SECRET = "ascend-pkg-url"                         # build secret holding the package server URL
+# docker's classic builder has no secrets, but keeps its predefined proxy build arguments out of
+# the layer cache key and the image history: the URL travels in this one, after this prefix
+URL_ARG, URL_ARG_PREFIX = "FTP_PROXY", "ascend-pkg-url="
 DEFAULT_INSTALL_PATH = "/usr/local/Ascend"
 
 
@@ -29,4 +32,4 @@ def component_label(component: str, field: str) -> str:
 def template_values() -> Dict[str, str]:
     """The contract as the variables every template receives."""
     return {"tool_dir": TOOL_DIR, "pkg_dir": PKG_DIR, "entrypoint": ENTRYPOINT, "profile": PROFILE,
-            "url_secret_id": URL_SECRET}
+            "url_secret_id": URL_SECRET, "url_arg": URL_ARG, "url_arg_prefix": URL_ARG_PREFIX}

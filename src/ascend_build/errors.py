@@ -25,6 +25,10 @@ class ServerError(AscendBuildError):
     """The package server could not start (port in use, bad address...)."""
 
 
+class PortInUse(ServerError):
+    """The package server's port is taken by another process."""
+
+
 class EngineError(AscendBuildError):
     """The container engine is missing or not answering."""
 
@@ -49,3 +53,7 @@ class Interrupted(AscendBuildError):
 
 class OutputError(AscendBuildError):
     """An output path cannot be written, or writing it would replace an input."""
+
+
+class BusyError(AscendBuildError):
+    """Another ascend-build run holds the working folder (and --no-wait was given)."""

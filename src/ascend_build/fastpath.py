@@ -44,9 +44,9 @@ VALUES = {"-C": "workdir", "--workdir": "workdir", "--target": "target", "-t": "
           "--engine": "engine", "--docker-bin": "docker_bin", "--delivery": "delivery", "--network": "network",
           "--host": "host", "--port": "port", "--pull": "pull", "--base-image": "base_image",
           "--platform": "platform", "--report": "report"}
-FLAGS = {"--json": "json", "-v": "verbose", "--verbose": "verbose", "--timings": "timings"}
+FLAGS = {"--json": "json", "-v": "verbose", "--verbose": "verbose", "--timings": "timings", "--no-wait": "no_wait"}
 DEFAULTS = {"workdir": ".", "engine": "auto", "delivery": "auto", "port": "3000", "pull": "missing"}
-SHOWN_ONLY = ("json", "verbose", "timings")      # change what is printed, not what is built
+SHOWN_ONLY = ("json", "verbose", "timings", "no_wait")      # change what is printed, not what is built
 
 
 def parse(argv: Sequence[str]) -> dict[str, str] | None:
@@ -221,12 +221,11 @@ def begin(workdir: str, argv: Sequence[str]) -> Pending | None:
 def remember(pending: Pending | None, report: dict, settings: Sequence, port: int) -> None:
     """After a successful build: keep its inputs' digest and its report, when an unchanged
     rebuild would make the same image: one native platform (no emulation), a docker engine,
-    nothing pushed, and a package URL that is no cache key or has a fixed port."""
+    nothing pushed (the package URL is never a cache key: any port rebuilds the same image)."""
     if pending is None or len(settings) != 1 or report.get("pushed"):
         return
     one = settings[0]
-    if one.platform or one.engine.name not in ("docker", "buildkit") or (
-            one.delivery == "http" and not one.url_secret and port == 0):
+    if one.platform or one.engine.name not in ("docker", "buildkit"):
         return
     data = {"format": FORMAT, "digest": digest(pending.state), "extra": pending.extra, "engine": one.engine.binary,
             "report": report}

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import quote, unquote
 
 from .catalog.scan import PACKAGES_DIR, Catalog, follow
-from .errors import ServerError
+from .errors import PortInUse, ServerError
 
 MAX_TARGET = 1024                 # longest request target accepted (414 beyond)
 MAX_HEAD = 16 << 10               # longest request head, line and headers (414 or 431 beyond)
@@ -174,7 +174,7 @@ def _hostport(host: str, port: int) -> str:
 def _bind_error(err: OSError, host: str, port: int) -> ServerError:
     where = _hostport(host, port)
     if err.errno == errno.EADDRINUSE:
-        return ServerError(f"cannot listen on {where}: the port is already in use",
+        return PortInUse(f"cannot listen on {where}: the port is already in use",
                            fix=f"pass --port 0 to pick a free port, or stop the process that holds port {port}"
                                f" (for example an old `python3 -m http.server {port}`)")
     if err.errno == errno.EADDRNOTAVAIL:

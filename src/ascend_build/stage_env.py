@@ -5,9 +5,7 @@ difference of the environment becomes the stage's ENV. What was captured is kept
 with the same inputs renders the ENV at once and runs one engine build."""
 import hashlib
 import json
-import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -18,6 +16,7 @@ from .components import StagePlan
 from .errors import BuildError
 from .plan import Plan
 from .render import dockerfile
+from .statefiles import guarded, write_state
 
 CACHE_DIR = "set-env"
 Captured = Dict[str, Dict[str, str]]
@@ -87,11 +86,9 @@ class EnvStore:
         return env if ok else None
 
     def put(self, key: str, env: Dict[str, str]) -> None:
-        self.root.mkdir(exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
-        with os.fdopen(fd, "w") as out:
-            json.dump(env, out)
-        os.replace(temp, self.root / f"{key}.json")
+        with guarded(self.root):
+            self.root.mkdir(exist_ok=True)
+        write_state(self.root / f"{key}.json", json.dumps(env))
 
 
 def known_env(plan: Plan, files: Dict[str, str], base_id: str,

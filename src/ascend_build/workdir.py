@@ -1,5 +1,8 @@
-"""The working directory's state folder `.ascend-build/`: build contexts, logs, the package
-server's token, the URL secret of a running build, the hash cache. Made once, on first use."""
+"""The working directory's state folder `.ascend-build/`: logs, the package server's token, the
+hash cache, and `runs/<pid>-<random>/` for what one run alone uses (its build context, its URL
+secret), removed when it ends. Made once, on first use; written through statefiles.py."""
+import contextlib
+import errno
 import os
 import re
 import secrets
@@ -8,13 +11,17 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 from .errors import OutputError
+from .statefiles import guarded, remove_quietly, state_error, write_state
 
 STATE_DIR = ".ascend-build"
 HASH_CACHE = "hashes.json"
 TOKEN_NAME = "server-token"
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,256}")
+RUNS = "runs"
+RUN_NAME = re.compile(r"([0-9]{1,10})-[0-9a-f]{8}")
 
 
 def _unusable(path: Path, why: str) -> OutputError:
@@ -40,20 +47,13 @@ class State:
             root.mkdir(exist_ok=True)
             tempfile.TemporaryFile(dir=root).close()
         except OSError as err:
-            raise _unusable(root, err.strerror or str(err)) from None
+            full = err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+            raise (state_error(root, err) if full else _unusable(root, err.strerror or str(err))) from None
         return cls(root)
-
-    @property
-    def context(self) -> Path:
-        return self.root / "context"
 
     @property
     def bake(self) -> Path:
         return self.root / "bake"
-
-    @property
-    def url_secret(self) -> Path:
-        return self.root / "pkg-url.secret"
 
     @property
     def image_id(self) -> Path:
@@ -65,12 +65,37 @@ class State:
         return self.root / "last-layers.json"
 
     def new_log(self) -> Path:
+        """A new, empty build log (never one an earlier build wrote)."""
         logs = self.root / "logs"
-        try:
+        with guarded(logs):
             logs.mkdir(exist_ok=True)
-        except OSError as err:
-            raise _unusable(logs, err.strerror or str(err)) from None
-        return logs / f"build-{datetime.now():%Y%m%d-%H%M%S}.log"
+        stamp = f"build-{datetime.now():%Y%m%d-%H%M%S}"
+        for n in range(100):
+            path = logs / (f"{stamp}.log" if n == 0 else f"{stamp}-{n}.log")
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+                return path
+            except FileExistsError:
+                continue
+            except OSError as err:
+                raise state_error(path, err) from None
+        raise OutputError(f"cannot make a new log in {logs}: too many logs of this second", fix="run again")
+
+    @contextlib.contextmanager
+    def new_run(self) -> Iterator["Run"]:
+        """A folder of this run's own (`runs/<pid>-<random>/`, mode 0700), removed at the end
+        however the run ends; folders of runs whose process is gone are removed first."""
+        runs = self.root / RUNS
+        with guarded(runs):
+            runs.mkdir(exist_ok=True)
+        _drop_stale(runs)
+        folder = runs / f"{os.getpid()}-{secrets.token_hex(4)}"
+        with guarded(folder):
+            folder.mkdir(mode=0o700)
+        try:
+            yield Run(folder)
+        finally:
+            remove_quietly(folder)
 
     def token(self) -> str:
         """The package server's token (mode 0600), made once at random. Stable, so that a URL
@@ -94,15 +119,42 @@ class State:
     @staticmethod
     def _new_token(path: Path) -> str:
         token = secrets.token_urlsafe(24)
-        temp = None
-        try:
-            fd, temp = tempfile.mkstemp(prefix=f".{TOKEN_NAME}.tmp-", dir=path.parent)
-            with os.fdopen(fd, "w") as out:
-                out.write(token)
-            os.replace(temp, path)
-        except OSError as err:
-            raise _unusable(path, err.strerror or str(err)) from None
-        finally:
-            if temp and os.path.exists(temp):
-                os.unlink(temp)
+        write_state(path, token, mode=0o600)
         return token
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run alone uses, in its own folder under `runs/`."""
+
+    root: Path
+
+    @property
+    def context(self) -> Path:
+        return self.root / "context"
+
+    @property
+    def url_secret(self) -> Path:
+        return self.root / "pkg-url.secret"
+
+
+def _drop_stale(runs: Path) -> None:
+    """Remove the run folders whose process has ended (a run killed with SIGKILL leaves one)."""
+    try:
+        names = os.listdir(runs)
+    except OSError:
+        return
+    for name in names:
+        found = RUN_NAME.fullmatch(name)
+        if found and not _alive(int(found.group(1))):
+            remove_quietly(runs / name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

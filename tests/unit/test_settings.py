@@ -38,9 +38,12 @@ class FakeEngine(Engine):
     def __init__(self, secrets: bool = True, bridge: str = "10.9.8.7"):
         super().__init__("fake-engine")
         self.build_secrets, self.bridge, self.requests = secrets, bridge, []
+        self.dockerfiles, self.secret_texts = [], []
 
     def build(self, req):
         self.requests.append(req)
+        self.dockerfiles.append(Path(req.context, "Dockerfile").read_text())
+        self.secret_texts.append({k: Path(v).read_text() for k, v in req.secrets.items()})
         self.returncode = 0
         if req.iidfile:
             with open(req.iidfile, "w") as out:
@@ -118,11 +121,13 @@ def test_build_runs_the_dockerfile_plan_prints(workdir, secrets, monkeypatch):
     engine = FakeEngine(secrets=secrets, bridge="127.0.0.1")
     settings = resolve(workdir, Options(target="pta", base_image=BASE, platform="x86_64"), engine)
     report = run_build(settings, BuildOptions(tag="t:1", port=0), Quiet())
-    built = (workdir / ".ascend-build/context/Dockerfile").read_text()
+    built = engine.dockerfiles[-1]
+    assert not any((workdir / ".ascend-build/runs").iterdir())          # the run's folder is gone after
     assert built == context_files(plan_for(settings), captured={"cann": FAKE_SET_ENV})["Dockerfile"]
     request = engine.requests[-1]
     assert request.build_args["no_proxy"] == "127.0.0.1"      # the settings' host, not one read back from the URL
-    assert bool(request.secrets) is secrets and ("ASCEND_PKG_URL" in request.build_args) is not secrets
+    assert bool(request.secrets) is secrets and ("FTP_PROXY" in request.build_args) is not secrets
+    assert "ASCEND_PKG_URL" not in request.build_args          # a build argument a RUN uses is a cache key
     assert report["engine"] == "fake" and report["image_id"] == "sha256:0"
 
 

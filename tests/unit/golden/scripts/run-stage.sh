@@ -4,9 +4,14 @@ set -e
 export AB_STAGE=$1; mode=$2; dir=$3; shift 3
 . /opt/ascend-build/lib.sh
 mkdir -p "$dir"
-# The server URL: a BuildKit/podman secret (kept out of the cache key and the history), else the
-# ASCEND_PKG_URL build argument.
+# The server URL: a BuildKit/podman secret; else (docker's classic builder) the FTP_PROXY build
+# argument as ascend-pkg-url=URL, which that builder keeps out of the cache key and the
+# history (it is unset before anything installs); else the ASCEND_PKG_URL build argument
+# (hand-written builds).
 server_url=$(cat /run/secrets/ascend-pkg-url 2>/dev/null || true)
+case "${FTP_PROXY:-}" in
+    ascend-pkg-url=*) server_url=${server_url:-${FTP_PROXY#ascend-pkg-url=}}; unset FTP_PROXY ;;
+esac
 server_url=${server_url:-$ASCEND_PKG_URL}
 for pair in "$@"; do
     name=${pair%=*}; sum=${pair##*=}

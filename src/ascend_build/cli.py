@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from . import __version__
 from .console import make_console, print_json
-from .errors import AscendBuildError, Interrupted
+from .errors import AscendBuildError, ConfigError, Interrupted
 
 app = typer.Typer(
     name="ascend-build",
@@ -360,29 +360,69 @@ def run(
     shm_size: Optional[str] = typer.Option(None, "--shm-size", help="Shared memory size, e.g. 16g."),
     user: Optional[str] = typer.Option(None, "--user", help="uid[:gid] or name[:group] to run as (e.g. 1000:1000, HwHiAiUser)."),
     engine_bin: str = typer.Option("docker", "--engine-bin", help="docker or podman."),
+    no_doctor: bool = typer.Option(False, "--no-doctor", help="Start the container even when the host checks (`doctor`) find errors."),
     root: Path = typer.Option(Path("/"), "--root", hidden=True, help="Host root to look for devices in (tests)."),
 ) -> None:
     """Run an image with this host's Ascend devices and read-only driver mounts."""
     import shlex
 
+    from .doctor import OK, doctor as host_checks, errors, image_facts, table
     from .engines.detect import for_binary
+    from .errors import HostError
     from .runtime import BUSY_HINT, cards, run_args, run_options
 
     console = make_console()
     options = run_options(profile, devices=devices, driver=driver, ascend_runtime=ascend_runtime, network=network,
                           ipc=ipc, shm_size=shm_size, user=user)
     flags = run_args(root, options)
-    if not cards(root):
-        console.print("[yellow]no Ascend NPU on this host (/dev/davinci*): running without devices[/]")
     engine = for_binary(engine_bin)
     cmd = engine.container_command(image, command or [], flags, interactive=True, tty=sys.stdin.isatty())
+    if not cards(root):
+        console.print("[yellow]no Ascend NPU on this host (/dev/davinci*): running without devices[/]")
     if print_only:
         print(shlex.join(cmd))
         return
+    if cards(root):                        # the host checks first: a clear reason instead of a failing container
+        rows = [r for r in host_checks(root, image_facts(engine, image, user, required=False),
+                                       multi_card=profile == "multi-card") if r.level != OK]
+        if rows:
+            console.print(table(rows))
+        if errors(rows) and not no_doctor:
+            raise HostError(f"the host is not ready for {image}: " + "; ".join(r.detail for r in errors(rows)),
+                            fix="fix what the table says (`ascend-build doctor IMAGE` checks again), or pass --no-doctor")
     code = engine.attach(cmd)
     if code != 0 and command and command[0].endswith("npu-smi"):
         console.print(f"[dim]hint: {escape(BUSY_HINT)}[/]")
     raise typer.Exit(code)
+
+
+@app.command()
+def doctor(
+    image: Optional[str] = typer.Argument(None, help="Image to check the host for (its CANN release and runtime user)."),
+    host_root: Path = typer.Option(Path("/"), "--host-root", help="Read the host's files under this folder instead of / (a copy of another host's tree)."),
+    profile: str = typer.Option("default", "--profile", help="multi-card also checks /etc/hccn.conf."),
+    engine_bin: str = typer.Option("docker", "--engine-bin", help="docker or podman, to read IMAGE's labels."),
+    json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON on stdout."),
+) -> None:
+    """Check this NPU host before the first run: driver vs the image's CANN, devices and their owners, npu-smi, runtime."""
+    from .doctor import as_json, doctor as host_checks, errors, image_facts, table
+    from .engines.detect import for_binary
+    from .runtime import PROFILES
+
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown run profile {profile!r}", fix=f"use one of: {', '.join(PROFILES)}")
+    facts = image_facts(for_binary(engine_bin), image) if image else None
+    rows = host_checks(host_root, facts, multi_card=profile == "multi-card")
+    if json_out:
+        print_json(as_json(rows, host_root, facts))
+    else:
+        console = make_console()
+        console.print(table(rows))
+        bad = errors(rows)
+        console.print(f"[red]{len(bad)} error(s)[/]" if bad else "[green]the host is ready[/]"
+                      + (f" for {escape(image)}" if image and not bad else ""))
+    if errors(rows):
+        raise typer.Exit(1)
 
 
 @app.command("inspect")

@@ -33,6 +33,10 @@ class EngineError(AscendBuildError):
     """The container engine is missing or not answering."""
 
 
+class HostError(AscendBuildError):
+    """The NPU host is not ready for the image (driver, devices, npu-smi): `doctor` says what."""
+
+
 class ImageError(AscendBuildError):
     """An image's labels or records are not what ascend-build writes (untrusted input refused)."""
 

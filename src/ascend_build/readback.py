@@ -63,6 +63,10 @@ def _json_lines(value: str) -> List[str]:
     return lines
 
 
+def _user_ids(value: str) -> str:
+    return value if re.fullmatch(r"[0-9]{1,10}:[0-9]{1,10}", value, re.ASCII) else _fail("is not UID:GID")
+
+
 def _fail(reason: str):
     raise ValueError(reason)
 
@@ -72,6 +76,7 @@ CHECKS: Dict[str, Callable[[str], object]] = {
     label("stages"): _stages,
     label("install-path"): _optional(grammar.absolute_path),
     label("user"): _optional(grammar.user_name),
+    label("user-ids"): _optional(_user_ids),
     label("chip"): _optional(grammar.chip),
     label("tool-version"): _short,
     label("cxx-abi"): _short,

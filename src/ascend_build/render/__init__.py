@@ -41,6 +41,7 @@ def _image_labels(plan: Plan) -> Dict[str, str]:
         label("install-path"): plan.spec.install_path,
         label("cxx-abi"): str(plan.abi),
         label("user"): plan.spec.user.name if plan.spec.user else "",
+        label("user-ids"): f"{plan.spec.user.uid}:{plan.spec.user.gid}" if plan.spec.user else "",
         label("stages"): ",".join(s.name for s in plan.stages),
     }
     if plan.selection.chip:

@@ -24,6 +24,7 @@ LABEL org.opencontainers.image.title="Ascend base image" \
       io.ascend-build.install-path="/usr/local/Ascend" \
       io.ascend-build.cxx-abi="0" \
       io.ascend-build.user="HwHiAiUser" \
+      io.ascend-build.user-ids="1000:1000" \
       io.ascend-build.stages="base" \
       io.ascend-build.chip="910b"
 ENTRYPOINT ["/usr/local/bin/ascend-entrypoint"]

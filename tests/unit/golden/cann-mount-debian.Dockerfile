@@ -44,6 +44,7 @@ LABEL io.ascend-build.toolkit.version="8.5.0" \
       io.ascend-build.install-path="/usr/local/Ascend" \
       io.ascend-build.cxx-abi="0" \
       io.ascend-build.user="HwHiAiUser" \
+      io.ascend-build.user-ids="1000:1000" \
       io.ascend-build.stages="base,cann" \
       io.ascend-build.chip="910b" \
       io.ascend-build.set-env="[\"ab_source /usr/local/Ascend/ascend-toolkit/set_env.sh\", \"ab_source_if \${ASCEND_HOME_PATH}/share/info/ascendnpu-ir/bin/set_env.sh\", \"ab_source /usr/local/Ascend/nnal/atb/set_env.sh --cxx_abi=0\"]"

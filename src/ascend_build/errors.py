@@ -41,3 +41,7 @@ class Interrupted(AscendBuildError):
 
 class OutputError(AscendBuildError):
     """An output path cannot be written, or writing it would replace an input."""
+
+
+class ArchiveError(AscendBuildError):
+    """A transfer archive is damaged, incomplete or not one `ascend-build save` wrote."""

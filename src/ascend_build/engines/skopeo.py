@@ -2,6 +2,7 @@
 daemon of its own. The one door to it, as base.py is to the engines: every value reaches it
 after `--`, behind a transport prefix, so none can be read as an option."""
 import os
+import re
 import shutil
 import subprocess
 from collections import deque
@@ -10,6 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from ..errors import EngineError
 from .base import stop_process_group
 
+PREFIX = re.compile(r'^(?:Error parsing image name|initializing source|initializing destination) "?[^"]*"?: ')
 INSTALL = "install it: apt-get install skopeo (Debian, Ubuntu), dnf install skopeo (openEuler, RHEL)"
 
 
@@ -28,14 +30,14 @@ class Skopeo:
     def _env(self, tmpdir: Optional[str]) -> Dict[str, str]:
         env = {**os.environ, **(self.env or {})}
         if tmpdir:
-            env["TMPDIR"] = tmpdir         # skopeo's big temporary files (a `docker save` stream) go there
+            env["TMPDIR"] = tmpdir         # with --tmpdir: skopeo's big temporary files (a `docker save` stream) go there
         return env
 
     def copy(self, source: str, dest: str, flags: Sequence[str] = (), tmpdir: Optional[str] = None,
              on_line: Optional[Callable[[str], None]] = None, timeout: float = 7200) -> None:
         """`skopeo copy FLAGS -- SOURCE DEST`; each output line to `on_line`; EngineError with
         skopeo's own message when it fails."""
-        args = [self.binary, "copy", *flags, "--", source, dest]
+        args = [self.binary, *(["--tmpdir", tmpdir] if tmpdir else []), "copy", *flags, "--", source, dest]
         tail: deque = deque(maxlen=20)
         try:
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -72,6 +74,7 @@ def message_of(output: str) -> str:
     text = output.strip().splitlines()[-1] if output.strip() else "no output"
     if 'msg="' in text:
         text = text.split('msg="', 1)[1].rstrip('"').replace('\\"', '"')
+    text = PREFIX.sub("", text)          # skopeo's "Error parsing image name \"docker://...\": " says the name again
     return text[-600:]
 
 

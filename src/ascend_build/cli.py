@@ -461,10 +461,11 @@ def save_cmd(
     from .airgap.view import TransferView
     from .engines.detect import choose
     from .engines.skopeo import Skopeo
+    from .outputs import inputs_of
     from .units import human_bytes
 
     console = make_console()
-    request = SaveRequest(tuple(images), output, source, insecure_registry, force)
+    request = SaveRequest(tuple(images), output, source, insecure_registry, force, inputs_of(Path(".")))
     with TransferView(console) as view:
         result = save(request, lambda: choose(engine)[0], Skopeo.find(), view)
     for image in result["images"]:

@@ -16,7 +16,7 @@ from ..engines.base import Engine
 from ..engines.emulation import host_arch
 from ..engines.skopeo import Skopeo, message_of
 from ..errors import ConfigError, EngineError
-from ..outputs import file_in_place
+from ..outputs import Inputs, file_in_place
 from ..settings import PLATFORMS
 from . import tarball
 from .layout import Image, add_dir, arch_ref, blob_name, finish, manifest_of
@@ -46,6 +46,7 @@ class SaveRequest:
     source: str = "auto"                 # auto: a registry's copy when the reference names one that has it
     insecure_registry: bool = False
     force: bool = False
+    inputs: Optional[Inputs] = None      # a working directory's files, never written over (the CLI: the current one)
 
 
 @dataclass(frozen=True)
@@ -119,12 +120,15 @@ def _where(ref: str, req: SaveRequest, skopeo: Skopeo, engine: Callable[[], Engi
         if req.source == "registry":
             raise EngineError(f"{reg} has no {ref}: {why}", fix=_registry_fix(why))
     store = engine()
-    if not store.image_exists(ref):
+    found = store.find_image(ref)
+    if found is None:
         raise ConfigError(f"{ref} is not in {store.binary}'s image store" + (f", and {reg} answered: {why}" if why else ""),
                           fix=_registry_fix(why) if why else f"build or pull it first, or check the name with `{store.binary} images`")
     if why:
         view.info(f"{reg} answered: {why}; saving {ref} from {store.binary}'s store")
-    return f"{store.binary}'s store", store.store_reference(ref), ["--dest-compress", *store.store_flags("src")]
+    # by its id: the image found now (the name may change meanwhile), and podman's short names
+    # (`localhost/` added) that skopeo would read as docker.io's
+    return f"{store.binary}'s store", store.store_reference(found["Id"]), ["--dest-compress", *store.store_flags("src")]
 
 
 def _registry_fix(why: Optional[str]) -> str:
@@ -143,7 +147,7 @@ def save(req: SaveRequest, engine: EngineChoice, skopeo: Skopeo, view: View = Vi
             chosen["engine"] = engine()
         return chosen["engine"]
 
-    with file_in_place(req.output, req.force, None) as temp:
+    with file_in_place(req.output, req.force, req.inputs) as temp:
         staging = Path(tempfile.mkdtemp(prefix=f".{req.output.name}.parts-", dir=req.output.absolute().parent))
         try:
             root, images, sources = staging / "layout", [], {}

@@ -299,7 +299,7 @@ def test_push_needs_one_image_and_a_registry(tmp_path):
 def test_dir_view_links_a_list_with_its_instances(tmp_path):
     checked = unpack(archive(tmp_path), tmp_path / "out")
     multi = checked.images[1]
-    count = dir_view(checked.root, multi.digest, tmp_path / "view")
+    count = dir_view(checked.root, multi.digest, tmp_path / "view", multi.is_list)
     names = set(os.listdir(tmp_path / "view"))
     assert {"version", "manifest.json"} <= names
     assert {f"{d.split(':')[1]}.manifest.json" for d in multi.instances.values()} <= names

@@ -171,14 +171,14 @@ def save(req: SaveRequest, engine: EngineChoice, skopeo: Skopeo, view: View = Vi
 
 
 # -- load -------------------------------------------------------------------------------------------
-def dir_view(root: Path, digest: str, folder: Path) -> int:
+def dir_view(root: Path, digest: str, folder: Path, is_list: bool = False) -> int:
     """skopeo's `dir:` form of the manifest `digest` (a list with its instances, or one image),
     its files hard-linked from the verified blobs; how many blobs it holds."""
     folder.mkdir()
     (folder / "version").write_text("Directory Transport Version: 1.1\n")
     os.link(root / blob_name(digest), folder / "manifest.json")
     top = manifest_of(root, digest)
-    manifests = [(c["digest"], manifest_of(root, c["digest"])) for c in top["manifests"]] if "manifests" in top else [(None, top)]
+    manifests = [(c["digest"], manifest_of(root, c["digest"])) for c in top["manifests"]] if is_list else [(None, top)]
     blobs = set()
     for instance, manifest in manifests:
         if instance:
@@ -218,7 +218,7 @@ def _into_engine(unpacked: Unpacked, image: Image, store: Engine, skopeo: Skopeo
 
 def _push(unpacked: Unpacked, image: Image, target: str, insecure: bool, skopeo: Skopeo, work: Path, view: View) -> dict:
     folder = work / "push"
-    blobs = dir_view(unpacked.root, image.digest, folder)
+    blobs = dir_view(unpacked.root, image.digest, folder, image.is_list)
     digest_file = work / "digest"
     flags = [*(["--all"] if image.is_list else []), "--preserve-digests", *_tls(insecure, "dest"), "--digestfile", str(digest_file)]
     with view.copy(f"pushing {image.ref} to {target}", blobs) as on_line:

@@ -168,7 +168,7 @@ def unpack(archive: Path, root: Path, on_bytes: Progress = None) -> Unpacked:
     return Unpacked(root, check_structure(root, info, sums), info["blobs"], info)
 
 
-def _descriptor(root: Path, desc, where: str, sizes: Dict[str, int], types) -> str:
+def _descriptor(desc, where: str, sizes: Dict[str, int], types) -> str:
     """A descriptor's digest, after checking it names a blob of the archive of its size."""
     if not isinstance(desc, dict) or not isinstance(desc.get("digest"), str) or not DIGEST.fullmatch(desc["digest"]):
         raise ArchiveError(f"{where} has a descriptor without a sha256 digest", fix="load only archives written by `ascend-build save`")
@@ -193,12 +193,12 @@ def _manifest(root: Path, digest: str) -> dict:
 def _image_manifest(root: Path, digest: str, sizes: Dict[str, int]) -> dict:
     manifest = _manifest(root, digest)
     where = f"manifest {_short(digest)}"
-    config = _descriptor(root, manifest.get("config"), where, sizes, None)
+    config = _descriptor(manifest.get("config"), where, sizes, None)
     layers = manifest.get("layers")
     if not isinstance(layers, list):
         raise ArchiveError(f"{where} has no list of layers")
     for layer in layers:
-        _descriptor(root, layer, where, sizes, None)
+        _descriptor(layer, where, sizes, None)
     return {"config": config, "manifest": manifest}
 
 
@@ -220,7 +220,7 @@ def check_structure(root: Path, info: dict, sums: Dict[str, str]) -> List[Image]
         raise ArchiveError(f"{INDEX} of the archive lists no image")
     images: List[Image] = []
     for entry in entries:
-        digest = _descriptor(root, entry, INDEX, sizes, LISTS + MANIFESTS)
+        digest = _descriptor(entry, INDEX, sizes, LISTS + MANIFESTS)
         ref = ((entry.get("annotations") or {}).get(REF_NAME)) if isinstance(entry.get("annotations"), dict) else None
         try:
             ref = grammar.image_reference(ref if isinstance(ref, str) else "")
@@ -231,7 +231,7 @@ def check_structure(root: Path, info: dict, sums: Dict[str, str]) -> List[Image]
         image = Image(ref, digest, entry["mediaType"], entry["size"])
         if image.is_list:
             for child in _manifest(root, digest).get("manifests") or []:
-                instance = _descriptor(root, child, f"manifest list {_short(digest)}", sizes, MANIFESTS)
+                instance = _descriptor(child, f"manifest list {_short(digest)}", sizes, MANIFESTS)
                 _image_manifest(root, instance, sizes)
                 platform = platform_text(child.get("platform") or {})
                 if platform.startswith("linux/"):

@@ -6,7 +6,7 @@ import re
 import shutil
 import subprocess
 from collections import deque
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 from ..errors import EngineError
 from .base import stop_process_group

@@ -568,6 +568,66 @@ def data_show(json_out: bool = typer.Option(False, "--json", help="Print the tab
     console.print(table)
 
 
+@app.command("save")
+def save_cmd(
+    images: List[str] = typer.Argument(..., metavar="IMAGE...", help="Images to save: NAME:TAG in the engine's store, or REGISTRY/NAME:TAG (a manifest list there: every arch)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The archive to write (must be new unless --force)."),
+    engine: str = typer.Option("auto", "--engine", help="Engine whose store images come from: auto, docker, buildkit or podman."),
+    source: str = typer.Option("auto", "--from", help="auto (a registry's copy when the name has a registry that has it, else the engine's), engine or registry."),
+    insecure_registry: bool = typer.Option(False, "--insecure-registry", help="The registry speaks plain HTTP (only for one on this host)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+    json_out: bool = typer.Option(False, "--json", help="Print what the archive holds as JSON on stdout."),
+) -> None:
+    """Write images into one archive for an air-gapped host (OCI layout + SHA256SUMS of every blob)."""
+    from .airgap.transfer import SaveRequest, save
+    from .airgap.view import TransferView
+    from .engines.detect import choose
+    from .engines.skopeo import Skopeo
+    from .outputs import inputs_of
+    from .units import human_bytes
+
+    console = make_console()
+    request = SaveRequest(tuple(images), output, source, insecure_registry, force, inputs_of(Path(".")))
+    with TransferView(console) as view:
+        result = save(request, lambda: choose(engine)[0], Skopeo.find(), view)
+    for image in result["images"]:
+        console.print(f"saved {escape(image['ref'])} ({', '.join(image['platforms'])}) from {escape(image['source'])}: "
+                      f"{image['digest']}", soft_wrap=True)
+    console.print(f"wrote {escape(str(output))}: {human_bytes(result['size_bytes'])}, {result['blobs']} blobs; "
+                  f"on the other host: ascend-build load {escape(output.name)}", soft_wrap=True)
+    if json_out:
+        print_json(result)
+
+
+@app.command("load")
+def load_cmd(
+    archive: Path = typer.Argument(..., metavar="FILE", help="An archive `ascend-build save` wrote."),
+    push: Optional[str] = typer.Option(None, "--push", help="Push to REGISTRY/NAME:TAG (every arch of a list) instead of loading into the engine."),
+    image: Optional[str] = typer.Option(None, "--image", help="Only this image of the archive (--push needs one when it holds several)."),
+    engine: str = typer.Option("auto", "--engine", help="Engine to load into: auto, docker, buildkit or podman."),
+    insecure_registry: bool = typer.Option(False, "--insecure-registry", help="The registry speaks plain HTTP (only for one on this host unless --allow-insecure-remote)."),
+    allow_insecure_remote: bool = typer.Option(False, "--allow-insecure-remote", help="Allow --insecure-registry for a registry on another host."),
+    temp_dir: Optional[Path] = typer.Option(None, "--temp-dir", help="Where the archive is unpacked and checked (default: TMPDIR, else /var/tmp); removed after."),
+    json_out: bool = typer.Option(False, "--json", help="Print what was loaded or pushed as JSON on stdout."),
+) -> None:
+    """Check every blob of an archive (sha256 and size), then load its images into the engine or push them."""
+    from .airgap.transfer import LoadRequest, load
+    from .airgap.view import TransferView
+    from .engines.detect import choose
+    from .engines.skopeo import Skopeo
+
+    console = make_console()
+    request = LoadRequest(archive, push, image, insecure_registry, allow_insecure_remote, temp_dir)
+    with TransferView(console) as view:
+        result = load(request, lambda: choose(engine)[0], Skopeo.find(), view)
+    for item in result.get("loaded", []):
+        console.print(f"loaded {escape(item['ref'])} ({item['platform']}): image id {item['image_id']}", soft_wrap=True)
+    for item in result.get("pushed", []):
+        console.print(f"pushed {escape(item['ref'])} ({', '.join(item['platforms'])}): {item['digest']}", soft_wrap=True)
+    if json_out:
+        print_json(result)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON schema of ascend-build.yaml."""

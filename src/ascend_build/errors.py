@@ -61,3 +61,7 @@ class OutputError(AscendBuildError):
 
 class BusyError(AscendBuildError):
     """Another ascend-build run holds the working folder (and --no-wait was given)."""
+
+
+class ArchiveError(AscendBuildError):
+    """A transfer archive is damaged, incomplete or not one `ascend-build save` wrote."""

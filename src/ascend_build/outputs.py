@@ -3,12 +3,13 @@ is written: it must be new (or empty) unless `--force`, and even with `--force` 
 working directory, one of its inputs (config, README, requirements, packages, install-scripts/,
 the state folder) or a folder that holds one. Files are written under a temporary name in the
 same folder and renamed into place, so a failure leaves nothing half-written."""
+import contextlib
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import FrozenSet, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import FrozenSet, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 import yaml
 
@@ -257,3 +258,24 @@ def write_file(output: Path, content: Content, force: bool, inputs: Optional[Inp
             os.unlink(temp)
     return output
 
+
+
+@contextlib.contextmanager
+def file_in_place(output: Path, force: bool, inputs: Optional[Inputs]) -> Iterator[Path]:
+    """The `-o FILE` of a large output written by streaming (save's archive): checked like
+    write_file, then yields a temporary path in the same folder, renamed to `output` when the
+    block ends without an error and deleted otherwise (Ctrl-C included)."""
+    output = Path(output)
+    check_file(output, force, inputs)
+    temp = None
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{output.name}.tmp-", dir=output.absolute().parent)
+        os.close(fd)
+        yield Path(temp)
+        os.chmod(temp, 0o666 & ~_umask())
+        os.replace(temp, output)
+    except OSError as err:
+        raise OutputError(f"could not write {output}: {err.strerror or err}", fix="check the folder's permissions and free space") from None
+    finally:
+        if temp and os.path.exists(temp):
+            os.unlink(temp)

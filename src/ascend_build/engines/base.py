@@ -68,6 +68,18 @@ class Engine:
     default_network = "bridge"         # where the package server must be reachable from
     cache_export = False               # build --cache-to
     cache_in_images = True             # the layer cache is the images' layers (an untagged image is cache)
+    store_transport: Optional[str] = None   # skopeo's transport for this engine's image store
+
+    def store_reference(self, ref: str) -> str:
+        """`ref` in this engine's store, as skopeo names it (docker-daemon:REF, containers-storage:REF)."""
+        if not self.store_transport:
+            raise EngineError(f"{self.binary}'s image store cannot be read or written by skopeo",
+                              fix="use --engine docker or --engine podman")
+        return f"{self.store_transport}:{ref}"
+
+    def store_flags(self, side: str) -> List[str]:
+        """skopeo's flags to reach this engine's store as the `src` or `dest` of a copy."""
+        return []
 
     def __init__(self, binary: str, env: Optional[Dict[str, str]] = None, container_timeout: Optional[float] = None):
         self.binary = binary

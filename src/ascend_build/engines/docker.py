@@ -1,11 +1,22 @@
 """Docker: the classic builder, and BuildKit (buildx, or DOCKER_BUILDKIT=1 with a client < 23)."""
+import os
 from typing import List
 
 from .base import BuildRequest, Engine, build_flags
 from .parse import parse_buildkit, parse_classic
 
 
-class Docker(Engine):
+class _DaemonStore:
+    """The docker daemon's store, as skopeo reaches it: docker-daemon: at DOCKER_HOST."""
+
+    store_transport = "docker-daemon"
+
+    def store_flags(self, side: str) -> List[str]:
+        host = os.environ.get("DOCKER_HOST")
+        return [f"--{side}-daemon-host", host] if host else []
+
+
+class Docker(_DaemonStore, Engine):
     """`docker build` with the classic builder: no RUN --mount at all."""
 
     name = "docker"
@@ -19,7 +30,7 @@ class Docker(Engine):
     parse = staticmethod(parse_classic)
 
 
-class DockerBuildKit(Engine):
+class DockerBuildKit(_DaemonStore, Engine):
     """BuildKit through `docker buildx build --load`, or DOCKER_BUILDKIT=1 on a client < 23."""
 
     name = "buildkit"

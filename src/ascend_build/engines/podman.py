@@ -17,6 +17,7 @@ class Podman(Engine):
     default_network = "host"
     cache_export = True                # --cache-to REPOSITORY
     runtimes = ("runc", "crun")        # OCI runtimes buildah may run RUN steps with
+    store_transport = "containers-storage"
 
     def __init__(self, binary: str = "podman"):
         super().__init__(binary)

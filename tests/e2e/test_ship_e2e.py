@@ -99,9 +99,12 @@ def test_missing_qemu_is_one_message_with_the_fix(tmp_path, docker_bin, arm64_ba
 def test_base_image_of_another_arch_is_one_error_before_the_build(tmp_path, docker_bin, arm64_base):
     workdir = workdir_for(tmp_path, [OTHER], arm64_base)
     result, _ = build(workdir, docker_bin, "--platform", PLATFORM[OTHER], "--base-image", arm64_base[host_arch()])
-    assert result.returncode == 1
-    assert f"is for {host_arch()}, but the build is for {OTHER}" in said(result)
+    assert result.returncode == 1 and "Traceback" not in said(result)
+    assert f"is here for {host_arch()} only, and its {PLATFORM[OTHER]} image could not be pulled" in said(result)
     assert "full log" not in said(result), "refused before the engine ran"
+    result, _ = build(workdir, docker_bin, "--platform", PLATFORM[OTHER], "--base-image", arm64_base[host_arch()],
+                      "--pull", "never")
+    assert result.returncode == 1 and f"is for {host_arch()}, but the build is for {OTHER}" in said(result)
 
 
 def manifest_list(reg: str, name: str, tag: str) -> dict:

@@ -18,7 +18,7 @@ from test_build import make_workdir
 
 pytestmark = pytest.mark.e2e
 WRAPPER = """#!/bin/sh
-case "$*" in *" capture "*) echo capture ;; *) echo "$1" ;; esac >> "$0.calls"
+case "$*" in *" --name ascend-build-capture-"*) echo capture ;; *) echo "$1" ;; esac >> "$0.calls"
 exec {docker} "$@"
 """
 
@@ -30,8 +30,8 @@ def image_env(docker: str, image: str) -> dict:
 
 @pytest.fixture
 def counting_docker(tmp_path, docker_bin):
-    """A docker client that logs the subcommand of each call, `capture` for a capture's run (then
-    runs the real one)."""
+    """A docker client that logs the subcommand of each call, `capture` for a capture's run (its
+    container is named ascend-build-capture-...), then runs the real one."""
     path = tmp_path / "bin" / "docker"
     path.parent.mkdir()
     path.write_text(WRAPPER.format(docker=docker_bin))

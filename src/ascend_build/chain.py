@@ -1,26 +1,48 @@
-"""The stage chain: which stages, from base to a target, a build runs."""
-from typing import List
+"""The stage chain: the stages a build runs, from base to the target, found by walking the stage
+graph up from the target (each component and each custom stage names its parent). Skipped stages
+are stepped over (their child builds on their parent). Names are checked here against the
+registry: `skip` names components, custom stages may not take a component's name."""
+from typing import Dict, List, Optional
 
-from .components.registry import stage_names
+from .components.registry import parents
 from .errors import ConfigError
 from .spec import BuildSpec
 
 
+def stage_graph(spec: BuildSpec) -> Dict[str, Optional[str]]:
+    """stage -> parent for every component and custom stage; ConfigError for a name the registry
+    does not allow."""
+    builtin = parents()
+    taken = [c.name for c in spec.stages if c.name in builtin]
+    if taken:
+        raise ConfigError(f"ascend-build.yaml: custom stage {taken[0]!r} takes the name of a built-in stage",
+                          fix=f"give it another name (built-in stages: {', '.join(builtin)})")
+    skippable = [s for s, parent in builtin.items() if parent is not None]
+    bad = [s for s in spec.skip if s not in skippable]
+    if bad:
+        raise ConfigError(f"ascend-build.yaml: cannot skip {bad}: only {skippable} can be skipped",
+                          fix="remove it from skip (custom stages are left out by not naming them)")
+    return {**builtin, **{c.name: c.parent for c in spec.stages}}
+
+
 def stage_chain(spec: BuildSpec, target: str) -> List[str]:
-    """Stage names from base to target: built-in stages minus skipped ones, then custom stages
-    on the way to the target."""
-    builtin = [s for s in stage_names() if s not in spec.skip]
-    custom_by_name = {c.name: c for c in spec.stages}
-    known = ", ".join(builtin + list(custom_by_name))
+    """Stage names from base to target along the graph, skipped stages left out."""
+    graph = stage_graph(spec)
+    known = ", ".join(s for s in graph if s not in spec.skip)
     if target in spec.skip:
         raise ConfigError(f"target {target!r} is skipped in ascend-build.yaml", fix=f"remove it from skip, or pick one of: {known}")
-    customs: List[str] = []
-    name = target
-    while name in custom_by_name:
-        if name in customs:
+    if target not in graph:
+        raise ConfigError(f"unknown stage {target!r}", fix=f"pick one of: {known}")
+    chain: List[str] = []
+    seen: List[str] = []
+    name: Optional[str] = target
+    while name is not None:
+        if name in seen:
             raise ConfigError(f"custom stages form a loop through {name!r}", fix="give each custom stage an earlier parent")
-        customs.insert(0, name)
-        name = custom_by_name[name].parent
-    if name not in builtin:
-        raise ConfigError(f"unknown or skipped stage {name!r} (target {target!r})", fix=f"pick one of: {known}")
-    return builtin[: builtin.index(name) + 1] + customs
+        if name not in graph:
+            raise ConfigError(f"unknown stage {name!r} (the parent of {seen[-1]!r})", fix=f"pick one of: {known}")
+        seen.append(name)
+        if name not in spec.skip:
+            chain.insert(0, name)
+        name = graph[name]
+    return chain

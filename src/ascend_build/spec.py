@@ -14,7 +14,6 @@ from . import grammar
 from .errors import ConfigError
 
 CONFIG_NAME = "ascend-build.yaml"
-STAGES = ("base", "cann", "pta", "mindie")
 MAX_CONFIG_BYTES = 1 << 20
 MAX_DEPTH = 16
 MAX_NODES = 100_000
@@ -61,13 +60,6 @@ class CustomStage(Strict):
     script: Script
     env: Dict[EnvKey, FreeText] = {}
 
-    @field_validator("name")
-    @classmethod
-    def _not_builtin(cls, value: str) -> str:
-        if value in STAGES:
-            raise ValueError(f"{value!r} is a built-in stage: give the custom stage another name")
-        return value
-
 
 class Matrix(Strict):
     """Variants for `ascend-build bake`: every combination of the values given."""
@@ -83,7 +75,7 @@ class BuildSpec(Strict):
     base_image: ImageReference = Field("ubuntu:22.04", description="Image the base stage starts from.")
     base_images: Dict[Literal["x86_64", "aarch64"], ImageReference] = Field(
         {}, description="Base image per build arch (x86_64, aarch64); --base-image overrides, base_image is the fallback.")
-    target: StageName = Field("mindie", description="Last stage to build: base, cann, pta, mindie or a custom stage.")
+    target: StageName = Field("mindie", description="Last stage to build: a built-in stage (base, cann, pta, mindie...) or a custom stage.")
     arch: Optional[Literal["x86_64", "aarch64"]] = Field(None, description="Build platform; default: this host.")
     chip: Optional[Chip] = Field(None, description="310p, 910, 910b, A3, 950; default: inferred from the packages.")
     python: Optional[Python] = Field(None, description="Python of the image, e.g. '3.11'; default: inferred from the wheels.")
@@ -95,7 +87,7 @@ class BuildSpec(Strict):
     cxx_abi: Optional[Literal[0, 1]] = Field(None, description="C++ ABI of torch for ATB (0/1); default: read from the torch wheel, else from the MindIE/ATB file names, else 1.")
     user: Optional[UserSpec] = Field(default_factory=UserSpec, description="Runtime user; null builds a root-only image.")
     delivery: Literal["auto", "http", "mount", "copy"] = "auto"
-    skip: List[Text] = Field([], description="Stages to leave out; the next stage is re-parented.")
+    skip: List[StageName] = Field([], description="Built-in stages to leave out; a stage on one builds on its parent instead.")
     pins: Dict[Text, RelativeFile] = Field({}, description="Slot -> file name, when several files fit one slot.")
     trusted_roots: List[RelativeFile] = Field([], description="PEM root certificates (paths in the working directory) trusted for signed zips, besides Huawei's.")
     stages: List[CustomStage] = []
@@ -105,14 +97,6 @@ class BuildSpec(Strict):
     timezone: Timezone = "UTC"
     labels: Dict[LabelKey, FreeText] = {}
     matrix: Optional[Matrix] = Field(None, description="Variants for `ascend-build bake` (chip x arch x python).")
-
-    @field_validator("skip")
-    @classmethod
-    def _known_stages(cls, value: List[str]) -> List[str]:
-        bad = [s for s in value if s not in STAGES[1:]]
-        if bad:
-            raise ValueError(f"cannot skip {bad}: only {list(STAGES[1:])} can be skipped")
-        return value
 
     @field_validator("stages")
     @classmethod

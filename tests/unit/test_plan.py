@@ -178,6 +178,26 @@ def test_stage_chain_rules():
     loop = BuildSpec(stages=[{"name": "a", "parent": "b", "script": "x"}, {"name": "b", "parent": "a", "script": "x"}])
     with pytest.raises(ConfigError, match="loop"):
         stage_chain(loop, "a")
+    with pytest.raises(ConfigError, match="custom stage 'cann' takes the name of a built-in stage"):
+        stage_chain(BuildSpec(stages=[{"name": "cann", "parent": "base", "script": "x"}]), "cann")
+    with pytest.raises(ConfigError, match=r"cannot skip \['base'\]"):
+        stage_chain(BuildSpec(skip=["base"]), "cann")
+    with pytest.raises(ConfigError, match=r"cannot skip \['app'\]"):
+        stage_chain(BuildSpec(stages=[{"name": "app", "parent": "pta", "script": "x"}], skip=["app"]), "app")
+    with pytest.raises(ConfigError, match="unknown stage 'nope' \\(the parent of 'app'\\)"):
+        stage_chain(BuildSpec(stages=[{"name": "app", "parent": "nope", "script": "x"}]), "app")
+    on_skipped = BuildSpec(stages=[{"name": "app", "parent": "pta", "script": "x"}], skip=["pta"])
+    assert stage_chain(on_skipped, "app") == ["base", "cann", "app"], "a stage on a skipped one builds on its parent"
+
+
+def test_the_chain_walks_the_graph_not_the_registry_order(monkeypatch):
+    """A component on cann (as a MindSpore or vLLM stage would be): its target builds base, cann
+    and itself, no skip needed; mindie still builds base, cann, pta, mindie."""
+    from ascend_build.components import Component, registry
+    monkeypatch.setattr(registry, "COMPONENTS", [*registry.COMPONENTS, Component(stage="side", parent="cann")])
+    assert stage_chain(BuildSpec(), "side") == ["base", "cann", "side"]
+    assert stage_chain(BuildSpec(), "mindie") == ["base", "cann", "pta", "mindie"]
+    assert stage_chain(BuildSpec(skip=["cann"]), "side") == ["base", "side"]
 
 
 def test_custom_stage_and_override(workdir):

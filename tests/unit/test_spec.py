@@ -26,7 +26,6 @@ def test_defaults_without_a_config(tmp_path):
     ("user:\n  nmae: x\n", "unknown key 'user.nmae' (did you mean 'name'?)"),
     ("matrix:\n  chips: [910b]\n", "unknown key 'matrix.chips' (did you mean 'chip'?)"),
     ("delivery: ftp\n", "delivery"),
-    ("skip: [base]\n", "cannot skip"),
     ("target: [\n", "not valid YAML"),
     ("- a\n- b\n", "must be a mapping"),
 ])
@@ -39,6 +38,16 @@ def test_bad_configs_are_one_clear_message(tmp_path, text, words):
 def test_cli_reports_config_errors_without_traceback(tmp_path):
     result = cli("plan", "-C", write(tmp_path, "targte: pta\n"))
     assert result.returncode == 1 and "did you mean 'target'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("text, words", [
+    ("skip: [base]\n", "cannot skip ['base']"),
+    ("stages: [{name: pta, parent: cann, script: x}]\n", "custom stage 'pta' takes the name of a built-in stage"),
+])
+def test_stage_names_are_checked_against_the_registry(tmp_path, text, words):
+    result = cli("plan", "-C", write(tmp_path, text))
+    assert result.returncode == 1 and words in result.stderr and "ascend-build.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_schema_command_prints_the_json_schema():
@@ -80,7 +89,6 @@ def test_mount_delivery_needs_buildkit_or_podman(tmp_path):
     ("install_path: relative/Ascend\n", "install_path:"),
     ("pip_index_url: \"https://x.org/simple;id\"\n", "pip_index_url:"),
     ("pip_trusted_host: \"x.org id\"\n", "pip_trusted_host:"),
-    ("stages: [{name: cann, parent: base, script: x}]\n", "'cann' is a built-in stage"),
     ("stages: [{name: app, parent: mindie, script: x}, {name: app, parent: pta, script: y}]\n",
      "custom stage 'app' is defined more than once"),
     ("stages: [{name: app, parent: mindie, script: x, files: [\"app files.txt\"]}]\n", "stages.0.files.0:"),

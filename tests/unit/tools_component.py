@@ -1,4 +1,4 @@
-"""A component that lives outside the package: a `tools` stage after mindie, with its own package
+"""A component that lives outside the package: a `tools` stage on cann (the middle of the graph), with its own package
 (file-name pattern, required slot), script, ENV, label, compatibility rule and verify probe.
 test_components.py registers it."""
 from ascend_build.catalog.model import Problem, Slot
@@ -18,7 +18,7 @@ def rule(selection, spec, table):
 
 
 COMPONENT = Component(
-    stage="tools", rules=(rule,), plan=plan,
+    stage="tools", parent="cann", rules=(rule,), plan=plan,
     slots=(Slot("tools", required=True, expected="Ascend-tools_<version>_linux-<arch>.tar.gz", patterns=(PATTERN,)),),
     probes=({"kind": "env-dir", "slot": "tools", "name": "tools home set", "var": "TOOLS_HOME"},),
 )

@@ -139,5 +139,6 @@ class Component(StageSlots):
     `verify` runs in an image that has its packages (see probe.py for the kinds)."""
 
     plan: Optional[Callable[[Context, str], StagePlan]] = None
+    parent: Optional[str] = None          # the stage it builds on (None: the base image); stages form a graph
     summary: Tuple[str, ...] = ()
     probes: Tuple[dict, ...] = ()

@@ -56,4 +56,4 @@ def plan(ctx: Context, parent: str) -> StagePlan:
                      extra_files={"scripts/profile.sh": profile_script(ctx)})
 
 
-COMPONENT = Component(stage="base", plan=plan)
+COMPONENT = Component(stage="base", plan=plan)     # on the base image: the root of the graph

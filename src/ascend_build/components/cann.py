@@ -30,6 +30,7 @@ def plan(ctx: Context, parent: str) -> StagePlan:
 
 COMPONENT = Component(
     stage="cann",
+    parent="base",
     slots=(
         Slot("toolkit", required=True, expected="Ascend-cann-toolkit_<version>_linux-<arch>.run", download=CANN_DOWNLOAD),
         # kernels (CANN <= 8.3) or ops (>= 8.5) packages of the chip

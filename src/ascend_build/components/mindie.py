@@ -29,6 +29,7 @@ def _wheel_form(chosen) -> bool:
 
 COMPONENT = Component(
     stage="mindie",
+    parent="pta",
     slots=(
         Slot("mindie", required=True, expected="Ascend-mindie_<version>_linux-<arch>[_abi0|_abi1].run"
              " (or the MindIE 3.x wheels mindie_llm, mindie_sd, mindie_motor)", download=MINDIE_DOWNLOAD,

@@ -19,6 +19,7 @@ def plan(ctx: Context, parent: str) -> StagePlan:
 
 COMPONENT = Component(
     stage="pta",
+    parent="cann",
     slots=(
         Slot("torch", required=True, python=True, expected="torch-<version>[+cpu]-cp<XY>-cp<XY>-<platform>.whl",
              download="https://download.pytorch.org/whl/cpu/torch/ (or `pip download --no-deps --only-binary=:all: torch==<version>`)"),

@@ -1,5 +1,7 @@
-"""The components in stage order: every table of stages and slots is derived from this list."""
-from typing import List, Optional
+"""The components: one registry line each. Each names the stage it builds on (`parent`), so the
+stages form a graph that chain.py walks from a target up to `base`; the order of this list is
+only the order stages are listed in (help, the catalog's tables)."""
+from typing import Dict, List, Optional
 
 from . import Component, base, cann, mindie, pta
 
@@ -11,12 +13,17 @@ def components() -> List[Component]:
 
 
 def register(component: Component) -> None:
-    """Add a component after the others (its stage is then the last built-in one)."""
+    """Add a component (its `parent` says where it stands in the graph)."""
     COMPONENTS.append(component)
 
 
 def stage_names() -> List[str]:
     return [c.stage for c in COMPONENTS]
+
+
+def parents() -> Dict[str, Optional[str]]:
+    """stage -> the stage it builds on (None for base)."""
+    return {c.stage: c.parent for c in COMPONENTS}
 
 
 def find(stage: str) -> Optional[Component]:

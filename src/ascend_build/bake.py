@@ -15,7 +15,8 @@ from .errors import ConfigError
 from .outputs import Inputs, write_file
 from .plan import Plan, default_tag, make_plan, plan_for
 from .render import context_files
-from .settings import PLATFORMS, Options, resolve
+from .platforms import PLATFORMS
+from .settings import Options, resolve
 from .spec import BuildSpec
 from .stage_env import CACHE_DIR, Captured, EnvStore, known_env
 from .workdir import State

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
-from .catalog.naming import normalise_arch
 from .context import write_context
 from .contract import URL_ARG, URL_ARG_PREFIX, URL_SECRET
 from .engines.base import BuildRequest, Engine, LogLine, StageEvent
@@ -22,7 +21,8 @@ from .plan import Plan, default_tag, plan_for
 from .render import context_files, dockerfile
 from .report import build_report
 from .server import PackageServer, Transfer
-from .settings import PLATFORMS, Settings
+from .platforms import PLATFORMS, normalise_arch
+from .settings import Settings
 from .stage_env import CACHE_DIR, EnvStore, capture_in, known_env
 from .timings import Timings
 from .statefiles import guarded, remove_quietly, state_error, write_state

@@ -10,7 +10,8 @@ from .engines import registry
 from .engines.base import Engine
 from .errors import ConfigError
 from .plan import plan_for
-from .settings import PLATFORMS, Settings
+from .platforms import PLATFORMS
+from .settings import Settings
 from .timings import Timings
 
 

@@ -2,7 +2,6 @@
 import hashlib
 import json
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -15,13 +14,13 @@ from . import grammar, outputs
 from .workdir import STATE_DIR
 from .demo import elflibs, standins
 from .errors import ConfigError, OutputError
+from .platforms import host_arch, normalise_arch
 from .spec import CONFIG_NAME
 
 STANDIN_MANIFEST = "standins.json"  # in STATE_DIR: file name -> sha256 of each stand-in init wrote
 
 DEMO_BASE_IMAGE_ENV = "ASCEND_BUILD_BASE_IMAGE"
 DEMO_BASE_IMAGE = "localhost/ascend-build-base:bookworm"  # made by scripts/make-base-image.sh
-ARCH_ALIASES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
 REQUIREMENTS = "# Extra Python packages for the pta stage; put their wheels in this folder.\n"
 OVERRIDES_README = """# Install-script overrides
 
@@ -41,11 +40,12 @@ def parse_size(text: str) -> int:
 DEMO_ROOT = "demo-root.pem"
 
 
-def normalise_arch(arch: str) -> str:
-    arch = platform.machine() if arch == "host" else arch
-    if arch.lower() not in ARCH_ALIASES:
+def demo_arch(arch: str) -> str:
+    """`host` or an arch spelling -> x86_64 | aarch64."""
+    found = host_arch() if arch == "host" else normalise_arch(arch)
+    if found is None:
         raise ConfigError(f"unknown arch {arch!r}", fix="use x86_64 or aarch64")
-    return ARCH_ALIASES[arch.lower()]
+    return found
 
 
 def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, python: str, filler: str,
@@ -54,7 +54,7 @@ def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, py
     return (written, kept). Nothing is written when a file would be overwritten without `force`;
     with `force` a package that is not a stand-in init wrote itself is kept, never replaced."""
     directory = Path(directory)
-    arch = normalise_arch(arch)
+    arch = demo_arch(arch)
     fill = parse_size(filler)
     try:
         chip = grammar.chip(chip)

@@ -10,12 +10,12 @@ from .catalog.select import build_arch
 from .chain import stage_chain
 from .engines.base import Engine
 from .engines import emulation
+from .platforms import PLATFORMS, host_arch
 from .errors import ConfigError, EngineError
 from .components.registry import stage_names
 from .spec import BuildSpec, load_spec
 
 DELIVERIES = ("http", "mount", "copy")
-PLATFORMS = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def resolve(workdir: Path, options: Options = Options(), engine: Optional[Engine
     return Settings(workdir=workdir, spec=spec, target=target, chain=chain, delivery=delivery,
                     delivery_defaulted=wanted == "auto",
                     url_secret=delivery == "http" and engine is not None and engine.build_secrets,
-                    arch=arch, platform=None if arch == emulation.host_arch() else PLATFORMS[arch],
+                    arch=arch, platform=None if arch == host_arch() else PLATFORMS[arch],
                     network=network, server_host=server_host, engine=engine)
 
 

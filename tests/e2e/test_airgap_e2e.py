@@ -16,7 +16,7 @@ from clirun import cli
 from daemon import fresh_daemon
 from registry import registry
 from test_ship_e2e import manifest_list, push_list
-from ascend_build.engines.emulation import host_arch
+from ascend_build.platforms import host_arch
 
 pytestmark = pytest.mark.e2e
 ARM64_BASE = "localhost/ascend-build-base:bookworm-arm64"

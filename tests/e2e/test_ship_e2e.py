@@ -14,7 +14,7 @@ import pytest
 from clirun import cli
 from daemon import fresh_daemon
 from ascend_build.demo import standins
-from ascend_build.engines.emulation import host_arch
+from ascend_build.platforms import host_arch
 from registry import registry
 
 pytestmark = pytest.mark.e2e

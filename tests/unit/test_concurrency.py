@@ -211,17 +211,17 @@ def test_a_full_state_folder_in_the_cli_is_one_message(workdir, tmp_path):
 
 @pytest.fixture
 def port_3000_busy():
-    """Something (another build) listens on the default port of every interface."""
+    """Something (another build) listens on the default port of the address the tests' server
+    takes (127.0.0.1; a build of another folder may hold it on the docker bridge meanwhile)."""
     import socket
 
     sock = socket.socket()
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("", 3000))
+        sock.bind(("127.0.0.1", 3000))
         sock.listen()
     except OSError:
         sock.close()
-        sock = None                  # already busy: as good
+        sock = None                  # already busy there: as good
     yield
     if sock:
         sock.close()

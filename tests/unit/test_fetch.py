@@ -17,7 +17,8 @@ from ascend_build.demo.standins import build_wheel
 from ascend_build.errors import ConfigError, PackageError
 from ascend_build.fetch import FetchOptions, fetch, plan_fetch
 from ascend_build.fetch.download import download, present
-from ascend_build.fetch.resolve import Target, Wheel
+from ascend_build.fetch.resolve import Wheel
+from ascend_build.platforms import Target, platform_tags
 from ascend_build.catalog.compat import load_deps, load_rules, pins_for
 from ascend_build.fetch.wants import requirement_lines, torch_npu_version
 from clirun import cli
@@ -295,10 +296,12 @@ def test_options_are_checked_at_the_boundary(tmp_path, field, value):
 
 
 def test_the_target_platforms_are_the_targets_glibc_and_older():
-    tags = Target("aarch64", "3.11").platforms()
+    tags = platform_tags("aarch64")
     assert tags[0] == "manylinux_2_28_aarch64" and "manylinux2014_aarch64" in tags and tags[-1] == "linux_aarch64"
     assert "manylinux_2_29_aarch64" not in tags and not any("x86_64" in t for t in tags)
-    assert "manylinux1_x86_64" in Target("x86_64", "3.11").platforms()
+    assert "manylinux1_x86_64" in platform_tags("x86_64")
+    assert platform_tags("aarch64", (2, 35))[0] == "manylinux_2_35_aarch64"
+    assert Target("3.11", "aarch64", (2, 35)).uv_platform == "aarch64-manylinux_2_35"
 
 
 def test_x86_torch_comes_from_the_torch_index_and_the_rest_from_the_best_index(index, tmp_path):

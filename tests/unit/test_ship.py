@@ -8,6 +8,7 @@ import yaml
 
 from ascend_build.build import BuildOptions, check_base_arch, run_build
 from ascend_build.engines import emulation, registry
+from ascend_build.platforms import host_arch
 from ascend_build.engines.base import BuildRequest
 from ascend_build.engines.docker import Docker, DockerBuildKit
 from ascend_build.engines.podman import Podman
@@ -314,7 +315,7 @@ def test_bake_stops_with_the_fix_when_a_matrix_arch_has_no_qemu(tmp_path, no_qem
         config.write("\nmatrix:\n  arch: [aarch64]\n")
     env = {**os.environ, "ASCEND_BUILD_BINFMT": str(no_qemu)}
     result = cli("bake", "-C", root, "-o", tmp_path / "bake.json", env=env)
-    if emulation.host_arch() != "aarch64":
+    if host_arch() != "aarch64":
         assert result.returncode == 1 and "needs QEMU" in result.stderr and "qemu-user-static" in result.stderr
         assert not (tmp_path / "bake.json").exists()
     (no_qemu / "qemu-aarch64").write_text("enabled\n")

@@ -11,11 +11,11 @@ from packaging.utils import parse_wheel_filename
 
 from ascend_build.catalog import published
 from ascend_build.demo import standins
-from ascend_build.scaffold import normalise_arch
+from ascend_build.scaffold import demo_arch
 
 FILL = 4096
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"  # wheels pip can install here
-ARCH = normalise_arch("host")
+ARCH = demo_arch("host")
 EXPECTED = {
     ("8.0.RC2", "x86_64", "910b"): [
         "Ascend-cann-toolkit_8.0.RC2_linux-x86_64.run",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ascend_build.demo import elflibs, standins
-from ascend_build.engines.emulation import host_arch
+from ascend_build.platforms import host_arch
 from ascend_build.errors import ConfigError
 
 FILL = 4096

@@ -13,11 +13,10 @@ from typing import Callable, ContextManager, Dict, List, Optional, Tuple
 from .. import __version__, grammar
 from ..engines import registry
 from ..engines.base import Engine
-from ..engines.emulation import host_arch
 from ..engines.skopeo import Skopeo, message_of
 from ..errors import ConfigError, EngineError
 from ..outputs import Inputs, file_in_place
-from ..settings import PLATFORMS
+from ..platforms import PLATFORMS, host_arch
 from . import tarball
 from .layout import Image, add_dir, arch_ref, blob_name, finish, manifest_of
 from .verify import Unpacked, unpack

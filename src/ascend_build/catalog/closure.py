@@ -1,7 +1,6 @@
 """The wheels each stage hands to pip (`--no-index`): the closure of what its wheels and
 requirements files need, resolved offline for the image (resolve.py), and the problems when
 that closure is not complete."""
-import platform as host_platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -10,21 +9,18 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from ..platforms import DEFAULT_GLIBC, Target, host_arch, oci_platform
 from ..spec import BuildSpec
 from ..units import human_bytes
 from .compat import load_deps, pin_rows
 from .model import Package, Problem, Selection, StageSlots
-from .naming import normalise_arch
 from .nocuda import cpu_index, refused
 from .problems import (CUDA_IN_IMAGE, MISSING_REQUIREMENT, PYTHON_PIN_MISMATCH, PYTHON_TOOLS_MISSING, REQUIREMENT_CONFLICT,
     REQUIREMENT_UNREADABLE, REQUIREMENTS_UNRESOLVED, WHEEL_TARGET_MISMATCH)
 from .pythons import BasePython
 from .factcache import FactCache
-from .resolve import (DEFAULT_GLIBC, Need, Resolver, StageNeeds, Target, contains_version, read_text, requirement_lines,
-    wheel_name)
+from .resolve import Need, Resolver, StageNeeds, contains_version, read_text, requirement_lines, wheel_name
 from .wheelmeta import metadata_from_json, metadata_to_json, read_metadata
-
-PLATFORMS = {"x86_64": "linux/amd64", "aarch64": "linux/arm64"}
 
 
 def fetch_command(workdir: Path, spec: BuildSpec, target: str, arch: str) -> str:
@@ -32,8 +28,8 @@ def fetch_command(workdir: Path, spec: BuildSpec, target: str, arch: str) -> str
     cmd = f"ascend-build fetch -C {workdir}"
     if target != spec.target:
         cmd += f" --target {target}"
-    if arch != normalise_arch(host_platform.machine()):
-        cmd += f" --platform {PLATFORMS[arch]}"
+    if arch != host_arch():
+        cmd += f" --platform {oci_platform(arch)}"
     return cmd
 
 

@@ -24,7 +24,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from .checksums import BUF_SIZE, REDOWNLOAD, MetadataTooLarge, hash_file
 from .makeself import RunHeader, parse_run_header

@@ -11,12 +11,9 @@ from typing import Dict, List, Optional, Pattern, Tuple
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from ..grammar import FILE_NAME
+from ..platforms import normalise_arch
 from .versions import is_prerelease, parse_version
 
-ARCH_ALIASES: Dict[str, str] = {
-    "aarch64": "aarch64", "arm64": "aarch64",
-    "x86_64": "x86_64", "x86-64": "x86_64", "x86": "x86_64", "amd64": "x86_64",
-}
 HOST_ONLY = ("driver", "firmware")
 
 
@@ -34,17 +31,6 @@ class Identity:
     torch: Optional[str] = None
     abi: Optional[int] = None
     prerelease: bool = False
-
-
-def normalise_arch(text: Optional[str]) -> Optional[str]:
-    """`x86`, `x86-64`, `amd64`, `linux/amd64` -> `x86_64`; `arm64`, `linux/arm64/v8` -> `aarch64`;
-    None when unknown."""
-    if not text:
-        return None
-    parts = text.strip().lower().split("/")
-    if len(parts) > 1 and parts[0] == "linux":
-        parts = parts[1:]
-    return ARCH_ALIASES.get(parts[0])
 
 
 def normalise_chip(text: str) -> str:

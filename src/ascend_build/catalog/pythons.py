@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
 from ..errors import EngineError
+from ..platforms import normalise_arch
 from ..usercache import UserCache
-from .naming import normalise_arch
 
 CACHE = UserCache("pythons", most=32)
 NOT_FOUND = 127                      # `run` with a command the image does not have (docker, podman)

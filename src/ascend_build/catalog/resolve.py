@@ -10,65 +10,22 @@ requirements, recursively. Packages an earlier stage installs, or the image alre
 as present. What is found is what the stage hands to pip (`--no-index`); what is not is listed.
 """
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from ..platforms import Target
 from .model import Package
 from .requirements import parsed_lines
 from .wheelmeta import WheelMetadata, read_metadata
 
-DEFAULT_GLIBC = (2, 28)
 MAX_REQUIREMENTS_FILE = 1 << 20
-_OLDEST_GLIBC = {"x86_64": 5, "aarch64": 17}
-_LEGACY = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where the wheels are installed: the image's Python (X.Y), arch and glibc."""
-
-    python: str
-    arch: str
-    glibc: Tuple[int, int] = DEFAULT_GLIBC
-
-    def environment(self, extra: str = "") -> Dict[str, str]:
-        """PEP 508 marker values of the target (never of this host)."""
-        full = f"{self.python}.0"
-        return {"implementation_name": "cpython", "implementation_version": full, "os_name": "posix",
-                "platform_machine": self.arch, "platform_release": "", "platform_system": "Linux",
-                "platform_version": "", "python_full_version": full, "platform_python_implementation": "CPython",
-                "python_version": self.python, "sys_platform": "linux", "extra": extra}
-
-    def tags(self) -> FrozenSet[Tag]:
-        return _tags(self.python, self.arch, self.glibc)
-
-    def python_fits(self, requires_python: Optional[str]) -> bool:
-        try:
-            return not requires_python or SpecifierSet(requires_python).contains(f"{self.python}.0", prereleases=True)
-        except InvalidSpecifier:
-            return True
-
-
-@lru_cache(maxsize=16)
-def _tags(python: str, arch: str, glibc: Tuple[int, int]) -> FrozenSet[Tag]:
-    major, minor = (int(x) for x in python.split("."))
-    platforms = []
-    for glibc_minor in range(glibc[1], _OLDEST_GLIBC.get(arch, 17) - 1, -1):
-        platforms.append(f"manylinux_2_{glibc_minor}_{arch}")
-        if (2, glibc_minor) in _LEGACY:
-            platforms.append(f"{_LEGACY[(2, glibc_minor)]}_{arch}")
-    platforms.append(f"linux_{arch}")
-    version = (major, minor)
-    return frozenset([*cpython_tags(version, abis=[f"cp{major}{minor}"], platforms=platforms),
-                      *compatible_tags(version, f"cp{major}{minor}", platforms)])
 
 
 @dataclass(frozen=True)
@@ -187,7 +144,7 @@ class Resolver:
     def unfit(self, pkg: Package) -> Optional[str]:
         """Why `pkg` cannot be installed on the target (tags, Requires-Python), or None."""
         _name, _version, tags = wheel_name(pkg)
-        if tags and not tags & self.target.tags():
+        if tags and not tags & self.target.accepts():
             return f"its tags {', '.join(sorted(str(t) for t in tags))} do not fit {self._where()}"
         meta = self.metadata(pkg)
         if meta and not self.target.python_fits(meta.requires_python):

@@ -10,13 +10,13 @@ when that leaves any. One left: chosen; several:
 `requirements*.txt` files are all selected for pta (except files a custom stage names). Other
 wheels in the folder are not selected (no slot): closure.py gives each stage those it needs.
 """
-import platform as host_platform
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ..errors import ConfigError
+from ..platforms import host_arch, normalise_arch
 from ..spec import BuildSpec
 from .model import Package, Problem, Selection, Slot, StageSlots
-from .naming import normalise_arch, normalise_chip
+from .naming import normalise_chip
 from .problems import (AMBIGUOUS_SLOT, ARCH_MISMATCH, CHIP_AMBIGUOUS, CHIP_MISMATCH,
     MISSING_COMPONENT, PIN_NOT_FOUND, PIN_UNKNOWN_SLOT, PYTHON_MISMATCH)
 from .versions import release_of, same_version, version_key
@@ -24,10 +24,10 @@ from .versions import release_of, same_version, version_key
 
 def build_arch(platform: Optional[str], spec_arch: Optional[str]) -> str:
     """The build platform's arch: `--platform`, else the config's `arch`, else this host."""
-    text = platform or spec_arch or host_platform.machine()
-    arch = normalise_arch(text)
+    text = platform or spec_arch
+    arch = normalise_arch(text) if text else host_arch()
     if arch is None:
-        raise ConfigError(f"unknown build platform {text!r}", fix="use x86_64, aarch64, linux/amd64 or linux/arm64")
+        raise ConfigError(f"unknown build platform {text or 'of this host'!r}", fix="use x86_64, aarch64, linux/amd64 or linux/arm64")
     return arch
 
 

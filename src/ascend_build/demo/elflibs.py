@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
-from ..engines.emulation import host_arch
+from ..platforms import host_arch
 from ..errors import ConfigError
 
 CROSS_PACKAGE = {"aarch64": "gcc-aarch64-linux-gnu", "x86_64": "gcc-x86-64-linux-gnu"}

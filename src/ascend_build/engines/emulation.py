@@ -1,21 +1,14 @@
 """Building for another arch runs the image's programs under QEMU: check binfmt_misc first, so a
 missing emulator is one message with the fix, not `exec format error` deep in the build log."""
 import os
-import platform
 from pathlib import Path
 from typing import Optional
 
 from ..errors import EngineError
+from ..platforms import host_arch
 
 BINFMT = Path(os.environ.get("ASCEND_BUILD_BINFMT", "/proc/sys/fs/binfmt_misc"))   # another folder: tests
 QEMU_NAMES = {"aarch64": "qemu-aarch64", "x86_64": "qemu-x86_64"}
-MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
-
-
-def host_arch() -> Optional[str]:
-    return MACHINES.get(platform.machine().lower())
-
-
 def emulation_problem(arch: str, host: Optional[str] = None, binfmt: Optional[Path] = None) -> Optional[str]:
     """None when this host can run `arch` programs (its own arch, or QEMU registered and enabled
     in binfmt_misc), else what is missing."""

@@ -20,7 +20,8 @@ from ..units import human_bytes
 from ..settings import Options, resolve as resolve_settings
 from .download import Client, Progress, download, present
 from .pace import Limits
-from .resolve import Indexes, IndexUnreachable, Target, Wheel, resolve
+from ..platforms import Target, glibc_of
+from .resolve import Indexes, IndexUnreachable, Wheel, resolve
 from .wants import Wants, wants
 
 
@@ -81,8 +82,8 @@ def plan_fetch(workdir: Path, options: FetchOptions) -> FetchPlan:
                        settings.arch)
     toolkit = selection.find("toolkit")
     deps = load_deps()
-    target = Target(arch=settings.arch, python=_python(options.python or settings.spec.python, selection),
-                    manylinux=str(deps["manylinux"]))
+    target = Target(python=_python(options.python or settings.spec.python, selection), arch=settings.arch,
+                    glibc=glibc_of(str(deps["manylinux"])))
     indexes = Indexes(
         index_url=_url(options.index_url, "--index-url") or settings.spec.pip_index_url or deps["index_url"],
         torch_index_url=_url(options.torch_index_url, "--torch-index-url") or deps["torch_index_url"].get(target.arch))
@@ -145,7 +146,7 @@ def fetch(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress] = lambda w: (la
 
 def describe(plan: FetchPlan) -> Tuple[str, ...]:
     """One line each: the target, the indexes, the releases chosen."""
-    lines = [f"target {plan.target.arch}, Python {plan.target.python}, manylinux_{plan.target.manylinux}",
+    lines = [f"target {plan.target.arch}, Python {plan.target.python}, {plan.target.manylinux}",
              f"index {plan.indexes.index_url}" + (f" (torch: {plan.indexes.torch_index_url})"
                                                   if plan.indexes.torch_index_url else "")]
     if plan.wants.cann:

@@ -3,7 +3,6 @@ by path, for offline sites) turned into the user's tables (catalog/deployer.py).
 downloaded as `fetch` downloads (the index's sha256 checked before it is read) into a temporary
 folder beside the data, and the data is replaced only once the new tables are whole: a broken
 download or wheel keeps the old data."""
-import platform as host_platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +12,10 @@ from packaging.version import Version
 
 from ..catalog import deployer
 from ..catalog.compat import load_deps
-from ..catalog.naming import normalise_arch
 from ..errors import PackageError
 from .download import Progress, download
-from .resolve import Indexes, Target, Wheel, resolve
+from ..platforms import Target, host_arch
+from .resolve import Indexes, Wheel, resolve
 
 PROJECT = "ascend-deployer"
 
@@ -42,7 +41,7 @@ def from_wheel(path: Path) -> Updated:
 def from_index(index_url: Optional[str], on_wheel: Callable[[Wheel], Progress] = lambda w: (lambda d, t: None)) -> Updated:
     """The newest ascend-deployer of `index_url` (default: fetch's index)."""
     url = index_url or str(load_deps()["index_url"])
-    target = Target(arch=normalise_arch(host_platform.machine()) or "x86_64", python="3.11")
+    target = Target(python="3.11", arch=host_arch() or "x86_64")      # a py3-none-any wheel: any target
     try:
         wheels = [w for w in resolve([PROJECT], target, Indexes(url)) if w.name == PROJECT]
     except PackageError as exc:

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 from urllib.parse import unquote, urlsplit
 
-from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from .. import grammar
+from ..platforms import Target
 from ..errors import PackageError
 
 if sys.version_info >= (3, 11):
@@ -24,38 +24,6 @@ else:                                     # pragma: no cover - Python < 3.11
     import tomli as tomllib
 
 UNREACHABLE = ("error sending request", "dns error", "Connect", "connection refused", "timed out", "Failed to fetch")
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where the wheels go: the image's arch, Python and glibc."""
-
-    arch: str                   # x86_64 | aarch64
-    python: str                 # "3.11"
-    manylinux: str = "2_28"     # glibc 2.28
-
-    @property
-    def platform(self) -> str:
-        """uv's --python-platform."""
-        return f"{self.arch}-manylinux_{self.manylinux}"
-
-    def platforms(self) -> List[str]:
-        """Platform tags the target's pip accepts, best first."""
-        top = int(self.manylinux.split("_")[1])
-        low = 5 if self.arch == "x86_64" else 17
-        legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
-        tags = []
-        for minor in range(top, low - 1, -1):
-            tags.append(f"manylinux_2_{minor}_{self.arch}")
-            if minor in legacy:
-                tags.append(f"{legacy[minor]}_{self.arch}")
-        return tags + [f"linux_{self.arch}"]
-
-    def tags(self) -> List[Tag]:
-        version = tuple(int(p) for p in self.python.split("."))
-        platforms = self.platforms()
-        return list(cpython_tags(version, platforms=platforms)) + list(
-            compatible_tags(version, f"cp{self.python.replace('.', '')}", platforms))
 
 
 @dataclass(frozen=True)
@@ -85,7 +53,7 @@ def uv_binary() -> str:
 def compile_command(target: Target, indexes: Indexes, source: Path) -> List[str]:
     cmd = [uv_binary(), "pip", "compile", "--no-config", "--no-python-downloads", "--quiet", "--no-header", "--no-annotate",
            "--only-binary", ":all:", "--generate-hashes", "--format", "pylock.toml",
-           "--python-platform", target.platform, "--python-version", target.python,
+           "--python-platform", target.uv_platform, "--python-version", target.python,
            "--index-url", indexes.index_url]
     if indexes.torch_index_url and indexes.torch_index_url != indexes.index_url:
         # The PyTorch index mirrors a few PyPI packages at a few versions: the best version across
@@ -160,7 +128,7 @@ def pick(package: Dict, target: Target) -> Optional[Wheel]:
             fits.append((best, entry))
     if not fits:
         raise PackageError(f"{name} {version} has no wheel for {target.arch} / Python {target.python} "
-                           f"(manylinux_{target.manylinux})", fix="pick a version that has one, or another --python")
+                           f"({target.manylinux})", fix="pick a version that has one, or another --python")
     entry = min(fits, key=lambda f: f[0])[1]
     return checked(name, version, entry)
 

@@ -43,6 +43,8 @@ def _engine_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _no_engine_for_check(request, monkeypatch):
-    """Unit tests ask no container engine: `check` reads no base image there (its tests give a fake engine)."""
+    """Unit tests ask no container engine: `check` reads no base image there, in this process or in
+    a `check` they run as a child process (its tests give a fake engine)."""
     if "unit" in Path(str(request.node.fspath)).parts:
         monkeypatch.setattr("ascend_build.settings.engine_for_check", lambda name: (None, "unit tests ask no engine"))
+        monkeypatch.setenv("ASCEND_BUILD_CHECK_ENGINE", "none")

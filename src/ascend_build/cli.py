@@ -108,7 +108,7 @@ def check_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too."),
     rehash: bool = REHASH,
-    engine: str = typer.Option("auto", "--engine", help="Engine that reads the base image's Python (auto, docker, buildkit, podman), or none: then `python:` in the config is used."),
+    engine: str = typer.Option("auto", "--engine", envvar="ASCEND_BUILD_CHECK_ENGINE", help="Engine that reads the base image's Python (auto, docker, buildkit, podman), or none: then `python:` in the config is used."),
 ) -> None:
     """Identify, verify and select the packages for a target; check that they fit together."""
     from .catalog import check

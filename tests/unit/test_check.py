@@ -433,3 +433,16 @@ def test_the_mindie_run_and_its_wheels_together_are_named(tmp_path):
     [two] = [p for p in run(work).problems if p.code == "mindie-two-forms"]
     assert two.level == "warning" and "then the wheels over it" in two.message and "move the other out" in two.fix
     assert not [p for p in run(make_set(tmp_path / "wheels", "9.0.0")).problems if p.code == "mindie-two-forms"]
+
+
+def test_a_check_run_as_a_child_process_asks_no_engine_in_unit_tests(tmp_path):
+    """The unit tests' conftest sets ASCEND_BUILD_CHECK_ENGINE=none, which `check --engine`
+    reads: a docker client that answers is never run."""
+    work = make_set(tmp_path)
+    called = tmp_path / "docker-was-called"
+    docker = tmp_path / "docker"
+    docker.write_text(f"#!/bin/sh\ntouch '{called}'\nexit 1\n")
+    docker.chmod(0o755)
+    result = run_cli("check", "-C", work, "--target", "cann", env={**os.environ, "ASCEND_BUILD_DOCKER": str(docker),
+                                                                "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert "--engine none" in result.stderr + result.stdout and not called.exists(), result.stderr[-2000:]

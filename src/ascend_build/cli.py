@@ -152,7 +152,8 @@ def fetch(
 
     limits = Limits.from_env(os.environ)
     with contextlib.nullcontext() if dry_run else _one_writer(workdir, no_wait):     # a dry run writes nothing
-        the_plan = plan_fetch(workdir, FetchOptions(target=target, platform=platform, python=python, torch_npu=torch_npu,
+        releases = (("torch_npu", torch_npu),) if torch_npu else ()
+        the_plan = plan_fetch(workdir, FetchOptions(target=target, platform=platform, python=python, releases=releases,
                                                     index_url=index_url, torch_index_url=torch_index_url))
         with FetchView(make_console()) as view:
             view.plan(the_plan)

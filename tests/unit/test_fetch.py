@@ -20,7 +20,8 @@ from ascend_build.fetch.download import download, present
 from ascend_build.fetch.resolve import Wheel
 from ascend_build.platforms import Target, platform_tags
 from ascend_build.catalog.compat import load_deps, load_rules, pins_for
-from ascend_build.fetch.wants import requirement_lines, torch_npu_version
+from ascend_build.components.pta import torch_npu_version
+from ascend_build.fetch.wants import requirement_lines
 from clirun import cli
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -151,8 +152,10 @@ def folder(tmp_path: Path, *files: str, config: str = "target: pta\n") -> Path:
     return workdir
 
 
-def options(index: Index, **more) -> FetchOptions:
-    return FetchOptions(**{"python": "3.11", "index_url": index.url, "torch_index_url": index.url, **more})
+def options(index: Index, torch_npu=None, **more) -> FetchOptions:
+    """fetch's options against `index`; `torch_npu` as `--torch-npu` gives it."""
+    return FetchOptions(**{"python": "3.11", "index_url": index.url, "torch_index_url": index.url,
+                           "releases": (("torch_npu", torch_npu),) if torch_npu else (), **more})
 
 
 def names(workdir: Path) -> List[str]:
@@ -200,7 +203,7 @@ def test_cann_pins_and_requirements_files_reach_the_resolver(index, tmp_path):
 def test_the_default_torch_npu_is_the_newest_made_for_the_folders_cann(tmp_path, index):
     workdir = folder(tmp_path, "Ascend-cann-toolkit_8.5.0_linux-aarch64.run")
     plan = plan_fetch(workdir, options(index, platform="aarch64"))
-    assert plan.wants.torch_npu == "2.9.0" and "torch-npu==2.9.0" in plan.wants.requirements
+    assert "torch_npu 2.9.0" in plan.wants.said and "torch-npu==2.9.0" in plan.wants.requirements
     with pytest.raises(ConfigError, match="no CANN toolkit found"):
         plan_fetch(folder(tmp_path / "none", config="target: pta\n"), options(index, platform="aarch64"))
 
@@ -288,7 +291,7 @@ def test_requirements_files_hold_plain_requirements_only(tmp_path, line, message
 
 
 @pytest.mark.parametrize("field, value", [("index_url", "file:///etc"), ("index_url", "http://x/$(id)"),
-                                          ("python", "3.11; rm"), ("torch_npu", "2.6 post")])
+                                          ("python", "3.11; rm"), ("releases", (("torch_npu", "2.6 post"),))])
 def test_options_are_checked_at_the_boundary(tmp_path, field, value):
     workdir = folder(tmp_path, "Ascend-cann-toolkit_8.5.0_linux-aarch64.run")
     with pytest.raises(ConfigError):
@@ -316,7 +319,7 @@ def test_x86_torch_comes_from_the_torch_index_and_the_rest_from_the_best_index(i
                                                                     'torch==2.6.0; platform_machine == "aarch64"'])})
     try:
         workdir = folder(tmp_path, "Ascend-cann-toolkit_8.5.0_linux-x86_64.run")
-        fetch(plan_fetch(workdir, FetchOptions(platform="x86_64", python="3.11", torch_npu="2.6.0.post5",
+        fetch(plan_fetch(workdir, FetchOptions(platform="x86_64", python="3.11", releases=(("torch_npu", "2.6.0.post5"),),
                                                index_url=main.url, torch_index_url=torch_index.url)))
     finally:
         torch_index.close()

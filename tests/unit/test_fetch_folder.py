@@ -39,7 +39,7 @@ def test_the_folders_torch_npu_decides_and_nothing_else_is_fetched_for_it(index,
     npu, torch = f"torch_npu-2.6.0.post5-0standin-cp311-cp311-{ARM}.whl", f"torch-2.6.0-0standin-cp311-cp311-{ARM}.whl"
     _bring(workdir, index, npu, torch)
     plan = plan_fetch(workdir, options(index, platform="linux/arm64"))        # no --torch-npu: the table says 2.9.0
-    assert plan.wants.torch_npu == "2.6.0.post5"
+    assert "torch_npu 2.6.0.post5" in plan.wants.said
     assert not any(r.startswith(("torch-npu==", "torch==")) for r in plan.wants.requirements)
     result = fetch(plan)
     got = names(workdir)
@@ -61,7 +61,7 @@ def test_a_named_release_is_fetched_beside_and_the_old_wheels_are_named(index, t
 def test_the_folders_torch_alone_narrows_the_table(index, tmp_path):
     workdir = folder(tmp_path, "Ascend-cann-toolkit_8.5.0_linux-aarch64.run")
     _bring(workdir, index, f"torch-2.6.0-0standin-cp311-cp311-{ARM}.whl")
-    assert plan_fetch(workdir, options(index, platform="aarch64")).wants.torch_npu == "2.6.0.post5"
+    assert "torch_npu 2.6.0.post5" in plan_fetch(workdir, options(index, platform="aarch64")).wants.said
     other = folder(tmp_path / "other", "Ascend-cann-toolkit_8.5.0_linux-aarch64.run")
     make_torch(other, "2.4.0", "aarch64", "3.11", 0, 1024)
     with pytest.raises(ConfigError, match="torch 2.4.0 has no torch_npu made for CANN 8.5.0"):
@@ -74,7 +74,8 @@ def test_two_torch_npu_wheels_and_no_choice_is_one_clear_error(index, tmp_path):
     (workdir / f"torch_npu-2.9.0-cp311-cp311-{ARM}.whl").write_bytes(b"x")
     with pytest.raises(ConfigError, match="several torch_npu wheels"):
         plan_fetch(workdir, options(index, platform="aarch64"))
-    assert plan_fetch(workdir, options(index, platform="aarch64", torch_npu="2.6.0.post5")).wants.torch_npu == "2.6.0.post5"
+    chosen = plan_fetch(workdir, options(index, platform="aarch64", torch_npu="2.6.0.post5"))
+    assert "torch_npu 2.6.0.post5" in chosen.wants.said
 
 
 def test_a_cuda_build_of_torch_is_refused_before_anything_is_downloaded(index, tmp_path):

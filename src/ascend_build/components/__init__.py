@@ -132,6 +132,36 @@ def package_labels(packages: List[Package]) -> Dict[str, str]:
     return labels
 
 
+@dataclass(frozen=True)
+class FolderView:
+    """What a component's `index_wants` reads: the folder's packages for the target (its arch and
+    Python), the files chosen for the target's stages, the releases named on the command line
+    (slot -> version, e.g. fetch --torch-npu), and the stack's data (python_deps.yaml, rules)."""
+
+    packages: Tuple[Package, ...]
+    selected: Tuple[Package, ...]
+    releases: Dict[str, str]
+    deps: dict
+    rules: dict
+
+    def one(self, slot: str) -> Optional[Package]:
+        found = [p for p in self.selected if p.slot == slot]
+        return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class IndexWants:
+    """What a stage asks the package index for (`fetch`): PEP 508 lines, the folder's wheels the
+    resolution takes as they are (`kept`) or leaves beside another release (`set_aside`), the slots
+    it decides (their wheels in the folder are not asked again) and what to tell (`said`)."""
+
+    requirements: Tuple[str, ...] = ()
+    kept: Tuple[Package, ...] = ()
+    set_aside: Tuple[Package, ...] = ()
+    slots: Tuple[str, ...] = ()
+    said: Tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, eq=False)
 class Component(StageSlots):
     """A building block: what the catalog knows of its stage (StageSlots), how it plans the
@@ -140,5 +170,6 @@ class Component(StageSlots):
 
     plan: Optional[Callable[[Context, str], StagePlan]] = None
     parent: Optional[str] = None          # the stage it builds on (None: the base image); stages form a graph
+    index_wants: Optional[Callable[[FolderView], IndexWants]] = None    # what `fetch` asks the index for
     summary: Tuple[str, ...] = ()
     probes: Tuple[dict, ...] = ()

@@ -1,8 +1,8 @@
 """The cann stage: toolkit, kernels/ops for the chip, NNAL."""
-from ..catalog.compat import cann_rules
+from ..catalog.compat import cann_rules, pins_for
 from ..catalog.model import Slot
 from ..templating import raw
-from . import Component, Context, StagePlan, package_labels, render_script
+from . import Component, Context, FolderView, IndexWants, StagePlan, package_labels, render_script
 
 CANN_DOWNLOAD = "the CANN download page, https://www.hiascend.com/developer/download/community/result?module=cann"
 
@@ -28,9 +28,19 @@ def plan(ctx: Context, parent: str) -> StagePlan:
                      labels=package_labels(files[:len(files) - len(tools)]))
 
 
+def index_wants(view: FolderView) -> IndexWants:
+    """What CANN's own Python tools import, with the pins of its release."""
+    toolkit = view.one("toolkit")
+    if toolkit is None:
+        return IndexWants()
+    return IndexWants(requirements=(*view.deps["stage_tools"]["cann"], *pins_for(toolkit.version, view.deps.get("cann_pins") or [])),
+                      said=(f"CANN {toolkit.version}",))
+
+
 COMPONENT = Component(
     stage="cann",
     parent="base",
+    index_wants=index_wants,
     slots=(
         Slot("toolkit", required=True, expected="Ascend-cann-toolkit_<version>_linux-<arch>.run", download=CANN_DOWNLOAD),
         # kernels (CANN <= 8.3) or ops (>= 8.5) packages of the chip

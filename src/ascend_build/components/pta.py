@@ -1,7 +1,14 @@
-"""The pta stage: torch, torch_npu, requirements*.txt and the wheels they need."""
-from ..catalog.compat import pta_rules
-from ..catalog.model import Slot
-from . import Component, Context, StagePlan, package_labels, render_script
+"""The pta stage: torch, torch_npu, requirements*.txt and the wheels they need; what `fetch` asks
+the index for (torch_npu decides its torch; the folder's torch_npu decides the release)."""
+from typing import Dict, List, Optional, Tuple
+
+from packaging.version import InvalidVersion, Version
+
+from ..catalog.compat import pins_for, pta_rules, torch_npu_table
+from ..catalog.model import Package, Slot
+from ..catalog.versions import base_release, release_of, same_version, version_key
+from ..errors import ConfigError
+from . import Component, Context, FolderView, IndexWants, StagePlan, package_labels, render_script
 
 
 def plan(ctx: Context, parent: str) -> StagePlan:
@@ -17,9 +24,75 @@ def plan(ctx: Context, parent: str) -> StagePlan:
                      labels=package_labels([torch, torch_npu]))
 
 
+def torch_npu_version(given: Optional[str], cann: Optional[str], table: Dict[str, List[str]],
+                      torch: Optional[str] = None) -> str:
+    """`given` (checked), else the newest torch_npu made for the CANN release `cann` (for the torch
+    release `torch` when the folder has one)."""
+    if given is not None:
+        try:
+            return str(Version(given))
+        except InvalidVersion:
+            raise ConfigError(f"--torch-npu {given!r} is not a version", fix="e.g. --torch-npu 2.6.0.post5") from None
+    row = next((list(map(str, v)) for k, v in table.items() if cann and same_version(str(k), cann)), None)
+    if not row:
+        what = f"CANN {cann} is not in the known-good table" if cann else "no CANN toolkit found in the folder"
+        raise ConfigError(f"cannot choose a torch_npu release: {what}",
+                          fix="name it: --torch-npu VERSION (see the Ascend/pytorch release notes)")
+    fits = [v for v in row if torch is None or release_of(v) == release_of(torch)]
+    if not fits:
+        raise ConfigError(f"the folder's torch {torch} has no torch_npu made for CANN {cann} (known: {', '.join(row)})",
+                          fix="name one: --torch-npu VERSION (its torch is fetched beside yours), or bring the "
+                              "torch_npu wheel for your torch")
+    return max(fits, key=version_key)
+
+
+def folder_torch_npu(given: Optional[str], cann: Optional[str], table: Dict[str, List[str]], exceptions: Dict[str, str],
+                     npus: List[Package], torches: List[Package]) -> Tuple[str, str, List[Package]]:
+    """(torch_npu release, torch release, the folder's wheels that are theirs): the folder's own
+    torch_npu decides unless `given` names another release."""
+    if given is None and len(npus) > 1:
+        raise ConfigError("the folder holds several torch_npu wheels for this target: "
+                          + ", ".join(p.file for p in npus), fix="keep one, or name it: --torch-npu VERSION")
+    if given is None and npus:
+        npu = str(Version(npus[0].version))
+    else:
+        torch_here = torches[0].version if len(torches) == 1 and not npus else None
+        npu = torch_npu_version(given, cann, table, torch_here)
+    torch = torch_of(npu, exceptions)
+    mine = [p for p in npus if same_version(p.version, npu)][:1]
+    mine += [p for p in torches if release_of(p.version) == release_of(torch)][:1]
+    return npu, torch, mine
+
+
+def torch_of(torch_npu: str, exceptions: Dict[str, str]) -> str:
+    """The torch release torch_npu X.Y.Z[.postN] is made for: X.Y.Z unless the table says otherwise."""
+    return next((str(t) for n, t in exceptions.items() if same_version(str(n), torch_npu)), base_release(torch_npu))
+
+
+def index_wants(view: FolderView) -> IndexWants:
+    """torch_npu (the folder's, else --torch-npu, else the newest for the folder's CANN), the torch
+    it names, what it imports undeclared (numpy, pyyaml) and the torch release's pins."""
+    toolkit = view.one("toolkit")
+    rules = view.rules
+    here = [p for p in view.packages if p.slot in ("torch", "torch_npu") and p.format == "wheel"]
+    npu, torch, kept = folder_torch_npu(
+        view.releases.get("torch_npu"), toolkit.version if toolkit else None, torch_npu_table(rules),
+        rules.get("torch_npu_torch_exceptions") or {},
+        [p for p in here if p.slot == "torch_npu"], [p for p in here if p.slot == "torch"])
+    lines = [] if any(p.slot == "torch_npu" for p in kept) else [f"torch-npu=={npu}"]
+    lines += [*view.deps["torch_npu"], *pins_for(torch, view.deps.get("torch_pins") or [])]
+    set_aside = tuple(p for p in here if p not in kept)
+    said = ([f"torch_npu {npu}"] + [f"the folder's {p.file} decides its release" for p in kept]
+            + [f"{p.file} stays in the folder (not this release): move it away before `check` and `build`"
+               for p in set_aside])
+    return IndexWants(requirements=tuple(lines), kept=tuple(kept), set_aside=set_aside, slots=("torch", "torch_npu"),
+                      said=tuple(said))
+
+
 COMPONENT = Component(
     stage="pta",
     parent="cann",
+    index_wants=index_wants,
     slots=(
         Slot("torch", required=True, python=True, expected="torch-<version>[+cpu]-cp<XY>-cp<XY>-<platform>.whl",
              download="https://download.pytorch.org/whl/cpu/torch/ (or `pip download --no-deps --only-binary=:all: torch==<version>`)"),

@@ -1,12 +1,13 @@
 """`ascend-build fetch`: download into the working directory the public Python parts of a target
-(torch, torch_npu, their dependencies, CANN's Python dependencies, requirements*.txt and the
-dependencies of the stages' own wheels) as wheels for the target's arch, Python and glibc, so that
-`check` and `build` need no network afterwards."""
+(what its stages ask the index for, requirements*.txt and the dependencies of the stages' own
+wheels) as wheels for the target's arch, Python and glibc, so that `check` and `build` need no
+network afterwards."""
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from .. import grammar
 from ..catalog.compat import load_deps, load_rules
@@ -14,13 +15,14 @@ from ..catalog.model import Selection, file_patterns
 from ..catalog.nocuda import cpu_index, refused
 from ..catalog.scan import scan
 from ..catalog.select import select
+from ..components import FolderView
 from ..components.registry import components
 from ..errors import ConfigError, PackageError
-from ..units import human_bytes
+from ..platforms import Target, glibc_of
 from ..settings import Options, resolve as resolve_settings
+from ..units import human_bytes
 from .download import Client, Progress, download, present
 from .pace import Limits
-from ..platforms import Target, glibc_of
 from .resolve import Indexes, IndexUnreachable, Wheel, resolve
 from .wants import Wants, wants
 
@@ -32,7 +34,7 @@ class FetchOptions:
     target: Optional[str] = None
     platform: Optional[str] = None
     python: Optional[str] = None
-    torch_npu: Optional[str] = None
+    releases: Tuple[Tuple[str, str], ...] = ()     # (slot, version) named on the command line
     index_url: Optional[str] = None
     torch_index_url: Optional[str] = None
 
@@ -73,6 +75,17 @@ def _python(given: Optional[str], selection: Selection) -> str:
                       fix="pass --python X.Y (the base image's python3), or set `python:` in ascend-build.yaml")
 
 
+def _releases(given: Tuple[Tuple[str, str], ...]) -> Dict[str, str]:
+    """The releases named on the command line, each a version."""
+    for slot, version in given:
+        try:
+            Version(version)
+        except InvalidVersion:
+            raise ConfigError(f"--{slot.replace('_', '-')} {version!r} is not a version",
+                              fix=f"e.g. --{slot.replace('_', '-')} 2.6.0.post5") from None
+    return dict(given)
+
+
 def plan_fetch(workdir: Path, options: FetchOptions) -> FetchPlan:
     """Decide the target, the indexes and the requirements; ConfigError for a bad option."""
     settings = resolve_settings(workdir, Options(target=options.target, platform=options.platform))
@@ -80,18 +93,18 @@ def plan_fetch(workdir: Path, options: FetchOptions) -> FetchPlan:
     catalog = scan(settings.workdir, file_patterns(table))
     selection = select(catalog.packages, settings.spec, table, settings.builtin_chain, settings.builtin_target,
                        settings.arch)
-    toolkit = selection.find("toolkit")
     deps = load_deps()
     target = Target(python=_python(options.python or settings.spec.python, selection), arch=settings.arch,
                     glibc=glibc_of(str(deps["manylinux"])))
     indexes = Indexes(
         index_url=_url(options.index_url, "--index-url") or settings.spec.pip_index_url or deps["index_url"],
         torch_index_url=_url(options.torch_index_url, "--torch-index-url") or deps["torch_index_url"].get(target.arch))
-    here = [p for p in catalog.packages if p.slot in ("torch", "torch_npu") and p.format == "wheel"
-            and p.arch in (None, target.arch) and p.python in (None, target.python)]
-    wanted = wants(list(settings.builtin_chain), selection.selected(), toolkit[0].version if toolkit else None,
-                   options.torch_npu, deps, load_rules(), here)
-    return FetchPlan(settings.workdir.resolve(), target, indexes, wanted)
+    view = FolderView(packages=tuple(p for p in catalog.packages if p.arch in (None, target.arch)
+                                     and p.python in (None, target.python)),
+                      selected=tuple(selection.selected()), releases=_releases(options.releases), deps=deps,
+                      rules=load_rules())
+    stages = [c for c in table if c.stage in settings.builtin_chain]
+    return FetchPlan(settings.workdir.resolve(), target, indexes, wants(stages, view))
 
 
 def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line: None) -> List[Wheel]:
@@ -117,8 +130,7 @@ def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line:
         raise PackageError(f"{why}, and the packages resolved for {plan.target.arch} hold CUDA distributions that "
                            f"never go into an Ascend image: {listed} ({human_bytes(total)}); nothing was downloaded",
                            fix=f"make torch's CPU build reachable ({cpu_index(plan.target.arch)}, or a mirror of it "
-                               "with --torch-index-url), or pick a torch_npu whose torch has a CPU build on the index "
-                               "(--torch-npu)")
+                               "with --torch-index-url), or pick releases whose torch has a CPU build on the index")
     return wheels
 
 
@@ -149,11 +161,4 @@ def describe(plan: FetchPlan) -> Tuple[str, ...]:
     lines = [f"target {plan.target.arch}, Python {plan.target.python}, {plan.target.manylinux}",
              f"index {plan.indexes.index_url}" + (f" (torch: {plan.indexes.torch_index_url})"
                                                   if plan.indexes.torch_index_url else "")]
-    if plan.wants.cann:
-        lines.append(f"CANN {plan.wants.cann}" + (f", torch_npu {plan.wants.torch_npu}" if plan.wants.torch_npu else ""))
-    elif plan.wants.torch_npu:
-        lines.append(f"torch_npu {plan.wants.torch_npu}")
-    lines += [f"the folder's {p.file} decides its release" for p in plan.wants.kept]
-    lines += [f"{p.file} stays in the folder (not this release): move it away before `check` and `build`"
-              for p in plan.wants.set_aside]
-    return tuple(lines)
+    return tuple(lines) + plan.wants.said

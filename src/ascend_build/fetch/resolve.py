@@ -81,7 +81,7 @@ def _uv_error(stderr: str, target: Target, indexes: Indexes) -> PackageError:
                                 f"{'--torch-index-url' if named and named == indexes.torch_index_url else '--index-url'}",
                                 named)
     return PackageError(f"cannot resolve the Python packages for {target.arch} / Python {target.python}: {detail}",
-                        fix="pick versions that have wheels for this target (--torch-npu, --python, requirements*.txt)")
+                        fix="pick versions that have wheels for this target (fetch's release options, --python, requirements*.txt)")
 
 
 def resolve(requirements: Sequence[str], target: Target, indexes: Indexes) -> List[Wheel]:

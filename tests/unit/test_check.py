@@ -16,7 +16,8 @@ from ascend_build.catalog import hashcache
 from ascend_build.catalog.output import to_json
 from ascend_build.demo import standins
 from ascend_build.catalog import problems
-from ascend_build.catalog.problems import PROBLEM_CODES
+from ascend_build.components import mindie_rules, pta_rules
+from ascend_build.components.registry import problem_codes
 from ascend_build.components.registry import components
 from ascend_build.settings import Options, resolve
 from ascend_build.spec import BuildSpec
@@ -50,7 +51,7 @@ def run(work: Path, target: str = "mindie", platform: str = "x86_64", **spec):
     before = snapshot(work)
     selection = check(work, BuildSpec(**spec), target=target, platform=platform)
     assert snapshot(work) == before
-    assert {p.code for p in selection.problems} <= set(PROBLEM_CODES)
+    assert {p.code for p in selection.problems} <= set(problem_codes())
     return selection
 
 
@@ -332,11 +333,13 @@ def test_cache_writes_are_atomic_and_the_only_writes(tmp_path, monkeypatch):
 
 
 def test_every_code_in_the_sources_is_documented():
-    sources = "".join(p.read_text() for p in (SRC / "catalog").glob("*.py"))
-    used = set(re.findall(r'(?:_problem|_err|Problem\(level=[^,]+, code=|_p\("(?:error|warning)",)\s*\(?"([a-z][a-z0-9-]+)"', sources))
-    used |= {getattr(problems, name) for name in re.findall(r"\b([A-Z][A-Z_]+)\b", sources)
-             if isinstance(getattr(problems, name, None), str)}
-    assert used and used <= set(PROBLEM_CODES), used - set(PROBLEM_CODES)
+    sources = "".join(p.read_text() for folder in ("catalog", "components") for p in (SRC / folder).glob("*.py"))
+    used = set(re.findall(r'(?:_problem|_err|Problem\(level=[^,]+, code=|problem\("(?:error|warning)",)\s*\(?"([a-z][a-z0-9-]+)"', sources))
+    constants = {name: value for module in (problems, pta_rules, mindie_rules) for name, value in vars(module).items()
+                 if name.isupper() and isinstance(value, str)}
+    used |= {constants[name] for name in re.findall(r"\b([A-Z][A-Z_]+)\b", sources) if name in constants}
+    codes = problem_codes()
+    assert used and used <= set(codes), used - set(codes)
     assert {"run-truncated", "wheel-corrupt", "arch-mismatch", "ambiguous-slot", "missing-component"} <= used
 
 
@@ -394,19 +397,19 @@ def test_rule_tables():
 
     rules = compat.load_rules()
     toolkit, npu = pkg("toolkit", "8.5.0"), pkg("torch_npu", "2.6.0.post5")
-    assert compat.npu_cann(toolkit, npu, rules["cann_torch_npu"]) == []
-    assert [p.code for p in compat.npu_cann(pkg("toolkit", "8.5.0"), pkg("torch_npu", "2.1.0.post13"), rules["cann_torch_npu"])] == ["torch-npu-cann-mismatch"]
-    assert [p.level for p in compat.npu_cann(pkg("toolkit", "8.5.0"), pkg("torch_npu", "2.6.0.post99"), rules["cann_torch_npu"])] == ["warning"]
-    assert compat.torch_pair(pkg("torch", "2.6.0+cpu"), npu, {}) == []
-    assert [p.code for p in compat.torch_pair(pkg("torch", "2.6.1"), npu, {})] == ["torch-mismatch"]
-    assert compat.torch_pair(pkg("torch", "2.6.1"), npu, {"2.6.0.post5": "2.6.1"}) == []
+    assert pta_rules.npu_cann(toolkit, npu, rules["cann_torch_npu"]) == []
+    assert [p.code for p in pta_rules.npu_cann(pkg("toolkit", "8.5.0"), pkg("torch_npu", "2.1.0.post13"), rules["cann_torch_npu"])] == ["torch-npu-cann-mismatch"]
+    assert [p.level for p in pta_rules.npu_cann(pkg("toolkit", "8.5.0"), pkg("torch_npu", "2.6.0.post99"), rules["cann_torch_npu"])] == ["warning"]
+    assert pta_rules.torch_pair(pkg("torch", "2.6.0+cpu"), npu, {}) == []
+    assert [p.code for p in pta_rules.torch_pair(pkg("torch", "2.6.1"), npu, {})] == ["torch-mismatch"]
+    assert pta_rules.torch_pair(pkg("torch", "2.6.1"), npu, {"2.6.0.post5": "2.6.1"}) == []
     torch = pkg("torch", "2.1.0", python="3.12")
     selection = Selection(target="pta", arch="x86_64", chip=None, python="3.12", stages={"pta": [torch]})
     assert {p.code for p in compat.python_tags(selection, torch, rules["torch_python"])} == {"torch-python-unsupported"}
     mindie = pkg("mindie", "3.0.0")
-    assert {p.code for p in compat.mindie_table(mindie, pkg("toolkit", "8.5.0"), pkg("torch", "2.8.0"), rules["mindie"])} == {
+    assert {p.code for p in mindie_rules.mindie_table(mindie, pkg("toolkit", "8.5.0"), pkg("torch", "2.8.0"), rules["mindie"])} == {
         "mindie-cann-mismatch", "mindie-torch-mismatch"}
-    assert compat.mindie_table(mindie, pkg("toolkit", "9.0.0"), pkg("torch", "2.9.0+cpu"), rules["mindie"]) == []
+    assert mindie_rules.mindie_table(mindie, pkg("toolkit", "9.0.0"), pkg("torch", "2.9.0+cpu"), rules["mindie"]) == []
 
 
 def test_mindie_abi_in_the_name_must_match_torch(tmp_path):

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ascend_build.catalog import deployer
-from ascend_build.catalog.compat import load_rules, torch_npu_table
+from ascend_build.catalog.compat import load_rules
+from ascend_build.components.pta_rules import torch_npu_table
 from ascend_build.errors import PackageError
 from clirun import cli
 

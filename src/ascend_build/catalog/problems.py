@@ -1,5 +1,6 @@
-"""Every problem code `check` can report, as a constant, and what each means (its level first).
-The codes are stable: scripts read them from `check --json`."""
+"""The problem codes of `check`'s own mechanics, as constants, and what each means (its level
+first); each component adds the codes of its rules (Component.problems; all together:
+components.registry.problem_codes). The codes are stable: scripts read them from `check --json`."""
 from typing import Dict
 
 # integrity (catalog/integrity.py)
@@ -38,21 +39,14 @@ WHEEL_TARGET_MISMATCH = "wheel-target-mismatch"
 REQUIREMENT_UNREADABLE = "requirement-unreadable"
 REQUIREMENTS_UNRESOLVED = "requirements-unresolved"
 PYTHON_TOOLS_MISSING = "python-tools-missing"          # a stage's tools import packages the folder lacks
-CUDA_IN_IMAGE = "cuda-in-image"                        # nvidia-*/cuda-* wheels, a CUDA torch, triton beside torch_npu
+CUDA_IN_IMAGE = "cuda-in-image"                        # nvidia-*/cuda-* wheels, a CUDA torch, what python_deps.yaml refuses
 PYTHON_PIN_MISMATCH = "python-pin-mismatch"            # a wheel against the pins of the CANN / torch release
 # compatibility (catalog/compat.py)
 HOST_ONLY_PACKAGE = "host-only-package"
 VERSION_MISMATCH = "version-mismatch"
-TORCH_MISMATCH = "torch-mismatch"
-TORCH_NPU_CANN_MISMATCH = "torch-npu-cann-mismatch"
-TORCH_NPU_CANN_UNKNOWN = "torch-npu-cann-unknown"
 PYTHON_MISMATCH = "python-mismatch"
 TORCH_PYTHON_UNSUPPORTED = "torch-python-unsupported"
-ATB_TORCH_MISMATCH = "atb-torch-mismatch"
 ABI_MISMATCH = "abi-mismatch"
-MINDIE_CANN_MISMATCH = "mindie-cann-mismatch"
-MINDIE_TORCH_MISMATCH = "mindie-torch-mismatch"
-MINDIE_TWO_FORMS = "mindie-two-forms"
 CANN_PYTHON_UNSUPPORTED = "cann-python-unsupported"
 
 PROBLEM_CODES: Dict[str, str] = {
@@ -91,21 +85,14 @@ PROBLEM_CODES: Dict[str, str] = {
     WHEEL_TARGET_MISMATCH: "error: a selected wheel's platform tag or Requires-Python does not fit the image",
     REQUIREMENT_UNREADABLE: "warning: a requirements file line that is neither a requirement nor an option: not checked",
     REQUIREMENTS_UNRESOLVED: "warning: the image's Python is unknown, so the wheels' requirements are not resolved",
-    CUDA_IN_IMAGE: "error: the stages would install CUDA distributions (nvidia-*, cuda-*), a torch that requires them (a CUDA build), or the community triton beside torch_npu",
+    CUDA_IN_IMAGE: "error: the stages would install CUDA distributions (nvidia-*, cuda-*), a torch that requires them (a CUDA build), or what python_deps.yaml refuses beside a stack (the community triton)",
     PYTHON_PIN_MISMATCH: "error: the image would get a Python package in a version the torch release cannot run with (numpy 2 with torch < 2.3); a warning for CANN 8.1-8.3's official pins (numpy==1.24.0, protobuf==3.20)",
     PYTHON_TOOLS_MISSING: "note: CANN's own Python tools import packages with no wheel in the folder (error 50001 on the first NPU operator)",
     # compatibility (catalog/compat.py)
     HOST_ONLY_PACKAGE: "warning: a driver/firmware package: host only, never installed in an image; ignored",
     VERSION_MISMATCH: "error: kernels/ops or NNAL version differs from the toolkit version",
-    TORCH_MISMATCH: "error: torch_npu X.Y.Z[.postN] does not pair with torch X.Y.Z[+cpu]",
-    TORCH_NPU_CANN_MISMATCH: "error: the table lists this torch_npu only for other CANN versions",
-    TORCH_NPU_CANN_UNKNOWN: "warning: CANN / torch_npu combination not in the known-good table",
     PYTHON_MISMATCH: "error: a package's Python tag differs from the image's Python (or from the others'), or `python:` from the base image's",
     TORCH_PYTHON_UNSUPPORTED: "warning: the image's Python is outside the range the table gives for torch",
-    ATB_TORCH_MISMATCH: "error: the ATB models are built for another torch version",
     ABI_MISMATCH: "error: MindIE / ATB models / cxx_abi / the torch wheel's libraries name different C++ ABIs",
-    MINDIE_CANN_MISMATCH: "warning: MindIE is listed with another CANN version",
-    MINDIE_TORCH_MISMATCH: "warning: MindIE is listed with another torch version",
-    MINDIE_TWO_FORMS: "warning (error for two versions): both the MindIE .run and the MindIE 3.x wheels are here, and the stage would install both",
     CANN_PYTHON_UNSUPPORTED: "error: the image's Python is outside the range the CANN release supports",
 }

@@ -171,5 +171,6 @@ class Component(StageSlots):
     plan: Optional[Callable[[Context, str], StagePlan]] = None
     parent: Optional[str] = None          # the stage it builds on (None: the base image); stages form a graph
     index_wants: Optional[Callable[[FolderView], IndexWants]] = None    # what `fetch` asks the index for
+    problems: Dict[str, str] = field(default_factory=dict)               # its rules' codes -> what each means
     summary: Tuple[str, ...] = ()
     probes: Tuple[dict, ...] = ()

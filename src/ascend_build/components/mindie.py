@@ -1,8 +1,8 @@
 """The mindie stage: MindIE, then the ATB models (tarball or atb_llm wheel)."""
-from ..catalog.compat import mindie_rules
 from ..catalog.model import Slot
 from ..templating import raw
 from . import Component, Context, StagePlan, package_labels, render_script
+from .mindie_rules import PROBLEM_CODES, mindie_rules
 
 MINDIE_DOWNLOAD = "the MindIE download page, https://www.hiascend.com/developer/download/community/result?module=ie"
 
@@ -50,6 +50,7 @@ COMPONENT = Component(
     # the requirements inside an atb-models tarball install from the folder's wheels
     pip_index=lambda files: any(p.slot == "atb_models" and p.format == "tar.gz" for p in files),
     rules=(mindie_rules,),
+    problems=PROBLEM_CODES,
     plan=plan,
     summary=("mindie",),
     probes=(

@@ -4,11 +4,12 @@ from typing import Dict, List, Optional, Tuple
 
 from packaging.version import InvalidVersion, Version
 
-from ..catalog.compat import pins_for, pta_rules, torch_npu_table
+from ..catalog.compat import pins_for
 from ..catalog.model import Package, Slot
 from ..catalog.versions import base_release, release_of, same_version, version_key
 from ..errors import ConfigError
 from . import Component, Context, FolderView, IndexWants, StagePlan, package_labels, render_script
+from .pta_rules import PROBLEM_CODES, pta_rules, torch_npu_table
 
 
 def plan(ctx: Context, parent: str) -> StagePlan:
@@ -103,6 +104,7 @@ COMPONENT = Component(
     ),
     resolve=("torch_npu", "torch"),      # torch follows torch_npu's release
     rules=(pta_rules,),
+    problems=PROBLEM_CODES,
     plan=plan,
     summary=("torch_npu",),
     probes=(

@@ -3,6 +3,7 @@ stages form a graph that chain.py walks from a target up to `base`; the order of
 only the order stages are listed in (help, the catalog's tables)."""
 from typing import Dict, List, Optional
 
+from ..catalog.problems import PROBLEM_CODES
 from . import Component, base, cann, mindie, pta
 
 COMPONENTS: List[Component] = [base.COMPONENT, cann.COMPONENT, pta.COMPONENT, mindie.COMPONENT]
@@ -24,6 +25,11 @@ def stage_names() -> List[str]:
 def parents() -> Dict[str, Optional[str]]:
     """stage -> the stage it builds on (None for base)."""
     return {c.stage: c.parent for c in COMPONENTS}
+
+
+def problem_codes() -> Dict[str, str]:
+    """Every problem code `check` can report: its mechanics' and each component's rules'."""
+    return {**PROBLEM_CODES, **{code: what for c in COMPONENTS for code, what in c.problems.items()}}
 
 
 def find(stage: str) -> Optional[Component]:

@@ -13,6 +13,10 @@ from ascend_build import grammar
 from ascend_build.catalog.naming import identify, is_safe_name
 from ascend_build.errors import ConfigError
 from ascend_build.spec import BuildSpec
+from ascend_build.catalog.model import file_patterns
+from ascend_build.components.registry import components
+
+NAMES = file_patterns(components())   # the file names the components declare
 
 SHELL_META = set(" \t\n\r'\"`$;&|<>()\\*?[]{}!#")     # and a leading ~ or -
 
@@ -146,7 +150,7 @@ FILE_CHARS = st.characters(blacklist_categories=("Cs",))
                       st.builds(lambda a, b: f"torch-2.1.0-{a}-{b}-linux_x86_64.whl", TEXT, TEXT),
                       st.builds(lambda v: f"Ascend-cann-toolkit_{v}_linux-x86_64.run", TEXT)))
 def test_file_names_are_refused_or_safe(name):
-    found = identify(name) if "/" not in name and "\x00" not in name else None
+    found = identify(name, NAMES) if "/" not in name and "\x00" not in name else None
     if is_safe_name(name):
         assert not set(name) & SHELL_META and not name.startswith("-")
         assert re.fullmatch(r"[A-Za-z0-9._+-]+", name)

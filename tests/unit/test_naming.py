@@ -6,6 +6,10 @@ from packaging.version import Version
 
 from ascend_build.catalog.naming import identify, normalise_arch, normalise_chip
 from ascend_build.catalog.versions import is_prerelease, parse_version, same_version, version_key
+from ascend_build.catalog.model import file_patterns
+from ascend_build.components.registry import components
+
+NAMES = file_patterns(components())   # the file names the components declare
 
 F = dict  # expected fields; fields left out are None / False
 
@@ -75,7 +79,7 @@ UNKNOWN = [
 
 @pytest.mark.parametrize("name,fields", EXAMPLES, ids=[e[0] for e in EXAMPLES])
 def test_reference_names_parse(name, fields):
-    found = identify(name)
+    found = identify(name, NAMES)
     assert found is not None, name
     expected = {**dict(arch=None, chip=None, python=None, torch=None, abi=None, prerelease=False), **fields}
     assert {k: getattr(found, k) for k in expected} == expected
@@ -83,7 +87,7 @@ def test_reference_names_parse(name, fields):
 
 @pytest.mark.parametrize("name", UNKNOWN)
 def test_unknown_names_are_not_guessed(name):
-    assert identify(name) is None
+    assert identify(name, NAMES) is None
 
 
 @pytest.mark.parametrize("text,arch", [("x86", "x86_64"), ("x86-64", "x86_64"), ("x86_64", "x86_64"), ("amd64", "x86_64"),
@@ -174,7 +178,7 @@ def test_key_is_a_total_order(versions):
     "foo-1.0-py3-none-any`id`.whl",
 ])
 def test_wheel_tags_must_be_tags(name):
-    assert identify(name) is None
+    assert identify(name, NAMES) is None
 
 
 def test_safe_names():

@@ -26,6 +26,10 @@ from ascend_build.plan import make_plan
 from ascend_build.settings import Options, resolve
 from ascend_build.spec import BuildSpec
 from ascend_build.units import human_bytes
+from ascend_build.catalog.model import file_patterns
+from ascend_build.components.registry import components
+
+NAMES = file_patterns(components())   # the file names the components declare
 
 FILL = 4096
 HOST = "aarch64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
@@ -43,7 +47,7 @@ def wheel(folder: Path, name: str, version: str, requires=(), py: str = "py3", a
         data = _with_header(data, f"Requires-Python: {requires_python}")
     path = Path(folder) / filename
     path.write_bytes(data)
-    found = identify_wheel(filename)
+    found = identify_wheel(filename, NAMES)
     return Package(path=path, file=filename, component=found.component, slot=found.slot, version=found.version,
                    format="wheel", arch=found.arch, python=found.python)
 
@@ -79,7 +83,7 @@ def folder(tmp_path):
 def all_wheels(folder: Path) -> List[Package]:
     found = []
     for path in sorted(folder.glob("*.whl")):
-        ident = identify_wheel(path.name)
+        ident = identify_wheel(path.name, NAMES)
         found.append(Package(path=path, file=path.name, component=ident.component, slot=ident.slot,
                              version=ident.version, format="wheel", arch=ident.arch, python=ident.python))
     return found
@@ -221,7 +225,7 @@ def test_unknown_python_resolves_nothing_and_says_so(tmp_path):
     work = make_set(tmp_path)
     (work / "requirements.txt").write_text("numpy\n")
     for torch in (work / "packages").glob("torch*.whl"):          # py3 wheels: no Python in their tags
-        ident = identify_wheel(torch.name)
+        ident = identify_wheel(torch.name, NAMES)
         torch.unlink()
         wheel(work / "packages", torch.name.split("-")[0], ident.version, ["torch==2.6.0"] if "npu" in torch.name else [])
     selection = run(work)
@@ -291,7 +295,7 @@ def test_a_library_without_c10_symbols_says_its_abi_by_cxx11_anywhere():
 def with_torch_abi(work: Path, abi: int) -> Path:
     """Replace the set's torch wheel by one whose libc10.so has `abi`."""
     old = next((work / "packages").glob("torch-*.whl"))
-    ident = identify_wheel(old.name)
+    ident = identify_wheel(old.name, NAMES)
     old.unlink()
     tag = f"cp{ident.python.replace('.', '')}"
     return wheel(work / "packages", "torch", ident.version, (), tag, tag, "linux_x86_64",

@@ -18,6 +18,8 @@ class Slot:
     # (regular expression with the groups version, arch, chip, py, torch, abi; component; format):
     # a component brings the names of its own packages.
     patterns: Tuple[Tuple[str, str, str], ...] = ()
+    # Distributions whose wheels fill this slot, each (normalised name, component), e.g. ("torch-npu", "torch_npu")
+    wheels: Tuple[Tuple[str, str], ...] = ()
     # given the packages chosen so far: the slot may stay empty although `required`
     optional_when: Optional[Callable[[Dict[str, "Package"]], bool]] = None
 
@@ -37,6 +39,8 @@ class StageSlots:
     # its wheels and requirements files are resolved: closure.py.)
     pip_index: Optional[Callable[[List["Package"]], bool]] = None
     rules: Tuple[Callable[["Selection", object, dict], List["Problem"]], ...] = ()
+    # file names recognised as the stack's but never installed (regex, component, format), e.g. images
+    recognised: Tuple[Tuple[str, str, str], ...] = ()
 
     @property
     def resolve_order(self) -> Tuple[str, ...]:
@@ -49,7 +53,7 @@ class Package:
 
     path: Path                      # absolute path of the file (a link's resolved target)
     file: str                       # path relative to the working directory, e.g. "packages/x.run"
-    component: str                  # toolkit, kernels, ops, nnal, torch, torch_npu, mindie, atb_models,
+    component: str                  # toolkit, kernels, ops, nnal, torch, the components' own, atb_models,
                                     # atb_llm, driver, wheel (any other wheel), requirements
     slot: Optional[str]             # the Slot it fills; None for driver/extra wheels
     version: str
@@ -114,6 +118,10 @@ class Selection:
 
 
 def file_patterns(table) -> Tuple[Tuple[str, str, Optional[str], str], ...]:
-    """The file-name patterns the stages of `table` declare, as naming.identify takes them."""
-    return tuple((regex, component, slot.name, fmt) for stage in table for slot in stage.slots
-                 for regex, component, fmt in slot.patterns)
+    """The file names the stages of `table` declare, as naming.identify takes them: their slots'
+    patterns and wheel names, and the names they recognise without installing (slot None)."""
+    return (tuple((regex, component, slot.name, fmt) for stage in table for slot in stage.slots
+                  for regex, component, fmt in slot.patterns)
+            + tuple((dist, component, slot.name, "wheel-name") for stage in table for slot in stage.slots
+                    for dist, component in slot.wheels)
+            + tuple((regex, component, None, fmt) for stage in table for regex, component, fmt in stage.recognised))

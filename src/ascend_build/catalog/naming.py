@@ -6,7 +6,7 @@ reaches scripts and Dockerfiles only when it is also a safe file name (`is_safe_
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Dict, List, Optional, Pattern, Tuple
+from typing import List, Optional, Pattern, Tuple
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -38,8 +38,9 @@ def normalise_chip(text: str) -> str:
     return "A3" if text.lower() == "a3" else text.lower()
 
 
-_V = r"(?P<version>\d[^_]*?)"
-_A = r"(?P<arch>aarch64|arm64|x86_64|x86-64|x86|amd64)"
+# the parts of Ascend file names, for the patterns here and the components' own
+VERSION = _V = r"(?P<version>\d[^_]*?)"
+ARCH = _A = r"(?P<arch>aarch64|arm64|x86_64|x86-64|x86|amd64)"
 _C = r"(?P<chip>\d{3}[a-z]?|A3)"
 _X = r"\.(?P<ext>run|zip)"     # CANN packages: the .run, or the official signed zip that holds it
 # (pattern, component, slot, format); a pattern with an `ext` group takes its format from it
@@ -52,26 +53,13 @@ RUN_PATTERNS: List[Tuple[Pattern, str, Optional[str], str]] = [
     (rf"Atlas-(?P<chip>A3)-cann-kernels_{_V}_linux(?:-{_A})?{_X}", "kernels", "kernels", "run"),
     (rf"Ascend-cann-{_C}-ops_{_V}_linux(?:-{_A})?{_X}", "ops", "kernels", "run"),
     (rf"Ascend-cann-nnal_{_V}_linux-{_A}{_X}", "nnal", "nnal", "run"),
-    (rf"Ascend-mindie_{_V}_linux-{_A}(?:_abi(?P<abi>[01]))?\.run", "mindie", "mindie", "run"),
-    (rf"Ascend-mindie-atb-models_{_V}_linux-{_A}(?:_py(?P<py>3\d+))?_torch(?P<torch>\d+(?:\.\d+)+)-abi(?P<abi>[01])\.tar\.gz",
-     "atb_models", "atb_models", "tar.gz"),
-    # MindIE container images (docker save) for a machine: not an installer
-    (rf"Ascend-mindie-image-(?P<chip>300i-duo|800i-a2|800i-a3)_{_V}_linux_{_A}\.tar\.gz", "mindie_image", None, "tar.gz"),
     (rf"Ascend-mindx-toolbox_{_V}_linux-{_A}{_X}", "toolbox", None, "run"),
     (rf"Ascend-hdk-{_C}-npu-driver_{_V}_linux-{_A}\.run", "driver", None, "run"),
     (rf"Ascend-hdk-{_C}-npu-firmware_{_V}\.run", "firmware", None, "run"),
     (r"(?P<req>requirements[\w.-]*)\.txt", "requirements", "requirements", "txt"),
 ]
 _COMPILED = [(re.compile(p, re.IGNORECASE), c, s, f) for p, c, s, f in RUN_PATTERNS]
-WHEEL_SLOTS: Dict[str, Tuple[str, Optional[str]]] = {
-    "torch": ("torch", "torch"),
-    "torch-npu": ("torch_npu", "torch_npu"),
-    "atb-llm": ("atb_llm", "atb_models"),
-    # MindIE 3.x as wheels: mindie_llm, and the service and diffusion parts beside it
-    "mindie-llm": ("mindie", "mindie_llm"),
-    "mindie-sd": ("mindie", "mindie_wheels"),
-    "mindie-motor": ("mindie", "mindie_wheels"),
-}
+WHEEL_NAME = "wheel-name"     # the format of a pattern entry that names a distribution (its wheels fill the slot)
 _WHEEL_PLATFORM = re.compile(r"^(?:many|musl)?linux(?:1|2010|2014|_\d+_\d+)?_(?P<arch>.+)$")
 _TAG_PART = re.compile(r"[a-z0-9_]+", re.ASCII)
 
@@ -87,8 +75,9 @@ def _python_tag(tag: str) -> Optional[str]:
     return f"3.{match.group(1)}" if match else None
 
 
-def identify_wheel(name: str) -> Optional[Identity]:
-    """A wheel by PEP 427; None for bad names and wheels that are not for Linux."""
+def identify_wheel(name: str, patterns: Tuple[Tuple[str, str, Optional[str], str], ...] = ()) -> Optional[Identity]:
+    """A wheel by PEP 427, its slot from the `patterns` entries of format WHEEL_NAME (distribution,
+    component, slot) that components declare; None for bad names and wheels not for Linux."""
     try:
         dist, version, _build, tags = parse_wheel_filename(name)
     except InvalidWheelFilename:
@@ -105,7 +94,7 @@ def identify_wheel(name: str) -> Optional[Identity]:
             return None
         arches.add(arch)
     pythons = {_python_tag(t.interpreter) for t in tags if t.abi != "abi3"}
-    component, slot = WHEEL_SLOTS.get(str(dist), ("wheel", None))
+    component, slot = next(((c, s) for d, c, s, f in patterns if f == WHEEL_NAME and d == dist), ("wheel", None))
     text = str(version)
     return Identity(component=component, slot=slot, version=text, format="wheel",
                     arch=arches.pop() if len(arches) == 1 else None,
@@ -114,7 +103,7 @@ def identify_wheel(name: str) -> Optional[Identity]:
 
 @lru_cache(maxsize=8)
 def _compiled(patterns: Tuple[Tuple[str, str, Optional[str], str], ...]) -> List[Tuple[Pattern, str, Optional[str], str]]:
-    return [(re.compile(p, re.IGNORECASE), c, s, f) for p, c, s, f in patterns] + _COMPILED
+    return [(re.compile(p, re.IGNORECASE), c, s, f) for p, c, s, f in patterns if f != WHEEL_NAME] + _COMPILED
 
 
 def identify(name: str, patterns: Tuple[Tuple[str, str, Optional[str], str], ...] = ()) -> Optional[Identity]:
@@ -140,4 +129,4 @@ def identify(name: str, patterns: Tuple[Tuple[str, str, Optional[str], str], ...
             abi=int(fields["abi"]) if fields.get("abi") else None,
             prerelease=is_prerelease(version) if version else False,
         )
-    return identify_wheel(name) if name.endswith(".whl") else None
+    return identify_wheel(name, patterns) if name.endswith(".whl") else None

@@ -1,5 +1,6 @@
 """The mindie stage: MindIE, then the ATB models (tarball or atb_llm wheel)."""
 from ..catalog.model import Slot
+from ..catalog.naming import ARCH, VERSION
 from ..templating import raw
 from . import Component, Context, StagePlan, package_labels, render_script
 from .mindie_rules import PROBLEM_CODES, mindie_rules
@@ -27,20 +28,28 @@ def _wheel_form(chosen) -> bool:
     return "mindie_llm" in chosen
 
 
+RUN = (rf"Ascend-mindie_{VERSION}_linux-{ARCH}(?:_abi(?P<abi>[01]))?\.run", "mindie", "run")
+ATB_MODELS = (rf"Ascend-mindie-atb-models_{VERSION}_linux-{ARCH}(?:_py(?P<py>3\d+))?_torch(?P<torch>\d+(?:\.\d+)+)"
+              r"-abi(?P<abi>[01])\.tar\.gz", "atb_models", "tar.gz")
+# MindIE container images (docker save) for a machine: recognised, not an installer
+IMAGE = (rf"Ascend-mindie-image-(?P<chip>300i-duo|800i-a2|800i-a3)_{VERSION}_linux_{ARCH}\.tar\.gz", "mindie_image", "tar.gz")
+
 COMPONENT = Component(
     stage="mindie",
     parent="pta",
+    recognised=(IMAGE,),
     slots=(
-        Slot("mindie", required=True, expected="Ascend-mindie_<version>_linux-<arch>[_abi0|_abi1].run"
+        Slot("mindie", required=True, patterns=(RUN,), expected="Ascend-mindie_<version>_linux-<arch>[_abi0|_abi1].run"
              " (or the MindIE 3.x wheels mindie_llm, mindie_sd, mindie_motor)", download=MINDIE_DOWNLOAD,
              optional_when=_wheel_form),
         # MindIE 3.x as wheels: mindie_llm, then mindie_sd and mindie_motor
-        Slot("mindie_llm", python=True, expected="mindie_llm-<version>-cp<XY>-cp<XY>-<platform>.whl", download=MINDIE_DOWNLOAD),
-        Slot("mindie_wheels", every=True),
+        Slot("mindie_llm", python=True, wheels=(("mindie-llm", "mindie"),), expected="mindie_llm-<version>-cp<XY>-cp<XY>-<platform>.whl", download=MINDIE_DOWNLOAD),
+        Slot("mindie_wheels", every=True, wheels=(("mindie-sd", "mindie"), ("mindie-motor", "mindie"))),
         # the atb-models tarball or an atb_llm wheel
         # not for MindIE 2.1+ (the ABI in its name: it bundles the ATB models) nor the 3.x wheels;
         # with no MindIE chosen, its own problem says what is missing
-        Slot("atb_models", required=True, python=True, download=MINDIE_DOWNLOAD,
+        Slot("atb_models", required=True, python=True, download=MINDIE_DOWNLOAD, patterns=(ATB_MODELS,),
+             wheels=(("atb-llm", "atb_llm"),),
              optional_when=lambda chosen: _wheel_form(chosen) or chosen.get("mindie") is None or chosen["mindie"].abi is not None,
              expected="Ascend-mindie-atb-models_<version>_linux-<arch>[_py<XY>]_torch<torch>-abi<0|1>.tar.gz"
                       " or atb_llm-<version>-cp<XY>-cp<XY>-linux_<arch>.whl"),

@@ -95,9 +95,9 @@ COMPONENT = Component(
     parent="cann",
     index_wants=index_wants,
     slots=(
-        Slot("torch", required=True, python=True, expected="torch-<version>[+cpu]-cp<XY>-cp<XY>-<platform>.whl",
+        Slot("torch", required=True, python=True, wheels=(("torch", "torch"),), expected="torch-<version>[+cpu]-cp<XY>-cp<XY>-<platform>.whl",
              download="https://download.pytorch.org/whl/cpu/torch/ (or `pip download --no-deps --only-binary=:all: torch==<version>`)"),
-        Slot("torch_npu", required=True, python=True,
+        Slot("torch_npu", required=True, python=True, wheels=(("torch-npu", "torch_npu"),),
              expected="torch_npu-<version>-cp<XY>-cp<XY>-manylinux_2_17_<arch>.manylinux2014_<arch>.whl",
              download="https://gitee.com/ascend/pytorch/releases (or `pip download --no-deps torch-npu==<version>`)"),
         Slot("requirements", every=True),

@@ -1,0 +1,553 @@
+"""Where an arm64 build spends its time under QEMU, against the same content for amd64 (issue #24, "measure first").
+
+Content: `ascend-build init --demo DIR --arch {aarch64,x86_64} --cann 8.0.RC2 --filler 4MiB` stand-ins plus a real
+pure-Python closure (sympy, mpmath, networkx, jinja2, markupsafe, filelock, fsspec, typing_extensions; wheels for
+each arch and Python 3.11, downloaded once into ~/.cache/ascend-build-tests/closure/) required by requirements.txt.
+Run by hand, one benchmark at a time (docker daemon, QEMU binfmt, both base images):
+
+    .venv/bin/python benchmarks/bench_arch.py [--runs 3] [--parts builds,steps]   # whole builds, then per step
+    .venv/bin/python benchmarks/bench_arch.py --prototype [--runs 3]               # native helper stage vs emulated pip
+
+builds: `build --platform P --engine buildkit --no-cache --timings --report R.json` of each folder from scratch,
+arches alternating, one uncounted warm-up pair. steps: the stage scripts' commands by hand, each timed, in
+`docker run --platform P` containers of the base image, packages served on the docker bridge. prototype: see
+Prototype. Everything made (folders, images, servers) is removed at the end.
+
+Result (2 shared cores, docker 20.10 BuildKit, qemu-aarch64 user mode; medians in s; 3 counted build runs, the
+steps from 1 run, the prototype from 2; the machine was shared, so read ratios rather than absolute seconds):
+
+  whole build, per stage        arm64    amd64   ratio
+    base                          0.7      0.1    ~5
+    cann                         36.4      4.9    7.4
+    pta                          16.1      2.9    5.5
+    mindie                        8.9      1.4    6.3
+    ENV capture after cann        1.8      1.4    1.3   (image export + capture container + rmi)
+    ENV capture after mindie      1.3      0.9    1.4
+    last (cached) engine build    0.3      0.2
+    total (wall)                 66.5     13.0    5.1
+
+  per step                      arm64    amd64   ratio
+    cann  download (wget x5)      0.76     0.09    8.6
+          sha256 (5 files)        0.39     0.05    7.5
+          pip mpmath+sympy       27.4      4.3     6.3   <- 75% of the arm64 stage: sympy's byte code
+          toolkit .run --install  1.20     0.10   11.4   (--check alone 0.48; payload untar 1.05)
+          kernels .run            1.24     0.12   10.8
+          nnal .run               1.49     0.11   13.8
+    pta   download / sha256       1.27/0.46 0.11/0.04
+          pip torch+npu+closure  10.4      1.4     7.5
+          pip -r requirements     3.2      0.39    8.1   (nothing to install: pip's start-up and resolve alone)
+          import torch (ABI)      0.26     0.02   15
+    mindie download / sha256      1.48/0.47 0.14/0.06    (the closure's wheels are downloaded again here)
+          mindie .run             4.05     0.48    8.4   (it imports torch and pip-installs its own wheels)
+          atb untar / pip         0.14/2.74 0.02/0.49
+    ENV capture (source, env)     0.63     0.08    7.6
+    imports: python3 -c pass      0.29     0.02   14;  sympy 2.29/0.36, networkx 1.47/0.23, jinja2 0.81/0.12
+    pip, all 10 wheels, default  37.3      6.1     6.2
+      the same --no-compile       6.5      1.6     4.2
+      then compileall (-j1)      33.9      5.9     5.7   (-j0: 32.2/5.8; 2,358 .pyc)
+      import sympy without .pyc   8.4      1.5     (what skipping compilation would cost at every start)
+
+  Under QEMU the build is 5x slower as a whole; bytecode compilation by pip dominates: about 31 of the 37 s pip
+  spends on the closure (83%); pip is ~44 of the 62 s of arm64 stage time, its compilation ~31 s of that (the
+  cann stage's 27 s pip is almost all sympy's byte code).
+  Small emulated processes (sha256sum, wget, tar, bash, python start-up 0.3 s) are 8-15x slower but add up to
+  ~10 s; the .run installers ~1.2-1.5 s each with 4 MiB fillers (they verify the payload, then untar it); the ENV
+  capture is not emulation-bound (~1.3-1.8 s per stage, mostly image export and container start). The tool's own
+  phases are 0.1 s. `python3 -m compileall -j0` does not help on 2 cores. Skipping compilation is no fix: every
+  start then pays it (import sympy 8.4 s vs 2.3 s).
+
+  prototype (arm64 closure's 8 wheels)          install steps   docker build wall
+    emulated pip in the arm64 stage (today)         38.4            39.3
+    native helper, pip --target --no-compile
+      + compileall at the final path, COPY          12.2 (0.32x)    14.1 (0.36x)
+    native helper, pip --target with pip's own
+      compile (.pyc co_filename = pip's temp dir)    7.5 (0.20x)     8.5 (0.23x)
+  Trees (dist-packages, /usr/local/bin, /usr/local/share; read with `docker cp` on the host): same 4,829 file
+  names, modes and sizes; every non-.pyc file identical except each dist-info RECORD (it lists no .pyc when
+  compileall ran after pip; sympy's has ../../bin/isympy and ../../share/man/man1/isympy.1 instead of
+  ../../../, so `pip uninstall sympy` there would leave isympy and its man page); INSTALLER (pip) and
+  direct_url.json identical; the isympy shebang is /usr/bin/python3 in both. Data files (share/man) land inside
+  the --target folder and must be moved. .pyc: same magic and flags; 2,316 differ only in the source-mtime field
+  (valid: COPY keeps the sources' mtimes), 40 in code bytes (marshal's reference flags, not behaviour); with
+  pip's own compile under --target all 2,356 differ in co_filename (pip's temp dir; importlib fixes it at load).
+  `pip list` in both images: identical. The helper's Python must be the same 3.x minor (here both 3.11.2).
+
+  Also seen: under BuildKit `build --no-cache` reaches only the first engine build (the cann capture's); the
+  mindie capture build takes pta and mindie from BuildKit's cache of an earlier build of the same Dockerfile
+  (cache keys follow the Dockerfile, not the rebuilt parent), so a "--no-cache" build reuses old pta/mindie
+  layers. Builds here get a new comment line in requirements.txt per run to measure from scratch.
+"""
+import argparse
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import hashlib
+from pathlib import Path
+from typing import Dict, List
+
+from common import ratio_spread, spread
+
+from ascend_build.engines.network import bridge_gateway
+from ascend_build.fastpath import BYPASS_ENV as FULL_ENV
+
+CLI = [sys.executable, "-m", "ascend_build"]
+DOCKER = os.environ.get("ASCEND_BUILD_DOCKER", "/usr/bin/docker")
+CLI_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+BUILDKIT = dict(os.environ, DOCKER_BUILDKIT="1")
+CACHE = Path(os.environ.get("ASCEND_BUILD_TEST_CACHE", Path.home() / ".cache" / "ascend-build-tests")) / "closure"
+CLOSURE = ("sympy", "mpmath", "networkx", "jinja2", "markupsafe", "filelock", "fsspec", "typing_extensions")
+SITE = "/usr/local/lib/python3.11/dist-packages"
+PIP_ENV = ("PIP_BREAK_SYSTEM_PACKAGES=1", "PIP_NO_CACHE_DIR=1", "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_ROOT_USER_ACTION=ignore")
+
+
+class Arch:
+    def __init__(self, name, machine, platform, base):
+        self.name, self.machine, self.platform, self.base = name, machine, platform, base
+
+
+ARCHES = (Arch("arm64", "aarch64", "linux/arm64", "localhost/ascend-build-base:bookworm-arm64"),
+          Arch("amd64", "x86_64", "linux/amd64", "localhost/ascend-build-base:bookworm"))
+
+
+def run(cmd, check=True, **kw):
+    result = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if check and result.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd))[:300]} failed:\n{result.stdout[-1500:]}{result.stderr[-2500:]}")
+    return result
+
+
+def wheels(arch: Arch) -> Path:
+    """The closure's wheels for the arch and Python 3.11, downloaded once into the cache."""
+    folder = CACHE / arch.machine
+    if not all(any(folder.glob(f"{name}-*.whl")) for name in CLOSURE):
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"downloading the closure's wheels for {arch.machine} into {folder}", flush=True)
+        run([sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:", "--platform", f"manylinux2014_{arch.machine}",
+             "--python-version", "3.11", "-d", str(folder), *CLOSURE])
+    return folder
+
+
+def make_workdir(root: Path, arch: Arch) -> Path:
+    """`init --demo --arch M --cann 8.0.RC2 --filler 4MiB` + the closure's wheels, required by requirements.txt."""
+    workdir = root / arch.name
+    run([*CLI, "init", "--demo", str(workdir), "--arch", arch.machine, "--cann", "8.0.RC2", "--filler", "4MiB"], env=CLI_ENV)
+    for wheel in wheels(arch).glob("*.whl"):
+        shutil.copy(wheel, workdir / "packages" / wheel.name)
+    with open(workdir / "requirements.txt", "a") as out:
+        out.write("".join(f"{name}\n" for name in CLOSURE))
+    return workdir
+
+
+def med(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def table(title, rows: Dict[str, Dict[str, List[float]]]):
+    """One line per figure: the arm64 and amd64 seconds (min/median/max) and the ratio of the medians."""
+    print(f"== {title} (s, min/median/max over the runs; ratio = arm64/amd64 of the medians, with the per-run ratios)")
+    width = max(len(k) for k in rows)
+    for name, per in rows.items():
+        a, b = per.get("arm64", []), per.get("amd64", [])
+        ratio = ratio_spread(a, b) if a and b and min(b) > 0 else "-"
+        print(f"  {name:{width}s}  arm64 {spread(a) if a else '-':>20s}   amd64 {spread(b) if b else '-':>18s}   ratio {ratio}")
+
+
+# ---------------------------------------------------------------- 1. whole builds, per stage
+class Builds:
+    """`ascend-build build --no-cache` of each arch's folder from scratch, alternating. Stage seconds come from the
+    report. The tool prints "building up to its install step" when each set_env.sh capture build starts; run under a
+    terminal (`script`), that line arrives when it is printed, so the seconds between the two markers, less the
+    stages built in between, are the cann capture (image export + the container sourcing set_env.sh + removing the
+    image). The rest of the engine phase less the pta and mindie stages is the mindie capture plus the last, all
+    cached, engine build; that last build is measured alone right after (a no-change build with the fast path
+    bypassed: the capture is then cached) and subtracted.
+
+    From scratch: the set_env.sh cache is removed and requirements.txt gets a new comment line before each run. The
+    comment is needed because `--no-cache` only reaches the first engine build (the cann capture's); the later ones
+    would find pta and mindie in BuildKit's cache from the previous run (BuildKit's cache keys follow the
+    Dockerfile, not the rebuilt parent)."""
+
+    def __init__(self, dirs: Dict[str, Path]):
+        self.dirs, self.images = dirs, set()
+
+    def build(self, arch: Arch, *extra, env=None):
+        workdir = self.dirs[arch.name]
+        report = workdir.parent / f"report-{arch.name}.json"
+        cmd = [*CLI, "build", "-C", str(workdir), "--platform", arch.platform, "--engine", "buildkit", "--docker-bin", DOCKER,
+               "--base-image", arch.base, "--timings", "--report", str(report), "-t", f"ab-arch:{arch.name}", *extra]
+        start = time.monotonic()
+        proc = subprocess.Popen(["script", "-qfec", shlex.join(cmd) + " >/dev/null", "/dev/null"], stdout=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, errors="replace", env={**CLI_ENV, "TERM": "dumb", **(env or {})})
+        marks = [time.monotonic() - start for line in proc.stdout if "building up to its install step" in line]
+        if proc.wait() != 0:
+            sys.exit(f"build of {arch.name} failed: see {workdir}/.ascend-build/logs")
+        result = json.loads(report.read_text())
+        self.images.add(result["image_id"])
+        return result, marks, time.monotonic() - start
+
+    def once(self, arch: Arch) -> Dict[str, float]:
+        workdir = self.dirs[arch.name]
+        shutil.rmtree(workdir / ".ascend-build" / "set-env", ignore_errors=True)
+        with open(workdir / "requirements.txt", "a") as out:
+            out.write(f"# run {time.time_ns()}\n")
+        result, marks, wall = self.build(arch, "--no-cache")
+        stages = {s["name"]: s["seconds"] for s in result["stages"]}
+        if len(marks) != 2 or any(s["status"] != "built" for s in result["stages"] if s["name"] != "base"):
+            sys.exit(f"{arch.name}: expected two capture builds and every stage built, got {marks} and {result['stages']}")
+        engine = result["timings"]["engine"]
+        final = self.build(arch, env={FULL_ENV: "1"})[0]["timings"]["engine"]
+        out = {f"stage {name}": seconds for name, seconds in stages.items()}
+        out["capture after cann"] = marks[1] - marks[0] - stages["base"] - stages["cann"]
+        out["capture after mindie"] = engine - (marks[1] - marks[0]) - stages["pta"] - stages["mindie"] - final
+        out["last build (cached)"] = final
+        out["engine phase"] = engine
+        out["tool's own phases"] = sum(v for k, v in result["timings"].items() if k not in ("engine", "total"))
+        out["total (wall)"] = wall
+        return out
+
+    def run(self, runs: int):
+        rows: Dict[str, Dict[str, List[float]]] = {}
+        for n in range(runs + 1):   # the first pair warms the page cache and the base images' layers: not counted
+            for arch in (ARCHES if n % 2 else ARCHES[::-1]):
+                got = self.once(arch)
+                print(f"  run {n}{' (warm-up)' if n == 0 else ''} {arch.name}: " + ", ".join(f"{k} {v:.1f}" for k, v in got.items()), flush=True)
+                if n:
+                    for key, value in got.items():
+                        rows.setdefault(key, {}).setdefault(arch.name, []).append(value)
+        table("whole build per stage (ascend-build build --engine buildkit --no-cache)", rows)
+
+    def clean(self):
+        run([DOCKER, "rmi", "-f", "ab-arch:arm64", "ab-arch:amd64", *self.images], check=False)
+
+
+# ---------------------------------------------------------------- 2. per step, by hand in containers
+STEPS = r'''
+set -e
+cd /
+now() { date +%s.%N; }
+step() {   # step NAME CMD...: time one step, print "STEP NAME SECONDS"
+    name=$1; shift; s=$(now)
+    "$@" >/tmp/step.log 2>&1 || { echo "FAILED $name"; tail -n 20 /tmp/step.log; exit 1; }
+    e=$(now); echo "STEP $name $(awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", e - s }')"
+}
+fetch() { dir=$1; shift; mkdir -p "$dir"; for f in "$@"; do wget -q -O "$dir/$(basename "$f")" "$URL$(basename "$f")"; done; }
+sums() { for f in "$@"; do sha256sum "$f"; done; }
+pipi() { python3 -m pip install --no-cache-dir --disable-pip-version-check --no-index --find-links "$PKG_DIR" "$@"; }
+P=/usr/local/Ascend; W=/w/packages
+T=$(ls $W/Ascend-cann-toolkit_*.run); K=$(ls $W/Ascend-cann-kernels-*.run); N=$(ls $W/Ascend-cann-nnal_*.run)
+M=$(ls $W/Ascend-mindie_*.run); A=$(ls $W/Ascend-mindie-atb-models_*.tar.gz)
+TORCH=$(ls $W/torch-*.whl); NPU=$(ls $W/torch_npu-*.whl)
+CW="$(ls $W/mpmath-*.whl) $(ls $W/sympy-*.whl)"
+PW=$(ls $W/*.whl | grep -v -e /torch -e /mpmath- -e /sympy-)
+ALLW=$(ls $W/*.whl | grep -v /torch)
+case "$MODE" in
+stages)
+    # cann: as run-stage.sh + install_cann.sh do it
+    D=/tmp/ascend-pkgs/cann; export PKG_DIR=$D
+    step cann.download fetch $D $T $K $N $CW
+    step cann.sha256 sums $D/*
+    step cann.pip_install pipi $(for f in $CW; do echo $D/$(basename $f); done)
+    step cann.run_check bash $D/$(basename $T) --check
+    step cann.run_payload_untar bash -c "mkdir -p /tmp/x && bash $D/$(basename $T) --noexec --extract=/tmp/x"
+    rm -rf /tmp/x
+    step cann.toolkit_run bash $D/$(basename $T) --install --quiet --install-path=$P --install-for-all
+    . $P/ascend-toolkit/set_env.sh
+    step cann.kernels_run bash $D/$(basename $K) --install --quiet --install-path=$P --type=toolkit --install-for-all
+    step cann.nnal_run bash $D/$(basename $N) --install --quiet --install-path=$P --install-for-all
+    rm -rf $D
+    # pta
+    D=/tmp/ascend-pkgs/pta; export PKG_DIR=$D
+    step pta.download fetch $D $TORCH $NPU $PW /w/requirements.txt
+    step pta.sha256 sums $D/*
+    step pta.pip_install pipi $D/$(basename $TORCH) $D/$(basename $NPU) $(for f in $PW; do echo $D/$(basename $f); done)
+    step pta.pip_requirements pipi -r $D/requirements.txt
+    step pta.import_torch_abi env TORCH_DEVICE_BACKEND_AUTOLOAD=0 python3 -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))'
+    rm -rf $D
+    # mindie
+    D=/tmp/ascend-pkgs/mindie; export PKG_DIR=$D
+    step mindie.download fetch $D $M $A $ALLW
+    step mindie.sha256 sums $D/*
+    . $P/nnal/atb/set_env.sh --cxx_abi=1
+    step mindie.mindie_run bash $D/$(basename $M) --install --quiet --install-path=$P
+    step mindie.chmod chmod -R go+rX,go-w $P/mindie
+    mkdir -p $P/atb-models
+    step mindie.atb_untar tar -xzf $D/$(basename $A) -C $P/atb-models --no-same-owner
+    step mindie.atb_pip_install pipi $(find $P/atb-models -name 'atb_llm-*.whl' | head -n 1)
+    rm -rf $D
+    # ENV capture: what the tool's capture container does (source the set_env.sh files, print the environment)
+    step env_capture bash -c ". $P/ascend-toolkit/set_env.sh; . $P/nnal/atb/set_env.sh --cxx_abi=1; . $P/mindie/set_env.sh; . $P/atb-models/set_env.sh; env -0 >/dev/null"
+    # import checks (what verify probes); the byte code exists (pip compiled it)
+    step import.python_start python3 -c pass
+    step import.torch python3 -c 'import torch'
+    step import.torch_npu python3 -c 'import torch_npu'
+    step import.sympy python3 -c 'import sympy'
+    step import.networkx python3 -c 'import networkx'
+    step import.jinja2 python3 -c 'import jinja2, markupsafe'
+    ;;
+pip)
+    # the same wheels (the closure + the torch stand-ins) in a fresh container, three ways
+    export PKG_DIR=$W
+    step pip.default pipi $W/*.whl
+    python3 -m pip uninstall -y -q $(ls $W/*.whl | sed 's#.*/##; s#-.*##') >/dev/null
+    step pip.no_compile pipi --no-compile $W/*.whl
+    step pip.compileall python3 -m compileall -q -j1 $SITE
+    find $SITE -name '__pycache__' -prune -exec rm -rf {} +
+    step pip.compileall_j0 python3 -m compileall -q -j0 $SITE
+    step pip.pyc_count sh -c "find $SITE -name '*.pyc' | wc -l > /tmp/n"
+    echo "COUNT pyc $(cat /tmp/n) py $(find $SITE -name '*.py' | wc -l)"
+    find $SITE -name '__pycache__' -prune -exec rm -rf {} +
+    step import.sympy_without_pyc python3 -B -c 'import sympy'
+    ;;
+esac
+'''
+
+
+class Steps:
+    def __init__(self, dirs: Dict[str, Path]):
+        self.dirs = dirs
+        self.host = bridge_gateway(DOCKER)
+        if not self.host:
+            sys.exit("the per-step runs need docker's bridge network (the packages are served on its gateway)")
+        self.servers = {}
+
+    def serve(self, arch: Arch) -> str:
+        if arch.name not in self.servers:
+            with __import__("socket").socket() as s:
+                s.bind((self.host, 0))
+                port = s.getsockname()[1]
+            served = self.dirs[arch.name].parent / f"served-{arch.name}"
+            served.mkdir(exist_ok=True)
+            for path in [*(self.dirs[arch.name] / "packages").iterdir(), self.dirs[arch.name] / "requirements.txt"]:
+                if not (served / path.name).exists():
+                    (served / path.name).symlink_to(path)
+            proc = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", self.host], cwd=served,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.servers[arch.name] = (proc, f"http://{self.host}:{port}/")
+            time.sleep(0.5)
+        return self.servers[arch.name][1]
+
+    def once(self, arch: Arch, mode: str) -> Dict[str, float]:
+        url = self.serve(arch)
+        env = [f"-e{e}" for e in (*PIP_ENV, f"MODE={mode}", f"URL={url}", f"SITE={SITE}")]
+        result = run([DOCKER, "run", "--rm", "-i", "--platform", arch.platform, *env, "-v", f"{self.dirs[arch.name]}:/w:ro",
+                      "--entrypoint", "bash", arch.base, "-s"], input=STEPS)
+        out = {}
+        for line in result.stdout.splitlines():
+            if line.startswith("STEP "):
+                _, name, seconds = line.split()
+                out[name] = float(seconds)
+            elif line.startswith("COUNT "):
+                print(f"  ({arch.name}) {line[6:]}")
+        return out
+
+    def run(self, runs: int):
+        rows: Dict[str, Dict[str, List[float]]] = {}
+        for n in range(runs):
+            for arch in (ARCHES if n % 2 == 0 else ARCHES[::-1]):
+                for mode in ("stages", "pip"):
+                    for key, value in self.once(arch, mode).items():
+                        rows.setdefault(key, {}).setdefault(arch.name, []).append(value)
+                print(f"  run {n + 1} {arch.name} done", flush=True)
+        table("per step, by hand in `docker run --platform` containers (base image, same commands as the stage scripts)", rows)
+
+    def clean(self):
+        for proc, _ in self.servers.values():
+            proc.terminate()
+            proc.wait()
+
+
+# ---------------------------------------------------------------- 3. prototype: a native helper stage
+PROTO = r'''
+ARG ARM_BASE=localhost/ascend-build-base:bookworm-arm64
+ARG HOST_BASE=localhost/ascend-build-base:bookworm
+FROM --platform=$BUILDPLATFORM ${HOST_BASE} AS wheels
+RUN --mount=type=bind,source=wheels,target=/w python3 -m pip install --no-cache-dir --disable-pip-version-check \
+      --break-system-packages --no-index --no-deps --only-binary :all: --platform manylinux2014_aarch64 \
+      --python-version 3.11 --implementation cp --abi cp311 --target /usr/local/lib/python3.11/dist-packages --no-compile /w/*.whl \
+    && cd /usr/local/lib/python3.11/dist-packages && python3 -m compileall -q -j0 . -d $PWD -x '^./(bin|share)/' \
+    && mkdir /out && mv bin /out/bin && mv share /out/share && mv $PWD /out/lib
+
+FROM ${ARM_BASE} AS native
+COPY --from=wheels /out/lib/ /usr/local/lib/python3.11/dist-packages/
+COPY --from=wheels /out/bin/ /usr/local/bin/
+COPY --from=wheels /out/share/ /usr/local/share/
+
+FROM ${ARM_BASE} AS emulated
+RUN --mount=type=bind,source=wheels,target=/w python3 -m pip install --no-cache-dir --disable-pip-version-check \
+      --break-system-packages --no-index --no-deps /w/*.whl
+'''
+
+
+class Prototype:
+    """The arm64 closure's wheels installed (a) by the emulated pip in the arm64 stage, as today, and (b) by the
+    host's pip in a `FROM --platform=$BUILDPLATFORM` helper stage (--target, --platform manylinux2014_aarch64),
+    COPY'd into the arm64 stage. Timed as whole `docker build`s (BuildKit, --no-cache) and per step."""
+
+    def __init__(self, root: Path):
+        self.ctx = root / "proto"
+        (self.ctx / "wheels").mkdir(parents=True)
+        for wheel in wheels(ARCHES[0]).glob("*.whl"):
+            shutil.copy(wheel, self.ctx / "wheels" / wheel.name)
+        (self.ctx / "Dockerfile").write_text(PROTO)
+
+    def build(self, target: str) -> Dict[str, float]:
+        cmd = [DOCKER, "build", "--progress", "plain", "--no-cache", "--platform", "linux/arm64", "--target", target,
+               "-t", f"ab-proto:{target}", str(self.ctx)]
+        start = time.monotonic()
+        result = run(cmd, env=BUILDKIT)
+        wall = time.monotonic() - start
+        steps, names = {}, {}
+        for line in result.stderr.splitlines():
+            m = re.match(r"#(\d+) \[(\S+) (\d+/\d+)\] (\w+)", line)
+            if m:
+                names[m.group(1)] = f"{m.group(2)} {m.group(4)} ({m.group(3)})"
+            m = re.match(r"#(\d+) DONE ([\d.]+)s", line)
+            if m and m.group(1) in names and names[m.group(1)].split()[1] in ("RUN", "COPY"):
+                steps[names[m.group(1)]] = float(m.group(2))
+        steps["steps total"] = sum(steps.values())
+        steps["docker build (wall)"] = wall
+        return steps
+
+    def run(self, runs: int):
+        rows: Dict[str, Dict[str, List[float]]] = {}
+        for n in range(runs + 1):
+            for target in (("native", "emulated") if n % 2 else ("emulated", "native")):
+                got = self.build(target)
+                if n:
+                    for key, value in got.items():
+                        rows.setdefault(f"{target}: {key}", {}).setdefault("arm64", []).append(value)
+        print("== prototype: the arm64 closure's wheels, native helper stage vs emulated pip (s, min/median/max)")
+        width = max(len(k) for k in rows)
+        for name, per in rows.items():
+            print(f"  {name:{width}s}  {spread(per['arm64'])}")
+        nat, emu = rows["native: docker build (wall)"]["arm64"], rows["emulated: docker build (wall)"]["arm64"]
+        print(f"  whole build native/emulated: {ratio_spread(nat, emu)}")
+        nat, emu = rows["native: steps total"]["arm64"], rows["emulated: steps total"]["arm64"]
+        print(f"  install steps native/emulated: {ratio_spread(nat, emu)}")
+        self.compare()
+
+    def compare(self):
+        print("== prototype: the installed trees (dist-packages, /usr/local/bin and /usr/local/share), native vs emulated")
+        trees = {t: self.tree(f"ab-proto:{t}") for t in ("native", "emulated")}
+        a, b = trees["native"], trees["emulated"]
+        only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        print(f"  files: native {len(a)}, emulated {len(b)}; only in native {len(only_a)}, only in emulated {len(only_b)}")
+        for path in only_a[:10]:
+            print(f"    only native:   {path}")
+        for path in only_b[:10]:
+            print(f"    only emulated: {path}")
+        kinds: Dict[str, List[str]] = {}
+        for path in sorted(set(a) & set(b)):
+            (ta, ma, sa, ha), (tb, mb, sb, hb) = a[path], b[path]
+            if ta != tb:
+                kinds.setdefault("type", []).append(path)
+            if ma != mb:
+                kinds.setdefault(f"mode {oct(ma)} vs {oct(mb)}", []).append(path)
+            if path.endswith(".pyc"):
+                if ha[0] != hb[0]:
+                    kinds.setdefault(".pyc header (magic/flags)", []).append(path)
+                if ha[1] != hb[1]:
+                    kinds.setdefault(".pyc code (past the 16-byte header)", []).append(path)
+                elif ha[2] != hb[2]:
+                    kinds.setdefault(".pyc source mtime/size field only", []).append(path)
+            elif (sa, ha) != (sb, hb):
+                kinds.setdefault("content (size or sha256)", []).append(path)
+        same = len(set(a) & set(b)) - len({p for v in kinds.values() for p in v})
+        print(f"  identical (name, type, mode, size, sha256; .pyc: all 16 header bytes and code): {same}")
+        for kind, paths in kinds.items():
+            print(f"  differ in {kind}: {len(paths)}, e.g. {', '.join(paths[:4])}")
+            if kind.startswith("content"):
+                for path in paths[:6]:
+                    self.show_diff(path)
+        lists = {t: run([DOCKER, "run", "--rm", "--platform", "linux/arm64", "--entrypoint", "python3", f"ab-proto:{t}",
+                         "-m", "pip", "list", "--format", "freeze", "--disable-pip-version-check"]).stdout for t in trees}
+        print(f"  pip list: {'identical' if lists['native'] == lists['emulated'] else 'DIFFERS'} "
+              f"({len(lists['native'].splitlines())} / {len(lists['emulated'].splitlines())} lines)")
+        if lists["native"] != lists["emulated"]:
+            print("    native:   " + " ".join(lists["native"].split()))
+            print("    emulated: " + " ".join(lists["emulated"].split()))
+
+    def show_diff(self, path):
+        texts = {}
+        for t in ("native", "emulated"):
+            texts[t] = self.files[f"ab-proto:{t}"].get(path, b"").decode(errors="replace").splitlines()
+        import difflib
+        diff = [l for l in difflib.unified_diff(texts["emulated"], texts["native"], "emulated", "native", n=0, lineterm="")][2:]
+        print(f"    {path} (emulated -> native): " + " | ".join(diff[:8]) + (" | ..." if len(diff) > 8 else ""))
+
+    files: Dict[str, Dict[str, bytes]] = {}
+
+    def tree(self, image):
+        """path -> (type, mode, size, (pyc header, sha256 of the code, or of the file)) for dist-packages and /usr/local/bin,
+        read on the host from `docker cp` tar streams (nothing emulated). Small text files are kept, to show diffs."""
+        cid = run([DOCKER, "create", "--platform", "linux/arm64", image]).stdout.strip()
+        out, kept = {}, {}
+        try:
+            for root in (SITE, "/usr/local/bin", "/usr/local/share"):
+                got = subprocess.run([DOCKER, "cp", f"{cid}:{root}", "-"], capture_output=True)
+                if got.returncode != 0:
+                    continue
+                data = got.stdout
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    for member in tar:
+                        name = f"{root}/{member.name.split('/', 1)[1]}" if "/" in member.name else root
+                        if member.isdir():
+                            continue
+                        body = tar.extractfile(member).read() if member.isfile() else member.linkname.encode()
+                        if name.endswith(".pyc"):
+                            digest = (body[:8], hashlib.sha256(body[16:]).hexdigest(), body[8:16])
+                        else:
+                            digest = hashlib.sha256(body).hexdigest()
+                        if (len(body) < 200_000 or name.endswith("/RECORD")) and not name.endswith(".pyc"):
+                            kept[name] = body
+                        out[name] = ("f" if member.isfile() else "l", member.mode, member.size, digest)
+        finally:
+            run([DOCKER, "rm", "-f", cid], check=False)
+        self.files[image] = kept
+        return out
+
+    def clean(self):
+        run([DOCKER, "rmi", "-f", "ab-proto:native", "ab-proto:emulated"], check=False)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--parts", default="builds,steps", help="builds and/or steps (comma-separated)")
+    parser.add_argument("--prototype", action="store_true", help="time the native-install helper stage against the "
+                        "emulated pip install, and compare the trees (instead of --parts)")
+    opts = parser.parse_args()
+    for arch in ARCHES:
+        if run([DOCKER, "image", "inspect", arch.base], check=False).returncode != 0:
+            sys.exit(f"needs {arch.base} in {DOCKER}'s store (scripts/make-base-image.sh; arm64 under QEMU binfmt)")
+    print(f"{os.cpu_count()} CPUs, {opts.runs} counted runs per figure, docker {DOCKER}", flush=True)
+    root = Path(tempfile.mkdtemp(prefix="ab-arch-"))
+    parts = []
+    try:
+        if opts.prototype:
+            parts.append(Prototype(root))
+            parts[-1].run(opts.runs)
+            return
+        dirs = {arch.name: make_workdir(root, arch) for arch in ARCHES}
+        wanted = {p.strip() for p in opts.parts.split(",")}
+        for name, cls in (("builds", Builds), ("steps", Steps)):
+            if name in wanted:
+                parts.append(cls(dirs))
+                parts[-1].run(opts.runs)
+    finally:
+        for part in parts:
+            part.clean()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -265,17 +265,15 @@ def capture_stages(plan: Plan, engine: Engine, state: State, ctx: Path, base_id:
 
 class _Builds:
     """Runs engine builds: log lines to the log and the view, stage events to the view and the
-    report (a stage built in one build and cached in the next counts as built); the first build
-    alone honours --no-cache (the next ones reuse what it made)."""
+    report (a stage built in one build and cached in the next counts as built). Every build of the
+    run honours --no-cache: a later build's stages that the first did not build would otherwise
+    come from an older build's cache (the engines have no per-stage no-cache in Docker 20.10), at
+    the price of building the stages before a set_env.sh capture twice when their ENV is new."""
 
     def __init__(self, engine: Engine, view: BuildView, log, log_path, stage_times: Dict[str, StageEvent]):
         self.engine, self.view, self.log, self.log_path, self.stage_times = engine, view, log, log_path, stage_times
-        self.count = 0
 
     def run(self, request: BuildRequest) -> None:
-        if self.count:
-            request = replace(request, no_cache=False)
-        self.count += 1
         try:
             for event in self.engine.build(request):
                 if isinstance(event, LogLine):

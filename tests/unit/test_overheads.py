@@ -173,3 +173,24 @@ def test_chip_and_python_on_the_command_line_choose_the_variant(fake, tmp_path):
     same = cli(*args, "--chip", "910b", "--python", "3.11", env=env)
     assert same.returncode == 0, same.stderr
     assert any(c.startswith("build ") for c in calls(fake))
+
+
+def test_every_engine_build_of_a_run_honours_no_cache(tmp_path):
+    """With --no-cache, the build after a set_env.sh capture must not take the later stages from an
+    older build's cache (the capture built only the stages up to the captured one)."""
+    from ascend_build.build import _Builds
+    from ascend_build.engines.base import BuildRequest
+
+    seen = []
+
+    class Recording:
+        def build(self, request):
+            seen.append(request.no_cache)
+            return iter(())
+
+    with open(tmp_path / "log", "w") as log:
+        builds = _Builds(Recording(), None, log, tmp_path / "log", {})
+        request = BuildRequest(context=str(tmp_path), target="mindie", tag="t:1", no_cache=True)
+        builds.run(request)                   # the capture's build of the cann stage
+        builds.run(request)                   # then the whole image
+    assert seen == [True, True]

@@ -22,6 +22,9 @@ class Slot:
     wheels: Tuple[Tuple[str, str], ...] = ()
     # given the packages chosen so far: the slot may stay empty although `required`
     optional_when: Optional[Callable[[Dict[str, "Package"]], bool]] = None
+    # given the packages chosen so far (slot -> package): does a candidate fit them? (a version
+    # it must share, an ABI...); the candidates that fit are preferred when any do
+    fits: Optional[Callable[[Dict[str, "Package"], "Package"], bool]] = None
 
 
 @dataclass(frozen=True)

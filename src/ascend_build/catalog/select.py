@@ -2,9 +2,9 @@
 
 Per slot: a pin (`pins: {slot: file}`) wins; otherwise the candidates are filtered by the build
 arch, the chip (kernels/ops) and the image's Python (when known: read from the base image, or
-configured), then narrowed to those that fit what is already chosen (kernels/NNAL of the
-toolkit's version, torch of torch_npu's X.Y.Z, ATB models of torch's version and MindIE's ABI)
-when that leaves any. One left: chosen; several:
+configured), then narrowed to those that fit what is already chosen (Slot.fits, declared by the
+slot's component: kernels/NNAL of the toolkit's version, torch of the release its stage pairs it
+with...) when that leaves any. One left: chosen; several:
 `ambiguous-slot`; none: `missing-component` (or why they did not fit).
 
 `requirements*.txt` files are all selected for pta (except files a custom stage names). Other
@@ -19,7 +19,7 @@ from .model import Package, Problem, Selection, Slot, StageSlots
 from .naming import normalise_chip
 from .problems import (AMBIGUOUS_SLOT, ARCH_MISMATCH, CHIP_AMBIGUOUS, CHIP_MISMATCH,
     MISSING_COMPONENT, PIN_NOT_FOUND, PIN_UNKNOWN_SLOT, PYTHON_MISMATCH)
-from .versions import release_of, same_version, version_key
+from .versions import version_key
 
 
 def build_arch(platform: Optional[str], spec_arch: Optional[str]) -> str:
@@ -38,9 +38,10 @@ def _err(code: str, message: str, fix: str, file: Optional[str] = None) -> Probl
 class _Selector:
     """Fills the slots one by one; records what it chose and the problems."""
 
-    def __init__(self, packages: List[Package], spec: BuildSpec, arch: str, python_slots: Sequence[str],
+    def __init__(self, packages: List[Package], spec: BuildSpec, arch: str, slots: Dict[str, Slot],
                  python: Optional[str] = None, python_source: str = ""):
-        self.packages, self.spec, self.arch, self.python_slots = packages, spec, arch, python_slots
+        self.packages, self.spec, self.arch, self.slots = packages, spec, arch, slots
+        self.python_slots = [name for name, slot in slots.items() if slot.python]
         self.python = python or spec.python
         self.python_source = python_source
         self.chip = normalise_chip(spec.chip) if spec.chip else None
@@ -52,15 +53,9 @@ class _Selector:
         return [p for p in self.packages if p.slot == slot]
 
     def fits_chosen(self, slot: str) -> Callable[[Package], bool]:
-        toolkit, npu, torch, mindie = (self.chosen.get(s) for s in ("toolkit", "torch_npu", "torch", "mindie"))
-        if slot in ("kernels", "nnal") and toolkit:
-            return lambda p: same_version(p.version, toolkit.version)
-        if slot == "torch" and npu:
-            return lambda p: release_of(p.version) == release_of(npu.version)
-        if slot == "atb_models":
-            return lambda p: ((not torch or not p.torch or release_of(p.torch) == release_of(torch.version))
-                              and (not mindie or mindie.abi is None or p.abi is None or p.abi == mindie.abi))
-        return lambda p: True
+        """What the slot's component says a candidate must have in common with what is chosen."""
+        fits = self.slots[slot].fits if slot in self.slots else None
+        return (lambda p: fits(self.chosen, p)) if fits else (lambda p: True)
 
     def pick(self, slot: str) -> Optional[Package]:
         """The one package for `slot`, or None (with a problem unless the slot is simply empty)."""
@@ -168,8 +163,7 @@ def select(packages: List[Package], spec: BuildSpec, table: Sequence[StageSlots]
     known = [slot.name for stage in table for slot in stage.slots]
     stages = [stage for stage in table if stage.stage in chain]
     slots = {slot.name: slot for stage in stages for slot in stage.slots}
-    sel = _Selector(packages, spec, build_arch(platform, spec.arch), [s for s in slots if slots[s].python],
-                    python, python_source)
+    sel = _Selector(packages, spec, build_arch(platform, spec.arch), slots, python, python_source)
     for slot in spec.pins:
         if slot not in known:
             sel.problems.append(_err(PIN_UNKNOWN_SLOT, f"pins.{slot}: there is no slot {slot!r}",

@@ -1,6 +1,7 @@
 """The cann stage: toolkit, kernels/ops for the chip, NNAL."""
 from ..catalog.compat import cann_rules, pins_for
 from ..catalog.model import Slot
+from ..catalog.versions import same_version
 from ..templating import raw
 from . import Component, Context, FolderView, IndexWants, StagePlan, package_labels, render_script
 
@@ -28,6 +29,11 @@ def plan(ctx: Context, parent: str) -> StagePlan:
                      labels=package_labels(files[:len(files) - len(tools)]))
 
 
+def toolkit_version(chosen, pkg) -> bool:
+    """Kernels/ops and NNAL of the chosen toolkit's version."""
+    return "toolkit" not in chosen or same_version(pkg.version, chosen["toolkit"].version)
+
+
 def index_wants(view: FolderView) -> IndexWants:
     """What CANN's own Python tools import, with the pins of its release."""
     toolkit = view.one("toolkit")
@@ -44,10 +50,10 @@ COMPONENT = Component(
     slots=(
         Slot("toolkit", required=True, expected="Ascend-cann-toolkit_<version>_linux-<arch>.run", download=CANN_DOWNLOAD),
         # kernels (CANN <= 8.3) or ops (>= 8.5) packages of the chip
-        Slot("kernels", required=True, download=CANN_DOWNLOAD,
+        Slot("kernels", required=True, download=CANN_DOWNLOAD, fits=toolkit_version,
              expected="Ascend-cann-kernels-<chip>_<version>_linux-<arch>.run (CANN <= 8.3; A3: Atlas-A3-cann-kernels_<version>_linux-<arch>.run)"
                       " or Ascend-cann-<chip>-ops_<version>_linux-<arch>.run (CANN >= 8.5)"),
-        Slot("nnal", expected="Ascend-cann-nnal_<version>_linux-<arch>.run", download=CANN_DOWNLOAD),
+        Slot("nnal", expected="Ascend-cann-nnal_<version>_linux-<arch>.run", download=CANN_DOWNLOAD, fits=toolkit_version),
     ),
     rules=(cann_rules,),
     plan=plan,

@@ -1,6 +1,7 @@
 """The mindie stage: MindIE, then the ATB models (tarball or atb_llm wheel)."""
 from ..catalog.model import Slot
 from ..catalog.naming import ARCH, VERSION
+from ..catalog.versions import release_of
 from ..templating import raw
 from . import Component, Context, StagePlan, package_labels, render_script
 from .mindie_rules import PROBLEM_CODES, mindie_rules
@@ -28,6 +29,13 @@ def _wheel_form(chosen) -> bool:
     return "mindie_llm" in chosen
 
 
+def _atb_fits(chosen, pkg) -> bool:
+    """ATB models of the chosen torch's version and MindIE's C++ ABI."""
+    torch, mindie = chosen.get("torch"), chosen.get("mindie")
+    return ((not torch or not pkg.torch or release_of(pkg.torch) == release_of(torch.version))
+            and (not mindie or mindie.abi is None or pkg.abi is None or pkg.abi == mindie.abi))
+
+
 RUN = (rf"Ascend-mindie_{VERSION}_linux-{ARCH}(?:_abi(?P<abi>[01]))?\.run", "mindie", "run")
 ATB_MODELS = (rf"Ascend-mindie-atb-models_{VERSION}_linux-{ARCH}(?:_py(?P<py>3\d+))?_torch(?P<torch>\d+(?:\.\d+)+)"
               r"-abi(?P<abi>[01])\.tar\.gz", "atb_models", "tar.gz")
@@ -48,7 +56,7 @@ COMPONENT = Component(
         # the atb-models tarball or an atb_llm wheel
         # not for MindIE 2.1+ (the ABI in its name: it bundles the ATB models) nor the 3.x wheels;
         # with no MindIE chosen, its own problem says what is missing
-        Slot("atb_models", required=True, python=True, download=MINDIE_DOWNLOAD, patterns=(ATB_MODELS,),
+        Slot("atb_models", required=True, python=True, download=MINDIE_DOWNLOAD, patterns=(ATB_MODELS,), fits=_atb_fits,
              wheels=(("atb-llm", "atb_llm"),),
              optional_when=lambda chosen: _wheel_form(chosen) or chosen.get("mindie") is None or chosen["mindie"].abi is not None,
              expected="Ascend-mindie-atb-models_<version>_linux-<arch>[_py<XY>]_torch<torch>-abi<0|1>.tar.gz"

@@ -70,6 +70,11 @@ def torch_of(torch_npu: str, exceptions: Dict[str, str]) -> str:
     return next((str(t) for n, t in exceptions.items() if same_version(str(n), torch_npu)), base_release(torch_npu))
 
 
+def torch_of_torch_npu(chosen, pkg) -> bool:
+    """torch of the chosen torch_npu's X.Y.Z (torch follows torch_npu: `resolve` chooses it first)."""
+    return "torch_npu" not in chosen or release_of(pkg.version) == release_of(chosen["torch_npu"].version)
+
+
 def index_wants(view: FolderView) -> IndexWants:
     """torch_npu (the folder's, else --torch-npu, else the newest for the folder's CANN), the torch
     it names, what it imports undeclared (numpy, pyyaml) and the torch release's pins."""
@@ -95,7 +100,7 @@ COMPONENT = Component(
     parent="cann",
     index_wants=index_wants,
     slots=(
-        Slot("torch", required=True, python=True, wheels=(("torch", "torch"),), expected="torch-<version>[+cpu]-cp<XY>-cp<XY>-<platform>.whl",
+        Slot("torch", required=True, python=True, wheels=(("torch", "torch"),), fits=torch_of_torch_npu, expected="torch-<version>[+cpu]-cp<XY>-cp<XY>-<platform>.whl",
              download="https://download.pytorch.org/whl/cpu/torch/ (or `pip download --no-deps --only-binary=:all: torch==<version>`)"),
         Slot("torch_npu", required=True, python=True, wheels=(("torch-npu", "torch_npu"),),
              expected="torch_npu-<version>-cp<XY>-cp<XY>-manylinux_2_17_<arch>.manylinux2014_<arch>.whl",

@@ -540,8 +540,8 @@ def data_update(
     drivers = ", ".join(f"CANN {c} -> driver {d}" for c, d in data["cann_driver"].items())
     console.print(f"[green]updated[/] {escape(updated.path.as_posix())} from {escape(data['source'])} (sha256 "
                   f"{data['sha256'][:16]}...): {len(data['files'])} published files, {escape(drivers) or 'no driver rows'}, "
-                  f"{len(data['pairs']['torch_npu'])} torch_npu and {len(data['pairs']['mindspore'])} MindSpore release "
-                  f"pairs; was {escape(updated.before)}")
+                  f"release pairs ({', '.join(f'{len(v)} {k}' for k, v in data['pairs'].items()) or 'none'}); "
+                  f"was {escape(updated.before)}")
 
 
 @data_app.command("show")
@@ -560,12 +560,11 @@ def data_show(json_out: bool = typer.Option(False, "--json", help="Print the tab
         return
     console = make_console()
     console.print(f"data: {escape(where)}; {summary['files']} published files")
-    table = Table("CANN", "driver (NPU) it requires", "torch_npu", "MindSpore")
     pairs = summary["pairs"]
+    table = Table("CANN", "driver (NPU) it requires", *pairs)
     for cann in sorted(set(summary["cann_driver"]) | {c for p in pairs.values() for c in p.values()}, key=version_key):
         table.add_row(cann, summary["cann_driver"].get(cann, ""),
-                      *(", ".join(sorted((r for r, c in pairs.get(k, {}).items() if c == cann), key=version_key))
-                        for k in ("torch_npu", "mindspore")))
+                      *(", ".join(sorted((r for r, c in pairs[k].items() if c == cann), key=version_key)) for k in pairs))
     console.print(table)
 
 

@@ -20,7 +20,8 @@ from test_check import make_set, run
 FILES = published.files()
 # manifest kind -> the components its files may be
 KINDS = {"CANN": {"toolkit", "nnrt", "nnae", "kernels", "ops", "toolbox"},
-         "MindIE-image": {"mindie", "mindie_image"}, "Torch-npu": {"torch", "torch_npu"}}
+         "MindIE-image": {"mindie", "mindie_image"}, "Torch-npu": {"torch", "torch_npu"},
+         "MindSpore": {"wheel"}, "TensorFlow": {"wheel"}}      # no component of their own (yet): plain wheels
 CHIP_COMPONENTS = {"kernels", "ops", "mindie_image"}
 
 

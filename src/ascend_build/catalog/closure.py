@@ -138,7 +138,7 @@ def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: Bui
     target = Target(selection.python, selection.arch, python.glibc or DEFAULT_GLIBC)
     pins = stack_pins(selection)
     resolver = Resolver(wheels, target, provided(python, rules.get("base_stage_python_packages", [])),
-                        {"torch-npu": load_deps()["torch_npu"]},
+                        {dist: list(reqs) for stage in stages for dist, reqs in stage.undeclared.items()},
                         lambda pkg: facts.get(pkg, "metadata", read_metadata, metadata_to_json, metadata_from_json),
                         preferred(pins))
     results: List[StageNeeds] = []

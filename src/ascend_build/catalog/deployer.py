@@ -1,7 +1,8 @@
 """What ascend-build knows from ascend-deployer, Huawei's offline installer on the package index:
-the sha256 it publishes for every CANN, MindIE, torch and torch_npu file (`downloader/software/*.json`),
-the driver (NPU) release each CANN release requires (`required_soft`), and the release pairs of
-`downloader/version_match.json` (torch_npu and MindSpore -> CANN).
+the sha256 it publishes for every file an image may hold (`downloader/software/*.json`; not the
+host-side kinds: drivers, cluster and diagnosis tools), the driver (NPU) release each CANN release
+requires (`required_soft`), and the release pairs of `downloader/version_match.json` (each kind,
+e.g. `Torch-npu_2.6.0.post5` -> `CANN_8.5.0`, under its kind's normalised name: `torch_npu`).
 
 The package ships one copy (published.json, made from a wheel by scripts/published-checksums.py);
 `ascend-build data update` writes a newer one into the user's data folder. The newer of the two
@@ -25,7 +26,7 @@ from .checksums import MetadataTooLarge
 
 WHEEL = re.compile(r"ascend_deployer-(?P<version>[^-]+)-py3-none-any\.whl")
 MANIFEST = re.compile(r"ascend_deployer/downloader/software/(?P<kind>[A-Za-z-]+)_(?P<version>[^/]+)\.json")
-PUBLISHED_KINDS = ("CANN", "MindIE-image", "Torch-npu")
+HOST_KINDS = ("NPU", "DL", "FaultDiag")        # installed on hosts, never in images: not "published" here
 VERSION_MATCH = "ascend_deployer/downloader/version_match.json"
 MAX_MEMBER = 4 << 20                   # one manifest: a few kB
 MAX_WHEEL = 256 << 20                  # the wheel: under 1 MB today
@@ -75,7 +76,7 @@ def read_wheel(path: Path) -> dict:
         sha256 = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         files: Dict[str, dict] = {}
         drivers: Dict[str, str] = {}
-        pairs: Dict[str, Dict[str, str]] = {"torch_npu": {}, "mindspore": {}}
+        pairs: Dict[str, Dict[str, str]] = {}
         with zipfile.ZipFile(path) as zf:
             for info in sorted(zf.infolist(), key=lambda i: i.filename):
                 found = MANIFEST.fullmatch(info.filename)
@@ -86,7 +87,7 @@ def read_wheel(path: Path) -> dict:
                     for soft in manifest.get("required_soft") or []:
                         if isinstance(soft, dict) and soft.get("name") == "NPU" and soft.get("version"):
                             drivers[found["version"]] = str(soft["version"])
-                if found["kind"] not in PUBLISHED_KINDS:
+                if found["kind"] in HOST_KINDS:
                     continue
                 for entry in _entries(manifest):
                     row = {"sha256": str(entry["sha256"]).lower(), "url": str(entry.get("url", "")),
@@ -100,9 +101,8 @@ def read_wheel(path: Path) -> dict:
         raise PackageError(f"cannot read {name}: {exc}", fix="download it again (`ascend-build data update`)") from None
     for what, cann in (matches.items() if isinstance(matches, dict) else ()):
         kind, _, release = str(what).partition("_")
-        key = {"Torch-npu": "torch_npu", "MindSpore": "mindspore"}.get(kind)
-        if key and release and isinstance(cann, str):
-            pairs[key][release] = _release(cann)
+        if release and isinstance(cann, str) and cann.startswith("CANN_"):
+            pairs.setdefault(kind.lower().replace("-", "_"), {})[release] = _release(cann)
     if not files:
         raise PackageError(f"{name} holds no release manifests (downloader/software/*.json)",
                            fix="give an ascend-deployer wheel of a release that ships them")

@@ -44,6 +44,8 @@ class StageSlots:
     rules: Tuple[Callable[["Selection", object, dict], List["Problem"]], ...] = ()
     # file names recognised as the stack's but never installed (regex, component, format), e.g. images
     recognised: Tuple[Tuple[str, str, str], ...] = ()
+    # what its wheels import without declaring it: distribution -> requirements (resolved as if declared)
+    undeclared: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def resolve_order(self) -> Tuple[str, ...]:

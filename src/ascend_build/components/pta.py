@@ -4,7 +4,7 @@ from typing import Dict, List, Optional, Tuple
 
 from packaging.version import InvalidVersion, Version
 
-from ..catalog.compat import pins_for
+from ..catalog.compat import load_deps, pins_for
 from ..catalog.model import Package, Slot
 from ..catalog.versions import base_release, release_of, same_version, version_key
 from ..errors import ConfigError
@@ -99,6 +99,7 @@ COMPONENT = Component(
     stage="pta",
     parent="cann",
     index_wants=index_wants,
+    undeclared={"torch-npu": tuple(load_deps()["torch_npu"])},      # numpy, pyyaml: imported, not declared
     slots=(
         Slot("torch", required=True, python=True, wheels=(("torch", "torch"),), fits=torch_of_torch_npu, expected="torch-<version>[+cpu]-cp<XY>-cp<XY>-<platform>.whl",
              download="https://download.pytorch.org/whl/cpu/torch/ (or `pip download --no-deps --only-binary=:all: torch==<version>`)"),

@@ -24,7 +24,7 @@ Made by `ascend-build export` {version}. Needs only docker, bash and python3:
 labels. A stage that sources set_env.sh files after it installs (the Dockerfile's
 "# after install: source ..." lines) is built first: `scripts/capture-env.py` sources them in
 that image and the environment they give becomes the stage's ENV, so that
-`docker run IMAGE python3 -c "import torch_npu"` works without sourcing anything. Each install step downloads its files, checks their sha256 (written in the Dockerfile,
+`docker run IMAGE python3 -c "import ..."` works without sourcing anything. Each install step downloads its files, checks their sha256 (written in the Dockerfile,
 so a changed file never reuses an old layer), installs them and deletes them in the same RUN.
 """
 

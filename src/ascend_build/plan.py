@@ -48,12 +48,13 @@ class Plan:
 
 
 def planned_abi(spec: BuildSpec, selection: Selection) -> int:
-    """`cxx_abi:`, else the torch wheel's (read by check), else the MindIE/ATB file names', else 1."""
+    """`cxx_abi:`, else the torch wheel's (read by check), else the one the folder's packages' file
+    names carry (e.g. `_abi0`), else 1."""
     if spec.cxx_abi is not None:
         return spec.cxx_abi
     if selection.abi is not None:
         return selection.abi
-    abis = [p.abi for p in selection.packages if p.slot in ("mindie", "atb_models") and p.abi is not None]
+    abis = [p.abi for p in selection.packages if p.abi is not None]
     return abis[0] if abis else 1
 
 

@@ -38,10 +38,10 @@ def check_publish(engine: Engine, platforms: int, opts: BuildOptions, publish: P
     it, --insecure-registry a registry on this host, --cache-to an engine that exports a cache."""
     if (publish.push or platforms > 1) and not opts.tag:
         raise ConfigError("a pushed image needs the name to push it under",
-                          fix="give it with -t REGISTRY/NAME:TAG, e.g. -t 127.0.0.1:5000/mindie:1.0")
+                          fix="give it with -t REGISTRY/NAME:TAG, e.g. -t 127.0.0.1:5000/app:1.0")
     if platforms > 1 and not registry.registry_of(opts.tag):
         raise ConfigError(f"a build for several platforms publishes one tag in a registry, and {opts.tag} names none",
-                          fix="-t REGISTRY/NAME:TAG, e.g. -t 127.0.0.1:5000/mindie:1.0 (several platforms imply --push)")
+                          fix="-t REGISTRY/NAME:TAG, e.g. -t 127.0.0.1:5000/app:1.0 (several platforms imply --push)")
     for ref in filter(None, (opts.tag if publish.push or platforms > 1 else None, opts.cache_to)):
         registry.check_insecure(registry.registry_of(ref), publish.insecure_registry, publish.allow_insecure_remote)
     if opts.cache_to and not engine.cache_export:

@@ -24,8 +24,8 @@ DEMO_BASE_IMAGE = "localhost/ascend-build-base:bookworm"  # made by scripts/make
 REQUIREMENTS = "# Extra Python packages for the pta stage; put their wheels in this folder.\n"
 OVERRIDES_README = """# Install-script overrides
 
-A file here named `install_<stage>.sh` (`install_cann.sh`, `install_pta.sh`, `install_mindie.sh`,
-or a custom stage's) replaces the install script ascend-build generates for that stage. `ascend-build plan -o DIR` shows the
+A file here named `install_<stage>.sh` (`install_cann.sh`, `install_pta.sh`, ..., or a custom
+stage's) replaces the install script ascend-build generates for that stage. `ascend-build plan -o DIR` shows the
 generated scripts to start from. The stage's packages are in `$PKG_DIR` when the script runs.
 """
 

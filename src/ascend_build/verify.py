@@ -17,7 +17,6 @@ from .engines.base import Engine
 from .readback import image_argument, read_labels
 from .runtime import cards, npu_hint, run_args
 
-NPU_TENSOR = "import torch, torch_npu; x = torch.ones(2, 2).npu(); print((x + x).cpu())"
 MAX_DETAIL = 600
 
 
@@ -122,10 +121,13 @@ def verify(engine: Engine, image: str, host_root: Path = Path("/")) -> dict:
                                    step=f"npu-smi info in image {image}", fix="check the NPU driver with npu-smi on the host")
         output = npu.stdout + npu.stderr
         checks.append(check("npu-smi info", npu.returncode == 0, npu_hint(output) or output[-300:]))
-        if component_label("torch_npu", "version") in labels.used:
-            tensor = engine.run_container(image, ["python3", "-c", NPU_TENSOR], flags=devices, purpose="npu",
-                                          step=f"the NPU tensor test (python3) of image {image}", fix=PYTHON_FIX)
-            checks.append(check("tensor on the NPU", tensor.returncode == 0, (tensor.stdout + tensor.stderr)[-300:]))
+        for c in components():
+            for slot, name, code in c.device_checks:
+                if component_label(slot, "version") not in labels.used:
+                    continue
+                ran = engine.run_container(image, ["python3", "-c", code], flags=devices, purpose="npu",
+                                           step=f"{name} (python3) in image {image}", fix=PYTHON_FIX)
+                checks.append(check(name, ran.returncode == 0, (ran.stdout + ran.stderr)[-300:]))
     else:
         checks.append(check("NPU checks", True, "skipped: no /dev/davinci* on this host"))
     return {"image": image, "ok": all(c["ok"] for c in checks), "checks": checks}

@@ -66,7 +66,7 @@ def tagged(value: str, what: str) -> str:
         raise ConfigError(f"{what} {value!r}: {err}", fix="name it as REGISTRY/NAME:TAG or NAME:TAG") from None
     if "@" in value:
         raise ConfigError(f"{what} {value!r} names a digest; save and load name images by tag",
-                          fix="give its tag (e.g. 127.0.0.1:5000/mindie:1.0)")
+                          fix="give its tag (e.g. 127.0.0.1:5000/app:1.0)")
     last = value.rsplit("/", 1)[-1]
     return value if ":" in last else f"{value}:latest"
 
@@ -92,7 +92,7 @@ def check_load(req: LoadRequest) -> Tuple[Optional[str], Optional[str], Path]:
     push = tagged(req.push, "--push") if req.push else None
     if push:
         if not registry.registry_of(push):
-            raise ConfigError(f"--push {push} names no registry", fix="--push REGISTRY/NAME:TAG, e.g. registry.site:5000/mindie:1.0")
+            raise ConfigError(f"--push {push} names no registry", fix="--push REGISTRY/NAME:TAG, e.g. registry.site:5000/app:1.0")
         registry.check_insecure(registry.registry_of(push), req.insecure_registry, req.allow_insecure_remote)
     image = tagged(req.image, "--image") if req.image else None
     temp = Path(req.temp_dir or os.environ.get("TMPDIR") or "/var/tmp")

@@ -1,8 +1,8 @@
 """What ascend-build knows from ascend-deployer, Huawei's offline installer on the package index:
 the sha256 it publishes for every file an image may hold (`downloader/software/*.json`; not the
 host-side kinds: drivers, cluster and diagnosis tools), the driver (NPU) release each CANN release
-requires (`required_soft`), and the release pairs of `downloader/version_match.json` (each kind,
-e.g. `Torch-npu_2.6.0.post5` -> `CANN_8.5.0`, under its kind's normalised name: `torch_npu`).
+requires (`required_soft`), and the release pairs of `downloader/version_match.json` (`<Kind>_<release>`
+-> `CANN_<release>`, under the kind's name in lower case with `_` for `-`).
 
 The package ships one copy (published.json, made from a wheel by scripts/published-checksums.py);
 `ascend-build data update` writes a newer one into the user's data folder. The newer of the two

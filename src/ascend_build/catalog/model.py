@@ -18,7 +18,7 @@ class Slot:
     # (regular expression with the groups version, arch, chip, py, torch, abi; component; format):
     # a component brings the names of its own packages.
     patterns: Tuple[Tuple[str, str, str], ...] = ()
-    # Distributions whose wheels fill this slot, each (normalised name, component), e.g. ("torch-npu", "torch_npu")
+    # Distributions whose wheels fill this slot, each (normalised name, component), e.g. ("torch", "torch")
     wheels: Tuple[Tuple[str, str], ...] = ()
     # given the packages chosen so far: the slot may stay empty although `required`
     optional_when: Optional[Callable[[Dict[str, "Package"]], bool]] = None

@@ -1,5 +1,6 @@
 """No CUDA in an Ascend image: the distributions python_deps.yaml names under `never` (what a CUDA
-build of torch pulls in) and `never_beside` (the community triton where torch_npu is installed).
+build of torch pulls in) and `never_beside` (what must not stand beside a distribution it names,
+such as the community triton).
 Shared by `fetch` (a resolution) and `check` (what the stages would install)."""
 from fnmatch import fnmatchcase
 from typing import Collection, List

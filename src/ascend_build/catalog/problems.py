@@ -93,6 +93,6 @@ PROBLEM_CODES: Dict[str, str] = {
     VERSION_MISMATCH: "error: kernels/ops or NNAL version differs from the toolkit version",
     PYTHON_MISMATCH: "error: a package's Python tag differs from the image's Python (or from the others'), or `python:` from the base image's",
     TORCH_PYTHON_UNSUPPORTED: "warning: the image's Python is outside the range the table gives for torch",
-    ABI_MISMATCH: "error: MindIE / ATB models / cxx_abi / the torch wheel's libraries name different C++ ABIs",
+    ABI_MISMATCH: "error: the packages that name a C++ ABI, cxx_abi and the torch wheel's libraries disagree",
     CANN_PYTHON_UNSUPPORTED: "error: the image's Python is outside the range the CANN release supports",
 }

@@ -172,5 +172,8 @@ class Component(StageSlots):
     parent: Optional[str] = None          # the stage it builds on (None: the base image); stages form a graph
     index_wants: Optional[Callable[[FolderView], IndexWants]] = None    # what `fetch` asks the index for
     problems: Dict[str, str] = field(default_factory=dict)               # its rules' codes -> what each means
+    # smoke tests on a real NPU that `verify` runs when the image has the slot's package and the
+    # host has devices: (slot, name, python3 -c code)
+    device_checks: Tuple[Tuple[str, str, str], ...] = ()
     summary: Tuple[str, ...] = ()
     probes: Tuple[dict, ...] = ()

@@ -113,6 +113,7 @@ COMPONENT = Component(
     problems=PROBLEM_CODES,
     plan=plan,
     summary=("torch_npu",),
+    device_checks=(("torch_npu", "tensor on the NPU", "import torch, torch_npu; x = torch.ones(2, 2).npu(); print((x + x).cpu())"),),
     probes=(
         {"kind": "import", "slot": "torch", "name": "import torch", "module": "torch", "versioned": True},
         {"kind": "import", "slot": "torch-npu", "name": "import torch_npu", "module": "torch_npu", "versioned": True, "runtime_user": True},

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from . import __version__
 from .console import make_console, print_json
+from .stdout import write_out
 from .errors import AscendBuildError, ConfigError, Interrupted
 
 app = typer.Typer(
@@ -187,7 +188,7 @@ def plan(
         console.print(f"[yellow]warning:[/] {warning}")
     files = context_files(the_plan)
     if output is None:
-        sys.stdout.write(files["Dockerfile"])
+        write_out(files["Dockerfile"])
         console.print(f"[dim]scripts: {', '.join(sorted(n for n in files if n != 'Dockerfile'))} (write them with -o DIR)[/]")
         return
     write_folder(output, files, force, inputs_of(workdir))
@@ -380,7 +381,7 @@ def run(
     if not cards(root):
         console.print("[yellow]no Ascend NPU on this host (/dev/davinci*): running without devices[/]")
     if print_only:
-        print(shlex.join(cmd))
+        write_out(shlex.join(cmd) + "\n")
         return
     if cards(root):                        # the host checks first: a clear reason instead of a failing container
         rows = [r for r in host_checks(root, image_facts(engine, image, user, required=False),

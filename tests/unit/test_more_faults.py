@@ -37,3 +37,28 @@ def test_stdout_whose_reader_left_is_one_message():
     assert proc.wait(timeout=120) == 1, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert "cannot write to standard output: Broken pipe" in err
+
+
+def test_caches_that_cannot_be_written_leave_no_temporary_file(workdir, monkeypatch):
+    """`check` on a state folder that fills up while the hash and fact caches are written: a
+    warning, the same result, and no `.hashes.*.tmp` / `.facts.*.tmp` left in .ascend-build/."""
+    import errno
+    import json
+
+    from ascend_build.catalog import factcache, hashcache
+    from ascend_build.catalog.factcache import FactCache
+    from ascend_build.catalog.hashcache import HashCache
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(hashcache.json, "dump", full)
+    state = workdir / ".ascend-build"
+    hashes = HashCache(workdir, {})
+    hashes.changed = True
+    [problem] = hashes.save()
+    assert "No space left on device" in problem.message
+    facts = FactCache(workdir)
+    facts.changed = True
+    facts.save()
+    assert factcache.json is json and sorted(p.name for p in state.iterdir() if p.name.endswith(".tmp")) == []

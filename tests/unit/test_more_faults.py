@@ -62,3 +62,120 @@ def test_caches_that_cannot_be_written_leave_no_temporary_file(workdir, monkeypa
     facts.changed = True
     facts.save()
     assert factcache.json is json and sorted(p.name for p in state.iterdir() if p.name.endswith(".tmp")) == []
+
+
+# -- downloads ---------------------------------------------------------------------------------
+
+class _Encoded:
+    """Serves test_fetch_faults' file gzip-compressed (Content-Encoding: gzip), Range ignored."""
+
+    def __init__(self):
+        import gzip
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from test_fetch_faults import DATA, NAME
+
+        body = gzip.compress(DATA)
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{NAME}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def encoded():
+    served = _Encoded()
+    yield served
+    served.httpd.shutdown()
+    served.httpd.server_close()
+
+
+@pytest.mark.parametrize("kept", [0, 300])
+def test_a_body_sent_encoded_is_refused_and_the_kept_bytes_stay_as_they_were(encoded, tmp_path, kept):
+    """fetch asks for the bytes as they are (Accept-Encoding: identity); gzip bytes are not the
+    file's: refused by name before a byte is written, a part kept by an earlier run untouched, and
+    no empty part made."""
+    import hashlib
+
+    from ascend_build.errors import PackageError
+    from ascend_build.fetch.download import download
+    from ascend_build.fetch.resolve import Wheel
+    from test_fetch_faults import DATA, FAST, NAME, parts
+
+    if kept:
+        (tmp_path / f".{NAME}.part").write_bytes(DATA[:kept])
+    wheel = Wheel(name="tiny", version="1.0", url=encoded.url, filename=NAME, sha256=hashlib.sha256(DATA).hexdigest(),
+                  size=len(DATA))
+    with pytest.raises(PackageError, match=r"Content-Encoding: gzip.*refused"):
+        download(wheel, tmp_path, limits=FAST)
+    assert [p.read_bytes() for p in parts(tmp_path)] == ([DATA[:kept]] if kept else [])
+    assert not (tmp_path / NAME).exists()
+
+
+def test_a_download_refused_before_its_first_byte_leaves_no_part(tmp_path):
+    from ascend_build.errors import PackageError
+    from ascend_build.fetch.download import download
+    from test_fetch_faults import FAST, Server, parts
+
+    server = Server()
+    try:
+        server.mode = "lie"
+        with pytest.raises(PackageError, match="refused before downloading"):
+            download(server.wheel(), tmp_path, limits=FAST)
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+    assert parts(tmp_path) == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_disk_that_fills_up_during_a_download_is_one_message_naming_the_part(tmp_path, monkeypatch):
+    """The part file cannot take more bytes (ENOSPC): one OutputError with the path and the free
+    space, what was written before kept for the next run, never a traceback."""
+    import errno
+
+    from ascend_build.errors import OutputError
+    import importlib
+
+    from test_fetch_faults import DATA, FAST, Server, parts
+
+    module = importlib.import_module("ascend_build.fetch.download")
+    real_claim = module.claim
+
+    class Full:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+    def claim(workdir, filename):
+        part = real_claim(workdir, filename)
+        part.file.write(DATA[:100])                     # what an earlier run wrote
+        part.file = Full(part.file)
+        return part
+
+    monkeypatch.setattr(module, "claim", claim)
+    server = Server()
+    try:
+        with pytest.raises(OutputError, match=r"cannot write .*\.part: No space left on device \(.* free"):
+            module.download(server.wheel(), tmp_path, limits=FAST)
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+    assert [p.read_bytes() for p in parts(tmp_path)] == [DATA[:100]]

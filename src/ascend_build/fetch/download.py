@@ -9,6 +9,7 @@ index lists is refused before the body is read, and no more than that size is ev
 body that ends short, a server too slow (fetch/pace.py) or one that stops answering is an
 interruption: the part is kept for the next run. Only a whole body with another sha256 (or more
 bytes than the index lists) is refused as other bytes, and its part removed."""
+import contextlib
 import hashlib
 import os
 import time
@@ -22,6 +23,7 @@ import urllib3
 from .. import __version__
 from ..catalog.scan import PACKAGES_DIR, follow
 from ..errors import PackageError
+from ..statefiles import guarded, state_error
 from .pace import Limits, Meter
 from .parts import Part, claim, sweep
 from .resolve import Wheel
@@ -130,6 +132,10 @@ def _receive(response, part: Part, wheel: Wheel, have: int, digest, progress: Pr
              clock: Callable[[], float]):
     """Write the body after the `have` bytes of the part; (bytes in the part, digest)."""
     out: BinaryIO = part.file
+    coding = response.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in ("", "identity"):                  # asked for none: what comes is not the file's bytes
+        raise PackageError(f"{wheel.url} sends the file encoded (Content-Encoding: {coding[:40]}) though fetch asked "
+                           "for its bytes as they are: refused", fix=OTHER_BYTES)
     start = _resumed_at(response, wheel.url, have, wheel.size)
     length = _announced(response, wheel.url, wheel, start)
     if start != have:
@@ -145,7 +151,8 @@ def _receive(response, part: Part, wheel: Wheel, have: int, digest, progress: Pr
     meter, received = Meter(limits, clock()), 0
 
     def stopped(reason: str) -> PackageError:
-        out.flush()
+        with contextlib.suppress(OSError):             # a full disk: the part keeps what it holds
+            out.flush()
         of = f" of {total}" if total is not None else ""
         return PackageError(f"the download of {wheel.filename} stopped after {have}{of} bytes: {reason}",
                             fix=f"run fetch again: it continues from the bytes kept in {part.path.name} (HTTP Range)")
@@ -161,7 +168,10 @@ def _receive(response, part: Part, wheel: Wheel, have: int, digest, progress: Pr
         if len(block) > room:
             raise OtherBytes(f"{wheel.url} sends more than the {bound} bytes {said} for {wheel.filename}: "
                              "refused", fix=OTHER_BYTES)
-        out.write(block)
+        try:
+            out.write(block)
+        except OSError as err:                          # a full disk: what was written is kept
+            raise state_error(part.path, err) from None
         digest.update(block)
         have, received, room = have + len(block), received + len(block), room - len(block)
         progress(have, total)
@@ -202,7 +212,8 @@ def _fill(part: Part, wheel: Wheel, progress: Progress, limits: Limits, client: 
                 have, digest = _receive(response, part, wheel, have, digest, progress, limits, clock)
             finally:
                 response.release_conn()
-    out.flush()
+    with guarded(part.path):
+        out.flush()
     progress(have, have)
     return digest
 

@@ -24,8 +24,22 @@ class Part:
     file: BinaryIO
 
     def close(self) -> None:
-        """Keep it for the next run (unlocked)."""
-        self.file.close()
+        """Keep it for the next run (unlocked); a part that holds no byte is removed (there is
+        nothing to continue). What a full disk kept from being written is simply not kept: the
+        next run continues from the bytes the file holds."""
+        try:
+            self.file.flush()
+        except OSError:
+            pass
+        try:
+            if os.fstat(self.file.fileno()).st_size == 0:
+                self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        try:
+            self.file.close()
+        except OSError:
+            pass
 
     def drop(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -179,3 +179,38 @@ def test_a_disk_that_fills_up_during_a_download_is_one_message_naming_the_part(t
         server.httpd.shutdown()
         server.httpd.server_close()
     assert [p.read_bytes() for p in parts(tmp_path)] == [DATA[:100]]
+
+
+# -- containers: what an image's program prints --------------------------------------------------
+
+def test_an_image_python_that_prints_megabytes_is_read_with_bounded_memory(tmp_path):
+    """A python3 that prints 24 MiB before its answer: the probe still reads its last line, and
+    no more than the last MAX_OUTPUT bytes of it are held (an endless printer, stopped at the
+    deadline, holds no more either)."""
+    from fakes import docker_client
+    from ascend_build.engines import base
+    from ascend_build.engines.docker import Docker
+    from ascend_build.verify import CHECKS, last_json
+
+    docker = docker_client(tmp_path / "docker", '  "run --rm") cat > /dev/null; head -c 25165824 /dev/zero | tr "\\0" A; '
+                                                   'echo; echo \'[{"name": "x", "ok": true}]\'; exit 0 ;;\n')
+    result = Docker(str(docker)).run_python("some/image:1", "print(1)", purpose="verify")
+    assert len(result.stdout) <= getattr(base, "MAX_OUTPUT", 8 << 20)
+    assert [c.name for c in last_json(result, CHECKS)] == ["x"]
+
+
+def test_an_image_python_that_prints_without_end_is_stopped_at_the_deadline(tmp_path):
+    import time
+
+    from fakes import docker_client
+    from ascend_build.engines.docker import Docker
+    from ascend_build.errors import StepTimeout
+
+    docker = docker_client(tmp_path / "docker", '  "run --rm") exec yes AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA ;;\n'
+                                                   '  "rm --force") exit 0 ;;\n')
+    engine = Docker(str(docker))
+    engine.container_timeout = 2
+    began = time.monotonic()
+    with pytest.raises(StepTimeout, match="did not end in 2 s"):
+        engine.run_python("some/image:1", "print(1)", purpose="verify", step="the python3 of image some/image:1")
+    assert time.monotonic() - began < 15

@@ -214,3 +214,54 @@ def test_an_image_python_that_prints_without_end_is_stopped_at_the_deadline(tmp_
     with pytest.raises(StepTimeout, match="did not end in 2 s"):
         engine.run_python("some/image:1", "print(1)", purpose="verify", step="the python3 of image some/image:1")
     assert time.monotonic() - began < 15
+
+
+# -- the package server: request targets and Host ------------------------------------------------
+
+@pytest.fixture
+def served(tmp_path):
+    from ascend_build.server import PackageServer
+
+    (tmp_path / "a.run").write_bytes(b"0123456789")
+    with PackageServer({"a.run": tmp_path / "a.run"}, port=0) as server:
+        yield server
+
+
+def _ask(server, request: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while True:
+            block = sock.recv(65536)
+            if not block:
+                return answer
+            answer += block
+
+
+@pytest.mark.parametrize("target, status", [
+    ("http://{host}/{token}/a.run", b"200"),                 # the absolute form (RFC 9112 3.2.2)
+    ("HTTP://{host}/{token}/a.run?x=1", b"200"),
+    ("http://{host}/{token}/../{token}/a.run", b"404"),
+    ("http://{host}/other-token-0123456789/a.run", b"404"),
+    ("http://{host}", b"404"),
+    ("https://{host}/{token}/a.run", b"404"),
+    ("/{token}/%2e%2e/a.run", b"404"),
+])
+def test_request_targets(served, target, status):
+    host = f"127.0.0.1:{served.port}"
+    line = target.format(host=host, token=served.token)
+    answer = _ask(served, f"GET {line} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer[:200]
+    assert answer.endswith(b"0123456789") == (status == b"200")
+
+
+@pytest.mark.parametrize("hosts, version, status", [
+    ([], "1.1", b"400"), (["a", "b"], "1.1", b"400"), (["a", "a"], "1.0", b"400"), ([], "1.0", b"200"), (["a"], "1.1", b"200"),
+])
+def test_an_http11_request_names_one_host(served, hosts, version, status):
+    fields = "".join(f"Host: {h}\r\n" for h in hosts)
+    answer = _ask(served, f"GET /{served.token}/a.run HTTP/{version}\r\n{fields}Connection: close\r\n\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer[:200]
+    assert answer.count(b"HTTP/1.1 ") == 1

@@ -638,7 +638,16 @@ def schema() -> None:
 
 
 def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    """The first Ctrl-C (or SIGTERM) stops the command; the ones after it, while it cleans up
+    (server, engine process, containers), are noted and do not cut that cleanup short."""
+    signal.signal(signal.SIGINT, _cleaning_up)
+    signal.signal(signal.SIGTERM, _cleaning_up)
     raise Interrupted("interrupted")
+
+
+def _cleaning_up(signum, frame):  # noqa: ARG001 - signal handler signature
+    with contextlib.suppress(OSError):
+        os.write(2, b"interrupted: cleaning up (the package server, the engine process, containers), a moment\n")
 
 
 def main() -> None:

@@ -265,3 +265,39 @@ def test_an_http11_request_names_one_host(served, hosts, version, status):
     answer = _ask(served, f"GET /{served.token}/a.run HTTP/{version}\r\n{fields}Connection: close\r\n\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer[:200]
     assert answer.count(b"HTTP/1.1 ") == 1
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------------
+
+def test_ctrl_c_pressed_again_during_cleanup_does_not_cut_it_short(tmp_path):
+    """An impatient user presses Ctrl-C three times: the first stops verify's container run, the
+    next ones come while the container is being removed (here `rm --force` takes 2 s). The removal
+    still ends, and the command ends with one message and 130, never a traceback."""
+    import json
+    import signal
+    import time
+
+    from fakes import docker_client
+
+    docker = docker_client(tmp_path / "docker", '  "image inspect") cat "$0.labels" ;;\n'
+                                                   '  "run --rm") touch "$0.running"; sleep 30 ;;\n'
+                                                   '  "rm --force") sleep 2; touch "$0.removed"; exit 0 ;;\n')
+    labels = {"io.ascend-build.target": "base", "io.ascend-build.stages": "base"}
+    (tmp_path / "docker.labels").write_text(json.dumps([{"Id": "sha256:1", "Size": 1, "Config": {"Labels": labels}}]))
+    env = {**os.environ, "ASCEND_BUILD_DOCKER": str(docker), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    proc = subprocess.Popen([*CLI, "verify", "some/image:1", "--engine", "docker"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(300):
+            if (tmp_path / "docker.running").exists():
+                break
+            time.sleep(0.1)
+        for _ in range(3):
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.4)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.count("error:") == 1, err
+    assert (tmp_path / "docker.removed").exists(), err

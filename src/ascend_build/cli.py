@@ -637,11 +637,14 @@ def schema() -> None:
     print_json(spec_schema())
 
 
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
-    """The first Ctrl-C (or SIGTERM) stops the command; the ones after it, while it cleans up
+    """The first Ctrl-C (or SIGTERM, SIGHUP) stops the command; the ones after it, while it cleans up
     (server, engine process, containers), are noted and do not cut that cleanup short."""
-    signal.signal(signal.SIGINT, _cleaning_up)
-    signal.signal(signal.SIGTERM, _cleaning_up)
+    for sig in STOPPING:
+        signal.signal(sig, _cleaning_up)
     raise Interrupted("interrupted")
 
 
@@ -652,13 +655,14 @@ def _cleaning_up(signum, frame):  # noqa: ARG001 - signal handler signature
 
 def main() -> None:
     """Entry point: every user error becomes one message and an exit code, never a traceback."""
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)       # stopped by a supervisor: clean up as for Ctrl-C
+    for sig in STOPPING:            # a supervisor's SIGTERM, a closed terminal's SIGHUP: as Ctrl-C
+        signal.signal(sig, _interrupt)
     console = make_console()
     try:
         app()
     except AscendBuildError as err:
-        console.print(f"[bold red]error:[/] {escape(err.message)}")
-        if err.fix:
-            console.print(f"[yellow]fix:[/] {escape(err.fix)}")
+        with contextlib.suppress(OSError):          # stderr gone (a closed terminal): the exit code still says it
+            console.print(f"[bold red]error:[/] {escape(err.message)}")
+            if err.fix:
+                console.print(f"[yellow]fix:[/] {escape(err.fix)}")
         sys.exit(err.exit_code)

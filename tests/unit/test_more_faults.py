@@ -269,10 +269,12 @@ def test_an_http11_request_names_one_host(served, hosts, version, status):
 
 # -- Ctrl-C ------------------------------------------------------------------------------------
 
-def test_ctrl_c_pressed_again_during_cleanup_does_not_cut_it_short(tmp_path):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGHUP"])
+def test_ctrl_c_pressed_again_during_cleanup_does_not_cut_it_short(tmp_path, stop):
     """An impatient user presses Ctrl-C three times: the first stops verify's container run, the
     next ones come while the container is being removed (here `rm --force` takes 2 s). The removal
-    still ends, and the command ends with one message and 130, never a traceback."""
+    still ends, and the command ends with one message and 130, never a traceback. A terminal that
+    closes (SIGHUP) is the same."""
     import json
     import signal
     import time
@@ -293,7 +295,7 @@ def test_ctrl_c_pressed_again_during_cleanup_does_not_cut_it_short(tmp_path):
                 break
             time.sleep(0.1)
         for _ in range(3):
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(getattr(signal, stop))
             time.sleep(0.4)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -303,3 +303,49 @@ def test_ctrl_c_pressed_again_during_cleanup_does_not_cut_it_short(tmp_path, sto
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.count("error:") == 1, err
     assert (tmp_path / "docker.removed").exists(), err
+
+
+def test_a_server_that_trickles_its_answer_head_is_stopped_in_time(tmp_path):
+    """A byte of the head every 0.2 s never trips a read timeout: the head as a whole must come
+    within the time to connect and one speed window (at most the deadline); the message names the
+    URL and the part made for it goes (it holds no byte)."""
+    import hashlib
+    import socket
+    import threading
+    import time
+
+    from ascend_build.errors import PackageError
+    from ascend_build.fetch.download import download
+    from ascend_build.fetch.pace import Limits
+    from ascend_build.fetch.resolve import Wheel
+    from test_fetch_faults import DATA, NAME, parts
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        while not stop.is_set():
+            try:
+                conn.sendall(b"X")
+            except OSError:
+                break
+            time.sleep(0.2)
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/{NAME}"
+    wheel = Wheel(name="tiny", version="1.0", url=url, filename=NAME, sha256=hashlib.sha256(DATA).hexdigest(), size=len(DATA))
+    began = time.monotonic()
+    try:
+        with pytest.raises(PackageError, match=r"did not send a whole answer head .* in 3 s"):
+            download(wheel, tmp_path, limits=Limits(min_speed=1024, window=2, deadline=3, connect=1))
+    finally:
+        stop.set()
+        listener.close()
+    assert time.monotonic() - began < 10
+    assert parts(tmp_path) == [] and not (tmp_path / NAME).exists()

@@ -12,6 +12,7 @@ bytes than the index lists) is refused as other bytes, and its part removed."""
 import contextlib
 import hashlib
 import os
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -24,7 +25,7 @@ from .. import __version__
 from ..catalog.scan import PACKAGES_DIR, follow
 from ..errors import PackageError
 from ..statefiles import guarded, state_error
-from .pace import Limits, Meter
+from .pace import DEADLINE_ENV, WINDOW_ENV, Limits, Meter
 from .parts import Part, claim, sweep
 from .resolve import Wheel
 
@@ -78,15 +79,41 @@ def present(workdir: Path, wheel: Wheel) -> Optional[Path]:
     return None
 
 
+def _head_in_time(ask: Callable[[], urllib3.BaseHTTPResponse], url: str, limits: Limits) -> urllib3.BaseHTTPResponse:
+    """`ask()`'s response, once its status line and headers came. A read timeout bounds each read
+    only: a server that trickles its head a byte at a time is stopped here, after the time to
+    connect and one speed window (at most the deadline). Its connection is left to a thread that
+    ends with the process (fetch stops at this error)."""
+    bound = min(limits.deadline, limits.connect + limits.read_timeout)
+    answer: Dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            answer["response"] = ask()
+        except BaseException as exc:   # noqa: BLE001 - handed to the caller's thread
+            answer["error"] = exc
+
+    worker = threading.Thread(target=run, name="fetch-request", daemon=True)
+    worker.start()
+    worker.join(bound)
+    if worker.is_alive():
+        raise PackageError(f"{url} did not send a whole answer head (status line and headers) in {bound:g} s",
+                           fix=f"the server or a proxy on the way is too slow or stuck; {RETRY} "
+                               f"({DEADLINE_ENV}, {WINDOW_ENV} set how long it may take)")
+    if "error" in answer:
+        raise answer["error"]
+    return answer["response"]
+
+
 def _request(client: Client, url: str, start: int, limits: Limits) -> Optional[urllib3.BaseHTTPResponse]:
     headers = {"User-Agent": f"ascend-build/{__version__}", "Accept-Encoding": "identity"}
     if start:
         headers["Range"] = f"bytes={start}-"
     try:
-        response = client.pool(url).request(
+        response = _head_in_time(lambda: client.pool(url).request(
             "GET", url, headers=headers, preload_content=False, decode_content=False,
             timeout=urllib3.Timeout(connect=min(limits.connect, limits.deadline), read=limits.read_timeout),
-            retries=urllib3.Retry(total=8, connect=2, read=0, status=0, other=0, redirect=5))
+            retries=urllib3.Retry(total=8, connect=2, read=0, status=0, other=0, redirect=5)), url, limits)
     except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise PackageError(f"cannot reach {url}: {reason}", fix=f"check the network and proxy; {RETRY}") from None

@@ -2,6 +2,7 @@
 fetches into one folder never write the same file: the first takes `.<file>.part`, another one at
 the same time `.<file>.<token>.part`. A part no running fetch holds (the fetch that wrote it died
 or was stopped) is taken over and continued."""
+import contextlib
 import fcntl
 import os
 import re
@@ -27,19 +28,13 @@ class Part:
         """Keep it for the next run (unlocked); a part that holds no byte is removed (there is
         nothing to continue). What a full disk kept from being written is simply not kept: the
         next run continues from the bytes the file holds."""
-        try:
+        with contextlib.suppress(OSError):
             self.file.flush()
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             if os.fstat(self.file.fileno()).st_size == 0:
                 self.path.unlink(missing_ok=True)
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             self.file.close()
-        except OSError:
-            pass
 
     def drop(self) -> None:
         self.path.unlink(missing_ok=True)

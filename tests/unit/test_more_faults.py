@@ -349,3 +349,35 @@ def test_a_server_that_trickles_its_answer_head_is_stopped_in_time(tmp_path):
         listener.close()
     assert time.monotonic() - began < 10
     assert parts(tmp_path) == [] and not (tmp_path / NAME).exists()
+
+
+def test_bake_on_a_state_folder_that_fills_up_leaves_no_half_written_context(workdir, tmp_path, monkeypatch):
+    """`bake` writes a build context per variant into .ascend-build/bake/: when the disk fills up
+    half-way through one, the message names it with the free space, and that context is gone
+    rather than left half-written."""
+    import errno
+    from pathlib import Path
+
+    import yaml
+
+    from ascend_build import context
+    from ascend_build.bake import bake
+    from ascend_build.errors import OutputError
+    from ascend_build.spec import load_spec
+
+    config = yaml.safe_load((workdir / "ascend-build.yaml").read_text())
+    config["matrix"] = {"python": ["3.11"]}
+    (workdir / "ascend-build.yaml").write_text(yaml.safe_dump(config))
+    written = []
+    real_write = Path.write_text
+
+    def write_text(self, text, *args, **kwargs):
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(self)
+        return real_write(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(context.Path, "write_text", write_text)
+    with pytest.raises(OutputError, match=r"cannot write .*bake/base-x86-64: No space left on device \(.* free"):
+        bake(workdir, load_spec(workdir), "mindie", "x86_64")
+    assert written and not (workdir / ".ascend-build" / "bake" / "base-x86-64").exists()

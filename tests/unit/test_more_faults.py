@@ -381,3 +381,33 @@ def test_bake_on_a_state_folder_that_fills_up_leaves_no_half_written_context(wor
     with pytest.raises(OutputError, match=r"cannot write .*bake/base-x86-64: No space left on device \(.* free"):
         bake(workdir, load_spec(workdir), "mindie", "x86_64")
     assert written and not (workdir / ".ascend-build" / "bake" / "base-x86-64").exists()
+
+
+def test_a_container_whose_tool_was_killed_ends_by_itself_after_its_deadline(tmp_path):
+    """The tool killed with SIGKILL cannot stop its container: the python3 it runs there (verify's
+    probes, the set_env capture, the base image's Python) carries a deadline of its own, the
+    tool's plus a margin, after which it exits and the engine's --rm removes the container. Here
+    the same command line runs on this host's python3 with a 1 s deadline around a script that
+    hangs."""
+    import json
+    import re
+    import sys
+    import time
+
+    from fakes import docker_client
+    from ascend_build.engines import base
+    from ascend_build.engines.docker import Docker
+
+    docker = docker_client(tmp_path / "docker", '  "run --rm") cat > /dev/null; echo "[]" ;;\n')
+    engine = Docker(str(docker))
+    engine.container_timeout = 42
+    engine.run_python("some/image:1", "print(1)", purpose="verify")
+    run = (tmp_path / "docker.calls").read_text()
+    assert f"signal.alarm({42 + base.SELF_STOP_MARGIN})" in run
+
+    boot = base.SELF_STOP.format(seconds=1) + base.BOOT
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", boot], input=json.dumps([]) + "\nimport time\ntime.sleep(60)\n",
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 124 and time.monotonic() - began < 10
+    assert re.fullmatch(r"[^\n]*", boot)                   # one line: a `-c` argument

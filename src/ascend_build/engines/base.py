@@ -3,6 +3,7 @@
 containers, inspect, pull and load images, find the bridge address."""
 import contextlib
 import json
+import math
 import os
 import secrets
 import signal
@@ -41,6 +42,11 @@ Event = Union[StageEvent, LogLine]
 # the script, run as __main__
 BOOT = ("import json,sys;a=json.loads(sys.stdin.readline());s=sys.stdin.read();sys.argv=['-']+a;"
         "exec(compile(s,'<stdin>','exec'),{'__name__':'__main__'})")
+# ...preceded by a deadline of the container's own: when the tool cannot stop it (killed with
+# SIGKILL meanwhile), its python3 ends itself this many seconds after the tool's deadline, and the
+# engine removes the container (--rm)
+SELF_STOP = "import os,signal;signal.signal(signal.SIGALRM,lambda*_:os._exit(124));signal.alarm({seconds});"
+SELF_STOP_MARGIN = 10
 Parser = Callable[[Iterator[str], Callable[[], bool]], Iterator[Event]]
 
 
@@ -224,7 +230,9 @@ class Engine:
         """Run a Python script in a throwaway container of `image` without network. The script and
         its arguments travel on stdin (no size limit of a command line applies), read by BOOT;
         `step` (step, fix, purpose) as for run_container."""
-        return self.run_container(image, ["-c", BOOT], stdin=json.dumps(list(args)) + "\n" + script, timeout=timeout,
+        limit = min(timeout or self.container_timeout, self.container_timeout)
+        boot = SELF_STOP.format(seconds=math.ceil(limit) + SELF_STOP_MARGIN) + BOOT
+        return self.run_container(image, ["-c", boot], stdin=json.dumps(list(args)) + "\n" + script, timeout=timeout,
                                   network="none", entrypoint="python3", user=user, **step)
 
     def attach(self, command: Sequence[str]) -> int:

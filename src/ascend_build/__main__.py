@@ -4,6 +4,7 @@ import sys
 
 
 def main() -> None:
+    from .errors import AscendBuildError
     from .fastpath import answer
 
     try:
@@ -11,6 +12,9 @@ def main() -> None:
             return
     except KeyboardInterrupt:
         sys.exit(130)
+    except AscendBuildError as err:           # its --json could not be written
+        sys.stderr.write(f"error: {err.message}\nfix: {err.fix}\n")
+        sys.exit(err.exit_code)
     from .cli import main as cli_main
 
     cli_main()

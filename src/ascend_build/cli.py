@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from . import __version__
 from .console import make_console, print_json
+from .stdout import write_out
 from .errors import AscendBuildError, ConfigError, Interrupted
 
 app = typer.Typer(
@@ -188,7 +189,7 @@ def plan(
         console.print(f"[yellow]warning:[/] {warning}")
     files = context_files(the_plan)
     if output is None:
-        sys.stdout.write(files["Dockerfile"])
+        write_out(files["Dockerfile"])
         console.print(f"[dim]scripts: {', '.join(sorted(n for n in files if n != 'Dockerfile'))} (write them with -o DIR)[/]")
         return
     write_folder(output, files, force, inputs_of(workdir))
@@ -381,7 +382,7 @@ def run(
     if not cards(root):
         console.print("[yellow]no Ascend NPU on this host (/dev/davinci*): running without devices[/]")
     if print_only:
-        print(shlex.join(cmd))
+        write_out(shlex.join(cmd) + "\n")
         return
     if cards(root):                        # the host checks first: a clear reason instead of a failing container
         rows = [r for r in host_checks(root, image_facts(engine, image, user, required=False),
@@ -636,19 +637,32 @@ def schema() -> None:
     print_json(spec_schema())
 
 
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    """The first Ctrl-C (or SIGTERM, SIGHUP) stops the command; the ones after it, while it cleans up
+    (server, engine process, containers), are noted and do not cut that cleanup short."""
+    for sig in STOPPING:
+        signal.signal(sig, _cleaning_up)
     raise Interrupted("interrupted")
+
+
+def _cleaning_up(signum, frame):  # noqa: ARG001 - signal handler signature
+    with contextlib.suppress(OSError):
+        os.write(2, b"interrupted: cleaning up (the package server, the engine process, containers), a moment\n")
 
 
 def main() -> None:
     """Entry point: every user error becomes one message and an exit code, never a traceback."""
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)       # stopped by a supervisor: clean up as for Ctrl-C
+    for sig in STOPPING:            # a supervisor's SIGTERM, a closed terminal's SIGHUP: as Ctrl-C
+        signal.signal(sig, _interrupt)
     console = make_console()
     try:
         app()
     except AscendBuildError as err:
-        console.print(f"[bold red]error:[/] {escape(err.message)}")
-        if err.fix:
-            console.print(f"[yellow]fix:[/] {escape(err.fix)}")
+        with contextlib.suppress(OSError):          # stderr gone (a closed terminal): the exit code still says it
+            console.print(f"[bold red]error:[/] {escape(err.message)}")
+            if err.fix:
+                console.print(f"[yellow]fix:[/] {escape(err.fix)}")
         sys.exit(err.exit_code)

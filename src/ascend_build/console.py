@@ -1,9 +1,10 @@
 """Output helpers shared by the commands: people read stderr, machines read stdout."""
 import json
-import sys
 from typing import Any
 
 from rich.console import Console
+
+from .stdout import write_out
 
 
 def make_console() -> Console:
@@ -12,5 +13,5 @@ def make_console() -> Console:
 
 
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, sort_keys=False, default=str)
-    sys.stdout.write("\n")
+    """`data` as JSON on stdout; a write that fails is one OutputError (stdout.py)."""
+    write_out(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

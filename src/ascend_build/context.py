@@ -8,7 +8,7 @@ from typing import Dict, Optional
 from .outputs import link_or_copy
 from .plan import Plan
 from .render import context_files, context_packages
-from .statefiles import state_error
+from .statefiles import remove_quietly, state_error
 
 
 def write_context(ctx: Path, plan: Plan, external_base: Optional[str] = None,
@@ -24,5 +24,6 @@ def write_context(ctx: Path, plan: Plan, external_base: Optional[str] = None,
             (ctx / name).parent.mkdir(parents=True, exist_ok=True)
             link_or_copy(source, ctx / name)
     except OSError as err:
+        remove_quietly(ctx)                    # a disk that filled up half-way leaves no half a context
         raise state_error(ctx, err) from None
     return ctx

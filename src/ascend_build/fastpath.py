@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .engines.identity import probe_key
+from .stdout import write_out
 from .timings import PHASES
 from .units import human_bytes
 
@@ -317,5 +318,5 @@ def answer(argv: Sequence[str]) -> bool:
         return False
     sys.stderr.write(text)
     if options.get("json"):
-        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+        write_out(json.dumps(report, indent=2, default=str) + "\n")
     return True

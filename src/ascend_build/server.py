@@ -119,8 +119,13 @@ def body_length(fields: Sequence[Tuple[str, str]]) -> int:
 
 def requested_name(target: str, token: str) -> Optional[str]:
     """The file name in a request target of exactly `/TOKEN/NAME` (NAME percent-decoded once,
-    a query string ignored), else None. The name still has to be in the allow-list."""
+    a query string ignored), or of the absolute form `http://HOST[:PORT]/TOKEN/NAME` that every
+    server must accept (RFC 9112 section 3.2.2), else None. The name still has to be in the
+    allow-list."""
     path = target.split("?", 1)[0]
+    scheme, sep, rest = path.partition("://")
+    if sep and scheme.lower() == "http":
+        path = "/" + rest.partition("/")[2] if "/" in rest else ""
     if not path.startswith("/"):
         return None
     head, slash, rest = path[1:].partition("/")
@@ -205,7 +210,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 class PackageServer:
-    """HTTP server for an allow-list of files: GET/HEAD of `/TOKEN/NAME` only, 404 otherwise.
+    """HTTP server for an allow-list of files: GET/HEAD of `/TOKEN/NAME` only (or its absolute
+    form), 404 otherwise; an HTTP/1.1 request without one Host field is 400.
 
     `files` maps URL names to paths; each must be (or link to) a readable regular file. Its real
     path is fixed at start: a link put in its way later is refused at the request. Which files
@@ -513,6 +519,9 @@ class _Loop:
         try:
             length = body_length(fields)
         except ValueError:
+            return self._respond_error(conn, HTTPStatus.BAD_REQUEST, close=True, body=body)
+        hosts = sum(1 for name, _ in fields if name == "host")
+        if hosts > 1 or (hosts == 0 and version_match.group(2) != b"0"):     # RFC 9112 section 3.2
             return self._respond_error(conn, HTTPStatus.BAD_REQUEST, close=True, body=body)
         headers = dict(fields)
         tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}

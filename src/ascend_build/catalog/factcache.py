@@ -11,7 +11,7 @@ from typing import Callable, Dict, TypeVar
 
 from ..workdir import STATE_DIR
 from .hashcache import FACTS_NAME as CACHE_NAME
-from .hashcache import KEY, MAX_CACHE_BYTES, _key
+from .hashcache import KEY, MAX_CACHE_BYTES, _key, _remove
 from .model import Package
 
 CACHE_FORMAT = 1
@@ -60,6 +60,7 @@ class FactCache:
             return
         workdir = self.path.parent.parent
         files = {rel: e for rel, e in self.entries.items() if (workdir / rel).is_file()}
+        tmp = None
         try:
             self.path.parent.mkdir(exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".facts.", suffix=".tmp")
@@ -67,6 +68,9 @@ class FactCache:
             with os.fdopen(fd, "w") as f:
                 json.dump({"format": CACHE_FORMAT, "files": files}, f, sort_keys=True)
             os.replace(tmp, self.path)
+            tmp = None
         except OSError:
             return
+        finally:
+            _remove(tmp)                       # a disk that filled up half-way leaves no temporary file
         self.changed = False

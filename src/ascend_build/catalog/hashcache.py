@@ -118,14 +118,18 @@ class HashCache:
             return [self._unwritable(f"{CACHE_DIR} is a file, not a folder")]
         except OSError:
             return []                          # a read-only working directory
+        tmp = None
         try:
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=".hashes.", suffix=".tmp")
             os.chmod(tmp, 0o644)
             with os.fdopen(fd, "w") as f:
                 json.dump({"format": CACHE_FORMAT, "files": files}, f, indent=1, sort_keys=True)
             os.replace(tmp, self.path)
+            tmp = None
         except OSError as exc:
             return [self._unwritable(f"cannot write {CACHE_DIR}/{CACHE_NAME}: {exc.strerror or exc}")]
+        finally:
+            _remove(tmp)                       # a disk that filled up half-way leaves no temporary file
         self.changed = False
         return []
 
@@ -133,6 +137,14 @@ class HashCache:
         return Problem(level="warning", code="hash-cache-unwritable", file=CACHE_DIR,
                        message=f"{why}: every check reads all packages again",
                        fix=f"remove {self.workdir / CACHE_DIR} or make it a writable folder")
+
+
+def _remove(tmp: Optional[str]) -> None:
+    if tmp:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _problems(entry: dict) -> Optional[List[Problem]]:

@@ -3,10 +3,12 @@
 containers, inspect, pull and load images, find the bridge address."""
 import contextlib
 import json
+import math
 import os
 import secrets
 import signal
 import subprocess
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -40,6 +42,11 @@ Event = Union[StageEvent, LogLine]
 # the script, run as __main__
 BOOT = ("import json,sys;a=json.loads(sys.stdin.readline());s=sys.stdin.read();sys.argv=['-']+a;"
         "exec(compile(s,'<stdin>','exec'),{'__name__':'__main__'})")
+# ...preceded by a deadline of the container's own: when the tool cannot stop it (killed with
+# SIGKILL meanwhile), its python3 ends itself this many seconds after the tool's deadline, and the
+# engine removes the container (--rm)
+SELF_STOP = "import os,signal;signal.signal(signal.SIGALRM,lambda*_:os._exit(124));signal.alarm({seconds});"
+SELF_STOP_MARGIN = 10
 Parser = Callable[[Iterator[str], Callable[[], bool]], Iterator[Event]]
 
 
@@ -186,19 +193,26 @@ class Engine:
 
     def _run_to_end(self, cmd: List[str], stdin: Optional[str], timeout: float) -> subprocess.CompletedProcess:
         """`cmd` to its end, its own process group (a Ctrl-C reaches the tool, not the client);
-        the client is stopped when the deadline passes or the tool is interrupted."""
+        the client is stopped when the deadline passes or the tool is interrupted. Of what it
+        prints, the last MAX_OUTPUT bytes of each stream are kept (an image's program may print
+        without end: memory stays bounded, and the answers read are the last lines)."""
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                                    env=self._env(), start_new_session=True)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env(),
+                                    start_new_session=True)
         except FileNotFoundError:
             raise EngineError(f"{self.binary} not found", fix="install it or pick another engine with --engine") from None
         try:
-            out, err = proc.communicate(input=stdin, timeout=timeout)
+            out, err = _Tail(proc.stdout), _Tail(proc.stderr)
+            if stdin is not None:
+                _Tail.feed(proc.stdin, stdin.encode())
+            proc.wait(timeout=timeout)
+            out.join()
+            err.join()
         except BaseException:
             stop_process_group(proc, grace=1.0)
             raise
-        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out.text(), err.text())
 
     def remove_container(self, name: str) -> None:
         """Stop and remove the container `name` (also one the client was still creating); never fails."""
@@ -216,7 +230,9 @@ class Engine:
         """Run a Python script in a throwaway container of `image` without network. The script and
         its arguments travel on stdin (no size limit of a command line applies), read by BOOT;
         `step` (step, fix, purpose) as for run_container."""
-        return self.run_container(image, ["-c", BOOT], stdin=json.dumps(list(args)) + "\n" + script, timeout=timeout,
+        limit = min(timeout or self.container_timeout, self.container_timeout)
+        boot = SELF_STOP.format(seconds=math.ceil(limit) + SELF_STOP_MARGIN) + BOOT
+        return self.run_container(image, ["-c", boot], stdin=json.dumps(list(args)) + "\n" + script, timeout=timeout,
                                   network="none", entrypoint="python3", user=user, **step)
 
     def attach(self, command: Sequence[str]) -> int:
@@ -317,6 +333,41 @@ def inspect_record(output: str, image: str) -> dict:
         raise EngineError(f"the engine's `image inspect` of {image} did not print an image record: {output.strip()[:200]!r}",
                           fix="check that the engine works: `docker image inspect IMAGE`")
     return record
+
+
+MAX_OUTPUT = 8 << 20           # bytes kept of each output stream of a container run to its end
+
+
+class _Tail:
+    """A stream read to its end by a thread, of which the last MAX_OUTPUT bytes are kept."""
+
+    def __init__(self, stream):
+        self.blocks: Deque[bytes] = deque()
+        self.size = 0
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:
+        with contextlib.suppress(OSError, ValueError), stream:
+            for block in iter(lambda: stream.read1(1 << 16), b""):
+                self.blocks.append(block)
+                self.size += len(block)
+                while self.size - len(self.blocks[0]) >= MAX_OUTPUT:
+                    self.size -= len(self.blocks.popleft())
+
+    def join(self) -> None:
+        self.thread.join(5.0)          # the pipe ends with the client (unless a child of it holds it)
+
+    def text(self) -> str:
+        return b"".join(self.blocks)[-MAX_OUTPUT:].decode("utf-8", "replace")
+
+    @staticmethod
+    def feed(stream, data: bytes) -> None:
+        """Write `data` to `stream` and close it, from a thread (the client may not read it all)."""
+        def write() -> None:
+            with contextlib.suppress(OSError, ValueError), stream:
+                stream.write(data)
+        threading.Thread(target=write, daemon=True).start()
 
 
 def stop_process_group(proc: subprocess.Popen, grace: float = 5.0) -> None:

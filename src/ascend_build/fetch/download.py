@@ -9,8 +9,10 @@ index lists is refused before the body is read, and no more than that size is ev
 body that ends short, a server too slow (fetch/pace.py) or one that stops answering is an
 interruption: the part is kept for the next run. Only a whole body with another sha256 (or more
 bytes than the index lists) is refused as other bytes, and its part removed."""
+import contextlib
 import hashlib
 import os
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -22,7 +24,8 @@ import urllib3
 from .. import __version__
 from ..catalog.scan import PACKAGES_DIR, follow
 from ..errors import PackageError
-from .pace import Limits, Meter
+from ..statefiles import guarded, state_error
+from .pace import DEADLINE_ENV, WINDOW_ENV, Limits, Meter
 from .parts import Part, claim, sweep
 from .resolve import Wheel
 
@@ -76,15 +79,41 @@ def present(workdir: Path, wheel: Wheel) -> Optional[Path]:
     return None
 
 
+def _head_in_time(ask: Callable[[], urllib3.BaseHTTPResponse], url: str, limits: Limits) -> urllib3.BaseHTTPResponse:
+    """`ask()`'s response, once its status line and headers came. A read timeout bounds each read
+    only: a server that trickles its head a byte at a time is stopped here, after the time to
+    connect and one speed window (at most the deadline). Its connection is left to a thread that
+    ends with the process (fetch stops at this error)."""
+    bound = min(limits.deadline, limits.connect + limits.read_timeout)
+    answer: Dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            answer["response"] = ask()
+        except BaseException as exc:   # noqa: BLE001 - handed to the caller's thread
+            answer["error"] = exc
+
+    worker = threading.Thread(target=run, name="fetch-request", daemon=True)
+    worker.start()
+    worker.join(bound)
+    if worker.is_alive():
+        raise PackageError(f"{url} did not send a whole answer head (status line and headers) in {bound:g} s",
+                           fix=f"the server or a proxy on the way is too slow or stuck; {RETRY} "
+                               f"({DEADLINE_ENV}, {WINDOW_ENV} set how long it may take)")
+    if "error" in answer:
+        raise answer["error"]
+    return answer["response"]
+
+
 def _request(client: Client, url: str, start: int, limits: Limits) -> Optional[urllib3.BaseHTTPResponse]:
     headers = {"User-Agent": f"ascend-build/{__version__}", "Accept-Encoding": "identity"}
     if start:
         headers["Range"] = f"bytes={start}-"
     try:
-        response = client.pool(url).request(
+        response = _head_in_time(lambda: client.pool(url).request(
             "GET", url, headers=headers, preload_content=False, decode_content=False,
             timeout=urllib3.Timeout(connect=min(limits.connect, limits.deadline), read=limits.read_timeout),
-            retries=urllib3.Retry(total=8, connect=2, read=0, status=0, other=0, redirect=5))
+            retries=urllib3.Retry(total=8, connect=2, read=0, status=0, other=0, redirect=5)), url, limits)
     except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise PackageError(f"cannot reach {url}: {reason}", fix=f"check the network and proxy; {RETRY}") from None
@@ -130,6 +159,10 @@ def _receive(response, part: Part, wheel: Wheel, have: int, digest, progress: Pr
              clock: Callable[[], float]):
     """Write the body after the `have` bytes of the part; (bytes in the part, digest)."""
     out: BinaryIO = part.file
+    coding = response.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in ("", "identity"):                  # asked for none: what comes is not the file's bytes
+        raise PackageError(f"{wheel.url} sends the file encoded (Content-Encoding: {coding[:40]}) though fetch asked "
+                           "for its bytes as they are: refused", fix=OTHER_BYTES)
     start = _resumed_at(response, wheel.url, have, wheel.size)
     length = _announced(response, wheel.url, wheel, start)
     if start != have:
@@ -145,7 +178,8 @@ def _receive(response, part: Part, wheel: Wheel, have: int, digest, progress: Pr
     meter, received = Meter(limits, clock()), 0
 
     def stopped(reason: str) -> PackageError:
-        out.flush()
+        with contextlib.suppress(OSError):             # a full disk: the part keeps what it holds
+            out.flush()
         of = f" of {total}" if total is not None else ""
         return PackageError(f"the download of {wheel.filename} stopped after {have}{of} bytes: {reason}",
                             fix=f"run fetch again: it continues from the bytes kept in {part.path.name} (HTTP Range)")
@@ -161,7 +195,10 @@ def _receive(response, part: Part, wheel: Wheel, have: int, digest, progress: Pr
         if len(block) > room:
             raise OtherBytes(f"{wheel.url} sends more than the {bound} bytes {said} for {wheel.filename}: "
                              "refused", fix=OTHER_BYTES)
-        out.write(block)
+        try:
+            out.write(block)
+        except OSError as err:                          # a full disk: what was written is kept
+            raise state_error(part.path, err) from None
         digest.update(block)
         have, received, room = have + len(block), received + len(block), room - len(block)
         progress(have, total)
@@ -202,7 +239,8 @@ def _fill(part: Part, wheel: Wheel, progress: Progress, limits: Limits, client: 
                 have, digest = _receive(response, part, wheel, have, digest, progress, limits, clock)
             finally:
                 response.release_conn()
-    out.flush()
+    with guarded(part.path):
+        out.flush()
     progress(have, have)
     return digest
 

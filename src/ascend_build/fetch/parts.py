@@ -2,6 +2,7 @@
 fetches into one folder never write the same file: the first takes `.<file>.part`, another one at
 the same time `.<file>.<token>.part`. A part no running fetch holds (the fetch that wrote it died
 or was stopped) is taken over and continued."""
+import contextlib
 import fcntl
 import os
 import re
@@ -24,8 +25,16 @@ class Part:
     file: BinaryIO
 
     def close(self) -> None:
-        """Keep it for the next run (unlocked)."""
-        self.file.close()
+        """Keep it for the next run (unlocked); a part that holds no byte is removed (there is
+        nothing to continue). What a full disk kept from being written is simply not kept: the
+        next run continues from the bytes the file holds."""
+        with contextlib.suppress(OSError):
+            self.file.flush()
+        with contextlib.suppress(OSError):
+            if os.fstat(self.file.fileno()).st_size == 0:
+                self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.file.close()
 
     def drop(self) -> None:
         self.path.unlink(missing_ok=True)

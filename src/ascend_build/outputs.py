@@ -242,21 +242,9 @@ def write_folder(output: Path, files: Mapping[str, Content], force: bool, inputs
 
 def write_file(output: Path, content: Content, force: bool, inputs: Optional[Inputs]) -> Path:
     """The `-o FILE` of bake (and build's --report)."""
-    output = Path(output)
-    check_file(output, force, inputs)
-    temp = None
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{output.name}.tmp-", dir=output.absolute().parent)
-        os.close(fd)
-        _put(Path(temp), content)
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, output)
-    except OSError as err:
-        raise OutputError(f"could not write {output}: {err.strerror or err}", fix="check the folder's permissions and free space") from None
-    finally:
-        if temp and os.path.exists(temp):
-            os.unlink(temp)
-    return output
+    with file_in_place(output, force, inputs) as temp:
+        _put(temp, content)
+    return Path(output)
 
 
 

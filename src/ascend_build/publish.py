@@ -63,7 +63,7 @@ def build_and_publish(settings_list: List[Settings], opts: BuildOptions, publish
     reports = []
     for settings in settings_list:
         arch_opts = _per_arch(opts, settings.arch, engine) if multi else opts
-        if engine.name == "docker":        # the classic builder reuses only images it has
+        if engine.pulls_cache_from:
             for ref in arch_opts.cache_from:
                 view.info(f"pulling {ref} for --cache-from" if engine.pull(ref).returncode == 0 else f"warning: could not pull {ref}")
         report = run_build(settings, arch_opts, view, timings if not reports else None)
@@ -72,7 +72,7 @@ def build_and_publish(settings_list: List[Settings], opts: BuildOptions, publish
     if not multi:
         return reports[0]
     images = {s.arch: r["image"] for s, r in zip(settings_list, reports)}
-    digest = registry.publish_manifest(engine, opts.tag, images, publish.insecure_registry)
+    digest = engine.publish_manifest(opts.tag, list(images.values()), publish.insecure_registry)
     view.info(f"published {opts.tag} {digest} (manifest list: {', '.join(PLATFORMS[a] for a in images)})")
     pushed = [p for r in reports for p in r["pushed"]]
     return {"image": opts.tag, "manifest_digest": digest, "platforms": reports,
@@ -80,9 +80,9 @@ def build_and_publish(settings_list: List[Settings], opts: BuildOptions, publish
 
 
 def _per_arch(opts: BuildOptions, arch: str, engine: Engine) -> BuildOptions:
-    """Per-arch tags; docker's inline cache lives in per-arch images too (podman's cache
-    repository is keyed by content)."""
-    if engine.name == "podman":
+    """Per-arch tags; an inline cache lives in per-arch images too (podman's cache repository is
+    keyed by content)."""
+    if not engine.inline_cache:
         return replace(opts, tag=registry.arch_ref(opts.tag, arch))
     return replace(opts, tag=registry.arch_ref(opts.tag, arch),
                    cache_from=tuple(registry.arch_ref(ref, arch) for ref in opts.cache_from),
@@ -90,17 +90,17 @@ def _per_arch(opts: BuildOptions, arch: str, engine: Engine) -> BuildOptions:
 
 
 def _push(settings: Settings, opts: BuildOptions, image: str, push: bool, publish: Publish, view: BuildView) -> List[dict]:
-    """Push the image when asked; docker's inline cache is pushed as the --cache-to image."""
+    """Push the image when asked; an inline cache is pushed as the --cache-to image."""
     engine = settings.engine
     refs: List[Tuple[str, str]] = [(image, settings.platform or PLATFORMS[settings.arch])] if push else []
-    if opts.cache_to and engine.name != "podman" and opts.cache_to not in (r for r, _ in refs):
+    if opts.cache_to and engine.inline_cache and opts.cache_to not in (r for r, _ in refs):
         if opts.cache_to != image:
-            registry.tag(engine, image, opts.cache_to)
+            engine.tag(image, opts.cache_to)
         refs.append((opts.cache_to, "cache"))
     pushed = []
     for ref, what in refs:
         view.info(f"pushing {ref}")
-        digest = registry.push(engine, ref, publish.insecure_registry)
+        digest = engine.push(ref, publish.insecure_registry)
         view.info(f"pushed {ref} {digest}")
         pushed.append({"ref": ref, "platform": what, "digest": digest})
     return pushed

@@ -233,8 +233,8 @@ class FakeEngine:
     def inspect(self, ref):
         return {"Id": self.ids(ref)}
 
-    def run(self, args, **kw):
-        self.tags.append(args)
+    def tag(self, image, ref):
+        self.tags.append(["tag", image, ref])
 
 
 def test_load_refuses_a_damaged_archive_before_asking_skopeo_and_leaves_no_files(tmp_path):

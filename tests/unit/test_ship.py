@@ -196,11 +196,10 @@ def client(tmp_path):
     return path
 
 
-def test_push_and_manifest_through_the_engines_client(client):
+def test_push_and_manifest_are_the_engines_methods_through_its_client(client):
     engine = DockerBuildKit(str(client))
-    assert registry.push(engine, "127.0.0.1:5000/m:1-amd64") == "sha256:" + "a" * 64
-    digest = registry.publish_manifest(engine, "127.0.0.1:5000/m:1", {"x86_64": "r/m:1-amd64", "aarch64": "r/m:1-arm64"},
-                                       insecure=True)
+    assert engine.push("127.0.0.1:5000/m:1-amd64") == "sha256:" + "a" * 64
+    digest = engine.publish_manifest("127.0.0.1:5000/m:1", ["r/m:1-amd64", "r/m:1-arm64"], insecure=True)
     assert digest == "sha256:" + "b" * 64
     calls = (client.parent / "docker.calls").read_text().splitlines()
     assert "enabled manifest create --insecure 127.0.0.1:5000/m:1 r/m:1-amd64 r/m:1-arm64" in calls
@@ -210,7 +209,7 @@ def test_push_and_manifest_through_the_engines_client(client):
 def test_a_refused_push_names_the_registry_and_the_login(client):
     (client.parent / "docker.refuse").write_text("")
     with pytest.raises(EngineError, match="the registry 127.0.0.1:5000 refused") as err:
-        registry.push(DockerBuildKit(str(client)), "127.0.0.1:5000/m:1")
+        DockerBuildKit(str(client)).push("127.0.0.1:5000/m:1")
     assert err.value.fix == f"`{client} login 127.0.0.1:5000`, then build again"
 
 
@@ -234,7 +233,7 @@ def test_push_and_cache_to_land_in_the_report(workdir, client):
                                                                     ("127.0.0.1:5000/c:1", "cache")]
     assert engine.requests[-1].cache_to == "127.0.0.1:5000/c:1"
     calls = (client.parent / "docker.calls").read_text()
-    assert "tag 127.0.0.1:5000/m:1 127.0.0.1:5000/c:1" in calls
+    assert "tag -- 127.0.0.1:5000/m:1 127.0.0.1:5000/c:1" in calls
 
 
 def test_check_takes_both_arches_and_selects_each_arch_files(tmp_path):
@@ -272,9 +271,9 @@ def test_podman_pushes_and_publishes_with_its_own_commands(tmp_path):
     path.write_text(FAKE_PODMAN)
     path.chmod(0o755)
     engine = Podman(str(path))
-    assert registry.push(engine, "127.0.0.1:5000/m:1-arm64", insecure=True) == "sha256:" + "c" * 64
-    images = {"x86_64": "127.0.0.1:5000/m:1-amd64", "aarch64": "127.0.0.1:5000/m:1-arm64"}
-    assert registry.publish_manifest(engine, "127.0.0.1:5000/m:1", images, insecure=True) == "sha256:" + "c" * 64
+    assert engine.push("127.0.0.1:5000/m:1-arm64", insecure=True) == "sha256:" + "c" * 64
+    images = ["127.0.0.1:5000/m:1-amd64", "127.0.0.1:5000/m:1-arm64"]
+    assert engine.publish_manifest("127.0.0.1:5000/m:1", images, insecure=True) == "sha256:" + "c" * 64
     calls = [c.split() for c in (tmp_path / "podman.calls").read_text().splitlines()]
     assert calls[0][:1] == ["push"] and "--tls-verify=false" in calls[0]
     assert ["manifest", "create", "127.0.0.1:5000/m:1"] in calls
@@ -285,13 +284,14 @@ def test_podman_pushes_and_publishes_with_its_own_commands(tmp_path):
 def test_a_plain_http_registry_points_at_insecure_registry(client):
     (client.parent / "docker.http").write_text("")
     with pytest.raises(EngineError, match="speaks plain HTTP") as err:
-        registry.push(DockerBuildKit(str(client)), "127.0.0.1:5000/m:1")
+        DockerBuildKit(str(client)).push("127.0.0.1:5000/m:1")
     assert "--insecure-registry" in err.value.fix
 
 
 def test_the_classic_builder_pulls_its_cache_images_first(workdir, client):
     class Classic(PushingEngine):
         name = "docker"
+        pulls_cache_from = True
 
         def pull(self, image, platform=None):
             self.pulled.append(image)

@@ -210,7 +210,7 @@ def _into_engine(unpacked: Unpacked, image: Image, store: Engine, skopeo: Skopeo
             raise EngineError(f"{store.binary} holds {ref} as {found}, not the archive's image {config}")
         loaded.append({"ref": ref, "platform": platform, "image_id": config})
         if image.is_list and platform == here:
-            registry.tag(store, ref, image.ref)
+            store.tag(ref, image.ref)
             loaded.append({"ref": image.ref, "platform": platform, "image_id": config})
     return loaded
 

@@ -17,6 +17,7 @@ from typing import Callable, ContextManager, Deque, Dict, Iterator, List, Option
 from ..errors import AscendBuildError, BuildError, EngineError, StepTimeout
 from ..limits import positive
 from .network import bridge_gateway
+from .registry import last_digest, refused
 
 CONTAINER_TIMEOUT_ENV = "ASCEND_BUILD_CONTAINER_TIMEOUT"
 CONTAINER_TIMEOUT = 600.0                  # seconds a container the tool runs to look into an image may take
@@ -75,6 +76,8 @@ class Engine:
     default_network = "bridge"         # where the package server must be reachable from
     cache_export = False               # build --cache-to
     cache_in_images = True             # the layer cache is the images' layers (an untagged image is cache)
+    pulls_cache_from = False           # --cache-from images must be pulled first (the classic builder)
+    inline_cache = True                # the layer cache travels in the images (per-arch --cache-to/--cache-from)
     store_transport: Optional[str] = None   # skopeo's transport for this engine's image store
 
     def store_reference(self, ref: str) -> str:
@@ -270,6 +273,30 @@ class Engine:
         self.found.clear()
         return self.run(["pull", *(["--platform", platform] if platform else []), "--", image], timeout=600,
                         check=False)
+
+    def tag(self, image: str, ref: str) -> None:
+        self.run(["tag", "--", image, ref])
+
+    def push(self, ref: str, insecure: bool = False) -> str:
+        """Push `ref` with the engine's own login; its manifest digest. (docker reads plain-HTTP
+        registries from its daemon's settings; `insecure` is for engines that take it per push.)"""
+        result = self.run(["push", "--", ref], timeout=1800, check=False)
+        if result.returncode != 0:
+            raise refused(self.binary, ref, result.stdout + result.stderr)
+        return last_digest(result.stdout)
+
+    def publish_manifest(self, ref: str, images: Sequence[str], insecure: bool = False) -> str:
+        """One manifest list `ref` over the pushed per-arch `images`; its digest
+        (`docker manifest create/push`)."""
+        client = Engine(self.binary, {**(self.env or {}), "DOCKER_CLI_EXPERIMENTAL": "enabled"})
+        flag = ["--insecure"] if insecure else []
+        client.run(["manifest", "rm", ref], check=False)        # a local list from an earlier run
+        result = client.run(["manifest", "create", *flag, ref, *images], timeout=300, check=False)
+        if result.returncode == 0:
+            result = client.run(["manifest", "push", "--purge", *flag, ref], timeout=600, check=False)
+        if result.returncode != 0:
+            raise refused(self.binary, ref, result.stdout + result.stderr)
+        return last_digest(result.stdout)
 
     def load_hint(self, image: str) -> str:
         """How a person puts an image this engine cannot pull into its store."""

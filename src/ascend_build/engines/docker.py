@@ -20,6 +20,7 @@ class Docker(_DaemonStore, Engine):
     """`docker build` with the classic builder: no RUN --mount at all."""
 
     name = "docker"
+    pulls_cache_from = True            # the classic builder reuses only images it has
 
     def __init__(self, binary: str = "docker"):
         super().__init__(binary, {"DOCKER_BUILDKIT": "0"})

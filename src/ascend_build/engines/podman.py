@@ -3,11 +3,14 @@ podman reaches the host's loopback from a build on the host network, so that is 
 import contextlib
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..errors import StepTimeout
 from .base import CONTAINER_TIMEOUT_ENV, BuildRequest, Engine, build_flags
 from .parse import parse_classic
+from .registry import refused
 
 
 class Podman(Engine):
@@ -19,8 +22,34 @@ class Podman(Engine):
     runtimes = ("runc", "crun")        # OCI runtimes buildah may run RUN steps with
     store_transport = "containers-storage"
 
+    inline_cache = False               # its --cache-to is one repository, keyed by content
+
     def __init__(self, binary: str = "podman"):
         super().__init__(binary)
+
+    def push(self, ref: str, insecure: bool = False) -> str:
+        with tempfile.TemporaryDirectory() as tmp:
+            digest_file = Path(tmp) / "digest"
+            result = self.run(["push", "--digestfile", str(digest_file), *(["--tls-verify=false"] if insecure else []),
+                               "--", ref], timeout=1800, check=False)
+            if result.returncode != 0:
+                raise refused(self.binary, ref, result.stdout + result.stderr)
+            return digest_file.read_text().strip()
+
+    def publish_manifest(self, ref: str, images: Sequence[str], insecure: bool = False) -> str:
+        """`podman manifest create/add/push`."""
+        flag = ["--tls-verify=false"] if insecure else []
+        self.run(["manifest", "rm", ref], check=False)
+        self.run(["manifest", "create", ref])
+        for image in images:
+            self.run(["manifest", "add", *flag, ref, f"docker://{image}"], timeout=300)
+        with tempfile.TemporaryDirectory() as tmp:
+            digest_file = Path(tmp) / "digest"
+            result = self.run(["manifest", "push", "--all", "--digestfile", str(digest_file), *flag, ref, f"docker://{ref}"],
+                              timeout=600, check=False)
+            if result.returncode != 0:
+                raise refused(self.binary, ref, result.stdout + result.stderr)
+            return digest_file.read_text().strip()
 
     def build_command(self, req: BuildRequest) -> List[str]:
         cache_to = ["--cache-to", req.cache_to] if req.cache_to else []

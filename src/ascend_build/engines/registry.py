@@ -1,14 +1,12 @@
-"""Registries through the engine's own client: push an image, publish a manifest list. The
-credentials are the engine's own login (`docker login`, `podman login`): this module never sees,
-passes or prints them."""
+"""Registries: reference names (the registry of a reference, per-arch tags), which may be reached
+without TLS, and what a refused push means. Pushing and publishing a manifest list are the
+engines' own methods (Engine.push, Engine.publish_manifest), through the engine's own login
+(`docker login`, `podman login`): the credentials are never seen, passed or printed."""
 import ipaddress
 import re
-import tempfile
-from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Optional
 
 from ..errors import ConfigError, EngineError
-from .base import Engine
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 REFUSED = ("unauthorized", "authentication required", "no basic auth credentials", "denied", "401")
@@ -52,68 +50,21 @@ def arch_ref(ref: str, arch: str) -> str:
     return f"{name}:{tag}-{ARCH_NAMES[arch]}"
 
 
-def _refused(engine: Engine, ref: str, output: str) -> EngineError:
+def refused(binary: str, ref: str, output: str) -> EngineError:
+    """The one message for a push the registry refused (or that failed): which, and the fix."""
     registry = registry_of(ref) or "docker.io"
     if any(word in output.lower() for word in REFUSED):
         return EngineError(f"the registry {registry} refused {ref}: not logged in, or no push access",
-                           fix=f"`{engine.binary} login {registry}`, then build again")
+                           fix=f"`{binary} login {registry}`, then build again")
     if "http response to https client" in output.lower():
         return EngineError(f"the registry {registry} speaks plain HTTP: {output.strip()[-300:]}",
                            fix="add --insecure-registry (allowed for a registry on this host; "
                                "another host also needs --allow-insecure-remote)")
     return EngineError(f"pushing {ref} failed: {output.strip()[-500:]}",
-                       fix=f"check that {registry} answers (`{engine.binary} push {ref}` by hand shows the same)")
+                       fix=f"check that {registry} answers (`{binary} push {ref}` by hand shows the same)")
 
 
-def push(engine: Engine, ref: str, insecure: bool = False) -> str:
-    """Push `ref`; its manifest digest."""
-    if engine.name == "podman":
-        with tempfile.TemporaryDirectory() as tmp:
-            digest_file = Path(tmp) / "digest"
-            result = engine.run(["push", "--digestfile", str(digest_file), *(["--tls-verify=false"] if insecure else []), ref],
-                                timeout=1800, check=False)
-            if result.returncode != 0:
-                raise _refused(engine, ref, result.stdout + result.stderr)
-            return digest_file.read_text().strip()
-    result = engine.run(["push", ref], timeout=1800, check=False)
-    if result.returncode != 0:
-        raise _refused(engine, ref, result.stdout + result.stderr)
-    found = DIGEST.findall(result.stdout)
+def last_digest(output: str) -> str:
+    """The last manifest digest an engine printed ("" when none)."""
+    found = DIGEST.findall(output)
     return found[-1] if found else ""
-
-
-def tag(engine: Engine, image: str, ref: str) -> None:
-    engine.run(["tag", image, ref])
-
-
-def publish_manifest(engine: Engine, ref: str, images: Dict[str, str], insecure: bool = False) -> str:
-    """Publish one manifest list `ref` over the pushed per-arch `images` (arch -> reference); its
-    digest. docker: `docker manifest create/push`; podman: `podman manifest create/add/push`."""
-    if engine.name == "podman":
-        return _podman_manifest(engine, ref, images.values(), insecure)
-    env = {**(engine.env or {}), "DOCKER_CLI_EXPERIMENTAL": "enabled"}
-    flag = ["--insecure"] if insecure else []
-    client = Engine(engine.binary, env)
-    client.run(["manifest", "rm", ref], check=False)        # a local list from an earlier run
-    result = client.run(["manifest", "create", *flag, ref, *images.values()], timeout=300, check=False)
-    if result.returncode == 0:
-        result = client.run(["manifest", "push", "--purge", *flag, ref], timeout=600, check=False)
-    if result.returncode != 0:
-        raise _refused(engine, ref, result.stdout + result.stderr)
-    found = DIGEST.findall(result.stdout)
-    return found[-1] if found else ""
-
-
-def _podman_manifest(engine: Engine, ref: str, images: Sequence[str], insecure: bool) -> str:
-    flag = ["--tls-verify=false"] if insecure else []
-    engine.run(["manifest", "rm", ref], check=False)
-    engine.run(["manifest", "create", ref])
-    for image in images:
-        engine.run(["manifest", "add", *flag, ref, f"docker://{image}"], timeout=300)
-    with tempfile.TemporaryDirectory() as tmp:
-        digest_file = Path(tmp) / "digest"
-        result = engine.run(["manifest", "push", "--all", "--digestfile", str(digest_file), *flag, ref, f"docker://{ref}"],
-                            timeout=600, check=False)
-        if result.returncode != 0:
-            raise _refused(engine, ref, result.stdout + result.stderr)
-        return digest_file.read_text().strip()

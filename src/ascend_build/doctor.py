@@ -16,6 +16,8 @@ from typing import List, Optional
 from .catalog.deployer import current
 from .catalog.versions import version_key
 from .contract import component_label, label
+from .errors import ImageError
+from .readback import image_argument, read_labels
 from .runtime import BUSY_HINT, CONTROL_DEVICES, DRIVER, cards
 
 OK, NOTE, WARNING, ERROR = "ok", "note", "warning", "error"
@@ -206,9 +208,6 @@ def errors(rows: List[Row]) -> List[Row]:
 def image_facts(engine, image: str, user: Optional[str] = None, required: bool = True) -> Optional[ImageFacts]:
     """The facts of `image` in the engine's store (None when it is not there, or, unless
     `required`, not built by ascend-build); a numeric `user` (`--user UID[:GID]`) replaces its user."""
-    from .errors import ImageError
-    from .readback import image_argument, read_labels
-
     info = engine.find_image(image_argument(image))
     if info is None:
         if required:

@@ -156,17 +156,18 @@ def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: Bui
 def cuda_problems(installed: Dict[str, Package], results: List[StageNeeds], target: Target) -> List[Problem]:
     """One error for the CUDA distributions the stages would install or that a wheel (a CUDA build
     of torch) requires; those requirements leave the missing list (fetching them is no fix)."""
-    missing = {canonicalize_name(Requirement(m.requirement).name): m for found in results for m in found.missing}
-    bad = refused([*installed, *missing])
+    missing = [m for found in results for m in found.missing]
+    missed = {m.name for m in missing}
+    bad = refused([*installed, *missed])
     if not bad:
         return []
     files = [installed[n] for n in bad if n in installed]
-    asked = sorted({missing[n].asked_by for n in bad if n in missing})
+    asked = sorted({m.asked_by for m in missing if m.name in bad})
     for found in results:
-        found.missing[:] = [m for m in found.missing if canonicalize_name(Requirement(m.requirement).name) not in bad]
+        found.missing[:] = [m for m in found.missing if m.name not in bad]
     parts = [f"{p.file} ({human_bytes(p.size or 0)})" for p in files]
     if asked:
-        parts.append(f"{', '.join(asked)} requires {', '.join(n for n in bad if n in missing)} (a CUDA build)")
+        parts.append(f"{', '.join(asked)} requires {', '.join(n for n in bad if n in missed)} (a CUDA build)")
     return [Problem(level="error", code=CUDA_IN_IMAGE, file=files[0].file if files else None,
                     message=f"CUDA distributions never go into an Ascend image: {'; '.join(parts)}"
                             + (f" ({human_bytes(sum(p.size or 0 for p in files))})" if len(files) > 1 else ""),

@@ -120,7 +120,8 @@ def _read(path) -> Optional[dict]:
     return data if ok else None
 
 
-def _version(data: dict) -> Version:
+def version_of(data: dict) -> Version:
+    """The ascend-deployer release a table came from."""
     try:
         return Version(str(data.get("version") or data["source"].rsplit(" ", 1)[-1]))
     except (InvalidVersion, KeyError):
@@ -134,7 +135,7 @@ def current() -> Tuple[dict, str]:
     shipped = _read(resources.files(__package__).joinpath("published.json"))
     assert shipped is not None, "the shipped published.json is part of the package"
     updated = _read(data_dir() / FILE_NAME)
-    if updated is not None and _version(updated) > _version(shipped):
+    if updated is not None and version_of(updated) > version_of(shipped):
         return updated, f"{updated['source']} (updated {updated.get('date', '?')}, {data_dir() / FILE_NAME})"
     return shipped, f"{shipped['source']} (shipped with ascend-build)"
 

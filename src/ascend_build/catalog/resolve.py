@@ -56,6 +56,11 @@ class Missing:
     def describe(self) -> str:
         return f"{self.requirement} (for {self.asked_by}){'; here: ' + self.found if self.found else ''}"
 
+    @property
+    def name(self) -> str:
+        """The normalised name of the distribution it asks for."""
+        return canonicalize_name(Requirement(self.requirement).name)
+
 
 @dataclass(frozen=True)
 class Conflict:

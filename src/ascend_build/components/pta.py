@@ -6,10 +6,10 @@ from packaging.version import InvalidVersion, Version
 
 from ..catalog.compat import load_deps, pins_for
 from ..catalog.model import Package, Slot
-from ..catalog.versions import base_release, release_of, same_version, version_key
+from ..catalog.versions import release_of, same_version, version_key
 from ..errors import ConfigError
 from . import Component, Context, FolderView, IndexWants, StagePlan, package_labels, render_script
-from .pta_rules import PROBLEM_CODES, pta_rules, torch_npu_table
+from .pta_rules import PROBLEM_CODES, pta_rules, torch_npu_table, torch_of
 
 
 def plan(ctx: Context, parent: str) -> StagePlan:
@@ -63,11 +63,6 @@ def folder_torch_npu(given: Optional[str], cann: Optional[str], table: Dict[str,
     mine = [p for p in npus if same_version(p.version, npu)][:1]
     mine += [p for p in torches if release_of(p.version) == release_of(torch)][:1]
     return npu, torch, mine
-
-
-def torch_of(torch_npu: str, exceptions: Dict[str, str]) -> str:
-    """The torch release torch_npu X.Y.Z[.postN] is made for: X.Y.Z unless the table says otherwise."""
-    return next((str(t) for n, t in exceptions.items() if same_version(str(n), torch_npu)), base_release(torch_npu))
 
 
 def torch_of_torch_npu(chosen, pkg) -> bool:

@@ -31,10 +31,15 @@ def torch_npu_table(rules: dict) -> Dict[str, List[str]]:
     return table
 
 
+def torch_of(torch_npu: str, exceptions: Dict[str, str]) -> str:
+    """The torch release torch_npu X.Y.Z[.postN] is made for: X.Y.Z unless the table says otherwise."""
+    return next((str(t) for n, t in exceptions.items() if same_version(str(n), torch_npu)), base_release(torch_npu))
+
+
 def torch_pair(torch: Optional[Package], npu: Optional[Package], exceptions: Dict[str, str]) -> List[Problem]:
     if not torch or not npu:
         return []
-    want = next((str(t) for n, t in exceptions.items() if same_version(str(n), npu.version)), base_release(npu.version))
+    want = torch_of(npu.version, exceptions)
     if release_of(torch.version) == release_of(want):
         return []
     return [problem("error", TORCH_MISMATCH, f"{npu.file} (torch_npu {npu.version}) needs torch {want} but "

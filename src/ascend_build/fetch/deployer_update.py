@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from packaging.version import Version
-
 from ..catalog import deployer
 from ..catalog.compat import load_deps
 from ..errors import PackageError
-from .download import Progress, download
 from ..platforms import Target, host_arch
+from .download import Progress, download
 from .resolve import Indexes, Wheel, resolve
 
 PROJECT = "ascend-deployer"
@@ -29,7 +27,7 @@ class Updated:
 
 def _adopt(data: dict) -> Updated:
     before, where = deployer.current()
-    if Version(data["version"]) <= Version(str(before.get("version") or before["source"].rsplit(" ", 1)[-1])):
+    if deployer.version_of(data) <= deployer.version_of(before):
         return Updated(data, None, where)
     return Updated(data, deployer.install(data), where)
 

@@ -19,7 +19,7 @@ from ascend_build.engines.base import BuildRequest
 from ascend_build.engines.detect import choose
 from ascend_build.plan import plan_for
 from ascend_build.scaffold import scaffold
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "unit" / "fixtures"
 BASE_IMAGE = os.environ.get("ASCEND_BUILD_BASE_IMAGE", "localhost/ascend-build-base:bookworm")
@@ -36,7 +36,7 @@ def record(kind: str, docker_bin: str, root: Path) -> None:
     for run in ("first", "warm", "cached", "failed"):
         if run == "failed":
             (workdir / "install-scripts" / "install_cann.sh").write_text(FAILING_CANN)
-        plan = plan_for(resolve(workdir, Options(target="mindie", delivery="copy", base_image=BASE_IMAGE), engine))
+        plan = plan_for(settings_for(workdir, Options(target="mindie", delivery="copy", base_image=BASE_IMAGE), engine))
         ctx = write_context(root / f"{kind}-context", plan)
         request = BuildRequest(context=str(ctx), target="mindie", tag=tag, no_cache=run == "first")
         with engine.build_guard():     # what a failed build leaves behind is removed

@@ -16,7 +16,7 @@ from .outputs import Inputs, write_file
 from .plan import Plan, default_tag, make_plan, plan_for
 from .render import context_files
 from .platforms import PLATFORMS
-from .settings import Options, resolve
+from .settings import Options, settings_for
 from .spec import BuildSpec
 from .stage_env import CACHE_DIR, Captured, EnvStore, known_env
 from .workdir import State
@@ -59,12 +59,12 @@ def bake(workdir: Path, spec: BuildSpec, target: str, host_arch: str,
     for variant in variants(spec, host_arch):
         vspec = spec.model_copy(update={k: v for k, v in variant.items() if v})
         arch = variant["arch"]
-        plan = plan_for(resolve(workdir, Options(target=target, delivery="mount", platform=arch, runs_here=True),
-                                    spec=vspec))
+        plan = plan_for(settings_for(workdir, Options(target=target, delivery="mount", platform=arch, runs_here=True),
+                                         spec=vspec))
         base = slug("base", arch)
         if base not in targets:
-            base_settings = resolve(workdir, Options(target="base", delivery="mount", platform=arch, runs_here=True),
-                                    spec=vspec)
+            base_settings = settings_for(workdir, Options(target="base", delivery="mount", platform=arch, runs_here=True),
+                                         spec=vspec)
             ctx = write_context(root / base, make_plan(base_settings, plan.selection))
             targets[base] = {"context": str(ctx), "dockerfile": "Dockerfile", "target": "base",
                              "platforms": [PLATFORMS[arch]], "args": {"BASE_IMAGE": base_settings.base_image}}

@@ -115,7 +115,7 @@ def check_cmd(
     from .catalog import check
     from .catalog.output import passed, render, to_json
     from .components.registry import components
-    from .settings import Options, engine_for_check, image_python, resolve
+    from .settings import Options, engine_for_check, image_python, settings_for
 
     from .publish import platforms_of
 
@@ -123,7 +123,7 @@ def check_cmd(
     selections = []
     reader, why = engine_for_check(engine)
     for one in platforms_of(platform):
-        settings = resolve(workdir, Options(target=target, platform=one))
+        settings = settings_for(workdir, Options(target=target, platform=one))
         selections.append(check(workdir, settings.spec, components(), settings.builtin_chain, settings.builtin_target,
                                 settings.arch, image_python(settings, reader, why)))
     if json_out:
@@ -179,12 +179,12 @@ def plan(
     from .outputs import inputs_of, write_folder
     from .plan import plan_for
     from .render import context_files
-    from .settings import Options, resolve
+    from .settings import Options, settings_for
 
     console = make_console()
     _rehash(workdir, rehash)
     options = Options(target=target, delivery=delivery, base_image=base_image, platform=platform)
-    the_plan = plan_for(resolve(workdir, options, choose(engine)[0] if engine else None))
+    the_plan = plan_for(settings_for(workdir, options, choose(engine)[0] if engine else None))
     for warning in the_plan.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     files = context_files(the_plan)
@@ -238,7 +238,7 @@ def build(
         from .progress import ConsoleBuildView
         from .publish import Publish, build_and_publish, platforms_of
         from .report import summary_table, timings_table
-        from .settings import Options, resolve
+        from .settings import Options, settings_for
         from .spec import load_spec
         from .timings import Timings
 
@@ -256,8 +256,8 @@ def build(
         with phases.phase("engine probe"):
             the_engine, why = choose(engine, docker_bin)
         with phases.phase("config"):
-            settings = [resolve(workdir, Options(target=target, delivery=delivery, base_image=base_image, platform=p,
-                                                 network=network, host=host), the_engine, spec=spec) for p in platforms]
+            settings = [settings_for(workdir, Options(target=target, delivery=delivery, base_image=base_image, platform=p,
+                                                      network=network, host=host), the_engine, spec=spec) for p in platforms]
         options = BuildOptions(tag=tag, port=port, no_cache=no_cache, pull=pull, engine_reason=why,
                                cache_from=tuple(cache_from or ()), cache_to=cache_to)
         with ConsoleBuildView(console, verbose) as view:
@@ -469,10 +469,10 @@ def export_cmd(
     """Write a standalone Dockerfile + dockerbuild.sh + install scripts (needs only docker, bash, python3)."""
     from .export import export
     from .plan import plan_for
-    from .settings import Options, resolve
+    from .settings import Options, settings_for
 
     options = Options(target=target, delivery="http", base_image=base_image, platform=platform)
-    written = export(plan_for(resolve(workdir, options)), workdir, output, force)
+    written = export(plan_for(settings_for(workdir, options)), workdir, output, force)
     make_console().print(f"wrote {len(written)} files to {output}; build with: bash {output}/dockerbuild.sh --help")
 
 

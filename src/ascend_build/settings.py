@@ -62,8 +62,8 @@ class Settings:
         return tuple(s for s in self.chain if s in stage_names())
 
 
-def resolve(workdir: Path, options: Options = Options(), engine: Optional[Engine] = None,
-            spec: Optional[BuildSpec] = None) -> Settings:
+def settings_for(workdir: Path, options: Options = Options(), engine: Optional[Engine] = None,
+                 spec: Optional[BuildSpec] = None) -> Settings:
     """Decide everything once: ConfigError for an unknown delivery, platform or target, or mount
     delivery on an engine without bind mounts; EngineError when a build here for another arch
     finds no QEMU. The base image is --base-image, else the config's `base_images` entry for the

@@ -66,7 +66,7 @@ def test_bake_writes_the_env_a_build_captured(matrix_workdir):
     from ascend_build.bake import bake
     from ascend_build.plan import plan_for
     from ascend_build.render import context_files
-    from ascend_build.settings import Options, resolve
+    from ascend_build.settings import Options, settings_for
     from ascend_build.spec import load_spec
     from ascend_build.stage_env import CACHE_DIR, EnvStore, known_env
 
@@ -77,8 +77,8 @@ def test_bake_writes_the_env_a_build_captured(matrix_workdir):
     spec = load_spec(matrix_workdir)
     data, warnings = bake(matrix_workdir, spec, "mindie", "x86_64", None)
     assert len(warnings) == 2 and all("stage cann" in w and "ascend-build build" in w for w in warnings)
-    built = plan_for(resolve(matrix_workdir, Options(target="mindie", delivery="http", platform="x86_64"),
-                             spec=spec.model_copy(update={"chip": "910b"})))   # what `build` of the 910b variant captures
+    built = plan_for(settings_for(matrix_workdir, Options(target="mindie", delivery="http", platform="x86_64"),
+                                  spec=spec.model_copy(update={"chip": "910b"})))   # what `build` of the 910b variant captures
     store = EnvStore(matrix_workdir / ".ascend-build" / CACHE_DIR)
     while True:
         _, pending = known_env(built, context_files(built), "sha256:base", store)

@@ -7,7 +7,7 @@ from ascend_build.catalog.problems import AMBIGUOUS_SLOT, MISSING_COMPONENT
 from ascend_build.demo import standins
 from ascend_build.plan import plan_for
 from ascend_build.render import context_files
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 from ascend_build.spec import BuildSpec
 
 from test_check import FILL, errors, run
@@ -22,7 +22,7 @@ def family_set(tmp_path, name):
 def files(work, **config):
     (work / "ascend-build.yaml").write_text("".join(f"{k}: {v}\n" for k, v in config.items())
                                             + "base_image: localhost/ascend-build-base:bookworm\n")
-    return context_files(plan_for(resolve(work, Options(target="cann", platform="x86_64"))))
+    return context_files(plan_for(settings_for(work, Options(target="cann", platform="x86_64"))))
 
 
 def test_nnrt_is_inferred_and_installed_in_its_own_home(tmp_path):

@@ -19,7 +19,7 @@ from ascend_build.catalog import problems
 from ascend_build.components import mindie_rules, pta_rules
 from ascend_build.components.registry import problem_codes
 from ascend_build.components.registry import components
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 from ascend_build.spec import BuildSpec
 
 FILL = 4096
@@ -37,7 +37,7 @@ def check(work: Path, spec: BuildSpec, target: str, platform: str):
     """The catalog's check for a target, its chain resolved as every command resolves it."""
     from ascend_build.catalog import check as catalog_check
 
-    settings = resolve(work, Options(target=target), spec=spec)
+    settings = settings_for(work, Options(target=target), spec=spec)
     return catalog_check(work, spec, components(), settings.builtin_chain, settings.builtin_target, platform)
 
 

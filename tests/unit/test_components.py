@@ -20,7 +20,7 @@ from ascend_build.plan import plan_for
 from ascend_build.render import context_files
 from ascend_build.scaffold import scaffold
 from ascend_build.server import files_to_serve
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 from ascend_build.verify import probes_for
 
 PROBE = Path(probe.__file__)
@@ -43,7 +43,7 @@ TOOLS = "Ascend-tools_1.2.0_linux-x86_64.tar.gz"
 
 
 def test_a_new_component_flows_through_check_plan_render_and_verify(workdir, with_tools):
-    settings = resolve(workdir, Options(target="tools", base_image="localhost/ascend-build-base:bookworm", platform="x86_64"))
+    settings = settings_for(workdir, Options(target="tools", base_image="localhost/ascend-build-base:bookworm", platform="x86_64"))
     assert settings.chain == ("base", "cann", "tools"), "its parent, not the registry order"
     missing = check(workdir, settings.spec, registry.components(), settings.builtin_chain, "tools", "x86_64")
     assert any(p.code == "missing-component" and "Ascend-tools_<version>_linux-x86_64.tar.gz" in p.message

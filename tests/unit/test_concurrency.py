@@ -16,7 +16,7 @@ from clirun import CLI, cli
 from ascend_build.build import BuildOptions, run_build
 from ascend_build.errors import OutputError
 from ascend_build.scaffold import scaffold
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 from ascend_build.statefiles import write_state
 from ascend_build.workdir import State
 from test_settings import BASE, FakeEngine, Quiet
@@ -117,7 +117,7 @@ class SecretThief(FakeEngine):
 
 def test_a_secret_already_gone_at_cleanup_is_no_error(workdir):
     engine = SecretThief(secrets=True, bridge="127.0.0.1")
-    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"), engine)
+    settings = settings_for(workdir, Options(target="cann", base_image=BASE, platform="x86_64"), engine)
     report = run_build(settings, BuildOptions(tag="t:1", port=0), Quiet())
     assert report["image_id"] == "sha256:0" and engine.secret_texts[0]
 
@@ -150,8 +150,8 @@ def test_a_state_write_that_fails_is_one_message_and_leaves_the_old_file(tmp_pat
 
 def test_a_full_disk_for_the_url_secret_is_one_message(workdir, monkeypatch):
     failing_replace(monkeypatch, "pkg-url.secret")
-    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"),
-                       FakeEngine(secrets=True, bridge="127.0.0.1"))
+    settings = settings_for(workdir, Options(target="cann", base_image=BASE, platform="x86_64"),
+                            FakeEngine(secrets=True, bridge="127.0.0.1"))
     with pytest.raises(OutputError, match=r"pkg-url\.secret: No space left on device \(.* free"):
         run_build(settings, BuildOptions(tag="t:1", port=0), Quiet())
     assert not any((workdir / ".ascend-build" / "runs").iterdir())
@@ -165,8 +165,8 @@ def test_a_full_disk_after_the_image_is_built_is_a_warning(workdir, monkeypatch)
         def info(self, text):
             said.append(text)
 
-    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"),
-                       FakeEngine(secrets=True, bridge="127.0.0.1"))
+    settings = settings_for(workdir, Options(target="cann", base_image=BASE, platform="x86_64"),
+                            FakeEngine(secrets=True, bridge="127.0.0.1"))
     report = run_build(settings, BuildOptions(tag="t:1", port=0), Listening())
     assert report["image_id"] == "sha256:0"
     assert any(t.startswith("warning: cannot write") and "last-layers.json" in t and "free" in t for t in said), said
@@ -236,7 +236,7 @@ def test_a_busy_default_port_is_no_error(workdir, port_3000_busy, secrets):
             said.append(text)
 
     engine = FakeEngine(secrets=secrets, bridge="127.0.0.1")
-    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"), engine)
+    settings = settings_for(workdir, Options(target="cann", base_image=BASE, platform="x86_64"), engine)
     report = run_build(settings, BuildOptions(tag="t:1"), Listening())
     assert report["image_id"] == "sha256:0"
     assert any("port 3000 is in use" in t for t in said), said
@@ -245,8 +245,8 @@ def test_a_busy_default_port_is_no_error(workdir, port_3000_busy, secrets):
 def test_a_busy_port_given_is_an_error(workdir, port_3000_busy):
     from ascend_build.errors import PortInUse
 
-    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"),
-                       FakeEngine(secrets=False, bridge="127.0.0.1"))
+    settings = settings_for(workdir, Options(target="cann", base_image=BASE, platform="x86_64"),
+                            FakeEngine(secrets=False, bridge="127.0.0.1"))
     with pytest.raises(PortInUse, match="already in use"):
         run_build(settings, BuildOptions(tag="t:1", port=3000), Quiet())
 
@@ -255,7 +255,7 @@ def test_the_classic_url_is_no_cache_key_and_never_the_serve_token(workdir):
     """Classic builder: the URL goes in docker's predefined FTP_PROXY argument (kept out of the
     cache key and the history); its token is new each build and is not the folder's `serve` token."""
     engine = FakeEngine(secrets=False, bridge="127.0.0.1")
-    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"), engine)
+    settings = settings_for(workdir, Options(target="cann", base_image=BASE, platform="x86_64"), engine)
     run_build(settings, BuildOptions(tag="t:1", port=0), Quiet())
     run_build(settings, BuildOptions(tag="t:1", port=0), Quiet())
     urls = [r.build_args["FTP_PROXY"] for r in engine.requests if r.tag]
@@ -270,7 +270,7 @@ def test_a_users_ftp_proxy_goes_on_as_ftp_proxy(workdir, monkeypatch):
     monkeypatch.setenv("FTP_PROXY", "http://proxy.example:21")
     monkeypatch.delenv("ftp_proxy", raising=False)
     engine = FakeEngine(secrets=False, bridge="127.0.0.1")
-    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"), engine)
+    settings = settings_for(workdir, Options(target="cann", base_image=BASE, platform="x86_64"), engine)
     run_build(settings, BuildOptions(tag="t:1", port=0), Quiet())
     args = engine.requests[-1].build_args
     assert args["ftp_proxy"] == "http://proxy.example:21" and args["FTP_PROXY"].startswith("ascend-pkg-url=")

@@ -21,7 +21,7 @@ from ascend_build.build import BuildOptions, failure_hint, run_build
 from ascend_build.components import render_script
 from ascend_build.errors import BuildError, OutputError
 from ascend_build.scaffold import scaffold
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 from ascend_build.spec import BuildSpec
 from ascend_build.workdir import State
 from test_server import serving, wait_for_line
@@ -382,8 +382,8 @@ def test_the_build_passes_the_mismatch_on_with_the_rehash_advice(matrix_workdir)
             raise BuildError("cann failed:\nascend-build[cann]: FAILED: Ascend-cann-toolkit_8.5.0_linux-x86_64.run "
                              "does not match the sha256 in the plan (00): it changed after ascend-build read it")
 
-    settings = resolve(matrix_workdir, Options(target="cann", platform="x86_64", host="127.0.0.1"), Failing(),
-                       spec=BuildSpec(base_image=BASE))
+    settings = settings_for(matrix_workdir, Options(target="cann", platform="x86_64", host="127.0.0.1"), Failing(),
+                            spec=BuildSpec(base_image=BASE))
     with pytest.raises(BuildError) as err:
         run_build(settings, BuildOptions(port=0), Quiet())
     assert "Ascend-cann-toolkit_8.5.0_linux-x86_64.run does not match" in err.value.message

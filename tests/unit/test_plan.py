@@ -20,7 +20,7 @@ from ascend_build.chain import stage_chain
 from ascend_build.plan import plan_for
 from ascend_build.render import context_files
 from ascend_build.scaffold import scaffold
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 from ascend_build.spec import BuildSpec
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -42,7 +42,7 @@ def normalise(text: str) -> str:
 
 
 def plan_workdir(workdir, target, delivery, base_image, platform, engine=None):
-    return plan_for(resolve(workdir, Options(target=target, delivery=delivery, base_image=base_image, platform=platform), engine))
+    return plan_for(settings_for(workdir, Options(target=target, delivery=delivery, base_image=base_image, platform=platform), engine))
 
 
 def render(workdir, target, delivery, base_image, **config):

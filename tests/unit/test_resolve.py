@@ -23,7 +23,7 @@ from ascend_build.catalog.wheelmeta import torch_abi
 from ascend_build.components.registry import components
 from ascend_build.demo import standins
 from ascend_build.plan import make_plan
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 from ascend_build.spec import BuildSpec
 from ascend_build.units import human_bytes
 from ascend_build.catalog.model import file_patterns
@@ -178,7 +178,7 @@ def make_set(root: Path, arch: str = "x86_64", cann: str = "8.5.0") -> Path:
 
 def run(work: Path, target: str = "pta", arch: str = "x86_64", image: Optional[BasePython] = None, **spec):
     spec = BuildSpec(**spec)
-    settings = resolve(work, Options(target=target), spec=spec)
+    settings = settings_for(work, Options(target=target), spec=spec)
     return catalog_check(work, spec, components(), settings.builtin_chain, settings.builtin_target, arch, image)
 
 
@@ -315,7 +315,7 @@ def test_the_torch_wheels_abi_drives_cxx_abi_and_refuses_another_mindie(tmp_path
     conflict = run(work, target="pta", cxx_abi=0)
     problem = next(p for p in conflict.problems if p.code == "abi-mismatch")
     assert "cxx_abi: 0" in problem.message and "ABI 1" in problem.message and "torch-" in problem.message
-    settings = resolve(work, Options(target="pta"), spec=BuildSpec())
+    settings = settings_for(work, Options(target="pta"), spec=BuildSpec())
     assert make_plan(settings, run(work, target="pta")).abi == 1
 
 

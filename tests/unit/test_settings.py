@@ -19,7 +19,7 @@ from ascend_build.errors import ConfigError, PackageError
 from ascend_build.plan import plan_for
 from ascend_build.render import context_files
 from ascend_build.scaffold import scaffold
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 from ascend_build.spec import BuildSpec
 
 BASE = "localhost/ascend-build-base:bookworm"
@@ -90,7 +90,7 @@ def configured(workdir, **config):
 def test_delivery_from_the_config_reaches_plan(workdir):
     configured(workdir, delivery="mount")
     try:
-        settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64"))
+        settings = settings_for(workdir, Options(target="cann", base_image=BASE, platform="x86_64"))
         text = context_files(plan_for(settings))["Dockerfile"]
     finally:
         configured(workdir, delivery="auto")
@@ -100,7 +100,7 @@ def test_delivery_from_the_config_reaches_plan(workdir):
 
 @pytest.mark.parametrize("engine, secret", [(Docker("docker"), False), (DockerBuildKit("docker"), True), (Podman(), True)])
 def test_the_url_is_a_secret_exactly_when_the_engine_takes_secrets(workdir, engine, secret):
-    settings = resolve(workdir, Options(target="cann", base_image=BASE, platform="x86_64", host="127.0.0.1"), engine)
+    settings = settings_for(workdir, Options(target="cann", base_image=BASE, platform="x86_64", host="127.0.0.1"), engine)
     text = context_files(plan_for(settings))["Dockerfile"]
     assert settings.url_secret is secret
     assert ("--mount=type=secret,id=ascend-pkg-url" in text) is secret
@@ -108,18 +108,18 @@ def test_the_url_is_a_secret_exactly_when_the_engine_takes_secrets(workdir, engi
 
 
 def test_network_and_server_host_come_from_the_engine(tmp_path):
-    podman, docker = resolve(tmp_path, Options(), Podman()), resolve(tmp_path, Options(), FakeEngine())
+    podman, docker = settings_for(tmp_path, Options(), Podman()), settings_for(tmp_path, Options(), FakeEngine())
     assert (podman.network, podman.server_host) == ("host", "127.0.0.1")
     assert (docker.network, docker.server_host) == ("bridge", "10.9.8.7")
-    assert resolve(tmp_path, Options(host="192.0.2.1"), FakeEngine()).server_host == "192.0.2.1"
-    assert resolve(tmp_path, Options(delivery="mount"), FakeEngine()).server_host is None
+    assert settings_for(tmp_path, Options(host="192.0.2.1"), FakeEngine()).server_host == "192.0.2.1"
+    assert settings_for(tmp_path, Options(delivery="mount"), FakeEngine()).server_host is None
 
 
 @pytest.mark.parametrize("secrets", [True, False])
 def test_build_runs_the_dockerfile_plan_prints(workdir, secrets, monkeypatch):
     monkeypatch.setenv("https_proxy", "http://proxy.example:8080")
     engine = FakeEngine(secrets=secrets, bridge="127.0.0.1")
-    settings = resolve(workdir, Options(target="pta", base_image=BASE, platform="x86_64"), engine)
+    settings = settings_for(workdir, Options(target="pta", base_image=BASE, platform="x86_64"), engine)
     report = run_build(settings, BuildOptions(tag="t:1", port=0), Quiet())
     built = engine.dockerfiles[-1]
     assert not any((workdir / ".ascend-build/runs").iterdir())          # the run's folder is gone after
@@ -158,12 +158,12 @@ def test_build_verify_uses_the_engine_build_chose(workdir, tmp_path):
 def test_one_stage_chain_catches_loops(tmp_path):
     loop = BuildSpec(stages=[{"name": "a", "parent": "b", "script": "x"}, {"name": "b", "parent": "a", "script": "x"}])
     with pytest.raises(ConfigError, match="loop"):
-        resolve(tmp_path, Options(target="a"), spec=loop)
+        settings_for(tmp_path, Options(target="a"), spec=loop)
 
 
 def test_unknown_delivery_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown delivery"):
-        resolve(tmp_path, Options(delivery="ftp"))
+        settings_for(tmp_path, Options(delivery="ftp"))
 
 
 def test_the_packages_are_checked_before_the_engine_is_named(workdir, tmp_path):
@@ -177,7 +177,7 @@ def test_the_packages_are_checked_before_the_engine_is_named(workdir, tmp_path):
 
     view, engine = Recording(), FakeEngine()
     spec = BuildSpec(pins={"toolkit": "no-such-file.run"})
-    settings = resolve(workdir, Options(target="cann", platform="x86_64", host="127.0.0.1"), engine, spec=spec)
+    settings = settings_for(workdir, Options(target="cann", platform="x86_64", host="127.0.0.1"), engine, spec=spec)
     with pytest.raises(PackageError, match="pin-not-found"):
         run_build(settings, BuildOptions(engine_reason="asked"), view)
     assert not any(line.startswith("engine:") for line in view.lines) and not engine.requests

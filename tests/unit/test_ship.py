@@ -15,7 +15,7 @@ from ascend_build.engines.podman import Podman
 from ascend_build.errors import BuildError, ConfigError, EngineError
 from ascend_build.publish import Publish, build_and_publish, check_publish, platforms_of
 from ascend_build.scaffold import scaffold
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 from test_settings import FakeEngine, Quiet
 
 ARM = "localhost/base:arm64"
@@ -40,36 +40,36 @@ def no_qemu(tmp_path, monkeypatch):
 
 def test_a_cross_arch_build_stops_with_the_fix_when_qemu_is_missing(tmp_path, no_qemu):
     with pytest.raises(EngineError, match="needs QEMU") as err:
-        resolve(tmp_path, Options(platform="linux/arm64"), FakeEngine())
+        settings_for(tmp_path, Options(platform="linux/arm64"), FakeEngine())
     assert "qemu-user-static" in err.value.fix
     (no_qemu / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64-static\n")
-    assert resolve(tmp_path, Options(platform="linux/arm64"), FakeEngine()).platform == "linux/arm64"
+    assert settings_for(tmp_path, Options(platform="linux/arm64"), FakeEngine()).platform == "linux/arm64"
 
 
 def test_bake_checks_qemu_too_but_plan_and_export_do_not(tmp_path, no_qemu):
     with pytest.raises(EngineError, match="needs QEMU"):
-        resolve(tmp_path, Options(platform="aarch64", runs_here=True))
-    assert resolve(tmp_path, Options(platform="aarch64")).arch == "aarch64"
+        settings_for(tmp_path, Options(platform="aarch64", runs_here=True))
+    assert settings_for(tmp_path, Options(platform="aarch64")).arch == "aarch64"
 
 
 def test_the_engine_gets_a_platform_only_for_another_arch(tmp_path, no_qemu):
     """A native build names no platform (the classic builder's cache misses with one); another
     arch, from the option or the config, does."""
     (no_qemu / "qemu-aarch64").write_text("enabled\n")
-    assert resolve(tmp_path, Options(platform="amd64"), FakeEngine()).platform is None
-    assert resolve(tmp_path, Options(platform="arm64"), FakeEngine()).platform == "linux/arm64"
+    assert settings_for(tmp_path, Options(platform="amd64"), FakeEngine()).platform is None
+    assert settings_for(tmp_path, Options(platform="arm64"), FakeEngine()).platform == "linux/arm64"
     (tmp_path / "ascend-build.yaml").write_text("arch: aarch64\n")
-    assert resolve(tmp_path, Options(), FakeEngine()).platform == "linux/arm64"
-    native = resolve(tmp_path, Options(platform="linux/amd64"), FakeEngine())
+    assert settings_for(tmp_path, Options(), FakeEngine()).platform == "linux/arm64"
+    native = settings_for(tmp_path, Options(platform="linux/amd64"), FakeEngine())
     assert (native.arch, native.platform) == ("x86_64", None)
 
 
 def test_base_image_per_arch_and_the_option_overrides_it(tmp_path):
     (tmp_path / "ascend-build.yaml").write_text(yaml.safe_dump(
         {"base_image": "debian:12", "base_images": {"aarch64": ARM}}))
-    assert resolve(tmp_path, Options(platform="aarch64")).base_image == ARM
-    assert resolve(tmp_path, Options(platform="x86_64")).base_image == "debian:12"
-    assert resolve(tmp_path, Options(platform="aarch64", base_image="other:1")).base_image == "other:1"
+    assert settings_for(tmp_path, Options(platform="aarch64")).base_image == ARM
+    assert settings_for(tmp_path, Options(platform="x86_64")).base_image == "debian:12"
+    assert settings_for(tmp_path, Options(platform="aarch64", base_image="other:1")).base_image == "other:1"
 
 
 def test_a_base_image_of_another_arch_is_one_error():
@@ -102,7 +102,7 @@ class OtherArchBase(FakeEngine):
 
 def test_the_build_refuses_the_base_of_another_arch_before_the_engine_builds(workdir):
     engine = OtherArchBase(bridge="127.0.0.1")
-    settings = resolve(workdir, Options(target="cann", platform="x86_64"), engine)
+    settings = settings_for(workdir, Options(target="cann", platform="x86_64"), engine)
     with pytest.raises(BuildError, match="here for aarch64 only, and its linux/amd64 image could not be pulled: "
                                          "no matching manifest for linux/amd64"):
         run_build(settings, BuildOptions(port=0), Quiet())
@@ -114,7 +114,7 @@ def test_the_build_refuses_the_base_of_another_arch_before_the_engine_builds(wor
 def test_a_manifest_list_base_is_pulled_for_the_builds_arch(workdir):
     engine = OtherArchBase(bridge="127.0.0.1")
     engine.lists = ("linux/amd64", "linux/arm64")
-    settings = resolve(workdir, Options(target="cann", platform="x86_64"), engine)
+    settings = settings_for(workdir, Options(target="cann", platform="x86_64"), engine)
     report = run_build(settings, BuildOptions(port=0), Quiet())
     assert [p for _, p in engine.pulled] == ["linux/amd64"] and engine.requests
     assert report["base_image"] == settings.base_image
@@ -226,7 +226,7 @@ class PushingEngine(FakeEngine):
 
 def test_push_and_cache_to_land_in_the_report(workdir, client):
     engine = PushingEngine(client)
-    settings = resolve(workdir, Options(target="cann", platform="x86_64"), engine)
+    settings = settings_for(workdir, Options(target="cann", platform="x86_64"), engine)
     report = build_and_publish([settings], BuildOptions(tag="127.0.0.1:5000/m:1", port=0, cache_to="127.0.0.1:5000/c:1"),
                                Publish(push=True), Quiet())
     assert [(p["ref"], p["platform"]) for p in report["pushed"]] == [("127.0.0.1:5000/m:1", "linux/amd64"),
@@ -299,7 +299,7 @@ def test_the_classic_builder_pulls_its_cache_images_first(workdir, client):
 
     engine = Classic(client)
     engine.pulled = []
-    settings = resolve(workdir, Options(target="cann", platform="x86_64"), engine)
+    settings = settings_for(workdir, Options(target="cann", platform="x86_64"), engine)
     build_and_publish([settings], BuildOptions(tag="m:1", port=0, cache_from=("127.0.0.1:5000/c:1",)), Publish(), Quiet())
     assert engine.pulled == ["127.0.0.1:5000/c:1"] and engine.requests[-1].cache_from == ("127.0.0.1:5000/c:1",)
 

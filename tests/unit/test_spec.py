@@ -7,7 +7,7 @@ from clirun import cli
 from ascend_build.engines.docker import Docker, DockerBuildKit
 from ascend_build.engines.podman import Podman
 from ascend_build.errors import ConfigError
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 from ascend_build.spec import load_spec
 
 
@@ -58,7 +58,7 @@ def test_schema_command_prints_the_json_schema():
 
 
 def delivery(tmp_path, option, engine):
-    return resolve(tmp_path, Options(delivery=option, host="127.0.0.1"), engine).delivery
+    return settings_for(tmp_path, Options(delivery=option, host="127.0.0.1"), engine).delivery
 
 
 def test_mount_delivery_needs_buildkit_or_podman(tmp_path):

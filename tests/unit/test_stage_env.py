@@ -12,7 +12,7 @@ from ascend_build.errors import BuildError, ConfigError
 from ascend_build.plan import plan_for
 from ascend_build.render import context_files, dockerfile
 from ascend_build.scaffold import scaffold
-from ascend_build.settings import Options, resolve
+from ascend_build.settings import Options, settings_for
 from ascend_build.spec import BuildSpec, load_spec
 from ascend_build.stage_env import EnvStore, known_env, parse_capture, stage_key
 
@@ -110,7 +110,7 @@ def workdir(tmp_path_factory):
 
 
 def plan_of(workdir, target="mindie"):
-    return plan_for(resolve(workdir, Options(target=target, base_image=BASE, platform="x86_64")))
+    return plan_for(settings_for(workdir, Options(target=target, base_image=BASE, platform="x86_64")))
 
 
 def test_the_key_follows_every_input_up_to_the_install_step(workdir):

@@ -19,7 +19,7 @@ from ..components import FolderView
 from ..components.registry import components
 from ..errors import ConfigError, PackageError
 from ..platforms import Target, glibc_of
-from ..settings import Options, resolve as resolve_settings
+from ..settings import Options, settings_for
 from ..units import human_bytes
 from .download import Client, Progress, download, present
 from .pace import Limits
@@ -88,7 +88,7 @@ def _releases(given: Tuple[Tuple[str, str], ...]) -> Dict[str, str]:
 
 def plan_fetch(workdir: Path, options: FetchOptions) -> FetchPlan:
     """Decide the target, the indexes and the requirements; ConfigError for a bad option."""
-    settings = resolve_settings(workdir, Options(target=options.target, platform=options.platform))
+    settings = settings_for(workdir, Options(target=options.target, platform=options.platform))
     table = components()
     catalog = scan(settings.workdir, file_patterns(table))
     selection = select(catalog.packages, settings.spec, table, settings.builtin_chain, settings.builtin_target,

@@ -8,7 +8,7 @@ from .compat import check_rules, load_rules
 from .hashcache import verify_packages
 from . import published, signed
 from .checksums import load_checksums
-from .closure import resolve_stages
+from .closure import stage_closures
 from .factcache import FactCache
 from .model import Package, Problem, Selection, StageSlots, file_patterns
 from .problems import DUPLICATE_FILE_NAME, PYTHON_MISMATCH, UNRECOGNISED_FILE
@@ -68,7 +68,7 @@ def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Se
                        python.version if python.read else None, python.source if python.read else "")
     selection.python_source = python.source or ("the wheels' cp tags" if selection.python else "")
     facts = FactCache(workdir)
-    requirements = resolve_stages(selection, stages, spec, python, rules, workdir, facts)
+    requirements = stage_closures(selection, stages, spec, python, rules, workdir, facts)
     files = selection.delivered()
     verified, integrity = verify_packages(workdir, files)
     unpacked, signing = signed.unpack_zips(workdir, verified, signed.trusted_roots(workdir, spec.trusted_roots))

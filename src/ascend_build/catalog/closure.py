@@ -1,6 +1,6 @@
 """The wheels each stage hands to pip (`--no-index`): the closure of what its wheels and
-requirements files need, resolved offline for the image (resolve.py), and the problems when
-that closure is not complete."""
+requirements files need, matched offline among the folder's wheels (wheelmatch.py), and the
+problems when that closure is not complete."""
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -19,7 +19,7 @@ from .problems import (CUDA_IN_IMAGE, MISSING_REQUIREMENT, PYTHON_PIN_MISMATCH, 
     REQUIREMENT_UNREADABLE, REQUIREMENTS_UNRESOLVED, WHEEL_TARGET_MISMATCH)
 from .pythons import BasePython
 from .factcache import FactCache
-from .resolve import Need, Resolver, StageNeeds, contains_version, read_text, requirement_lines, wheel_name
+from .wheelmatch import Need, WheelMatcher, StageNeeds, contains_version, read_text, requirement_lines, wheel_name
 from .wheelmeta import metadata_from_json, metadata_to_json, read_metadata
 
 
@@ -98,7 +98,7 @@ def pin_problems(pins: Sequence[Pin], installed: Dict[str, Package], provided: D
     return problems
 
 
-def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: BuildSpec, python: BasePython,
+def stage_closures(selection: Selection, stages: Sequence[StageSlots], spec: BuildSpec, python: BasePython,
                    rules: dict, workdir: Path, facts: FactCache) -> List[Problem]:
     """Fill `selection.pip_index` with each stage's closure; the problems of the resolution."""
     wheels = [p for p in selection.packages if p.format == "wheel"]
@@ -137,20 +137,20 @@ def resolve_stages(selection: Selection, stages: Sequence[StageSlots], spec: Bui
                                    "goes to pip)", fix="set `python:` in ascend-build.yaml, or let an engine read the base image")]
     target = Target(selection.python, selection.arch, python.glibc or DEFAULT_GLIBC)
     pins = stack_pins(selection)
-    resolver = Resolver(wheels, target, provided(python, rules.get("base_stage_python_packages", [])),
-                        {dist: list(reqs) for stage in stages for dist, reqs in stage.undeclared.items()},
-                        lambda pkg: facts.get(pkg, "metadata", read_metadata, metadata_to_json, metadata_from_json),
-                        preferred(pins))
+    matcher = WheelMatcher(wheels, target, provided(python, rules.get("base_stage_python_packages", [])),
+                           {dist: list(reqs) for stage in stages for dist, reqs in stage.undeclared.items()},
+                           lambda pkg: facts.get(pkg, "metadata", read_metadata, metadata_to_json, metadata_from_json),
+                           preferred(pins))
     results: List[StageNeeds] = []
     for name, roots, needs, takes_all in plans:
-        found = resolver.stage(roots, needs)
+        found = matcher.stage(roots, needs)
         results.append(found)
         taken = found.wheels + ([p for p in extra if p not in found.wheels] if takes_all else [])
         if taken:
             selection.pip_index[name] = taken
-    problems += cuda_problems(resolver.installed, results, target)
+    problems += cuda_problems(matcher.installed, results, target)
     return (problems + _problems(results, spec, selection, target, workdir)
-            + pin_problems(pins, resolver.installed, resolver.provided, workdir, spec, selection))
+            + pin_problems(pins, matcher.installed, matcher.provided, workdir, spec, selection))
 
 
 def cuda_problems(installed: Dict[str, Package], results: List[StageNeeds], target: Target) -> List[Problem]:

@@ -1,6 +1,7 @@
-"""Offline resolution: the Python packages each stage's wheels and requirements files need,
-found among the working directory's wheels for the TARGET (the image's Python, arch and glibc),
-never for this host.
+"""Offline matching of requirements to wheels (`check`; `fetch` resolves against an index:
+fetch/resolve.py): the Python packages each stage's wheels and requirements files need, found
+among the working directory's wheels for the TARGET (the image's Python, arch and glibc), never
+for this host.
 
 Each wheel's `Requires-Dist` (markers evaluated for the target; `extra` markers only for the extras
 asked for) is looked up by canonical name among the wheels of the folder: the version must be in
@@ -109,8 +110,8 @@ def requirement_lines(text: str, asked_by: str) -> Tuple[List[Need], List[str]]:
     return needs, unread
 
 
-class Resolver:
-    """Resolves the stages of a chain in order: what a stage installs is present for the next."""
+class WheelMatcher:
+    """Matches the stages of a chain in order: what a stage installs is present for the next."""
 
     def __init__(self, wheels: Sequence[Package], target: Target, provided: Mapping[str, Optional[str]] = None,
                  undeclared: Mapping[str, Sequence[str]] = None,

@@ -1,4 +1,4 @@
-"""Offline resolution of the Python requirements (catalog/resolve.py, closure.py), the image's
+"""Offline resolution of the Python requirements (catalog/wheelmatch.py, closure.py), the image's
 Python (catalog/pythons.py) and the torch wheel's C++ ABI (catalog/wheelmeta.py), with small
 wheels made by the stand-in generator."""
 import io
@@ -18,7 +18,7 @@ from ascend_build.catalog.model import Package
 from ascend_build.catalog.naming import identify_wheel
 from ascend_build.catalog.pythons import BasePython, base_python
 from ascend_build.catalog.requirements import parsed_lines
-from ascend_build.catalog.resolve import Need, Resolver, Target, requirement_lines
+from ascend_build.catalog.wheelmatch import Need, WheelMatcher, Target, requirement_lines
 from ascend_build.catalog.wheelmeta import torch_abi
 from ascend_build.components.registry import components
 from ascend_build.demo import standins
@@ -92,7 +92,7 @@ def all_wheels(folder: Path) -> List[Package]:
 @pytest.mark.parametrize("arch, only", [("aarch64", "arm_only"), ("x86_64", "nvidia_nccl_cu12")])
 def test_markers_are_evaluated_for_the_target_not_this_host(folder, arch, only):
     torch = wheel(folder, "torch", "2.6.0", TORCH_REQUIRES, "cp311", "cp311", f"manylinux_2_28_{arch}")
-    found = Resolver(all_wheels(folder), Target("3.11", arch)).stage([torch], [])
+    found = WheelMatcher(all_wheels(folder), Target("3.11", arch)).stage([torch], [])
     assert not found.missing and not found.conflicts and not found.unfit
     assert names(found.wheels) == sorted(["filelock", "typing_extensions", only])   # no setuptools (3.12+), no extra
 
@@ -111,7 +111,7 @@ def test_extras_count_only_when_asked(folder):
     torch = wheel(folder, "torch", "2.6.0", TORCH_REQUIRES, "cp311", "cp311", "manylinux_2_28_aarch64")
     needs, unread = requirement_lines("# comment\n--find-links x\ntorch[optree]  # why\n\nnot a requirement!\n", "requirements.txt")
     assert unread == ["not a requirement!"]
-    found = Resolver(all_wheels(folder), Target("3.11", "aarch64")).stage([torch], needs)
+    found = WheelMatcher(all_wheels(folder), Target("3.11", "aarch64")).stage([torch], needs)
     assert "optree" in names(found.wheels)
 
 
@@ -123,11 +123,11 @@ def test_local_versions_and_the_highest_fitting_version(tmp_path):
     wheel(tmp_path, "numpy", "1.26.4", (), "cp311", "cp311", "manylinux_2_17_x86_64")
     wheel(tmp_path, "numpy", "2.1.0", (), "cp311", "cp311", "manylinux_2_17_x86_64")
     wheel(tmp_path, "pyyaml", "6.0.2", (), "cp311", "cp311", "manylinux_2_17_x86_64")
-    resolver = Resolver(all_wheels(tmp_path), Target("3.11", "x86_64"), undeclared={"torch-npu": ["numpy<2", "pyyaml"]})
+    resolver = WheelMatcher(all_wheels(tmp_path), Target("3.11", "x86_64"), undeclared={"torch-npu": ["numpy<2", "pyyaml"]})
     found = resolver.stage([npu], [])
     assert {p.file for p in found.wheels} == {cpu.file, next(tmp_path.glob("numpy-1.26.4*")).name,
                                               next(tmp_path.glob("pyyaml*")).name}
-    plain = Resolver(all_wheels(tmp_path), Target("3.11", "x86_64")).stage([], [Need(_req("torch==2.6.0"), "r.txt")])
+    plain = WheelMatcher(all_wheels(tmp_path), Target("3.11", "x86_64")).stage([], [Need(_req("torch==2.6.0"), "r.txt")])
     assert [p.file for p in plain.wheels] == [cpu.file]           # == 2.6.0 matches 2.6.0+cpu (PEP 440)
     rebuilt = wheel(tmp_path, "torch_npu", "2.6.0.post5", ["torch==2.6.0"], "cp311", "cp311", "manylinux_2_17_x86_64")
     assert names(resolver.stage([rebuilt], []).wheels) == []     # a build-tagged wheel is taken at its word
@@ -143,13 +143,13 @@ def test_wheels_for_another_python_or_glibc_do_not_fit(tmp_path):
     wheel(tmp_path, "numpy", "1.26.4", (), "cp310", "cp310", "manylinux_2_17_aarch64")
     wheel(tmp_path, "newer", "1.0", requires_python=">=3.12")
     wheel(tmp_path, "glibcdep", "1.0", (), "cp311", "cp311", "manylinux_2_34_aarch64")
-    found = Resolver(all_wheels(tmp_path), Target("3.11", "aarch64")).stage([npu], [])
+    found = WheelMatcher(all_wheels(tmp_path), Target("3.11", "aarch64")).stage([npu], [])
     why = {m.requirement: m.found for m in found.missing}
     assert set(why) == {"numpy", "newer", "glibcdep"}
     assert "cp310-cp310-manylinux_2_17_aarch64" in why["numpy"] and "Python 3.11" in why["numpy"]
     assert "needs Python >=3.12" in why["newer"]
     assert "glibc 2.28" in why["glibcdep"]
-    newer_glibc = Resolver(all_wheels(tmp_path), Target("3.11", "aarch64", (2, 36))).stage([npu], [])
+    newer_glibc = WheelMatcher(all_wheels(tmp_path), Target("3.11", "aarch64", (2, 36))).stage([npu], [])
     assert "glibcdep" not in {m.requirement for m in newer_glibc.missing}
 
 
@@ -157,7 +157,7 @@ def test_earlier_stages_and_the_image_provide(tmp_path):
     torch = wheel(tmp_path, "torch", "2.6.0", ["filelock"], "cp311", "cp311", "manylinux_2_28_aarch64")
     wheel(tmp_path, "filelock", "3.0")
     llm = wheel(tmp_path, "mindie_llm", "3.0.0", ["torch>=2.6", "filelock", "pip", "six>=1.16"], "cp311", "cp311", "linux_aarch64")
-    resolver = Resolver(all_wheels(tmp_path), Target("3.11", "aarch64"), provided={"pip": None, "six": "1.10.0"})
+    resolver = WheelMatcher(all_wheels(tmp_path), Target("3.11", "aarch64"), provided={"pip": None, "six": "1.10.0"})
     assert names(resolver.stage([torch], []).wheels) == ["filelock"]
     later = resolver.stage([llm], [])
     assert later.wheels == [] and [m.requirement for m in later.missing] == ["six>=1.16"]

@@ -35,7 +35,7 @@ class StageSlots:
 
     stage: str
     slots: Tuple[Slot, ...] = ()
-    resolve: Tuple[str, ...] = ()   # default: install order
+    choose_order: Tuple[str, ...] = ()   # the order its slots are chosen in; empty: install order
     needs: Tuple[str, ...] = ()
     # Given the stage's chosen files: does it also install requirements the catalog cannot read
     # (inside a tarball), so that it takes every other wheel of the folder? (The requirements of
@@ -48,8 +48,9 @@ class StageSlots:
     undeclared: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
 
     @property
-    def resolve_order(self) -> Tuple[str, ...]:
-        return self.resolve or tuple(s.name for s in self.slots if not s.every)
+    def slots_to_choose(self) -> Tuple[str, ...]:
+        """Its one-package slots, in the order they are chosen in."""
+        return self.choose_order or tuple(s.name for s in self.slots if not s.every)
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ def select(packages: List[Package], spec: BuildSpec, table: Sequence[StageSlots]
     required = {s.name for s in slots.values() if s.required} | {n for stage in stages for n in stage.needs}
     if "kernels" in slots:
         sel.infer_chip()
-    for name in [n for stage in stages for n in stage.resolve_order]:
+    for name in [n for stage in stages for n in stage.slots_to_choose]:
         pkg = sel.pick(name)
         if pkg:
             sel.chosen[name] = pkg

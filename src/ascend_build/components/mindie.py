@@ -62,7 +62,7 @@ COMPONENT = Component(
              expected="Ascend-mindie-atb-models_<version>_linux-<arch>[_py<XY>]_torch<torch>-abi<0|1>.tar.gz"
                       " or atb_llm-<version>-cp<XY>-cp<XY>-linux_<arch>.whl"),
     ),
-    resolve=("mindie_llm", "mindie", "atb_models"),
+    choose_order=("mindie_llm", "mindie", "atb_models"),
     needs=("nnal",),                     # MindIE runs on ATB
     # the requirements inside an atb-models tarball install from the folder's wheels
     pip_index=lambda files: any(p.slot == "atb_models" and p.format == "tar.gz" for p in files),

@@ -66,7 +66,7 @@ def folder_torch_npu(given: Optional[str], cann: Optional[str], table: Dict[str,
 
 
 def torch_of_torch_npu(chosen, pkg) -> bool:
-    """torch of the chosen torch_npu's X.Y.Z (torch follows torch_npu: `resolve` chooses it first)."""
+    """torch of the chosen torch_npu's X.Y.Z (torch follows torch_npu: `choose_order` chooses it first)."""
     return "torch_npu" not in chosen or release_of(pkg.version) == release_of(chosen["torch_npu"].version)
 
 
@@ -103,7 +103,7 @@ COMPONENT = Component(
              download="https://gitee.com/ascend/pytorch/releases (or `pip download --no-deps torch-npu==<version>`)"),
         Slot("requirements", every=True),
     ),
-    resolve=("torch_npu", "torch"),      # torch follows torch_npu's release
+    choose_order=("torch_npu", "torch"),      # torch follows torch_npu's release
     rules=(pta_rules,),
     problems=PROBLEM_CODES,
     plan=plan,

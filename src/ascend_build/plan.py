@@ -8,7 +8,7 @@ from .catalog.checksums import hash_file
 from .catalog.hashcache import HashCache
 from .catalog.scan import follow
 from .catalog.model import Package, Selection
-from .components import Context, StagePlan, base, custom
+from .components import PlanInputs, StagePlan, base, custom
 from .components.registry import components, find
 from .errors import PackageError
 from .settings import Settings, image_python
@@ -102,19 +102,19 @@ def checked_selection(settings: Settings) -> Selection:
 
 def make_plan(settings: Settings, selection: Selection) -> Plan:
     spec, workdir = settings.spec, Path(settings.workdir)
-    ctx = Context(spec=spec, selection=selection, os_family=base.os_family(spec.base_image, spec.os_family),
-                  abi=planned_abi(spec, selection), overrides=read_overrides(workdir))
+    inputs = PlanInputs(spec=spec, selection=selection, os_family=base.os_family(spec.base_image, spec.os_family),
+                        abi=planned_abi(spec, selection), overrides=read_overrides(workdir))
     extra = custom_files(workdir, sorted({f for c in spec.stages if c.name in settings.chain for f in c.files}))
     stages: List[StagePlan] = []
     for name in settings.chain:
         parent = stages[-1].name if stages else spec.base_image
         component = find(name)
-        stage = component.plan(ctx, parent) if component else custom.stage(ctx, next(c for c in spec.stages if c.name == name), extra)
-        stages.append(replace(stage, script=ctx.overrides.get(name, stage.script)) if stage.script else stage)
+        stage = component.plan(inputs, parent) if component else custom.stage(inputs, next(c for c in spec.stages if c.name == name), extra)
+        stages.append(replace(stage, script=inputs.overrides.get(name, stage.script)) if stage.script else stage)
     warnings = []
     if settings.delivery == "copy":
         warnings.append("copy delivery leaves the installer bytes in the image's layers (COPY, then rm in a later layer): use http or mount for a smaller image")
-    return Plan(settings, selection, ctx.os_family, ctx.abi, stages, warnings)
+    return Plan(settings, selection, inputs.os_family, inputs.abi, stages, warnings)
 
 
 def plan_for(settings: Settings) -> Plan:

@@ -163,7 +163,7 @@ def test_each_component_names_its_set_env_steps(workdir):
 
 
 def test_the_atb_llm_wheel_form_exports_its_package_folder(tmp_path):
-    from ascend_build.components import Context, data, set_env_step
+    from ascend_build.components import PlanInputs, data, set_env_step
 
     step = set_env_step(data()["set_env"]["atb_llm"], {})
     assert step.line.startswith("export ATB_SPEED_HOME_PATH=$(python3 -c ")
@@ -173,7 +173,7 @@ def test_the_atb_llm_wheel_form_exports_its_package_folder(tmp_path):
     found = subprocess.run(["bash", "-c", step.line + '; printf %s "$ATB_SPEED_HOME_PATH"'], capture_output=True,
                            text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "site")})
     assert found.stdout == str(site)
-    assert Context  # the components' context builds these steps
+    assert PlanInputs  # what the components plan from builds these steps
 
 
 def test_cann_sources_the_toolkit_env_before_kernels(workdir):

@@ -2,15 +2,15 @@
 (file-name pattern, required slot), script, ENV, label, compatibility rule and verify probe.
 test_components.py registers it."""
 from ascend_build.catalog.model import Problem, Slot
-from ascend_build.components import Component, Context, StagePlan, package_labels
+from ascend_build.components import Component, PlanInputs, StagePlan, package_labels
 
 PATTERN = (r"Ascend-tools_(?P<version>\d[^_]*?)_linux-(?P<arch>aarch64|x86_64)\.tar\.gz", "tools", "tar.gz")
 
 
-def plan(ctx: Context, parent: str) -> StagePlan:
-    tools = ctx.one("tools")
+def plan(inputs: PlanInputs, parent: str) -> StagePlan:
+    tools = inputs.one("tools")
     return StagePlan(name="tools", parent=parent, files=[tools], script=f"#!/bin/bash\necho installing {tools.name}\n",
-                     env={"TOOLS_HOME": f"{ctx.install_path}/tools"}, labels=package_labels([tools]))
+                     env={"TOOLS_HOME": f"{inputs.install_path}/tools"}, labels=package_labels([tools]))
 
 
 def rule(selection, spec, table):

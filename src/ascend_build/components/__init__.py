@@ -39,8 +39,8 @@ class StagePlan:
 
 
 @dataclass(frozen=True)
-class Context:
-    """Everything a building block reads; blocks never reach elsewhere."""
+class PlanInputs:
+    """What a building block plans its stage from (everything it reads; blocks never reach elsewhere)."""
 
     spec: BuildSpec
     selection: Selection
@@ -165,10 +165,10 @@ class IndexWants:
 @dataclass(frozen=True, eq=False)
 class Component(StageSlots):
     """A building block: what the catalog knows of its stage (StageSlots), how it plans the
-    stage (`plan(ctx, parent)`), the slots named in the image's description, and the checks
+    stage (`plan(inputs, parent)`), the slots named in the image's description, and the checks
     `verify` runs in an image that has its packages (see probe.py for the kinds)."""
 
-    plan: Optional[Callable[[Context, str], StagePlan]] = None
+    plan: Optional[Callable[[PlanInputs, str], StagePlan]] = None
     parent: Optional[str] = None          # the stage it builds on (None: the base image); stages form a graph
     index_wants: Optional[Callable[[FolderView], IndexWants]] = None    # what `fetch` asks the index for
     problems: Dict[str, str] = field(default_factory=dict)               # its rules' codes -> what each means

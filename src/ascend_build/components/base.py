@@ -4,7 +4,7 @@ import shlex
 from typing import List
 
 from ..contract import ENTRYPOINT, PROFILE, TOOL_DIR
-from . import Component, Context, StagePlan, data, fill, render_script
+from . import Component, PlanInputs, StagePlan, data, fill, render_script
 
 
 def os_family(base_image: str, configured: str = None) -> str:
@@ -17,16 +17,16 @@ def os_family(base_image: str, configured: str = None) -> str:
     return "debian"
 
 
-def system_setup(ctx: Context) -> List[str]:
+def system_setup(inputs: PlanInputs) -> List[str]:
     """Shell commands of the base stage's RUN, each a plain string."""
-    family = data()["os_families"][ctx.os_family]
-    wanted = [shlex.quote(p) for p in family["packages"] + (["tzdata"] if ctx.spec.timezone != "UTC" else []) + list(ctx.spec.system_packages)]
+    family = data()["os_families"][inputs.os_family]
+    wanted = [shlex.quote(p) for p in family["packages"] + (["tzdata"] if inputs.spec.timezone != "UTC" else []) + list(inputs.spec.system_packages)]
     missing_check = " || ".join("! " + family["has"].format(pkg=pkg) for pkg in wanted)
     commands = [f"if {missing_check}; then {family['install'].format(pkgs=' '.join(wanted))}; fi"]
-    if ctx.spec.timezone != "UTC":
-        zone = shlex.quote(ctx.spec.timezone)
+    if inputs.spec.timezone != "UTC":
+        zone = shlex.quote(inputs.spec.timezone)
         commands.append(f"ln -snf /usr/share/zoneinfo/{zone} /etc/localtime && echo {zone} > /etc/timezone")
-    user = ctx.spec.user
+    user = inputs.spec.user
     if user:
         name = shlex.quote(user.name)
         commands.append(
@@ -38,22 +38,22 @@ def system_setup(ctx: Context) -> List[str]:
     return commands
 
 
-def profile_script(ctx: Context) -> str:
-    entries = [(fill(f, P=ctx.install_path), args) for f, args in data()["profile_set_env"]]
+def profile_script(inputs: PlanInputs) -> str:
+    entries = [(fill(f, P=inputs.install_path), args) for f, args in data()["profile_set_env"]]
     return render_script("profile.sh.j2", set_env=entries)
 
 
-def plan(ctx: Context, parent: str) -> StagePlan:
+def plan(inputs: PlanInputs, parent: str) -> StagePlan:
     env = {
         "LANG": "C.UTF-8",
-        "TZ": ctx.spec.timezone,
+        "TZ": inputs.spec.timezone,
         "PIP_BREAK_SYSTEM_PACKAGES": "1",   # PEP 668 distributions (Debian 12, Ubuntu 24.04)
         "PIP_NO_CACHE_DIR": "1",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "PIP_ROOT_USER_ACTION": "ignore",
     }
-    return StagePlan(name="base", parent=parent, env=env, setup=system_setup(ctx),
-                     extra_files={"scripts/profile.sh": profile_script(ctx)})
+    return StagePlan(name="base", parent=parent, env=env, setup=system_setup(inputs),
+                     extra_files={"scripts/profile.sh": profile_script(inputs)})
 
 
 COMPONENT = Component(stage="base", plan=plan)     # on the base image: the root of the graph

@@ -3,28 +3,28 @@ from ..catalog.compat import cann_rules, pins_for
 from ..catalog.model import Slot
 from ..catalog.versions import same_version
 from ..templating import raw
-from . import Component, Context, FolderView, IndexWants, StagePlan, package_labels, render_script
+from . import Component, PlanInputs, FolderView, IndexWants, StagePlan, package_labels, render_script
 
 CANN_DOWNLOAD = "the CANN download page, https://www.hiascend.com/developer/download/community/result?module=cann"
 
 
-def plan(ctx: Context, parent: str) -> StagePlan:
-    toolkit, kernels, nnal = ctx.one("toolkit"), ctx.one("kernels"), ctx.one("nnal")
-    tools = [p for p in ctx.pip_index("cann") if p.format == "wheel"]   # what CANN's Python tools import
+def plan(inputs: PlanInputs, parent: str) -> StagePlan:
+    toolkit, kernels, nnal = inputs.one("toolkit"), inputs.one("kernels"), inputs.one("nnal")
+    tools = [p for p in inputs.pip_index("cann") if p.format == "wheel"]   # what CANN's Python tools import
     files = [p for p in (toolkit, kernels, nnal) if p] + tools
     # 8.5+: no nnrt package; the toolkit installs only the inference runtime
-    whitelist = ctx.spec.cann == "nnrt" and toolkit.component == "toolkit"
+    whitelist = inputs.spec.cann == "nnrt" and toolkit.component == "toolkit"
     script = render_script(
-        "cann.sh.j2", P=ctx.install_path, home=ctx.cann_home, toolkit=toolkit.name, form=toolkit.component,
-        toolkit_options=raw(ctx.installer_options("toolkit") + (" --whitelist=nnrt" if whitelist else "")),
+        "cann.sh.j2", P=inputs.install_path, home=inputs.cann_home, toolkit=toolkit.name, form=toolkit.component,
+        toolkit_options=raw(inputs.installer_options("toolkit") + (" --whitelist=nnrt" if whitelist else "")),
         kernels=kernels.name if kernels else None, kernels_component=kernels.component if kernels else None,
-        kernels_options=raw(ctx.installer_options("kernels", form=toolkit.component)),
-        nnal=nnal.name if nnal else None, nnal_options=raw(ctx.installer_options("nnal")),
-        pip_source=ctx.pip_source(), tools=[p.name for p in tools],
+        kernels_options=raw(inputs.installer_options("kernels", form=toolkit.component)),
+        nnal=nnal.name if nnal else None, nnal_options=raw(inputs.installer_options("nnal")),
+        pip_source=inputs.pip_source(), tools=[p.name for p in tools],
     )
-    set_env = ctx.set_env("toolkit", "bisheng", *(["nnal"] if nnal else []))
+    set_env = inputs.set_env("toolkit", "bisheng", *(["nnal"] if nnal else []))
     # ASCEND_CXX_ABI: the ABI login shells pass to NNAL's set_env.sh (the profile script)
-    env = {"ASCEND_CXX_ABI": str(ctx.abi)} if nnal else {}
+    env = {"ASCEND_CXX_ABI": str(inputs.abi)} if nnal else {}
     return StagePlan(name="cann", parent=parent, files=files, script=script, env=env, set_env=set_env,
                      labels=package_labels(files[:len(files) - len(tools)]))
 

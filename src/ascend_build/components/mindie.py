@@ -3,25 +3,25 @@ from ..catalog.model import Slot
 from ..catalog.naming import ARCH, VERSION
 from ..catalog.versions import release_of
 from ..templating import raw
-from . import Component, Context, StagePlan, package_labels, render_script
+from . import Component, PlanInputs, StagePlan, package_labels, render_script
 from .mindie_rules import PROBLEM_CODES, mindie_rules
 
 MINDIE_DOWNLOAD = "the MindIE download page, https://www.hiascend.com/developer/download/community/result?module=ie"
 
 
-def plan(ctx: Context, parent: str) -> StagePlan:
-    mindie, llm, atb = ctx.one("mindie"), ctx.one("mindie_llm"), ctx.one("atb_models")
-    extras = ctx.selection.find("mindie_wheels") if llm else []
+def plan(inputs: PlanInputs, parent: str) -> StagePlan:
+    mindie, llm, atb = inputs.one("mindie"), inputs.one("mindie_llm"), inputs.one("atb_models")
+    extras = inputs.selection.find("mindie_wheels") if llm else []
     tarball = atb.name if atb and atb.format == "tar.gz" else None
     wheel = atb.name if atb and atb.format == "wheel" else None
     script = render_script(
-        "mindie.sh.j2", P=ctx.install_path, user=ctx.spec.user is not None, pip_source=ctx.pip_source(), abi=ctx.abi,
-        home=ctx.cann_home, mindie=mindie.name if mindie else None, mindie_options=raw(ctx.installer_options("mindie")), wheels=[p.name for p in ([llm] if llm else []) + extras],
+        "mindie.sh.j2", P=inputs.install_path, user=inputs.spec.user is not None, pip_source=inputs.pip_source(), abi=inputs.abi,
+        home=inputs.cann_home, mindie=mindie.name if mindie else None, mindie_options=raw(inputs.installer_options("mindie")), wheels=[p.name for p in ([llm] if llm else []) + extras],
         atb_tarball=tarball, atb_wheel=wheel,
     )
     files = [p for p in (mindie, llm, *extras, atb) if p]
-    set_env = ctx.set_env(*(["mindie"] if mindie else []), *(["atb_models"] if tarball else []), *(["atb_llm"] if wheel else []))
-    return StagePlan(name="mindie", parent=parent, files=files + ctx.pip_index("mindie"), script=script,
+    set_env = inputs.set_env(*(["mindie"] if mindie else []), *(["atb_models"] if tarball else []), *(["atb_llm"] if wheel else []))
+    return StagePlan(name="mindie", parent=parent, files=files + inputs.pip_index("mindie"), script=script,
                      set_env=set_env, labels=package_labels(files))
 
 

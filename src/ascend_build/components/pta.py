@@ -8,20 +8,20 @@ from ..catalog.compat import load_deps, pins_for
 from ..catalog.model import Package, Slot
 from ..catalog.versions import release_of, same_version, version_key
 from ..errors import ConfigError
-from . import Component, Context, FolderView, IndexWants, StagePlan, package_labels, render_script
+from . import Component, PlanInputs, FolderView, IndexWants, StagePlan, package_labels, render_script
 from .pta_rules import PROBLEM_CODES, pta_rules, torch_npu_table, torch_of
 
 
-def plan(ctx: Context, parent: str) -> StagePlan:
-    torch, torch_npu = ctx.one("torch"), ctx.one("torch_npu")
-    requirements = ctx.selection.find("requirements")
-    has_nnal = ctx.one("nnal") is not None
+def plan(inputs: PlanInputs, parent: str) -> StagePlan:
+    torch, torch_npu = inputs.one("torch"), inputs.one("torch_npu")
+    requirements = inputs.selection.find("requirements")
+    has_nnal = inputs.one("nnal") is not None
     script = render_script(
-        "pta.sh.j2", pip_source=ctx.pip_source(), torch=torch.name, torch_npu=torch_npu.name,
-        requirements=[r.name for r in requirements], abi=ctx.abi if has_nnal else None,
-        wheels=[p.name for p in ctx.pip_index("pta") if p.format == "wheel"],
+        "pta.sh.j2", pip_source=inputs.pip_source(), torch=torch.name, torch_npu=torch_npu.name,
+        requirements=[r.name for r in requirements], abi=inputs.abi if has_nnal else None,
+        wheels=[p.name for p in inputs.pip_index("pta") if p.format == "wheel"],
     )
-    return StagePlan(name="pta", parent=parent, files=[torch, torch_npu, *requirements, *ctx.pip_index("pta")], script=script,
+    return StagePlan(name="pta", parent=parent, files=[torch, torch_npu, *requirements, *inputs.pip_index("pta")], script=script,
                      labels=package_labels([torch, torch_npu]))
 
 

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ascend_build.context import write_context
+from ascend_build.build_context import write_context
 from ascend_build.contract import TOOL_DIR
 from ascend_build.engines.base import BuildRequest
 from ascend_build.engines.detect import choose

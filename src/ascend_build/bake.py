@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .context import write_context
+from .build_context import write_context
 from .engines.base import Engine
 from .errors import ConfigError
 from .outputs import Inputs, write_file
@@ -65,8 +65,8 @@ def bake(workdir: Path, spec: BuildSpec, target: str, host_arch: str,
         if base not in targets:
             base_settings = settings_for(workdir, Options(target="base", delivery="mount", platform=arch, runs_here=True),
                                          spec=vspec)
-            ctx = write_context(root / base, make_plan(base_settings, plan.selection))
-            targets[base] = {"context": str(ctx), "dockerfile": "Dockerfile", "target": "base",
+            context_dir = write_context(root / base, make_plan(base_settings, plan.selection))
+            targets[base] = {"context": str(context_dir), "dockerfile": "Dockerfile", "target": "base",
                              "platforms": [PLATFORMS[arch]], "args": {"BASE_IMAGE": base_settings.base_image}}
         name = slug(target, variant["chip"], arch, f"py{variant['python']}" if variant["python"] else "")
         captured, missing = captured_env(plan, engine, store)
@@ -75,8 +75,8 @@ def bake(workdir: Path, spec: BuildSpec, target: str, host_arch: str,
             warnings.append(f"{name}: no build has captured the ENV of stage {missing} for these inputs: its image "
                             f"sets it only through its entrypoint (build the variant once with `ascend-build build "
                             f"--platform {PLATFORMS[arch]}{flags}`, then bake again)")
-        ctx = write_context(root / name, plan, external_base=BASE_CONTEXT, captured=captured)
-        targets[name] = {"context": str(ctx), "dockerfile": "Dockerfile", "target": target,
+        context_dir = write_context(root / name, plan, external_base=BASE_CONTEXT, captured=captured)
+        targets[name] = {"context": str(context_dir), "dockerfile": "Dockerfile", "target": target,
                          "contexts": {BASE_CONTEXT: f"target:{base}"}, "platforms": [PLATFORMS[arch]],
                          "tags": [default_tag(plan)]}
     variant_names = [n for n in targets if not n.startswith("base-")]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
-from .context import write_context
+from .build_context import write_context
 from .contract import URL_ARG, URL_ARG_PREFIX, URL_SECRET
 from .engines.base import BuildRequest, Engine, LogLine, StageEvent
 from .errors import BuildError, OutputError, PortInUse
@@ -213,21 +213,21 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
     served: List[Transfer] = []
     with state.new_run() as run:
         with timings.phase("context"):
-            ctx = write_context(run.context, plan)
-            ctx_bytes = sum(p.stat().st_size for p in ctx.rglob("*") if p.is_file())
+            context_dir = write_context(run.context, plan)
+            ctx_bytes = sum(p.stat().st_size for p in context_dir.rglob("*") if p.is_file())
         serve_bytes = sum(p.size for p in plan.served_files().values()) if settings.delivery == "http" else 0
         view.stages([s.name for s in plan.stages], serve_bytes)
         with serving(plan, opts.port, _Recording(view, served), timings) as url, \
                 url_channel(url, settings, run) as (url_args, secrets), BuildLog(log_path, view) as log, \
                 timings.phase("engine"):
-            request = BuildRequest(context=str(ctx), target=settings.target, tag=tag,
+            request = BuildRequest(context=str(context_dir), target=settings.target, tag=tag,
                                    build_args=build_args(proxy_args(settings.server_host if url else None), url_args),
                                    network="host" if settings.network == "host" else None, no_cache=opts.no_cache,
                                    platform=settings.platform, iidfile=str(state.image_id), secrets=secrets,
                                    cache_from=opts.cache_from, cache_to=opts.cache_to)
             builds = _Builds(engine, view, log, log_path, stage_times)
-            captured = capture_stages(plan, engine, state, ctx, base.get("Id", ""), request, builds)
-            write_state(ctx / "Dockerfile", dockerfile(plan, captured=captured))
+            captured = capture_stages(plan, engine, state, context_dir, base.get("Id", ""), request, builds)
+            write_state(context_dir / "Dockerfile", dockerfile(plan, captured=captured))
             builds.run(request)
     with timings.phase("report"):
         image = engine.inspect(tag)
@@ -238,7 +238,7 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
     return report
 
 
-def capture_stages(plan: Plan, engine: Engine, state: State, ctx: Path, base_id: str, request: BuildRequest,
+def capture_stages(plan: Plan, engine: Engine, state: State, context_dir: Path, base_id: str, request: BuildRequest,
                    builds: "_Builds") -> Dict[str, Dict[str, str]]:
     """Every stage's ENV from its set_env.sh files: known ones from the store; for the first
     unknown one, build up to its install step, source them in that image, store, go on."""
@@ -248,7 +248,7 @@ def capture_stages(plan: Plan, engine: Engine, state: State, ctx: Path, base_id:
     while pending:
         stage, prefix, key = pending
         builds.view.info(f"stage {stage.name}: building up to its install step to source its set_env.sh files")
-        write_state(ctx / "Dockerfile", prefix)
+        write_state(context_dir / "Dockerfile", prefix)
         iidfile = state.root / "capture-image-id"
         builds.run(replace(request, target=stage.name, tag=None, iidfile=str(iidfile), cache_to=None))
         image = iidfile.read_text().strip()

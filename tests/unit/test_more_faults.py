@@ -360,7 +360,7 @@ def test_bake_on_a_state_folder_that_fills_up_leaves_no_half_written_context(wor
 
     import yaml
 
-    from ascend_build import context
+    from ascend_build import build_context
     from ascend_build.bake import bake
     from ascend_build.errors import OutputError
     from ascend_build.spec import load_spec
@@ -377,7 +377,7 @@ def test_bake_on_a_state_folder_that_fills_up_leaves_no_half_written_context(wor
         written.append(self)
         return real_write(self, text, *args, **kwargs)
 
-    monkeypatch.setattr(context.Path, "write_text", write_text)
+    monkeypatch.setattr(build_context.Path, "write_text", write_text)
     with pytest.raises(OutputError, match=r"cannot write .*bake/base-x86-64: No space left on device \(.* free"):
         bake(workdir, load_spec(workdir), "mindie", "x86_64")
     assert written and not (workdir / ".ascend-build" / "bake" / "base-x86-64").exists()

@@ -113,7 +113,7 @@ def check_cmd(
 ) -> None:
     """Identify, verify and select the packages for a target; check that they fit together."""
     from .catalog import check
-    from .catalog.output import passed, render, to_json
+    from .catalog.view import passed, render, to_json
     from .components.registry import components
     from .settings import Options, engine_for_check, image_python, settings_for
 

@@ -13,7 +13,7 @@ import pytest
 
 from clirun import cli as run_cli
 from ascend_build.catalog import hashcache
-from ascend_build.catalog.output import to_json
+from ascend_build.catalog.view import to_json
 from ascend_build.demo import standins
 from ascend_build.catalog import problems
 from ascend_build.components import mindie_rules, pta_rules

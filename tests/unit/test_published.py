@@ -8,7 +8,7 @@ import pytest
 
 from ascend_build.catalog import published
 from ascend_build.catalog.naming import identify
-from ascend_build.catalog.output import to_json
+from ascend_build.catalog.view import to_json
 from ascend_build.catalog.problems import PUBLISHED_MISMATCH
 from ascend_build.catalog.model import file_patterns
 from ascend_build.components.registry import components

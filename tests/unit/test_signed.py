@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ascend_build.catalog import signed
-from ascend_build.catalog.output import to_json
+from ascend_build.catalog.view import to_json
 from ascend_build.catalog.problems import CERTIFICATE_REVOKED, SIGNATURE_INVALID, ZIP_NOT_OFFICIAL, ZIP_TOO_LARGE
 from ascend_build.demo import standins
 

@@ -16,7 +16,7 @@ from ascend_build.catalog import hashcache
 from ascend_build.catalog.view import to_json
 from ascend_build.demo import standins
 from ascend_build.catalog import problems
-from ascend_build.components import mindie_rules, pta_rules
+from ascend_build.components import component_data, mindie_rules, pta_rules
 from ascend_build.components.registry import problem_codes
 from ascend_build.components.registry import components
 from ascend_build.settings import Options, settings_for
@@ -395,7 +395,7 @@ def test_rule_tables():
     from ascend_build.catalog.model import Selection
     from ascend_build.catalog import compat
 
-    rules = compat.load_rules()
+    rules = {**pta_rules.data(), **compat.load_rules()}       # the pta stage's table and the shared one
     toolkit, npu = pkg("toolkit", "8.5.0"), pkg("torch_npu", "2.6.0.post5")
     assert pta_rules.npu_cann(toolkit, npu, rules["cann_torch_npu"]) == []
     assert [p.code for p in pta_rules.npu_cann(pkg("toolkit", "8.5.0"), pkg("torch_npu", "2.1.0.post13"), rules["cann_torch_npu"])] == ["torch-npu-cann-mismatch"]
@@ -405,11 +405,13 @@ def test_rule_tables():
     assert pta_rules.torch_pair(pkg("torch", "2.6.1"), npu, {"2.6.0.post5": "2.6.1"}) == []
     torch = pkg("torch", "2.1.0", python="3.12")
     selection = Selection(target="pta", arch="x86_64", chip=None, python="3.12", stages={"pta": [torch]})
-    assert {p.code for p in compat.python_tags(selection, torch, rules["torch_python"])} == {"torch-python-unsupported"}
+    assert compat.python_tags(selection) == []
+    assert {p.code for p in pta_rules.torch_python(torch, selection.python, rules["torch_python"])} == {"torch-python-unsupported"}
+    assert {p.code for p in pta_rules.pta_rules(selection, BuildSpec(), {})} == {"torch-python-unsupported"}
     mindie = pkg("mindie", "3.0.0")
-    assert {p.code for p in mindie_rules.mindie_table(mindie, pkg("toolkit", "8.5.0"), pkg("torch", "2.8.0"), rules["mindie"])} == {
+    assert {p.code for p in mindie_rules.mindie_table(mindie, pkg("toolkit", "8.5.0"), pkg("torch", "2.8.0"), component_data("mindie")["released_with"])} == {
         "mindie-cann-mismatch", "mindie-torch-mismatch"}
-    assert mindie_rules.mindie_table(mindie, pkg("toolkit", "9.0.0"), pkg("torch", "2.9.0+cpu"), rules["mindie"]) == []
+    assert mindie_rules.mindie_table(mindie, pkg("toolkit", "9.0.0"), pkg("torch", "2.9.0+cpu"), component_data("mindie")["released_with"]) == []
 
 
 def test_mindie_abi_in_the_name_must_match_torch(tmp_path):

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from ascend_build.catalog import deployer
-from ascend_build.catalog.compat import load_rules
-from ascend_build.components.pta_rules import torch_npu_table
+from ascend_build.components.pta_rules import data as pta_data, torch_npu_table
 from ascend_build.errors import PackageError
 from clirun import cli
 
@@ -52,7 +51,7 @@ def test_the_shipped_tables_come_from_the_real_wheel():
     assert SHIPPED["source"] == "ascend-deployer 26.0.0" and len(SHIPPED["files"]) > 300
     assert SHIPPED["cann_driver"]["8.5.0"] == "25.5.0" and SHIPPED["cann_driver"]["9.0.0"] == "26.0.RC1"
     assert SHIPPED["pairs"]["torch_npu"]["2.6.0.post5"] == "8.5.0"
-    assert "2.6.0.post5" in torch_npu_table(load_rules())["8.5.0"]
+    assert "2.6.0.post5" in torch_npu_table(pta_data())["8.5.0"]
 
 
 @pytest.mark.parametrize("name, body", [("notes.whl", b"x"), ("ascend_deployer-1.0-py3-none-any.whl", b"not a zip")])
@@ -72,6 +71,6 @@ def test_update_from_a_wheel_by_path_wins_only_when_newer(tmp_path):
     deployer.current.cache_clear()
     data, where = deployer.current()
     assert data["source"] == "ascend-deployer 27.0.0" and "updated" in where
-    assert "2.14.0" in torch_npu_table(load_rules())["9.2.0"]
+    assert "2.14.0" in torch_npu_table(pta_data())["9.2.0"]
     shown = cli("data", "show", "--json")
     assert json.loads(shown.stdout)["source"] == "ascend-deployer 27.0.0"

@@ -19,8 +19,9 @@ from ascend_build.fetch import FetchOptions, fetch, plan_fetch
 from ascend_build.fetch.download import download, present
 from ascend_build.fetch.resolve import Wheel
 from ascend_build.platforms import Target, platform_tags
-from ascend_build.catalog.compat import load_deps, load_rules, pins_for
+from ascend_build.catalog.compat import load_deps, pins_for
 from ascend_build.components.pta import torch_npu_version
+from ascend_build.components.pta_rules import data as pta_data
 from ascend_build.fetch.wants import requirement_lines
 from clirun import cli
 
@@ -48,7 +49,7 @@ def index_files() -> Dict[str, Dict[str, bytes]]:
         "numpy": {**_binary("numpy", "1.24.0"), **_binary("numpy", "1.26.4"), **_binary("numpy", "2.1.0")},
         "protobuf": {**_pure("protobuf", "3.20.0"), **_pure("protobuf", "5.0.0")},
     }
-    for name in ("filelock", "x86-only", "arm-only", *load_deps()["stage_tools"]["cann"], *load_deps()["torch_npu"]):
+    for name in ("filelock", "x86-only", "arm-only", *load_deps()["stage_tools"]["cann"], *pta_data()["undeclared"]["torch-npu"]):
         projects.setdefault(name, _pure(name.replace("-", "_"), "1.0"))
     return projects
 
@@ -213,8 +214,9 @@ def test_pins_come_from_the_data_file():
     assert "numpy==1.24.0" in pins_for("8.3.RC1", deps["cann_pins"])
     assert "numpy==1.24.0" in pins_for("8.1.RC1", deps["cann_pins"])
     assert pins_for("8.5.0", deps["cann_pins"]) == [] and pins_for("8.0.0", deps["cann_pins"]) == []
-    assert pins_for("2.1.0", deps["torch_pins"]) == ["numpy<2"] and pins_for("2.6.0", deps["torch_pins"]) == []
-    assert torch_npu_version(None, "8.2.RC1", load_rules()["cann_torch_npu"]) == "2.6.0"
+    pta = pta_data()
+    assert pins_for("2.1.0", pta["torch_pins"]) == ["numpy<2"] and pins_for("2.6.0", pta["torch_pins"]) == []
+    assert torch_npu_version(None, "8.2.RC1", pta["cann_torch_npu"]) == "2.6.0"
 
 
 def _wheel(index: Index, name: str) -> Wheel:

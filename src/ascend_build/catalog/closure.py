@@ -14,7 +14,7 @@ from ..spec import BuildSpec
 from ..units import human_bytes
 from .compat import load_deps, pin_rows
 from .model import Package, Problem, Selection, StageSlots
-from .nocuda import cpu_index, refused
+from .nocuda import cpu_index, never_beside, refused
 from .problems import (CUDA_IN_IMAGE, MISSING_REQUIREMENT, PYTHON_PIN_MISMATCH, PYTHON_TOOLS_MISSING, REQUIREMENT_CONFLICT,
     REQUIREMENT_UNREADABLE, REQUIREMENTS_UNRESOLVED, WHEEL_TARGET_MISMATCH)
 from .pythons import BasePython
@@ -52,21 +52,21 @@ def stage_tools(stage: str, wheels: Sequence[Package]) -> Tuple[List[Need], List
 
 @dataclass(frozen=True)
 class Pin:
-    """A version python_deps.yaml pins for the stack's CANN or torch release."""
+    """A version pinned for the stack's CANN release (python_deps.yaml) or a stage's release
+    (its component's `pins`)."""
 
     requirement: Requirement
     why: str                      # e.g. "torch 2.1.0"
     level: str
 
 
-def stack_pins(selection: Selection) -> List[Pin]:
-    """The pins of the selection's CANN (toolkit) and torch releases (python_deps.yaml)."""
-    deps = load_deps()
-    releases = [(table, what, found[0].version) for table, what, found in
-                (("cann_pins", "CANN", selection.find("toolkit")), ("torch_pins", "torch", selection.find("torch")))
-                if found and found[0].version]
-    return [Pin(Requirement(line), f"{what} {version}", str(row.get("level", "error"))) for table, what, version in releases
-            for row in pin_rows(version, deps.get(table) or []) for line in row["requirements"]]
+def stack_pins(selection: Selection, stages: Sequence[StageSlots]) -> List[Pin]:
+    """The pins of the selection's CANN (toolkit) release, then those of each stage's slots."""
+    tables = [("CANN", selection.find("toolkit"), load_deps().get("cann_pins") or [])]
+    tables += [(slot, selection.find(slot), rows) for stage in stages for slot, rows in stage.pins.items()]
+    return [Pin(Requirement(line), f"{what} {found[0].version}", str(row.get("level", "error")))
+            for what, found, rows in tables if found and found[0].version
+            for row in pin_rows(found[0].version, list(rows)) for line in row["requirements"]]
 
 
 def preferred(pins: Sequence[Pin]) -> Dict[str, SpecifierSet]:
@@ -136,7 +136,7 @@ def stage_closures(selection: Selection, stages: Sequence[StageSlots], spec: Bui
                                    "unknown, so the wheels' requirements were not resolved (every wheel of the folder "
                                    "goes to pip)", fix="set `python:` in ascend-build.yaml, or let an engine read the base image")]
     target = Target(selection.python, selection.arch, python.glibc or DEFAULT_GLIBC)
-    pins = stack_pins(selection)
+    pins = stack_pins(selection, stages)
     matcher = WheelMatcher(wheels, target, provided(python, rules.get("base_stage_python_packages", [])),
                            {dist: list(reqs) for stage in stages for dist, reqs in stage.undeclared.items()},
                            lambda pkg: facts.get(pkg, "metadata", read_metadata, metadata_to_json, metadata_from_json),
@@ -148,17 +148,19 @@ def stage_closures(selection: Selection, stages: Sequence[StageSlots], spec: Bui
         taken = found.wheels + ([p for p in extra if p not in found.wheels] if takes_all else [])
         if taken:
             selection.pip_index[name] = taken
-    problems += cuda_problems(matcher.installed, results, target)
+    problems += cuda_problems(matcher.installed, results, target, never_beside(stages))
     return (problems + _problems(results, spec, selection, target, workdir)
             + pin_problems(pins, matcher.installed, matcher.provided, workdir, spec, selection))
 
 
-def cuda_problems(installed: Dict[str, Package], results: List[StageNeeds], target: Target) -> List[Problem]:
+def cuda_problems(installed: Dict[str, Package], results: List[StageNeeds], target: Target,
+                  beside: Dict[str, List[str]]) -> List[Problem]:
     """One error for the CUDA distributions the stages would install or that a wheel (a CUDA build
-    of torch) requires; those requirements leave the missing list (fetching them is no fix)."""
+    of torch) requires, and what `beside` refuses; those requirements leave the missing list
+    (fetching them is no fix)."""
     missing = [m for found in results for m in found.missing]
     missed = {m.name for m in missing}
-    bad = refused([*installed, *missed])
+    bad = refused([*installed, *missed], beside)
     if not bad:
         return []
     files = [installed[n] for n in bad if n in installed]

@@ -11,8 +11,7 @@ from .. import yamltext
 from ..spec import BuildSpec
 from .model import Package, Problem, Selection, StageSlots
 from .naming import HOST_ONLY
-from .problems import (ARCH_MISMATCH, CANN_PYTHON_UNSUPPORTED, HOST_ONLY_PACKAGE, PYTHON_MISMATCH,
-    TORCH_PYTHON_UNSUPPORTED, VERSION_MISMATCH)
+from .problems import ARCH_MISMATCH, CANN_PYTHON_UNSUPPORTED, HOST_ONLY_PACKAGE, PYTHON_MISMATCH, VERSION_MISMATCH
 from .versions import base_release, release_of, same_version, version_key
 
 @lru_cache(maxsize=1)
@@ -68,17 +67,19 @@ def cann_versions(toolkit: Optional[Package], others: List[Optional[Package]]) -
             for p in others if p and not same_version(p.version, toolkit.version)]
 
 
-def _minor(version: Optional[str]) -> Optional[Tuple[int, int]]:
+def minor(version: Optional[str]) -> Optional[Tuple[int, int]]:
+    """X.Y of a version (None when it has none)."""
     release = release_of(str(version)) if version is not None else None
     return (tuple(release) + (0, 0))[:2] if release else None
 
 
-def _within(value: Tuple[int, int], bounds: List[Optional[str]]) -> bool:
-    low, high = (_minor(b) for b in bounds)
+def within(value: Tuple[int, int], bounds: List[Optional[str]]) -> bool:
+    """`value` (X.Y) is in the inclusive range [low, high] of a table row (null: no bound)."""
+    low, high = (minor(b) for b in bounds)
     return (low is None or value >= low) and (high is None or value <= high)
 
 
-def python_tags(selection: Selection, torch: Optional[Package], ranges: List[dict]) -> List[Problem]:
+def python_tags(selection: Selection) -> List[Problem]:
     tagged = [p for p in selection.selected() if p.python]
     python = selection.python
     if python is None:
@@ -88,16 +89,9 @@ def python_tags(selection: Selection, torch: Optional[Package], ranges: List[dic
         listed = ", ".join(f"{p.file} (Python {p.python})" for p in tagged)
         return [problem("error", PYTHON_MISMATCH, f"the packages are built for different Pythons: {listed}",
                    "use builds for one Python, and set `python:` in ascend-build.yaml", tagged[0].file)]
-    problems = [problem("error", PYTHON_MISMATCH, f"{p.file} is built for Python {p.python} but the image's Python is "
-                   f"{python}", f"get the build for Python {python} (cp{python.replace('.', '')}), or change `python:`",
-                   p.file) for p in tagged if p.python != python]
-    torch_minor, py_minor = _minor(torch.version) if torch else None, _minor(python)
-    for row in ranges if torch_minor and py_minor else []:
-        if _within(torch_minor, row["torch"]) and not _within(py_minor, row["python"]):
-            problems.append(problem("warning", TORCH_PYTHON_UNSUPPORTED, f"torch {torch.version} ({torch.file}) is made "
-                               f"for Python {row['python'][0] or '?'}..{row['python'][1] or '?'}, not {python}",
-                               "use a Python in that range for the image", torch.file))
-    return problems
+    return [problem("error", PYTHON_MISMATCH, f"{p.file} is built for Python {p.python} but the image's Python is "
+               f"{python}", f"get the build for Python {python} (cp{python.replace('.', '')}), or change `python:`",
+               p.file) for p in tagged if p.python != python]
 
 
 def selected_arch(selection: Selection) -> List[Problem]:
@@ -113,12 +107,12 @@ def selected_arch(selection: Selection) -> List[Problem]:
 
 def cann_python(toolkit: Optional[Package], python: Optional[str], source: str, ranges: List[dict]) -> List[Problem]:
     """The image's Python must be one the CANN release supports."""
-    py_minor = _minor(python)
+    py_minor = minor(python)
     if not toolkit or not py_minor:
         return []
-    cann = _minor(base_release(toolkit.version))
+    cann = minor(base_release(toolkit.version))
     for row in ranges:
-        if _within(cann, row["cann"]) and not _within(py_minor, row["python"]):
+        if within(cann, row["cann"]) and not within(py_minor, row["python"]):
             low, high = row["python"]
             return [problem("error", CANN_PYTHON_UNSUPPORTED, f"CANN {toolkit.version} ({toolkit.file}) supports Python "
                        f"{low or '?'} to {high or '?'}, but the image's Python is {python}"
@@ -137,5 +131,4 @@ def cann_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Probl
 def check_rules(selection: Selection, spec: BuildSpec, rules: dict, stages: List[StageSlots]) -> List[Problem]:
     """Every compatibility problem of `selection`: the rules for all, then each stage's own."""
     own = [problem for stage in stages for rule in stage.rules for problem in rule(selection, spec, rules)]
-    return (host_only(selection) + selected_arch(selection)
-            + python_tags(selection, one(selection, "torch"), rules.get("torch_python", [])) + own)
+    return host_only(selection) + selected_arch(selection) + python_tags(selection) + own

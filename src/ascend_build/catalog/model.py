@@ -46,6 +46,11 @@ class StageSlots:
     recognised: Tuple[Tuple[str, str, str], ...] = ()
     # what its wheels import without declaring it: distribution -> requirements (resolved as if declared)
     undeclared: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+    # versions its releases pin: slot -> rows {from, below, requirements, level} (`fetch` asks for
+    # the rows that hold the chosen package's version, `check` reports a wheel against them)
+    pins: Dict[str, Tuple[dict, ...]] = field(default_factory=dict)
+    # never in the image beside one of its distributions: distribution -> name patterns (cuda-in-image)
+    never_beside: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def slots_to_choose(self) -> Tuple[str, ...]:

@@ -40,12 +40,11 @@ REQUIREMENT_UNREADABLE = "requirement-unreadable"
 REQUIREMENTS_UNRESOLVED = "requirements-unresolved"
 PYTHON_TOOLS_MISSING = "python-tools-missing"          # a stage's tools import packages the folder lacks
 CUDA_IN_IMAGE = "cuda-in-image"                        # nvidia-*/cuda-* wheels, a CUDA torch, what python_deps.yaml refuses
-PYTHON_PIN_MISMATCH = "python-pin-mismatch"            # a wheel against the pins of the CANN / torch release
+PYTHON_PIN_MISMATCH = "python-pin-mismatch"            # a wheel against the pins of the CANN release or a stage's (torch)
 # compatibility (catalog/compat.py)
 HOST_ONLY_PACKAGE = "host-only-package"
 VERSION_MISMATCH = "version-mismatch"
 PYTHON_MISMATCH = "python-mismatch"
-TORCH_PYTHON_UNSUPPORTED = "torch-python-unsupported"
 ABI_MISMATCH = "abi-mismatch"
 CANN_PYTHON_UNSUPPORTED = "cann-python-unsupported"
 
@@ -85,14 +84,13 @@ PROBLEM_CODES: Dict[str, str] = {
     WHEEL_TARGET_MISMATCH: "error: a selected wheel's platform tag or Requires-Python does not fit the image",
     REQUIREMENT_UNREADABLE: "warning: a requirements file line that is neither a requirement nor an option: not checked",
     REQUIREMENTS_UNRESOLVED: "warning: the image's Python is unknown, so the wheels' requirements are not resolved",
-    CUDA_IN_IMAGE: "error: the stages would install CUDA distributions (nvidia-*, cuda-*), a torch that requires them (a CUDA build), or what python_deps.yaml refuses beside a stack (the community triton)",
+    CUDA_IN_IMAGE: "error: the stages would install CUDA distributions (nvidia-*, cuda-*), a torch that requires them (a CUDA build), or what a component refuses beside its distributions (never_beside: the community triton)",
     PYTHON_PIN_MISMATCH: "error: the image would get a Python package in a version the torch release cannot run with (numpy 2 with torch < 2.3); a warning for CANN 8.1-8.3's official pins (numpy==1.24.0, protobuf==3.20)",
     PYTHON_TOOLS_MISSING: "note: CANN's own Python tools import packages with no wheel in the folder (error 50001 on the first NPU operator)",
     # compatibility (catalog/compat.py)
     HOST_ONLY_PACKAGE: "warning: a driver/firmware package: host only, never installed in an image; ignored",
     VERSION_MISMATCH: "error: kernels/ops or NNAL version differs from the toolkit version",
     PYTHON_MISMATCH: "error: a package's Python tag differs from the image's Python (or from the others'), or `python:` from the base image's",
-    TORCH_PYTHON_UNSUPPORTED: "warning: the image's Python is outside the range the table gives for torch",
     ABI_MISMATCH: "error: the packages that name a C++ ABI, cxx_abi and the torch wheel's libraries disagree",
     CANN_PYTHON_UNSUPPORTED: "error: the image's Python is outside the range the CANN release supports",
 }

@@ -93,6 +93,12 @@ def data() -> dict:
     return yamltext.load(resources.files(__package__).joinpath("data.yaml").read_text())
 
 
+@lru_cache(maxsize=None)
+def component_data(stage: str) -> dict:
+    """A stack's own version knowledge, beside its module: components/<stage>.yaml."""
+    return yamltext.load(resources.files(__package__).joinpath(f"{stage}.yaml").read_text())
+
+
 def render_script(name: str, **values) -> str:
     """A script template of components/scripts/, with the image contract's paths as variables."""
     return environment().get_template(f"components/scripts/{name}").render(**{**template_values(), **values})
@@ -136,13 +142,13 @@ def package_labels(packages: List[Package]) -> Dict[str, str]:
 class FolderView:
     """What a component's `index_wants` reads: the folder's packages for the target (its arch and
     Python), the files chosen for the target's stages, the releases named on the command line
-    (slot -> version, e.g. fetch --torch-npu), and the stack's data (python_deps.yaml, rules)."""
+    (slot -> version, e.g. fetch --torch-npu), and what every stack shares (python_deps.yaml; a
+    component's own data: component_data)."""
 
     packages: Tuple[Package, ...]
     selected: Tuple[Package, ...]
     releases: Dict[str, str]
     deps: dict
-    rules: dict
 
     def one(self, slot: str) -> Optional[Package]:
         found = [p for p in self.selected if p.slot == slot]

@@ -1,6 +1,6 @@
 """The mindie stage's compatibility rules: one form of MindIE, the ATB models built for the torch and
-C++ ABI of the image, and the CANN and torch each MindIE release came with (compat.yaml `mindie`).
-Its problem codes are its own."""
+C++ ABI of the image, and the CANN and torch each MindIE release came with (mindie.yaml
+`released_with`). Its problem codes are its own."""
 from typing import Dict, List, Optional
 
 from ..catalog.compat import one, problem
@@ -8,6 +8,7 @@ from ..catalog.model import Package, Problem, Selection
 from ..catalog.problems import ABI_MISMATCH
 from ..catalog.versions import release_of, same_version
 from ..spec import BuildSpec
+from . import component_data
 
 ATB_TORCH_MISMATCH = "atb-torch-mismatch"
 MINDIE_CANN_MISMATCH = "mindie-cann-mismatch"
@@ -95,7 +96,8 @@ def mindie_forms(run: Optional[Package], wheel: Optional[Package]) -> List[Probl
 
 
 def mindie_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
+    """The mindie stage's problems (its data is mindie.yaml, not the shared `rules`)."""
     mindie, atb, torch = one(selection, "mindie"), one(selection, "atb_models"), one(selection, "torch")
     return (mindie_forms(mindie, one(selection, "mindie_llm")) + atb_torch(atb, torch)
             + abi(mindie, atb, torch, selection.abi, spec.cxx_abi) + mindie_torch_abi(mindie, torch, selection.abi)
-            + mindie_table(mindie, one(selection, "toolkit"), torch, rules.get("mindie", {})))
+            + mindie_table(mindie, one(selection, "toolkit"), torch, component_data("mindie").get("released_with") or {}))

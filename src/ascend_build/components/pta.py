@@ -1,15 +1,16 @@
 """The pta stage: torch, torch_npu, requirements*.txt and the wheels they need; what `fetch` asks
-the index for (torch_npu decides its torch; the folder's torch_npu decides the release)."""
+the index for (torch_npu decides its torch; the folder's torch_npu decides the release). Its
+version knowledge is pta.yaml (pta_rules.data)."""
 from typing import Dict, List, Optional, Tuple
 
 from packaging.version import InvalidVersion, Version
 
-from ..catalog.compat import load_deps, pins_for
+from ..catalog.compat import pins_for
 from ..catalog.model import Package, Slot
 from ..catalog.versions import release_of, same_version, version_key
 from ..errors import ConfigError
 from . import Component, PlanInputs, FolderView, IndexWants, StagePlan, package_labels, render_script
-from .pta_rules import PROBLEM_CODES, pta_rules, torch_npu_table, torch_of
+from .pta_rules import PROBLEM_CODES, data, pta_rules, torch_npu_table, torch_of
 
 
 def plan(inputs: PlanInputs, parent: str) -> StagePlan:
@@ -74,14 +75,14 @@ def index_wants(view: FolderView) -> IndexWants:
     """torch_npu (the folder's, else --torch-npu, else the newest for the folder's CANN), the torch
     it names, what it imports undeclared (numpy, pyyaml) and the torch release's pins."""
     toolkit = view.one("toolkit")
-    rules = view.rules
+    own = data()
     here = [p for p in view.packages if p.slot in ("torch", "torch_npu") and p.format == "wheel"]
     npu, torch, kept = folder_torch_npu(
-        view.releases.get("torch_npu"), toolkit.version if toolkit else None, torch_npu_table(rules),
-        rules.get("torch_npu_torch_exceptions") or {},
+        view.releases.get("torch_npu"), toolkit.version if toolkit else None, torch_npu_table(own),
+        own.get("torch_npu_torch_exceptions") or {},
         [p for p in here if p.slot == "torch_npu"], [p for p in here if p.slot == "torch"])
     lines = [] if any(p.slot == "torch_npu" for p in kept) else [f"torch-npu=={npu}"]
-    lines += [*view.deps["torch_npu"], *pins_for(torch, view.deps.get("torch_pins") or [])]
+    lines += [*own["undeclared"]["torch-npu"], *pins_for(torch, own.get("torch_pins") or [])]
     set_aside = tuple(p for p in here if p not in kept)
     said = ([f"torch_npu {npu}"] + [f"the folder's {p.file} decides its release" for p in kept]
             + [f"{p.file} stays in the folder (not this release): move it away before `check` and `build`"
@@ -94,7 +95,9 @@ COMPONENT = Component(
     stage="pta",
     parent="cann",
     index_wants=index_wants,
-    undeclared={"torch-npu": tuple(load_deps()["torch_npu"])},      # numpy, pyyaml: imported, not declared
+    undeclared={dist: tuple(reqs) for dist, reqs in data()["undeclared"].items()},   # numpy, pyyaml: imported, not declared
+    pins={"torch": tuple(data().get("torch_pins") or ())},
+    never_beside={dist: tuple(names) for dist, names in data()["never_beside"].items()},     # the community triton
     slots=(
         Slot("torch", required=True, python=True, wheels=(("torch", "torch"),), fits=torch_of_torch_npu, expected="torch-<version>[+cpu]-cp<XY>-cp<XY>-<platform>.whl",
              download="https://download.pytorch.org/whl/cpu/torch/ (or `pip download --no-deps --only-binary=:all: torch==<version>`)"),

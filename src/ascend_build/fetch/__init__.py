@@ -10,9 +10,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .. import grammar
-from ..catalog.compat import load_deps, load_rules
+from ..catalog.compat import load_deps
 from ..catalog.model import Selection, file_patterns
-from ..catalog.nocuda import cpu_index, refused
+from ..catalog.nocuda import cpu_index, never_beside, refused
 from ..catalog.scan import scan
 from ..catalog.select import select
 from ..components import FolderView
@@ -45,6 +45,7 @@ class FetchPlan:
     target: Target
     indexes: Indexes
     wants: Wants
+    never_beside: Dict[str, List[str]] = field(default_factory=dict)   # what the stages refuse beside theirs
 
 
 @dataclass
@@ -101,10 +102,9 @@ def plan_fetch(workdir: Path, options: FetchOptions) -> FetchPlan:
         torch_index_url=_url(options.torch_index_url, "--torch-index-url") or deps["torch_index_url"].get(target.arch))
     view = FolderView(packages=tuple(p for p in catalog.packages if p.arch in (None, target.arch)
                                      and p.python in (None, target.python)),
-                      selected=tuple(selection.selected()), releases=_releases(options.releases), deps=deps,
-                      rules=load_rules())
+                      selected=tuple(selection.selected()), releases=_releases(options.releases), deps=deps)
     stages = [c for c in table if c.stage in settings.builtin_chain]
-    return FetchPlan(settings.workdir.resolve(), target, indexes, wants(stages, view))
+    return FetchPlan(settings.workdir.resolve(), target, indexes, wants(stages, view), never_beside(stages))
 
 
 def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line: None) -> List[Wheel]:
@@ -120,7 +120,7 @@ def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line:
         note(f"torch's CPU index {cpu} cannot be reached: trying {plan.indexes.index_url} alone "
              "(CUDA builds are refused)")
         wheels, unreached = resolve(plan.wants.requirements, plan.target, Indexes(plan.indexes.index_url)), cpu
-    bad = refused([w.name for w in wheels])
+    bad = refused([w.name for w in wheels], plan.never_beside)
     if bad:
         sizes = {canonicalize_name(w.name): w.size for w in wheels}
         listed = ", ".join(f"{n} ({human_bytes(sizes[n]) if sizes[n] is not None else 'size unknown'})" for n in bad)

@@ -60,7 +60,8 @@ def test_a_new_component_flows_through_check_plan_render_and_verify(workdir, wit
         files = context_files(plan)
         assert "FROM cann AS tools" in files["Dockerfile"] and " AS pta" not in files["Dockerfile"] and 'TOOLS_HOME="/usr/local/Ascend/tools"' in files["Dockerfile"]
         assert f"{TOOLS}={plan.stage('tools').files[0].sha256}" in files["Dockerfile"]
-        assert files["scripts/install_tools.sh"] == f"#!/bin/bash\necho installing {TOOLS}\n"
+        assert f'tar -xzf "$PKG_DIR"/{TOOLS} -C /usr/local/Ascend/tools' in files["scripts/install_tools.sh"]
+        assert "ab_pip" not in files["scripts/install_tools.sh"], "no helper wheel in the folder"
         assert TOOLS in files_to_serve(workdir, None, scan(workdir, file_patterns(registry.components())))
     finally:
         tarball.unlink()

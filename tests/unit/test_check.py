@@ -395,7 +395,7 @@ def test_rule_tables():
     from ascend_build.catalog.model import Selection
     from ascend_build.catalog import compat
 
-    rules = {**pta_rules.data(), **compat.load_rules()}       # the pta stage's table and the shared one
+    rules = {**pta_rules.pta_data(), **compat.load_rules()}       # the pta stage's table and the shared one
     toolkit, npu = pkg("toolkit", "8.5.0"), pkg("torch_npu", "2.6.0.post5")
     assert pta_rules.npu_cann(toolkit, npu, rules["cann_torch_npu"]) == []
     assert [p.code for p in pta_rules.npu_cann(pkg("toolkit", "8.5.0"), pkg("torch_npu", "2.1.0.post13"), rules["cann_torch_npu"])] == ["torch-npu-cann-mismatch"]

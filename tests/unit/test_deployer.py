@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ascend_build.catalog import deployer
-from ascend_build.components.pta_rules import data as pta_data, torch_npu_table
+from ascend_build.components.pta_rules import pta_data, torch_npu_table
 from ascend_build.errors import PackageError
 from clirun import cli
 

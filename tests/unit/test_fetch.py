@@ -21,7 +21,7 @@ from ascend_build.fetch.resolve import Wheel
 from ascend_build.platforms import Target, platform_tags
 from ascend_build.catalog.compat import load_deps, pins_for
 from ascend_build.components.pta import torch_npu_version
-from ascend_build.components.pta_rules import data as pta_data
+from ascend_build.components.pta_rules import pta_data
 from ascend_build.fetch.wants import requirement_lines
 from clirun import cli
 

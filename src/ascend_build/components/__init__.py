@@ -1,7 +1,9 @@
 """Stage building blocks. A component is one module: it declares its stage, slots (which are
 required, the order they are chosen in, the file names expected), compatibility rules, what
 `verify` probes, and turns the selection into one StagePlan (files it needs, install script,
-the set_env.sh files its stage sources for its ENV, labels). The registry lists the components in stage order."""
+the set_env.sh files its stage sources for its ENV, labels), and names the stage it builds on
+(`parent`: the stages form a graph). A stack's version knowledge is a data file beside its module,
+components/<stage>.yaml (component_data). The registry lists the components, one line each."""
 import re
 import shlex
 from dataclasses import dataclass, field

@@ -1,6 +1,6 @@
 """The pta stage: torch, torch_npu, requirements*.txt and the wheels they need; what `fetch` asks
 the index for (torch_npu decides its torch; the folder's torch_npu decides the release). Its
-version knowledge is pta.yaml (pta_rules.data)."""
+version knowledge is pta.yaml (pta_rules.pta_data)."""
 from typing import Dict, List, Optional, Tuple
 
 from packaging.version import InvalidVersion, Version
@@ -10,7 +10,7 @@ from ..catalog.model import Package, Slot
 from ..catalog.versions import release_of, same_version, version_key
 from ..errors import ConfigError
 from . import Component, PlanInputs, FolderView, IndexWants, StagePlan, package_labels, render_script
-from .pta_rules import PROBLEM_CODES, data, pta_rules, torch_npu_table, torch_of
+from .pta_rules import PROBLEM_CODES, pta_data, pta_rules, torch_npu_table, torch_of
 
 
 def plan(inputs: PlanInputs, parent: str) -> StagePlan:
@@ -75,7 +75,7 @@ def index_wants(view: FolderView) -> IndexWants:
     """torch_npu (the folder's, else --torch-npu, else the newest for the folder's CANN), the torch
     it names, what it imports undeclared (numpy, pyyaml) and the torch release's pins."""
     toolkit = view.one("toolkit")
-    own = data()
+    own = pta_data()
     here = [p for p in view.packages if p.slot in ("torch", "torch_npu") and p.format == "wheel"]
     npu, torch, kept = folder_torch_npu(
         view.releases.get("torch_npu"), toolkit.version if toolkit else None, torch_npu_table(own),
@@ -95,9 +95,9 @@ COMPONENT = Component(
     stage="pta",
     parent="cann",
     index_wants=index_wants,
-    undeclared={dist: tuple(reqs) for dist, reqs in data()["undeclared"].items()},   # numpy, pyyaml: imported, not declared
-    pins={"torch": tuple(data().get("torch_pins") or ())},
-    never_beside={dist: tuple(names) for dist, names in data()["never_beside"].items()},     # the community triton
+    undeclared={dist: tuple(reqs) for dist, reqs in pta_data()["undeclared"].items()},   # numpy, pyyaml: imported, not declared
+    pins={"torch": tuple(pta_data().get("torch_pins") or ())},
+    never_beside={dist: tuple(names) for dist, names in pta_data()["never_beside"].items()},     # the community triton
     slots=(
         Slot("torch", required=True, python=True, wheels=(("torch", "torch"),), fits=torch_of_torch_npu, expected="torch-<version>[+cpu]-cp<XY>-cp<XY>-<platform>.whl",
              download="https://download.pytorch.org/whl/cpu/torch/ (or `pip download --no-deps --only-binary=:all: torch==<version>`)"),

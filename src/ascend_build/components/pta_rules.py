@@ -24,7 +24,7 @@ PROBLEM_CODES = {
 }
 
 
-def data() -> dict:
+def pta_data() -> dict:
     """The pta stage's data (components/pta.yaml)."""
     return component_data("pta")
 
@@ -100,7 +100,7 @@ def torch_python(torch: Optional[Package], python: Optional[str], ranges: List[d
 
 def pta_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
     """The pta stage's problems (`rules`, the table every stack shares, is not read: its own data is pta.yaml)."""
-    torch, npu, own = one(selection, "torch"), one(selection, "torch_npu"), data()
+    torch, npu, own = one(selection, "torch"), one(selection, "torch_npu"), pta_data()
     return (torch_python(torch, selection.python, own.get("torch_python") or [])
             + torch_pair(torch, npu, own.get("torch_npu_torch_exceptions") or {})
             + npu_cann(one(selection, "toolkit"), npu, torch_npu_table(own))

@@ -51,6 +51,7 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite the scaffold's files; --demo replaces only stand-ins an earlier init wrote."),
     signed: bool = typer.Option(False, "--signed", help="With --demo: CANN packages as official signed zips, signed by a demo CA (demo-root.pem, trusted in the config)."),
     elf: bool = typer.Option(False, "--elf", help="With --demo: the stand-in CANN libraries must be ELF files for --arch (an error without a C compiler for it; by default they are text placeholders then)."),
+    mindspore: bool = typer.Option(False, "--mindspore", help="With --demo: also the family's stand-in MindSpore wheel (build it with --target mindspore)."),
 ) -> None:
     """Scaffold a working directory (config, README, requirements); --demo adds stand-in packages."""
     import warnings
@@ -61,7 +62,7 @@ def init(
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter("always")
         written, kept = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force,
-                                 signed=signed, elf=elf or None)
+                                 signed=signed, elf=elf or None, mindspore=mindspore)
     for note in notes:
         console.print(f"  [yellow]note[/] {note.message}")
     for path in written:
@@ -143,6 +144,9 @@ def fetch(
     platform: Optional[str] = typer.Option(None, "--platform", help="Target platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: the config's arch, else this host)."),
     python: Optional[str] = typer.Option(None, "--python", help="The image's Python, e.g. 3.11 (default: the config's, else the folder's wheels')."),
     torch_npu: Optional[str] = typer.Option(None, "--torch-npu", help="torch_npu release (default: the folder's torch_npu, else the newest made for its CANN); torch follows it."),
+    release: List[str] = typer.Option([], "--release", help="A stage's release, NAME=VERSION (e.g. mindspore=2.9.0; --torch-npu V is torch_npu=V); repeatable."),
+    glibc: Optional[str] = typer.Option(None, "--glibc", help="The image's glibc, e.g. 2.35 (default: read from the base image, else 2.28)."),
+    engine: str = typer.Option("auto", "--engine", envvar="ASCEND_BUILD_CHECK_ENGINE", help="Engine that reads the base image's Python and glibc (auto, docker, buildkit, podman), or none."),
     index_url: Optional[str] = typer.Option(None, "--index-url", help="Package index (default: the config's pip_index_url, else PyPI)."),
     torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Index of torch's CPU build (default: PyTorch's CPU index, both arches)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be downloaded, with sizes; write nothing."),
@@ -150,16 +154,35 @@ def fetch(
     """Download the target's Python wheels (torch, torch_npu, CANN's and the requirements' dependencies) into the folder."""
     from .fetch import FetchOptions, Limits, fetch as fetch_wheels, plan_fetch
     from .fetch.view import FetchView
+    from .settings import engine_for_check, image_python
 
     limits = Limits.from_env(os.environ)
     with contextlib.nullcontext() if dry_run else _one_writer(workdir, no_wait):     # a dry run writes nothing
-        releases = (("torch_npu", torch_npu),) if torch_npu else ()
+        releases = _named_releases(release) + ((("torch_npu", torch_npu),) if torch_npu else ())
+        reader, why = engine_for_check(engine)
         the_plan = plan_fetch(workdir, FetchOptions(target=target, platform=platform, python=python, releases=releases,
-                                                    index_url=index_url, torch_index_url=torch_index_url))
+                                                    index_url=index_url, torch_index_url=torch_index_url, glibc=glibc),
+                              lambda settings: image_python(settings, reader, why))
         with FetchView(make_console()) as view:
             view.plan(the_plan)
             result = fetch_wheels(the_plan, view.on_wheel, view.resolved, limits, view.note, dry_run)
         view.summary(result, dry_run)
+
+
+def _named_releases(given: List[str]) -> tuple:
+    """--release NAME=VERSION words as (slot, version); a stage's slot names are its own."""
+    from .components.registry import components
+
+    slots = {s.name for c in components() for s in c.slots}
+    found = []
+    for word in given:
+        name, _, version = word.partition("=")
+        name = name.strip().replace("-", "_")
+        if not version or name not in slots:
+            raise ConfigError(f"--release {word!r}: expected NAME=VERSION with NAME one of {', '.join(sorted(slots))}",
+                              fix="e.g. --release mindspore=2.9.0")
+        found.append((name, version.strip()))
+    return tuple(found)
 
 
 @app.command()

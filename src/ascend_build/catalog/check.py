@@ -9,7 +9,7 @@ from .hashcache import verify_packages
 from . import published, signed
 from .checksums import load_checksums
 from .closure import stage_closures
-from .factcache import FactCache
+from .factcache import FactCache, with_binary_arches
 from .model import Package, Problem, Selection, StageSlots, file_patterns
 from .problems import DUPLICATE_FILE_NAME, PYTHON_MISMATCH, UNRECOGNISED_FILE
 from .pythons import BasePython
@@ -63,11 +63,11 @@ def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Se
     rules = load_rules()
     python = python or BasePython(spec.python, "`python:` in ascend-build.yaml" if spec.python else "")
     catalog = scan(workdir, file_patterns(table))
+    facts = FactCache(workdir)
     stages = [stage for stage in table if stage.stage in chain]
-    selection = select(catalog.packages, spec, table, chain, target, platform,
+    selection = select(with_binary_arches(catalog.packages, facts), spec, table, chain, target, platform,
                        python.version if python.read else None, python.source if python.read else "")
     selection.python_source = python.source or ("the wheels' cp tags" if selection.python else "")
-    facts = FactCache(workdir)
     requirements = stage_closures(selection, stages, spec, python, rules, workdir, facts)
     files = selection.delivered()
     verified, integrity = verify_packages(workdir, files)

@@ -7,12 +7,14 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, TypeVar
+from dataclasses import replace
+from typing import Callable, Dict, List, TypeVar
 
 from ..workdir import STATE_DIR
 from .hashcache import FACTS_NAME as CACHE_NAME
 from .hashcache import KEY, MAX_CACHE_BYTES, _key, _remove
 from .model import Package
+from .wheelmeta import binary_arch
 
 CACHE_FORMAT = 1
 T = TypeVar("T")
@@ -74,3 +76,13 @@ class FactCache:
         finally:
             _remove(tmp)                       # a disk that filled up half-way leaves no temporary file
         self.changed = False
+
+
+def with_binary_arches(packages: List[Package], facts: "FactCache") -> List[Package]:
+    """`packages`, each wheel tagged for any arch given the arch of the extension modules it holds
+    (wheelmeta.binary_arch), so that selection treats it as the arch it really is."""
+    found = []
+    for pkg in packages:
+        arch = facts.get(pkg, "binary_arch", binary_arch) if pkg.format == "wheel" and pkg.arch is None else None
+        found.append(replace(pkg, arch=arch) if arch else pkg)
+    return found

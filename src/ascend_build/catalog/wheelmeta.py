@@ -63,6 +63,21 @@ def read_metadata(path: Path) -> Optional[WheelMetadata]:
                          requires_python=str(message["Requires-Python"]).strip() if message.get("Requires-Python") else None)
 
 
+_EXTENSION_ARCH = re.compile(r"\.cpython-\d+[a-z]*-(?P<arch>[a-z0-9_]+)-linux-gnu\.so$")
+
+
+def binary_arch(path: Path) -> Optional[str]:
+    """The arch of the extension modules a wheel holds, read from their names
+    (`.cpython-311-aarch64-linux-gnu.so`): a wheel tagged `any` may carry them (a public
+    `cp311-none-any` wheel holding aarch64 code). None: none, several arches, or unreadable."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            arches = {m.group("arch") for m in map(_EXTENSION_ARCH.search, zf.namelist()) if m}
+    except _READ_ERRORS:
+        return None
+    return arches.pop() if len(arches) == 1 else None
+
+
 def torch_abi(path: Path) -> Optional[int]:
     """The C++ ABI of a torch wheel from its `torch/lib/libc10.so`
     (library_abi); None when it has no such member (or it is over 64 MiB, or unreadable)."""

@@ -45,6 +45,7 @@ class Family:
     abi: Union[int, Dict[str, int]]  # torch's C++ ABI, or one per arch
     mindie_form: str = "run"     # run, or wheels (MindIE 3.x: mindie_llm, mindie_sd, mindie_motor)
     runtime: str = "toolkit"     # toolkit, or the runtime-only nnrt / nnae package (up to 8.3)
+    mindspore: Optional[str] = None  # the MindSpore release made for the family's CANN
 
     def abi_for(self, arch: str) -> int:
         return self.abi[arch] if isinstance(self.abi, dict) else self.abi
@@ -493,6 +494,27 @@ def make_torch_npu(dest: Path, version: str, torch: str, arch: str, python: str,
                       requires=[f"torch=={torch}"])
 
 
+MINDSPORE_CHECKER = '''"""{note}: what MindSpore's run_check says of CANN"""
+
+
+class AscendEnvChecker:
+    def __init__(self, library_path):
+        self.version = {accepted!r}
+'''
+
+
+def make_mindspore(dest: Path, version: str, cann: str, arch: str, python: str, fill: int, seed: str = "") -> Path:
+    """A MindSpore wheel as the real one is made: its run_check lists the CANN release (X.Y) it
+    accepts and its custom operators name the CANN they were compiled with."""
+    tag = py_tag(python)
+    files = {"mindspore/__init__.py": simple_module(version),
+             "mindspore/run_check/_check_version.py": MINDSPORE_CHECKER.format(
+                 note=STANDIN_NOTE, accepted=[".".join(cann.split(".")[:2])]).encode(),
+             "mindspore/lib/plugin/ascend/custom_ascendc_910b/version.info": f"custom_opp_compiler_version={cann}\n".encode(),
+             "mindspore/standin-filler.bin": filler(fill, f"mindspore{version}{arch}{seed}")}
+    return make_wheel(dest, "mindspore", version, (tag, tag, wheel_platforms(arch, False)), files)
+
+
 def generate(
     dest: Path,
     *,
@@ -504,6 +526,7 @@ def generate(
     seed: str = "",
     signed_by: Optional["TestCA"] = None,
     elf: Optional[bool] = None,
+    mindspore: bool = False,
 ) -> List[Path]:
     """Write a full stand-in set (toolkit, chip kernels/ops, NNAL, torch, torch_npu, MindIE,
     atb-models) into `dest` and return the paths in install order. With `signed_by`, the CANN
@@ -530,6 +553,11 @@ def generate(
         paths.append(make_atb_tarball(dest, fam.mindie, arch, python, fam.torch, abi, fill, seed))
     elif fam.atb_models == "wheel":
         paths.append(make_atb_wheel(dest, fam.mindie, arch, python, fill, seed))
+    if mindspore:
+        if not fam.mindspore:
+            raise ConfigError(f"the demo CANN family {cann} has no MindSpore release",
+                              fix=f"use one of: {', '.join(n for n, f in families().items() if f.mindspore)}")
+        paths.append(make_mindspore(dest, fam.mindspore, fam.cann, arch, python, fill, seed))
     if signed_by:
         paths[:3] = [signed_zip(p, signed_by) for p in paths[:3]]
     vouch_for_official_names(paths)

@@ -11,6 +11,7 @@ from packaging.version import InvalidVersion, Version
 
 from .. import grammar
 from ..catalog.compat import load_deps
+from ..catalog.factcache import FactCache, with_binary_arches
 from ..catalog.model import Selection, file_patterns
 from ..catalog.nocuda import cpu_index, never_beside, refused
 from ..catalog.scan import scan
@@ -19,7 +20,8 @@ from ..components import FolderView
 from ..components.registry import components
 from ..errors import ConfigError, PackageError
 from ..platforms import Target, glibc_of
-from ..settings import Options, settings_for
+from ..catalog.pythons import BasePython
+from ..settings import Options, Settings, settings_for
 from ..units import human_bytes
 from .download import Client, Progress, download, present
 from .pace import Limits
@@ -37,6 +39,7 @@ class FetchOptions:
     releases: Tuple[Tuple[str, str], ...] = ()     # (slot, version) named on the command line
     index_url: Optional[str] = None
     torch_index_url: Optional[str] = None
+    glibc: Optional[str] = None                    # e.g. 2.35; default: the base image's, read through an engine
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class FetchPlan:
     target: Target
     indexes: Indexes
     wants: Wants
+    glibc_source: str = ""                         # where the target's glibc comes from
     never_beside: Dict[str, List[str]] = field(default_factory=dict)   # what the stages refuse beside theirs
 
 
@@ -87,24 +91,43 @@ def _releases(given: Tuple[Tuple[str, str], ...]) -> Dict[str, str]:
     return dict(given)
 
 
-def plan_fetch(workdir: Path, options: FetchOptions) -> FetchPlan:
-    """Decide the target, the indexes and the requirements; ConfigError for a bad option."""
+def _glibc(given: Optional[str], base: Optional[BasePython], default: str) -> Tuple[Tuple[int, int], str]:
+    """The target's glibc and where it comes from: --glibc, else the base image's, else the default."""
+    if given is not None:
+        if not grammar.GLIBC.fullmatch(given):
+            raise ConfigError(f"--glibc {given!r} is not a glibc version", fix="e.g. --glibc 2.35 (Ubuntu 22.04)")
+        major, minor = given.split(".")
+        return (int(major), int(minor)), "--glibc"
+    if base is not None and base.glibc:
+        return base.glibc, "read from the base image"
+    why = f": {base.source}" if base is not None and base.source else ""
+    return glibc_of(default), f"default (the base image's glibc was not read{why}; name it with --glibc)"
+
+
+def plan_fetch(workdir: Path, options: FetchOptions,
+               read_base: Callable[[Settings], Optional[BasePython]] = lambda settings: None) -> FetchPlan:
+    """Decide the target, the indexes and the requirements; ConfigError for a bad option.
+    `read_base` reads the base image's Python and glibc (None: not read)."""
     settings = settings_for(workdir, Options(target=options.target, platform=options.platform))
+    base = read_base(settings)
     table = components()
     catalog = scan(settings.workdir, file_patterns(table))
-    selection = select(catalog.packages, settings.spec, table, settings.builtin_chain, settings.builtin_target,
+    packages = with_binary_arches(catalog.packages, FactCache(settings.workdir))     # read, not saved
+    selection = select(packages, settings.spec, table, settings.builtin_chain, settings.builtin_target,
                        settings.arch)
     deps = load_deps()
-    target = Target(python=_python(options.python or settings.spec.python, selection), arch=settings.arch,
-                    glibc=glibc_of(str(deps["manylinux"])))
+    glibc, glibc_source = _glibc(options.glibc, base, str(deps["manylinux"]))
+    image = base.version if base is not None and base.read else None
+    target = Target(python=_python(options.python or settings.spec.python or image, selection), arch=settings.arch,
+                    glibc=glibc)
     indexes = Indexes(
         index_url=_url(options.index_url, "--index-url") or settings.spec.pip_index_url or deps["index_url"],
         torch_index_url=_url(options.torch_index_url, "--torch-index-url") or deps["torch_index_url"].get(target.arch))
-    view = FolderView(packages=tuple(p for p in catalog.packages if p.arch in (None, target.arch)
+    view = FolderView(packages=tuple(p for p in packages if p.arch in (None, target.arch)
                                      and p.python in (None, target.python)),
                       selected=tuple(selection.selected()), releases=_releases(options.releases), deps=deps)
     stages = [c for c in table if c.stage in settings.builtin_chain]
-    return FetchPlan(settings.workdir.resolve(), target, indexes, wants(stages, view), never_beside(stages))
+    return FetchPlan(settings.workdir.resolve(), target, indexes, wants(stages, view), glibc_source, never_beside(stages))
 
 
 def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line: None) -> List[Wheel]:
@@ -158,7 +181,8 @@ def fetch(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress] = lambda w: (la
 
 def describe(plan: FetchPlan) -> Tuple[str, ...]:
     """One line each: the target, the indexes, the releases chosen."""
-    lines = [f"target {plan.target.arch}, Python {plan.target.python}, {plan.target.manylinux}",
+    lines = [f"target {plan.target.arch}, Python {plan.target.python}, glibc {plan.target.glibc[0]}.{plan.target.glibc[1]} "
+             f"({plan.glibc_source or 'default'}): wheels up to {plan.target.manylinux}",
              f"index {plan.indexes.index_url}" + (f" (torch: {plan.indexes.torch_index_url})"
                                                   if plan.indexes.torch_index_url else "")]
     return tuple(lines) + plan.wants.said

@@ -102,8 +102,10 @@ def checked_selection(settings: Settings) -> Selection:
 
 def make_plan(settings: Settings, selection: Selection) -> Plan:
     spec, workdir = settings.spec, Path(settings.workdir)
-    ctx = Context(spec=spec, selection=selection, os_family=base.os_family(spec.base_image, spec.os_family),
-                  abi=planned_abi(spec, selection), overrides=read_overrides(workdir))
+    family = base.os_family(spec.base_image, spec.os_family)
+    needed = tuple(p for name in settings.chain for p in (find(name).system_packages.get(family, ()) if find(name) else ()))
+    ctx = Context(spec=spec, selection=selection, os_family=family, abi=planned_abi(spec, selection),
+                  overrides=read_overrides(workdir), system_packages=needed)
     extra = custom_files(workdir, sorted({f for c in spec.stages if c.name in settings.chain for f in c.files}))
     stages: List[StagePlan] = []
     for name in settings.chain:

@@ -10,6 +10,7 @@ from .catalog.scan import follow
 from .catalog.model import Package, Selection
 from .components import Context, StagePlan, base, custom
 from .components.registry import components, find
+from .delivery import Delivery
 from .errors import PackageError
 from .settings import Settings, image_python
 from .spec import BuildSpec
@@ -32,7 +33,7 @@ class Plan:
         return self.settings.target
 
     @property
-    def delivery(self) -> str:
+    def delivery(self) -> Delivery:
         return self.settings.delivery
 
     @property
@@ -113,9 +114,7 @@ def make_plan(settings: Settings, selection: Selection) -> Plan:
         component = find(name)
         stage = component.plan(ctx, parent) if component else custom.stage(ctx, next(c for c in spec.stages if c.name == name), extra)
         stages.append(replace(stage, script=ctx.overrides.get(name, stage.script)) if stage.script else stage)
-    warnings = []
-    if settings.delivery == "copy":
-        warnings.append("copy delivery leaves the installer bytes in the image's layers (COPY, then rm in a later layer): use http or mount for a smaller image")
+    warnings = [settings.delivery.warning] if settings.delivery.warning else []
     return Plan(settings, selection, ctx.os_family, ctx.abi, stages, warnings)
 
 

@@ -21,6 +21,12 @@ def refused(names: Collection[str]) -> List[str]:
     return sorted(n for n in present if any(fnmatchcase(n, canonicalize_name(p)) for p in patterns))
 
 
+def never_patterns() -> dict:
+    """What `refused` applies, for the probe verify runs in an image (standard library there)."""
+    deps = load_deps()
+    return {"never": list(deps.get("never") or []), "beside": dict(deps.get("never_beside") or {})}
+
+
 def cpu_index(arch: str) -> str:
     """Where torch's CPU build for `arch` comes from (what the fix of a refusal names)."""
     return str((load_deps().get("torch_index_url") or {}).get(arch) or "PyTorch's CPU index")

@@ -125,9 +125,9 @@ def proxy_args(server_host: Optional[str]) -> Dict[str, str]:
 
 @contextlib.contextmanager
 def serving(plan: Plan, port: Optional[int], view: BuildView, timings: Timings):
-    """Start the package server for http delivery (yields its URL, or None), stop it after."""
+    """Start the package server when the delivery serves (yields its URL, or None), stop it after."""
     settings = plan.settings
-    if settings.delivery != "http":
+    if not settings.delivery.serves:
         yield None
         return
     host = settings.server_host
@@ -215,7 +215,7 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
         with timings.phase("context"):
             context_dir = write_context(run.context, plan)
             ctx_bytes = sum(p.stat().st_size for p in context_dir.rglob("*") if p.is_file())
-        serve_bytes = sum(p.size for p in plan.served_files().values()) if settings.delivery == "http" else 0
+        serve_bytes = sum(p.size for p in plan.served_files().values()) if settings.delivery.serves else 0
         view.stages([s.name for s in plan.stages], serve_bytes)
         with serving(plan, opts.port, _Recording(view, served), timings) as url, \
                 url_channel(url, settings, run) as (url_args, secrets), BuildLog(log_path, view) as log, \

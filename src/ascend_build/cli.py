@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from . import __version__
+from .buildflags import default, spellings
 from .console import make_console, print_json
 from .stdout import write_out
 from .errors import AscendBuildError, ConfigError, Interrupted
@@ -23,7 +24,14 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-WORKDIR = typer.Option(Path("."), "-C", "--workdir", help="Working directory with the packages and ascend-build.yaml.")
+
+def _answered(name: str, help: str):
+    """An option `build` shares with the no-change fast path: its spellings and default are
+    buildflags.py's, the table the fast path parses `build ...` with."""
+    return typer.Option(default(name), *spellings(name), help=help)
+
+
+WORKDIR = typer.Option(Path(default("workdir")), *spellings("workdir"), help="Working directory with the packages and ascend-build.yaml.")
 
 
 def _version(value: bool) -> None:
@@ -72,12 +80,12 @@ def init(
     console.print(f"[green]Ready:[/] {directory}" + ("  (stand-in packages: they install placeholder files only)" if demo else ""))
 
 
-TARGET = typer.Option(None, "--target", help="Last stage: base, cann, pta, mindie or a custom stage (default: the config's).")
-DELIVERY = typer.Option("auto", "--delivery", help="How installers reach the build: auto, http, mount or copy.")
-BASE_IMAGE = typer.Option(None, "--base-image", help="Image the base stage starts from (overrides the config).")
-PLATFORM = typer.Option(None, "--platform", help="Build platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: this host); check and build take several, comma-separated.")
+TARGET = _answered("target", help="Last stage: base, cann, pta, mindie or a custom stage (default: the config's).")
+DELIVERY = _answered("delivery", help="How installers reach the build: auto, http, mount or copy.")
+BASE_IMAGE = _answered("base_image", help="Image the base stage starts from (overrides the config).")
+PLATFORM = _answered("platform", help="Build platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: this host); check and build take several, comma-separated.")
 REHASH = typer.Option(False, "--rehash", help="Read every package again instead of trusting the hash cache.")
-NO_WAIT = typer.Option(False, "--no-wait", help="Fail at once when another ascend-build run is writing in the working folder (default: wait for it).")
+NO_WAIT = _answered("no_wait", help="Fail at once when another ascend-build run is writing in the working folder (default: wait for it).")
 
 
 def _one_writer(workdir: Path, no_wait: bool):
@@ -224,24 +232,24 @@ def build(
     workdir: Path = WORKDIR,
     no_wait: bool = NO_WAIT,
     target: Optional[str] = TARGET,
-    tag: Optional[str] = typer.Option(None, "-t", "--tag", help="Image name:tag (default: ascend-build/<target>:<cann>-<chip>-py<python>-<arch>)."),
-    engine: str = typer.Option("auto", "--engine", help="auto, docker (classic builder), buildkit or podman."),
-    docker_bin: Optional[str] = typer.Option(None, "--docker-bin", help="docker client to use (or ASCEND_BUILD_DOCKER)."),
+    tag: Optional[str] = _answered("tag", help="Image name:tag (default: ascend-build/<target>:<cann>-<chip>-py<python>-<arch>)."),
+    engine: str = _answered("engine", help="auto, docker (classic builder), buildkit or podman."),
+    docker_bin: Optional[str] = _answered("docker_bin", help="docker client to use (or ASCEND_BUILD_DOCKER)."),
     delivery: str = DELIVERY,
-    network: Optional[str] = typer.Option(None, "--network", help="bridge (server on the bridge gateway) or host (server on 127.0.0.1)."),
-    host: Optional[str] = typer.Option(None, "--host", help="Address the package server listens on (default: from --network)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Package server port (default: 3000, or a free one when 3000 is busy); 0 picks a free one; a busy port given here is an error."),
+    network: Optional[str] = _answered("network", help="bridge (server on the bridge gateway) or host (server on 127.0.0.1)."),
+    host: Optional[str] = _answered("host", help="Address the package server listens on (default: from --network)."),
+    port: Optional[int] = _answered("port", help="Package server port (default: 3000, or a free one when 3000 is busy); 0 picks a free one; a busy port given here is an error."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Build every stage again."),
-    pull: str = typer.Option("missing", "--pull", help="Base image: missing (pull when absent), always, never."),
+    pull: str = _answered("pull", help="Base image: missing (pull when absent), always, never."),
     base_image: Optional[str] = BASE_IMAGE,
     platform: Optional[str] = PLATFORM,
     chip: Optional[str] = typer.Option(None, "--chip", help="Chip to build for, e.g. 910b, A3, 310p (overrides `chip:`; a matrix variant of bake)."),
     python: Optional[str] = typer.Option(None, "--python", help="The image's Python X.Y (overrides `python:`; a matrix variant of bake)."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write the JSON report to this file."),
-    json_out: bool = typer.Option(False, "--json", help="Print the JSON report on stdout."),
-    verbose: bool = typer.Option(False, "-v", "--verbose", help="Show the engine's own output."),
+    report: Optional[Path] = _answered("report", help="Write the JSON report to this file."),
+    json_out: bool = _answered("json_out", help="Print the JSON report on stdout."),
+    verbose: bool = _answered("verbose", help="Show the engine's own output."),
     verify_after: bool = typer.Option(False, "--verify", help="Run `verify` on the image right after the build."),
-    timings: bool = typer.Option(False, "--timings", help="Also print the seconds of each phase (config, check, engine probe, base image, context, server, engine, report)."),
+    timings: bool = _answered("timings", help="Also print the seconds of each phase (config, check, engine probe, base image, context, server, engine, report)."),
     rehash: bool = REHASH,
     push: bool = typer.Option(False, "--push", help="Push the image (with the engine's own login); several --platform values imply it."),
     insecure_registry: bool = typer.Option(False, "--insecure-registry", help="The registry speaks plain HTTP (only for one on this host unless --allow-insecure-remote)."),

@@ -1,6 +1,6 @@
 """The image contract: what ascend-build writes into an image and reads back from it (label
-keys, in-image paths, the build secret's id). Render, components, verify and inspect import it;
-the shell templates receive these values as variables."""
+keys, in-image paths, the build secret's id). Render, delivery, components, verify and inspect
+import it; the shell templates receive these values as variables."""
 from typing import Dict
 
 LABEL_NS = "io.ascend-build"

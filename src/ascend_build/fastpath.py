@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, buildflags
 from .engines.identity import probe_key
 from .stdout import write_out
 from .timings import PHASES
@@ -40,14 +40,12 @@ INPUT_FOLDERS = ("", "packages", "install-scripts")
 ENV_PREFIXES = ("DOCKER_", "BUILDKIT_", "BUILDX_", "ASCEND_BUILD_")
 ENV_NAMES = ("PATH", "HOME", "XDG_CACHE_HOME", "TMPDIR")
 
-# `build` options the fast path can answer, as the CLI spells them; any other word falls through.
-VALUES = {"-C": "workdir", "--workdir": "workdir", "--target": "target", "-t": "tag", "--tag": "tag",
-          "--engine": "engine", "--docker-bin": "docker_bin", "--delivery": "delivery", "--network": "network",
-          "--host": "host", "--port": "port", "--pull": "pull", "--base-image": "base_image",
-          "--platform": "platform", "--report": "report"}
-FLAGS = {"--json": "json", "-v": "verbose", "--verbose": "verbose", "--timings": "timings", "--no-wait": "no_wait"}
-DEFAULTS = {"workdir": ".", "engine": "auto", "delivery": "auto", "port": "3000", "pull": "missing"}
-SHOWN_ONLY = ("json", "verbose", "timings", "no_wait")      # change what is printed, not what is built
+# `build` options the fast path can answer, by spelling, from the CLI's own table (buildflags.py);
+# any other word falls through.
+VALUES = {spelling: name for name, (spellings, _) in buildflags.VALUES.items() for spelling in spellings}
+FLAGS = {spelling: name for name, spellings in buildflags.FLAGS.items() for spelling in spellings}
+DEFAULTS = {name: default for name, (_, default) in buildflags.VALUES.items() if default is not None}
+SHOWN_ONLY = ("json_out", "verbose", "timings", "no_wait")      # change what is printed, not what is built
 
 
 def parse(argv: Sequence[str]) -> dict[str, str] | None:
@@ -71,9 +69,10 @@ def parse(argv: Sequence[str]) -> dict[str, str] | None:
         if key in options:
             return None
         options[key] = value
-    if options.get("pull", "missing") not in ("missing", "never") or "," in options.get("platform", ""):
+    options = {**DEFAULTS, **options}
+    if options["pull"] not in ("missing", "never") or "," in options.get("platform", ""):
         return None
-    return {**DEFAULTS, **options}
+    return options
 
 
 def _stat_key(path: str) -> list | None:
@@ -317,6 +316,6 @@ def answer(argv: Sequence[str]) -> bool:
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
         return False
     sys.stderr.write(text)
-    if options.get("json"):
+    if options.get("json_out"):
         write_out(json.dumps(report, indent=2, default=str) + "\n")
     return True

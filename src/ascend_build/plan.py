@@ -10,6 +10,7 @@ from .catalog.scan import follow
 from .catalog.model import Package, Selection
 from .components import PlanInputs, StagePlan, base, custom
 from .components.registry import components, find
+from .delivery import Delivery
 from .errors import PackageError
 from .settings import Settings, image_python
 from .spec import BuildSpec
@@ -32,7 +33,7 @@ class Plan:
         return self.settings.target
 
     @property
-    def delivery(self) -> str:
+    def delivery(self) -> Delivery:
         return self.settings.delivery
 
     @property
@@ -102,8 +103,10 @@ def checked_selection(settings: Settings) -> Selection:
 
 def make_plan(settings: Settings, selection: Selection) -> Plan:
     spec, workdir = settings.spec, Path(settings.workdir)
-    inputs = PlanInputs(spec=spec, selection=selection, os_family=base.os_family(spec.base_image, spec.os_family),
-                        abi=planned_abi(spec, selection), overrides=read_overrides(workdir))
+    family = base.os_family(spec.base_image, spec.os_family)
+    needed = tuple(p for name in settings.chain for p in (find(name).system_packages.get(family, ()) if find(name) else ()))
+    inputs = PlanInputs(spec=spec, selection=selection, os_family=family, abi=planned_abi(spec, selection),
+                        overrides=read_overrides(workdir), system_packages=needed)
     extra = custom_files(workdir, sorted({f for c in spec.stages if c.name in settings.chain for f in c.files}))
     stages: List[StagePlan] = []
     for name in settings.chain:
@@ -111,9 +114,7 @@ def make_plan(settings: Settings, selection: Selection) -> Plan:
         component = find(name)
         stage = component.plan(inputs, parent) if component else custom.stage(inputs, next(c for c in spec.stages if c.name == name), extra)
         stages.append(replace(stage, script=inputs.overrides.get(name, stage.script)) if stage.script else stage)
-    warnings = []
-    if settings.delivery == "copy":
-        warnings.append("copy delivery leaves the installer bytes in the image's layers (COPY, then rm in a later layer): use http or mount for a smaller image")
+    warnings = [settings.delivery.warning] if settings.delivery.warning else []
     return Plan(settings, selection, inputs.os_family, inputs.abi, stages, warnings)
 
 

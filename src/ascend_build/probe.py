@@ -3,10 +3,13 @@ JSON list of checks, `python3 - user ROOT MODULES` (as the runtime user) a JSON 
 Standard library only, and nothing is sourced first: it sees what a plain `docker run IMAGE
 python3 ...` sees. Each probe comes from a component (kinds: file, info-version, env-dir,
 link-version, import); paths are relative to the install path."""
+import fnmatch
 import glob
 import importlib
+import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -73,10 +76,24 @@ def pip_check():
     return _check("pip check clean", pip.returncode == 0, (pip.stdout + pip.stderr).strip()[-300:])
 
 
-def checks(labels, probes, ns, pkg_dir):
+def _canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def never_installed(never):
+    """No distribution the image must not have ({"never": patterns, "beside": {name: patterns}}:
+    CUDA builds, the community triton beside torch_npu)."""
+    names = {_canonical(d.metadata["Name"]) for d in importlib.metadata.distributions() if d.metadata["Name"]}
+    patterns = list(never.get("never", [])) + [p for n, more in never.get("beside", {}).items()
+                                                if _canonical(n) in names for p in more]
+    found = sorted(n for n in names if any(fnmatch.fnmatchcase(n, _canonical(p)) for p in patterns))
+    return _check("no CUDA distribution or replaced package", not found, ", ".join(found) or "none")
+
+
+def checks(labels, probes, ns, pkg_dir, never="{}"):
     root = labels.get(ns + ".install-path", "/usr/local/Ascend")
     found = [run_probe(p, labels.get(f"{ns}.{p['slot']}.version"), root) for p in probes]
-    return found + [leftovers(labels, root, pkg_dir), pip_check()]
+    return found + [leftovers(labels, root, pkg_dir), pip_check(), never_installed(json.loads(never))]
 
 
 def user_problems(root, modules):
@@ -98,7 +115,7 @@ def user_problems(root, modules):
 def main(argv):
     if argv[0] == "user":
         return user_problems(argv[1], argv[2].split(","))
-    return checks(json.loads(argv[1]), json.loads(argv[2]), argv[3], argv[4])
+    return checks(json.loads(argv[1]), json.loads(argv[2]), *argv[3:6])
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def build_report(plan: Plan, engine: str, tag: str, image: dict, base: dict, lay
         "image_id": image.get("Id", ""),
         "target": plan.target,
         "engine": engine,
-        "delivery": plan.delivery,
+        "delivery": plan.delivery.name,
         "base_image": plan.spec.base_image,
         "base_image_id": base.get("Id", ""),
         "size_bytes": int(image.get("Size", 0)),

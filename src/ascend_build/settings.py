@@ -8,22 +8,20 @@ from .catalog.compat import load_rules
 from .catalog.pythons import BasePython, base_python
 from .catalog.select import build_arch
 from .chain import stage_chain
+from .delivery import AUTO, Delivery, choose as choose_delivery
 from .engines.base import Engine
 from .engines import emulation
 from .platforms import PLATFORMS, host_arch
-from .errors import ConfigError, EngineError
+from .errors import EngineError
 from .components.registry import stage_names
 from .spec import BuildSpec, load_spec
-
-DELIVERIES = ("http", "mount", "copy")
-
 
 @dataclass(frozen=True)
 class Options:
     """What the command line says about a build; None and "auto" leave it to the config."""
 
     target: Optional[str] = None
-    delivery: str = "auto"
+    delivery: str = AUTO                   # auto, http, mount or copy
     base_image: Optional[str] = None
     platform: Optional[str] = None
     network: Optional[str] = None          # bridge | host; default: the engine's
@@ -38,9 +36,8 @@ class Settings:
     spec: BuildSpec
     target: str
     chain: Tuple[str, ...]                 # stages from base to target
-    delivery: str                          # http | mount | copy
+    delivery: Delivery                     # how the installers reach the build
     delivery_defaulted: bool               # neither the options nor the config chose it
-    url_secret: bool                       # http: the server URL reaches the build as a secret, not a build argument
     arch: str                              # x86_64 | aarch64
     platform: Optional[str]                # linux/amd64 | linux/arm64 for another arch than the host's; None: native
     network: str                           # bridge | host
@@ -50,6 +47,11 @@ class Settings:
     @property
     def base_image(self) -> str:
         return self.spec.base_image
+
+    @property
+    def url_secret(self) -> bool:
+        """http: the server URL reaches the build as a secret, not a build argument."""
+        return self.delivery.url_secret
 
     @property
     def builtin_target(self) -> str:
@@ -78,22 +80,15 @@ def settings_for(workdir: Path, options: Options = Options(), engine: Optional[E
         emulation.check_emulation(arch)
     target = options.target or spec.target
     chain = tuple(stage_chain(spec, target))
-    wanted = options.delivery if options.delivery != "auto" else spec.delivery
-    delivery = "http" if wanted == "auto" else wanted
-    if delivery not in DELIVERIES:
-        raise ConfigError(f"unknown delivery {delivery!r}", fix=f"use one of: auto, {', '.join(DELIVERIES)}")
-    if delivery == "mount" and engine is not None and not engine.bind_mounts:
-        raise ConfigError(f"mount delivery needs BuildKit or podman; {engine.binary} uses the classic builder",
-                          fix="use --delivery http, or --engine buildkit / --engine podman")
+    wanted = options.delivery if options.delivery != AUTO else spec.delivery
+    delivery = choose_delivery(wanted, engine)
     network = options.network or (engine.default_network if engine else "bridge")
     server_host = options.host
-    if server_host is None and engine is not None and delivery == "http":
+    if server_host is None and engine is not None and delivery.serves:
         server_host = "127.0.0.1" if network == "host" else engine.bridge_address()
     return Settings(workdir=workdir, spec=spec, target=target, chain=chain, delivery=delivery,
-                    delivery_defaulted=wanted == "auto",
-                    url_secret=delivery == "http" and engine is not None and engine.build_secrets,
-                    arch=arch, platform=None if arch == host_arch() else PLATFORMS[arch],
-                    network=network, server_host=server_host, engine=engine)
+                    delivery_defaulted=wanted == AUTO, arch=arch,
+                    platform=None if arch == host_arch() else PLATFORMS[arch], network=network, server_host=server_host, engine=engine)
 
 
 def image_python(settings: Settings, engine: Optional[Engine] = None, no_engine: str = "no engine was asked") -> BasePython:

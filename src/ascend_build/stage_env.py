@@ -13,6 +13,7 @@ from typing import Dict, Optional, Tuple
 from . import capture
 from .capture import RefusedValue, dockerfile_env, env_diff
 from .components import StagePlan
+from .delivery import Http
 from .errors import BuildError
 from .plan import Plan
 from .render import dockerfile
@@ -42,7 +43,7 @@ def key_plan(plan: Plan) -> Plan:
     """The plan as an http build with the URL as a build argument: what capture keys are rendered
     from, so that one capture serves every delivery and engine (they install the same files) and
     `bake` finds what a `build` captured."""
-    return replace(plan, settings=replace(plan.settings, delivery="http", url_secret=False))
+    return replace(plan, settings=replace(plan.settings, delivery=Http(url_secret=False)))
 
 
 def parse_capture(stage: StagePlan, output: str) -> Dict[str, str]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from .capture import differences, normalise
 from .catalog.naming import identify
+from .catalog.nocuda import never_patterns
 from .components.registry import components
 from .contract import DEFAULT_INSTALL_PATH, LABEL_NS, PKG_DIR, component_label, label
 from .engines.base import Engine
@@ -67,7 +68,7 @@ def last_json(result: subprocess.CompletedProcess, adapter: TypeAdapter):
 def probe_checks(engine: Engine, image: str, probe: str, labels: Dict[str, str], probes: List[dict]) -> List[dict]:
     try:
         found = last_json(engine.run_python(image, probe, ["checks", json.dumps(labels), json.dumps(probes), LABEL_NS,
-                                                    PKG_DIR], purpose="verify", fix=PYTHON_FIX,
+                                                    PKG_DIR, json.dumps(never_patterns(components()))], purpose="verify", fix=PYTHON_FIX,
                                             step=f"the python3 of image {image} (verify's probe)"), CHECKS)
     except ValueError as err:
         return [check("probe runs in the image", False, str(err) or "the probe did not run")]

@@ -101,6 +101,17 @@ def test_each_probe_kind(tmp_path, probe_spec, version, ok):
     assert probe.run_probe({"name": "x", **probe_spec}, version, str(tmp_path))["ok"] is ok
 
 
+@pytest.mark.parametrize("never, found", [
+    ({"never": ["nvidia-*", "cuda-*"], "beside": {"torch-npu": ["triton"]}}, "none"),
+    ({"never": ["nvidia-*", "PyTest"]}, "pytest"),                       # names compare normalised
+    ({"never": [], "beside": {"pytest": ["pluggy"], "no-such-dist": ["packaging"]}}, "pluggy"),
+])
+def test_the_probe_names_what_must_not_be_installed(never, found):
+    """Against this interpreter's own distributions (pytest and pluggy are installed here)."""
+    result = probe.never_installed(never)
+    assert result["detail"] == found and result["ok"] is (found == "none")
+
+
 def test_the_probe_runs_as_a_script_from_stdin(tmp_path):
     """As verify sends it: `python3 - checks LABELS PROBES NS PKG_DIR`, the program on stdin."""
     fake_install(tmp_path)
@@ -110,7 +121,14 @@ def test_the_probe_runs_as_a_script_from_stdin(tmp_path):
                              str(tmp_path / "no-pkgs")], input=PROBE.read_text(), capture_output=True, text=True, timeout=120)
     checks = json.loads(result.stdout.splitlines()[-1])
     assert checks[0] == {"name": "set_env", "ok": True, "detail": str(tmp_path / "ascend-toolkit/set_env.sh")}
-    assert [c["name"] for c in checks[1:]] == ["no installer or download folder left", "pip check clean"]
+    assert [c["name"] for c in checks[1:]] == ["no installer or download folder left", "pip check clean",
+                                               "no CUDA distribution or replaced package"]
     user = subprocess.run([sys.executable, "-", "user", str(tmp_path), "json,no_such_module_here"], input=PROBE.read_text(),
                           capture_output=True, text=True, timeout=60)
     assert json.loads(user.stdout) == ["import no_such_module_here: No module named 'no_such_module_here'"]
+
+
+def test_verify_refuses_what_the_components_refuse_beside_theirs():
+    from ascend_build.catalog.nocuda import never_patterns
+
+    assert never_patterns(registry.components()) == {"never": ["nvidia-*", "cuda-*"], "beside": {"torch-npu": ["triton"]}}

@@ -348,3 +348,21 @@ def test_a_damaged_fingerprint_runs_the_normal_build(built, damage):
     (built.workdir / ".ascend-build" / fastpath.FINGERPRINT).write_text(damage)
     assert not built.fast()
     assert built.fast()
+
+
+def test_the_cli_declares_the_answered_options_as_the_table_says():
+    """fastpath.py parses `build` with buildflags.py's table: the CLI's `build` must spell and
+    default every option there the same, or a build the fast path answers is not the one asked."""
+    import typer
+
+    from ascend_build import buildflags
+    from ascend_build.cli import app
+
+    params = {p.name: p for p in typer.main.get_command(app).commands["build"].params}
+    for name, (spellings, default) in buildflags.VALUES.items():
+        param = params[name]
+        assert (tuple(param.opts), param.is_flag) == (spellings, False), name
+        assert (None if param.default is None else str(param.default)) == default, name
+    for name, spellings in buildflags.FLAGS.items():
+        param = params[name]
+        assert (tuple(param.opts), param.is_flag, param.default) == (spellings, True, False), name

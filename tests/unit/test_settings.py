@@ -94,7 +94,7 @@ def test_delivery_from_the_config_reaches_plan(workdir):
         text = context_files(plan_for(settings))["Dockerfile"]
     finally:
         configured(workdir, delivery="auto")
-    assert settings.delivery == "mount" and not settings.delivery_defaulted
+    assert settings.delivery.name == "mount" and not settings.delivery_defaulted
     assert "--mount=type=bind,source=pkgs/cann" in text
 
 
@@ -164,6 +164,14 @@ def test_one_stage_chain_catches_loops(tmp_path):
 def test_unknown_delivery_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown delivery"):
         settings_for(tmp_path, Options(delivery="ftp"))
+
+
+def test_the_config_accepts_exactly_the_deliveries_there_are():
+    from typing import get_args
+
+    from ascend_build.delivery import AUTO, DELIVERIES
+
+    assert get_args(BuildSpec.model_fields["delivery"].annotation) == (AUTO, *DELIVERIES)
 
 
 def test_the_packages_are_checked_before_the_engine_is_named(workdir, tmp_path):

@@ -58,7 +58,7 @@ def test_schema_command_prints_the_json_schema():
 
 
 def delivery(tmp_path, option, engine):
-    return settings_for(tmp_path, Options(delivery=option, host="127.0.0.1"), engine).delivery
+    return settings_for(tmp_path, Options(delivery=option, host="127.0.0.1"), engine).delivery.name
 
 
 def test_mount_delivery_needs_buildkit_or_podman(tmp_path):

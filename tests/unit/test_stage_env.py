@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from ascend_build.capture import RefusedValue, capture, differences, dockerfile_env, env_diff, main, normalise
+from ascend_build.delivery import Copy, Http, Mount
 from ascend_build.errors import BuildError, ConfigError
 from ascend_build.plan import plan_for
 from ascend_build.render import context_files, dockerfile
@@ -235,13 +236,13 @@ def test_podman_runs_through_buildah_where_it_cannot_set_rlimits(tmp_path, monke
         "from --pull-never --quiet img", "run --network none c1 -- python3 - capture []", "rm c1"]
 
 
-@pytest.mark.parametrize("delivery, secret", [("mount", False), ("copy", False), ("http", True)])
-def test_one_capture_serves_every_delivery_and_engine(workdir, tmp_path, delivery, secret):
+@pytest.mark.parametrize("delivery", [Mount(), Copy(), Http(url_secret=True)], ids=["mount", "copy", "http-secret"])
+def test_one_capture_serves_every_delivery_and_engine(workdir, tmp_path, delivery):
     from dataclasses import replace
 
     http = plan_of(workdir)
     store = EnvStore(tmp_path / "set-env")
     _, (stage, prefix, key) = known_env(http, context_files(http), "sha256:base", store)
-    other = replace(http, settings=replace(http.settings, delivery=delivery, url_secret=secret))
+    other = replace(http, settings=replace(http.settings, delivery=delivery))
     _, (same, own_prefix, same_key) = known_env(other, context_files(other), "sha256:base", store)
     assert same.name == stage.name and same_key == key and own_prefix != prefix   # built as its own, keyed as one

@@ -31,6 +31,12 @@ def refused(names: Collection[str], beside: Optional[Mapping[str, Sequence[str]]
     return sorted(n for n in present if any(fnmatchcase(n, canonicalize_name(p)) for p in patterns))
 
 
+def never_patterns(stages: Sequence[StageSlots]) -> dict:
+    """What `refused` applies with the `stages`' never_beside, for the probe verify runs in an image
+    (standard library there)."""
+    return {"never": list(load_deps().get("never") or []), "beside": never_beside(stages)}
+
+
 def cpu_index(arch: str) -> str:
     """Where torch's CPU build for `arch` comes from (what the fix of a refusal names)."""
     return str((load_deps().get("torch_index_url") or {}).get(arch) or "PyTorch's CPU index")

@@ -49,6 +49,7 @@ class PlanInputs:
     os_family: str
     abi: int
     overrides: Dict[str, str]                    # stage -> script text from install-scripts/
+    system_packages: Tuple[str, ...] = ()        # what the chain's components need of the OS (the base stage installs it)
 
     @property
     def install_path(self) -> str:
@@ -185,3 +186,4 @@ class Component(StageSlots):
     device_checks: Tuple[Tuple[str, str, str], ...] = ()
     summary: Tuple[str, ...] = ()
     probes: Tuple[dict, ...] = ()
+    system_packages: Dict[str, Tuple[str, ...]] = field(default_factory=dict)   # OS family -> packages its stage needs

@@ -20,7 +20,8 @@ def os_family(base_image: str, configured: str = None) -> str:
 def system_setup(inputs: PlanInputs) -> List[str]:
     """Shell commands of the base stage's RUN, each a plain string."""
     family = data()["os_families"][inputs.os_family]
-    wanted = [shlex.quote(p) for p in family["packages"] + (["tzdata"] if inputs.spec.timezone != "UTC" else []) + list(inputs.spec.system_packages)]
+    wanted = [shlex.quote(p) for p in dict.fromkeys(family["packages"] + (["tzdata"] if inputs.spec.timezone != "UTC" else [])
+                                                    + list(inputs.system_packages) + list(inputs.spec.system_packages))]
     missing_check = " || ".join("! " + family["has"].format(pkg=pkg) for pkg in wanted)
     commands = [f"if {missing_check}; then {family['install'].format(pkgs=' '.join(wanted))}; fi"]
     if inputs.spec.timezone != "UTC":

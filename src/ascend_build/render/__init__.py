@@ -1,5 +1,5 @@
 """Renderer: a Plan becomes the build context's text files (Dockerfile and scripts) plus the
-list of package files the context must hold (mount and copy delivery only)."""
+list of package files the context must hold (what the plan's delivery puts there)."""
 import json
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -9,7 +9,7 @@ from .. import __version__
 from ..capture import dockerfile_env, quote
 from ..components import StagePlan, render_script
 from ..components.registry import components
-from ..contract import ENTRYPOINT, PKG_DIR, PROFILE, SET_ENV_LABEL, TOOL_DIR, URL_SECRET, label, template_values
+from ..contract import ENTRYPOINT, PROFILE, SET_ENV_LABEL, TOOL_DIR, label, template_values
 from ..plan import Plan
 from ..templating import environment
 
@@ -63,12 +63,8 @@ def _stage_view(plan: Plan, stage: StagePlan, captured: Optional[Dict[str, str]]
     if stage.script:
         view["copies"].append((f"scripts/install_{stage.name}.sh", f"{TOOL_DIR}/install_{stage.name}.sh"))
         view["files"] = [(p.name, p.sha256) for p in stage.files]
-        if plan.delivery == "copy" and stage.files:
-            view["copies"].append((f"pkgs/{stage.name}/", f"{PKG_DIR}/{stage.name}/"))
-        if plan.delivery == "mount" and stage.files:
-            view["mount"] = f"--mount=type=bind,source=pkgs/{stage.name},target={PKG_DIR}/{stage.name} "
-        if plan.delivery == "http" and plan.url_secret:
-            view["mount"] = f"--mount=type=secret,id={URL_SECRET} "
+        view["copies"] += plan.delivery.copies(stage.name, bool(stage.files))
+        view["mount"] = plan.delivery.mount(stage.name, bool(stage.files))
     if stage is plan.stages[-1]:
         view["labels"] += _pairs(_image_labels(plan))
         lines = set_env_lines(plan)
@@ -92,8 +88,8 @@ def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base:
         views = views[1:]
         views[0]["parent"] = external_base
     return template("Dockerfile.j2").render(
-        version=__version__, target=upto or plan.target, delivery=plan.delivery, os_family=plan.os_family, stages=views,
-        base_image=plan.spec.base_image, pkg_url_default=pkg_url_default, url_secret=plan.url_secret,
+        version=__version__, target=upto or plan.target, delivery=plan.delivery.name, os_family=plan.os_family,
+        stages=views, base_image=plan.spec.base_image, pkg_url_default=pkg_url_default, declare_url_arg=plan.delivery.url_arg,
         **template_values())
 
 
@@ -111,7 +107,5 @@ def context_files(plan: Plan, pkg_url_default: Optional[str] = None, external_ba
 
 
 def context_packages(plan: Plan) -> Dict[str, Path]:
-    """`pkgs/<stage>/<file>` -> source file, for mount and copy delivery (http needs none)."""
-    if plan.delivery == "http":
-        return {}
-    return {f"pkgs/{s.name}/{p.name}": p.path for s in plan.stages for p in s.files}
+    """`pkgs/<stage>/<file>` -> source file: the packages the delivery puts in the context (http: none)."""
+    return plan.delivery.packages(plan.stages)

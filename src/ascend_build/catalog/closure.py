@@ -19,7 +19,7 @@ from .problems import (CUDA_IN_IMAGE, MISSING_REQUIREMENT, PYTHON_PIN_MISMATCH, 
     REQUIREMENT_UNREADABLE, REQUIREMENTS_UNRESOLVED, WHEEL_TARGET_MISMATCH)
 from .pythons import BasePython
 from .factcache import FactCache
-from .wheelmatch import Need, WheelMatcher, StageNeeds, contains_version, read_text, requirement_lines, wheel_name
+from .wheelmatch import Need, StageNeeds, WheelMatcher, contains_version, read_text, requirement_lines, wheel_name
 from .wheelmeta import metadata_from_json, metadata_to_json, read_metadata
 
 

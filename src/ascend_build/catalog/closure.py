@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
@@ -20,7 +20,7 @@ from .problems import (CUDA_IN_IMAGE, MISSING_REQUIREMENT, PYTHON_PIN_MISMATCH, 
 from .pythons import BasePython
 from .factcache import FactCache
 from .resolve import Need, Resolver, StageNeeds, contains_version, read_text, requirement_lines, wheel_name
-from .sdist import SdistFacts, facts_from_json, facts_to_json, read_sdist, sdist_name
+from .sdist import SdistFacts, facts_from_json, facts_to_json, read_sdist, requirements_besides, sdist_name
 from .wheelmeta import WheelMetadata, metadata_from_json, metadata_to_json, read_metadata
 
 
@@ -185,17 +185,7 @@ class SourceFacts:
     def build_requires(self, pkg: Package) -> List[str]:
         facts, found = self.read(pkg), sdist_name(pkg.name)
         build = self.builds.get(found[0]) if found else None
-        taken = {canonicalize_name(n) for n in (build.installed if build else ())}
-        return [str(req) for req in map(_requirement, facts.build_requires if facts else ())
-                if req is not None and canonicalize_name(req.name) not in taken]
-
-
-def _requirement(line: str) -> Optional[Requirement]:
-    """A PEP 508 requirement, or None for a line that is not one (never handed to the build)."""
-    try:
-        return Requirement(line)
-    except InvalidRequirement:
-        return None
+        return requirements_besides(facts.build_requires if facts else (), build.installed if build else ())
 
 
 def cuda_problems(installed: Dict[str, Package], results: List[StageNeeds], target: Target) -> List[Problem]:

@@ -11,9 +11,10 @@ import zlib
 from dataclasses import asdict, dataclass
 from email.parser import BytesHeaderParser
 from pathlib import Path, PurePosixPath
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,6 +42,21 @@ def sdist_name(file_name: str) -> Optional[Tuple[str, str]]:
     except (InvalidSdistFilename, ValueError):
         return None
     return str(name), str(version)
+
+
+def requirements_besides(lines: Sequence[str], installed: Sequence[str] = ()) -> List[str]:
+    """The PEP 508 requirements among `lines` (others are never handed on) whose names are not
+    `installed`, each as packaging writes it."""
+    skip = {canonicalize_name(n) for n in installed}
+    found = []
+    for line in lines:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(req.name) not in skip:
+            found.append(str(req))
+    return found
 
 
 def facts_to_json(facts: Optional[SdistFacts]) -> Optional[dict]:

@@ -184,3 +184,4 @@ class Component(StageSlots):
     summary: Tuple[str, ...] = ()
     probes: Tuple[dict, ...] = ()
     system_packages: Dict[str, Tuple[str, ...]] = field(default_factory=dict)   # OS family -> packages its stage needs
+    elsewhere: Dict[str, str] = field(default_factory=dict)   # distribution -> where it is published, when not on the public index

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 from .. import yamltext
 from ..catalog.compat import one, problem
 from ..catalog.model import Package, Problem, Selection, Slot, SourceBuild
-from ..catalog.versions import release_of, same_version, version_key
+from ..catalog.versions import base_release, release_of, same_version, version_key
 from ..errors import ConfigError
 from ..spec import BuildSpec
 from . import Component, Context, FolderView, IndexWants, StagePlan, package_labels, render_script
@@ -61,8 +61,8 @@ def vllm_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Probl
                              "(`ascend-build fetch --target vllm` brings it)", vllm.file))
     if ours and vllm and release_of(vllm.version) != release_of(ours.version):
         found.append(problem("error", VLLM_MISMATCH, f"{ours.file} (vllm-ascend {ours.version}) runs on vLLM "
-                             f"{'.'.join(map(str, release_of(ours.version)))}, but {vllm.file} is vLLM {vllm.version}",
-                             f"use vllm-{'.'.join(map(str, release_of(ours.version)))}.tar.gz", vllm.file))
+                             f"{base_release(ours.version)}, but {vllm.file} is vLLM {vllm.version}",
+                             f"use vllm-{base_release(ours.version)}.tar.gz", vllm.file))
     row = next((r for v, r in rows().items() if ours and same_version(v, ours.version)), None)
     if ours and toolkit and row and not same_version(row["cann"], toolkit.version):
         found.append(problem("error", VLLM_ASCEND_CANN_MISMATCH, f"{ours.file}: vllm-ascend {ours.version} is made "
@@ -98,11 +98,11 @@ def index_wants(view: FolderView) -> IndexWants:
     release = ours.version if ours else release_for(view.releases.get("vllm_ascend"), toolkit.version if toolkit else None)
     lines = () if ours else (f"vllm-ascend=={release}",)
     vllm = view.one("vllm")
-    wanted = f"vllm=={'.'.join(map(str, release_of(release)))}"
+    wanted = f"vllm=={base_release(release)}"
     said = [f"vllm-ascend {release}" + (f" (the folder's {ours.file})" if ours else "")]
     said += [f"vLLM: the folder's {vllm.file}" if vllm else f"vLLM {wanted.split('==')[1]} from its source distribution"]
-    return IndexWants(requirements=lines, slots=("vllm_ascend", "vllm"), said=tuple(said),
-                      sdists=() if vllm else (wanted,))
+    return IndexWants(requirements=lines, kept=(ours,) if ours else (), slots=("vllm_ascend", "vllm"),
+                      said=tuple(said), sdists=() if vllm else (wanted,))
 
 
 def plan(ctx: Context, parent: str) -> StagePlan:
@@ -132,6 +132,7 @@ COMPONENT = Component(
     resolve=("vllm_ascend", "vllm"),            # vLLM follows vllm-ascend's release
     needs=("torch_npu", "nnal"),
     source_builds={"vllm": BUILD},
+    elsewhere={str(k): str(v) for k, v in (data().get("elsewhere") or {}).items()},
     index_wants=index_wants,
     rules=(vllm_rules,),
     problems=PROBLEM_CODES,

@@ -157,6 +157,7 @@ def fetch(
     engine: str = typer.Option("auto", "--engine", envvar="ASCEND_BUILD_CHECK_ENGINE", help="Engine that reads the base image's Python and glibc (auto, docker, buildkit, podman), or none."),
     index_url: Optional[str] = typer.Option(None, "--index-url", help="Package index (default: the config's pip_index_url, else PyPI)."),
     torch_index_url: Optional[str] = typer.Option(None, "--torch-index-url", help="Index of torch's CPU build (default: PyTorch's CPU index, both arches)."),
+    extra_index_url: List[str] = typer.Option([], "--extra-index-url", help="One more index, e.g. Huawei's for triton-ascend (the best version across all is taken); repeatable."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be downloaded, with sizes; write nothing."),
 ) -> None:
     """Download the target's Python wheels (torch, torch_npu, CANN's and the requirements' dependencies) into the folder."""
@@ -169,7 +170,8 @@ def fetch(
         releases = _named_releases(release) + ((("torch_npu", torch_npu),) if torch_npu else ())
         reader, why = engine_for_check(engine)
         the_plan = plan_fetch(workdir, FetchOptions(target=target, platform=platform, python=python, releases=releases,
-                                                    index_url=index_url, torch_index_url=torch_index_url, glibc=glibc),
+                                                    index_url=index_url, torch_index_url=torch_index_url,
+                                                    extra_index_urls=tuple(extra_index_url), glibc=glibc),
                               lambda settings: image_python(settings, reader, why))
         with FetchView(make_console()) as view:
             view.plan(the_plan)

@@ -21,7 +21,7 @@ FILES = published.files()
 # manifest kind -> the components its files may be
 KINDS = {"CANN": {"toolkit", "nnrt", "nnae", "kernels", "ops", "toolbox"},
          "MindIE-image": {"mindie", "mindie_image"}, "Torch-npu": {"torch", "torch_npu"},
-         "MindSpore": {"mindspore"}, "TensorFlow": {"wheel"}}      # TensorFlow: no component of its own (yet), a plain wheel
+         "MindSpore": {"mindspore"}, "TensorFlow": {"wheel"}}      # TensorFlow: no component of its own: plain wheels
 CHIP_COMPONENTS = {"kernels", "ops", "mindie_image"}
 
 

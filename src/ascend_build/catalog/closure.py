@@ -9,18 +9,22 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from ..platforms import DEFAULT_GLIBC, Target, host_arch, oci_platform
+from ..platforms import Target, host_arch, oci_platform
 from ..spec import BuildSpec
 from ..units import human_bytes
 from .compat import load_deps, pin_rows
-from .model import Package, Problem, Selection, StageSlots
+from .model import Package, Problem, Selection, SourceBuild, StageSlots
 from .nocuda import cpu_index, never_beside, refused
 from .problems import (CUDA_IN_IMAGE, MISSING_REQUIREMENT, PYTHON_PIN_MISMATCH, PYTHON_TOOLS_MISSING, REQUIREMENT_CONFLICT,
     REQUIREMENT_UNREADABLE, REQUIREMENTS_UNRESOLVED, WHEEL_TARGET_MISMATCH)
 from .pythons import BasePython
 from .factcache import FactCache
+from .sdist import SdistFacts, facts_from_json, facts_to_json, read_sdist, requirements_besides, sdist_name
 from .wheelmatch import Need, StageNeeds, WheelMatcher, contains_version, read_text, requirement_lines, wheel_name
-from .wheelmeta import metadata_from_json, metadata_to_json, read_metadata
+from .wheelmeta import WheelMetadata, metadata_from_json, metadata_to_json, read_metadata
+
+
+UNREAD_GLIBC = (2, 99)
 
 
 def fetch_command(workdir: Path, spec: BuildSpec, target: str, arch: str) -> str:
@@ -101,7 +105,7 @@ def pin_problems(pins: Sequence[Pin], installed: Dict[str, Package], provided: D
 def stage_closures(selection: Selection, stages: Sequence[StageSlots], spec: BuildSpec, python: BasePython,
                    rules: dict, workdir: Path, facts: FactCache) -> List[Problem]:
     """Fill `selection.pip_index` with each stage's closure; the problems of the resolution."""
-    wheels = [p for p in selection.packages if p.format == "wheel"]
+    wheels = [p for p in selection.packages if p.format in ("wheel", "sdist")]
     extra = [p for p in wheels if p.component == "wheel"]
     problems: List[Problem] = []
     plans = []
@@ -122,7 +126,7 @@ def stage_closures(selection: Selection, stages: Sequence[StageSlots], spec: Bui
                 level="note", code=PYTHON_TOOLS_MISSING, message=f"the {stage.stage} stage's Python tools import "
                 f"{', '.join(absent)}, which have no wheel here: the image builds, but its first NPU operator fails "
                 "(error 50001)", fix=f"run `{fetch_command(workdir, spec, selection.target, selection.arch)}`"))
-        roots = [p for p in chosen if p.format == "wheel"]
+        roots = [p for p in chosen if p.format in ("wheel", "sdist")]
         takes_all = bool(stage.pip_index and stage.pip_index(chosen))
         if roots or needs or takes_all:
             plans.append((stage.stage, roots, needs, takes_all))
@@ -135,22 +139,53 @@ def stage_closures(selection: Selection, stages: Sequence[StageSlots], spec: Bui
         return problems + [Problem(level="warning", code=REQUIREMENTS_UNRESOLVED, message="the image's Python is "
                                    "unknown, so the wheels' requirements were not resolved (every wheel of the folder "
                                    "goes to pip)", fix="set `python:` in ascend-build.yaml, or let an engine read the base image")]
-    target = Target(selection.python, selection.arch, python.glibc or DEFAULT_GLIBC)
+    # a base image not read has a glibc not known: no wheel is refused for it here (the build reads it)
+    target = Target(selection.python, selection.arch, python.glibc or UNREAD_GLIBC)
     pins = stack_pins(selection, stages)
+    builds = {canonicalize_name(d): b for stage in stages for d, b in stage.source_builds.items()}
+    sources = SourceFacts(facts, builds)
     matcher = WheelMatcher(wheels, target, provided(python, rules.get("base_stage_python_packages", [])),
                            {dist: list(reqs) for stage in stages for dist, reqs in stage.undeclared.items()},
-                           lambda pkg: facts.get(pkg, "metadata", read_metadata, metadata_to_json, metadata_from_json),
-                           preferred(pins))
+                           lambda pkg: sources.metadata(pkg) if pkg.format == "sdist" else
+                           facts.get(pkg, "metadata", read_metadata, metadata_to_json, metadata_from_json),
+                           preferred(pins), sources.build_requires)
     results: List[StageNeeds] = []
     for name, roots, needs, takes_all in plans:
         found = matcher.stage(roots, needs)
         results.append(found)
-        taken = found.wheels + ([p for p in extra if p not in found.wheels] if takes_all else [])
+        taken = found.wheels + ([p for p in extra if p not in found.wheels] if takes_all else []) + found.build
         if taken:
             selection.pip_index[name] = taken
+        if found.build:
+            selection.build_index[name] = found.build
+    taken = [*selection.selected(), *(p for stage in selection.pip_index.values() for p in stage)]
+    selection.build_requires = {p.file: sources.build_requires(p) for p in taken if p.format == "sdist"}
     problems += cuda_problems(matcher.installed, results, target, never_beside(stages))
     return (problems + _problems(results, spec, selection, target, workdir)
             + pin_problems(pins, matcher.installed, matcher.provided, workdir, spec, selection))
+
+
+class SourceFacts:
+    """What the matcher reads of an sdist (cached as the wheels' metadata): the requirements of the
+    wheel it builds into, and its build requirements besides those taken from the image."""
+
+    def __init__(self, facts: FactCache, builds: Dict[str, SourceBuild]):
+        self.facts, self.builds = facts, builds
+
+    def read(self, pkg: Package) -> Optional[SdistFacts]:
+        found = sdist_name(pkg.name)
+        build = self.builds.get(found[0]) if found else None
+        return self.facts.get(pkg, "sdist", lambda path: read_sdist(path, build.requirements if build else None),
+                              facts_to_json, facts_from_json)
+
+    def metadata(self, pkg: Package) -> Optional[WheelMetadata]:
+        facts = self.read(pkg)
+        return WheelMetadata(facts.name, facts.version, facts.requires, facts.requires_python) if facts else None
+
+    def build_requires(self, pkg: Package) -> List[str]:
+        facts, found = self.read(pkg), sdist_name(pkg.name)
+        build = self.builds.get(found[0]) if found else None
+        return requirements_besides(facts.build_requires if facts else (), build.installed if build else ())
 
 
 def cuda_problems(installed: Dict[str, Package], results: List[StageNeeds], target: Target,

@@ -369,7 +369,7 @@ def check_targz(path: Path, rel: str) -> FileCheck:
 
 # -- entry point -------------------------------------------------------------------------------
 
-CHECKERS = {"run": check_run, "wheel": check_wheel, "tar.gz": check_targz}
+CHECKERS = {"run": check_run, "wheel": check_wheel, "tar.gz": check_targz, "sdist": check_targz}
 
 
 def verify_file(path: Path, rel: str, fmt: str) -> FileCheck:

@@ -28,6 +28,18 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class SourceBuild:
+    """How a stage builds one source distribution into a wheel: the file inside it that lists what
+    the wheel requires (instead of PKG-INFO, when that depends on how it is built), the build
+    requirements taken from the image as installed (built without isolation, e.g. against the
+    installed CPU torch), and the environment of the build."""
+
+    requirements: Optional[str] = None
+    installed: Tuple[str, ...] = ()
+    env: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class StageSlots:
     """What the catalog knows of a stage: its slots in install order, the order they are chosen
     in (what is chosen first narrows the rest), slots of earlier stages it also requires, and
@@ -51,6 +63,8 @@ class StageSlots:
     pins: Dict[str, Tuple[dict, ...]] = field(default_factory=dict)
     # never in the image beside one of its distributions: distribution -> name patterns (cuda-in-image)
     never_beside: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+    # how its source distributions are built: distribution -> SourceBuild (default: as pip builds it)
+    source_builds: Dict[str, SourceBuild] = field(default_factory=dict)
 
     @property
     def slots_to_choose(self) -> Tuple[str, ...]:
@@ -106,6 +120,8 @@ class Selection:
     python: Optional[str]
     stages: Dict[str, List[Package]] = field(default_factory=dict)   # stage -> packages in install order
     pip_index: Dict[str, List[Package]] = field(default_factory=dict)  # stage -> the other wheels it needs (pip)
+    build_index: Dict[str, List[Package]] = field(default_factory=dict)  # stage -> those of them only its sdists' builds need
+    build_requires: Dict[str, List[str]] = field(default_factory=dict)  # sdist file -> what building it installs first
     packages: List[Package] = field(default_factory=list)            # every file scanned
     problems: List[Problem] = field(default_factory=list)
     unrecognised: List[str] = field(default_factory=list)             # files no name pattern fits

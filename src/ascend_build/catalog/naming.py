@@ -12,6 +12,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from ..grammar import FILE_NAME
 from ..platforms import normalise_arch
+from .sdist import sdist_name
 from .versions import is_prerelease, parse_version
 
 HOST_ONLY = ("driver", "firmware")
@@ -129,4 +130,17 @@ def identify(name: str, patterns: Tuple[Tuple[str, str, Optional[str], str], ...
             abi=int(fields["abi"]) if fields.get("abi") else None,
             prerelease=is_prerelease(version) if version else False,
         )
-    return identify_wheel(name, patterns) if name.endswith(".whl") else None
+    if name.endswith(".whl"):
+        return identify_wheel(name, patterns)
+    return identify_sdist(name, patterns) if name.endswith(".tar.gz") else None
+
+
+def identify_sdist(name: str, patterns: Tuple[Tuple[str, str, Optional[str], str], ...] = ()) -> Optional[Identity]:
+    """A source distribution `<name>-<version>.tar.gz` (PEP 625), its slot as its wheels' (a
+    component's WHEEL_NAME entries); None for other names."""
+    found = sdist_name(name)
+    if found is None:
+        return None
+    dist, version = found
+    component, slot = next(((c, s) for d, c, s, f in patterns if f == WHEEL_NAME and d == dist), ("sdist", None))
+    return Identity(component=component, slot=slot, version=version, format="sdist", prerelease=is_prerelease(version))

@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 from ..platforms import Target
 from .model import Package
 from .requirements import parsed_lines
+from .sdist import sdist_name
 from .wheelmeta import WheelMetadata, read_metadata
 
 MAX_REQUIREMENTS_FILE = 1 << 20
@@ -78,9 +79,15 @@ class StageNeeds:
     missing: List[Missing] = field(default_factory=list)
     conflicts: List[Conflict] = field(default_factory=list)
     unfit: List[Tuple[Package, str]] = field(default_factory=list)   # the stage's own wheels that do not fit the target
+    build: List[Package] = field(default_factory=list)               # wheels only its sdists' builds need (not installed)
 
 
 def wheel_name(pkg: Package) -> Tuple[str, Optional[Version], FrozenSet[Tag]]:
+    """(normalised name, version, tags) of a wheel's file name; an sdist's has no tags (it is built
+    for the target)."""
+    if pkg.format == "sdist":
+        found = sdist_name(pkg.name)
+        return (found[0], Version(found[1]), frozenset()) if found else ("", None, frozenset())
     try:
         name, version, _build, tags = parse_wheel_filename(pkg.name)
         return str(name), version, tags
@@ -116,8 +123,10 @@ class WheelMatcher:
     def __init__(self, wheels: Sequence[Package], target: Target, provided: Mapping[str, Optional[str]] = None,
                  undeclared: Mapping[str, Sequence[str]] = None,
                  metadata: Optional[Callable[[Package], Optional[WheelMetadata]]] = None,
-                 prefer: Mapping[str, SpecifierSet] = None):
+                 prefer: Mapping[str, SpecifierSet] = None,
+                 build_requires: Callable[[Package], Sequence[str]] = lambda pkg: ()):
         self.target = target
+        self.build_requires = build_requires       # an sdist's build requirements the image does not have as installed
         self.prefer = {canonicalize_name(n): s for n, s in (prefer or {}).items()}   # pins: chosen first when several fit
         self._read = metadata or (lambda pkg: read_metadata(pkg.path))
         self.by_name: Dict[str, List[Package]] = {}
@@ -162,7 +171,21 @@ class WheelMatcher:
                 f"(glibc {self.target.glibc[0]}.{self.target.glibc[1]})")
 
     def stage(self, roots: Sequence[Package], needs: Sequence[Need]) -> StageNeeds:
-        """Resolve a stage that installs the wheels `roots` and the requirements `needs`."""
+        """Match a stage that installs the wheels `roots` and the requirements `needs`. The
+        sdists among them are built first, against what the image has then: their build
+        requirements are matched apart (`build`: delivered, not installed)."""
+        result, chosen = self._match(roots, needs)
+        sdists = [p for p in [*roots, *result.wheels] if p.format == "sdist"]
+        build_needs = [Need(Requirement(line), f"{p.name} (to build it)") for p in sdists for line in self.build_requires(p)]
+        if build_needs:
+            build, _ = self._match([], build_needs)
+            result.build = [p for p in build.wheels if p not in result.wheels]
+            result.missing += build.missing
+            result.conflicts += build.conflicts
+        self.installed.update(chosen)
+        return result
+
+    def _match(self, roots: Sequence[Package], needs: Sequence[Need]) -> Tuple[StageNeeds, Dict[str, Package]]:
         result = StageNeeds()
         chosen: Dict[str, Package] = {}
         extras_done: Dict[str, Set[str]] = {}
@@ -210,8 +233,7 @@ class WheelMatcher:
             queue += self.needs_of(pick, sorted(req.extras))
         own = {p.file for p in roots}
         result.wheels = sorted((p for p in chosen.values() if p.file not in own), key=lambda p: p.name)
-        self.installed.update(chosen)
-        return result
+        return result, chosen
 
     def best(self, name: str, req: Requirement) -> Tuple[Optional[Package], str]:
         """The highest version of `name` here that fits `req` and the target; else None and why
@@ -231,7 +253,7 @@ class WheelMatcher:
 
         def rank(pkg: Package) -> tuple:
             version = wheel_name(pkg)[1]
-            return (pin is None or pin.contains(version, prereleases=True), version)
+            return (pin is None or pin.contains(version, prereleases=True), version, pkg.format != "sdist")
         return max(fits, key=rank), ""
 
 

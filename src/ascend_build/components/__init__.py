@@ -84,6 +84,10 @@ class PlanInputs:
         """The other wheels of the working directory the stage takes (pip's local index)."""
         return self.selection.pip_index.get(stage, [])
 
+    def build_wheels(self, stage: str) -> List[Package]:
+        """Those of them only the builds of the stage's sdists need (delivered, never installed)."""
+        return self.selection.build_index.get(stage, [])
+
     def pip_source(self) -> str:
         if self.spec.pip_index_url:
             trusted = f" --trusted-host {self.spec.pip_trusted_host}" if self.spec.pip_trusted_host else ""
@@ -169,6 +173,7 @@ class IndexWants:
     set_aside: Tuple[Package, ...] = ()
     slots: Tuple[str, ...] = ()
     said: Tuple[str, ...] = ()
+    sdists: Tuple[str, ...] = ()            # `name==version` of source distributions to download as they are
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,3 +192,4 @@ class Component(StageSlots):
     summary: Tuple[str, ...] = ()
     probes: Tuple[dict, ...] = ()
     system_packages: Dict[str, Tuple[str, ...]] = field(default_factory=dict)   # OS family -> packages its stage needs
+    elsewhere: Dict[str, str] = field(default_factory=dict)   # distribution -> where it is published, when not on the public index

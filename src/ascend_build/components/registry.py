@@ -4,9 +4,9 @@ only the order stages are listed in (help, the catalog's tables)."""
 from typing import Dict, List, Optional
 
 from ..catalog.problems import PROBLEM_CODES
-from . import Component, base, cann, mindie, mindspore, pta
+from . import Component, base, cann, mindie, mindspore, pta, vllm
 
-COMPONENTS: List[Component] = [base.COMPONENT, cann.COMPONENT, pta.COMPONENT, mindie.COMPONENT, mindspore.COMPONENT]
+COMPONENTS: List[Component] = [base.COMPONENT, cann.COMPONENT, pta.COMPONENT, mindie.COMPONENT, mindspore.COMPONENT, vllm.COMPONENT]
 
 
 def components() -> List[Component]:

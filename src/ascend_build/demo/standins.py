@@ -46,6 +46,8 @@ class Family:
     mindie_form: str = "run"     # run, or wheels (MindIE 3.x: mindie_llm, mindie_sd, mindie_motor)
     runtime: str = "toolkit"     # toolkit, or the runtime-only nnrt / nnae package (up to 8.3)
     mindspore: Optional[str] = None  # the MindSpore release made for the family's CANN
+    vllm_ascend: Optional[str] = None  # vLLM-Ascend (and vLLM of its release, from source) with triton-ascend
+    triton_ascend: Optional[str] = None
 
     def abi_for(self, arch: str) -> int:
         return self.abi[arch] if isinstance(self.abi, dict) else self.abi
@@ -515,6 +517,89 @@ def make_mindspore(dest: Path, version: str, cann: str, arch: str, python: str, 
     return make_wheel(dest, "mindspore", version, (tag, tag, wheel_platforms(arch, False)), files)
 
 
+VLLM_SETUP = '''"""{note}: vLLM's setup.py as it decides: its dependencies and whether it compiles
+follow VLLM_TARGET_DEVICE; `empty` compiles nothing and requires requirements/common.txt."""
+import os
+
+from setuptools import setup
+
+
+def requirements(name):
+    found = []
+    for line in open(os.path.join("requirements", name)):
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            found += requirements(line[3:].strip())
+        elif line:
+            found.append(line)
+    return found
+
+
+if os.environ.get("VLLM_TARGET_DEVICE") != "empty":
+    raise SystemExit("stand-in vLLM: only VLLM_TARGET_DEVICE=empty builds here (the CUDA build needs nvcc "
+                     "and torch {cuda_torch})")
+setup(name="vllm", version="{version}+empty", packages=["vllm"], install_requires=requirements("common.txt"),
+      entry_points={{"console_scripts": ["vllm = vllm.cli:main"]}})
+'''
+
+VLLM_CLI = '''"""{note}"""
+import sys
+
+from vllm import __version__
+
+
+def main():
+    if sys.argv[1:] == ["--version"]:
+        print(__version__)
+        return 0
+    print("stand-in vLLM: `vllm serve` is not here", file=sys.stderr)
+    return 2
+'''
+
+
+def make_vllm_sdist(dest: Path, version: str) -> Path:
+    """vLLM's source distribution as the real one is made: its PKG-INFO lists the CUDA build's
+    requirements (torch 2.11.0, nvidia-*), its build-system asks a CUDA torch, and what an `empty`
+    build requires is requirements/common.txt (with an `-r`)."""
+    cuda_torch = "2.11.0"
+    top = f"vllm-{version}"
+    info = (f"Metadata-Version: 2.4\nName: vllm\nVersion: {version}\nSummary: {STANDIN_NOTE}\n"
+            f"Requires-Python: >=3.10,<3.15\nDynamic: requires-dist\nRequires-Dist: regex\n"
+            f"Requires-Dist: torch=={cuda_torch}\nRequires-Dist: nvidia-cudnn-frontend>=1.19.1\n")
+    pyproject = ('[build-system]\nrequires = ["setuptools>=61", "wheel", "cmake>=3.26.1", "ninja", '
+                 f'"torch == {cuda_torch}"]\nbuild-backend = "setuptools.build_meta"\n')
+    files = {f"{top}/PKG-INFO": info.encode(), f"{top}/pyproject.toml": pyproject.encode(),
+             f"{top}/setup.py": VLLM_SETUP.format(note=STANDIN_NOTE, version=version, cuda_torch=cuda_torch).encode(),
+             f"{top}/requirements/common.txt": b"regex # Replace re for higher-performance regex matching\n"
+                                               b"-r common-more.txt\n",
+             f"{top}/requirements/common-more.txt": b"ninja  # Required for xgrammar\n",
+             f"{top}/requirements/cuda.txt": f"-r common.txt\ntorch=={cuda_torch}\n".encode(),
+             f"{top}/vllm/__init__.py": f'"""{STANDIN_NOTE}"""\n__version__ = "{version}+empty"\n'.encode(),
+             f"{top}/vllm/cli.py": VLLM_CLI.format(note=STANDIN_NOTE).encode()}
+    path = Path(dest) / f"{top}.tar.gz"
+    path.write_bytes(_targz(files))
+    return path
+
+
+def make_vllm_stack(dest: Path, fam: "Family", arch: str, python: str, fill: int, seed: str = "") -> List[Path]:
+    """vllm-ascend (a wheel that needs CANN's environment to import, like torch_npu), vLLM's sdist,
+    triton-ascend, and the pure wheels those need (stand-ins of regex, ninja, cmake)."""
+    tag = py_tag(python)
+    init = TORCH_NPU_INIT.replace("import torch  # noqa: F401  (the real torch_npu imports torch first)",
+                                  "import torch_npu  # noqa: F401  (vllm_ascend imports torch_npu first)")
+    files = {"vllm_ascend/__init__.py": init.format(note=STANDIN_NOTE, version=fam.vllm_ascend).encode(),
+             "vllm_ascend/standin-filler.bin": filler(fill, f"vllm_ascend{fam.vllm_ascend}{arch}{seed}")}
+    paths = [make_wheel(dest, "vllm_ascend", fam.vllm_ascend, (tag, tag, [f"manylinux_2_34_{arch}"]), files,
+                        requires=[f"torch=={fam.torch}", f"torch-npu=={fam.torch_npu}",
+                                  f"triton-ascend=={fam.triton_ascend}", "regex"]),
+             make_vllm_sdist(dest, ".".join(fam.vllm_ascend.split(".")[:3]).split("rc")[0]),
+             make_wheel(dest, "triton_ascend", fam.triton_ascend, (tag, tag, wheel_platforms(arch, True)),
+                        {"triton/__init__.py": simple_module(fam.triton_ascend)})]
+    for name, version in (("regex", "2026.1.1"), ("ninja", "1.13.0"), ("cmake", "4.2.0")):
+        paths.append(make_wheel(dest, name, version, ("py3", "none", ["any"]), {f"{name}/__init__.py": simple_module(version)}))
+    return paths
+
+
 def generate(
     dest: Path,
     *,
@@ -553,6 +638,8 @@ def generate(
         paths.append(make_atb_tarball(dest, fam.mindie, arch, python, fam.torch, abi, fill, seed))
     elif fam.atb_models == "wheel":
         paths.append(make_atb_wheel(dest, fam.mindie, arch, python, fill, seed))
+    if fam.vllm_ascend:
+        paths += make_vllm_stack(dest, fam, arch, python, fill, seed)
     if mindspore:
         if not fam.mindspore:
             raise ConfigError(f"the demo CANN family {cann} has no MindSpore release",

@@ -2,9 +2,10 @@
 (what its stages ask the index for, requirements*.txt and the dependencies of the stages' own
 wheels) as wheels for the target's arch, Python and glibc, so that `check` and `build` need no
 network afterwards."""
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -14,6 +15,7 @@ from ..catalog.compat import load_deps
 from ..catalog.factcache import FactCache, with_binary_arches
 from ..catalog.model import Selection, file_patterns
 from ..catalog.nocuda import cpu_index, never_beside, refused
+from ..catalog.sdist import read_sdist, requirements_besides, sdist_name
 from ..catalog.scan import scan
 from ..catalog.select import select
 from ..components import FolderView
@@ -26,6 +28,7 @@ from ..units import human_bytes
 from .download import Client, Progress, download, present
 from .pace import Limits
 from .resolve import Indexes, IndexUnreachable, Wheel, resolve
+from .sdists import find_sdist
 from .wants import Wants, wants
 
 
@@ -39,6 +42,7 @@ class FetchOptions:
     releases: Tuple[Tuple[str, str], ...] = ()     # (slot, version) named on the command line
     index_url: Optional[str] = None
     torch_index_url: Optional[str] = None
+    extra_index_urls: Tuple[str, ...] = ()
     glibc: Optional[str] = None                    # e.g. 2.35; default: the base image's, read through an engine
 
 
@@ -122,7 +126,8 @@ def plan_fetch(workdir: Path, options: FetchOptions,
                     glibc=glibc)
     indexes = Indexes(
         index_url=_url(options.index_url, "--index-url") or settings.spec.pip_index_url or deps["index_url"],
-        torch_index_url=_url(options.torch_index_url, "--torch-index-url") or deps["torch_index_url"].get(target.arch))
+        torch_index_url=_url(options.torch_index_url, "--torch-index-url") or deps["torch_index_url"].get(target.arch),
+        extra_index_urls=tuple(_url(u, "--extra-index-url") for u in options.extra_index_urls))
     view = FolderView(packages=tuple(p for p in packages if p.arch in (None, target.arch)
                                      and p.python in (None, target.python)),
                       selected=tuple(selection.selected()), releases=_releases(options.releases), deps=deps)
@@ -130,19 +135,20 @@ def plan_fetch(workdir: Path, options: FetchOptions,
     return FetchPlan(settings.workdir.resolve(), target, indexes, wants(stages, view), glibc_source, never_beside(stages))
 
 
-def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line: None) -> List[Wheel]:
+def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line: None,
+                     more: Sequence[str] = ()) -> List[Wheel]:
     """The wheels of `plan`, none of them CUDA. When torch's CPU index cannot be reached, the main
     index alone is tried (its aarch64 torch is a CPU build up to 2.10), and a resolution that then
     holds CUDA distributions is refused naming the CPU index."""
     cpu = plan.indexes.torch_index_url
     try:
-        wheels, unreached = resolve(plan.wants.requirements, plan.target, plan.indexes), None
+        wheels, unreached = resolve([*plan.wants.requirements, *more], plan.target, plan.indexes), None
     except IndexUnreachable as exc:
         if not cpu or exc.url != cpu or cpu == plan.indexes.index_url:
             raise
         note(f"torch's CPU index {cpu} cannot be reached: trying {plan.indexes.index_url} alone "
              "(CUDA builds are refused)")
-        wheels, unreached = resolve(plan.wants.requirements, plan.target, Indexes(plan.indexes.index_url)), cpu
+        wheels, unreached = resolve([*plan.wants.requirements, *more], plan.target, Indexes(plan.indexes.index_url)), cpu
     bad = refused([w.name for w in wheels], plan.never_beside)
     if bad:
         sizes = {canonicalize_name(w.name): w.size for w in wheels}
@@ -162,9 +168,19 @@ def fetch(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress] = lambda w: (la
           note: Callable[[str], None] = lambda line: None, dry_run: bool = False) -> FetchResult:
     """Resolve `plan` and download every wheel the folder does not have yet, within `limits` (with
     `dry_run`, only list them in `result.pending`: nothing is written)."""
-    wheels = resolve_cpu_only(plan, note)
-    resolved(wheels)
     result, client = FetchResult(), Client()
+    more = source_requirements(plan, on_wheel, limits, client, result, dry_run)
+    try:
+        wheels = resolve_cpu_only(plan, note, more)
+    except IndexUnreachable:
+        raise
+    except PackageError as err:
+        where = [f"{name}: {place}" for name, place in plan.wants.elsewhere.items() if name in err.message]
+        if not where:
+            raise
+        raise PackageError(f"{err.message}. Not on the index fetch asked: {'; '.join(where)}",
+                           fix="add that index: --extra-index-url URL") from None
+    resolved(wheels)
     for wheel in wheels:
         have = present(plan.workdir, wheel)
         if have is not None:
@@ -177,6 +193,35 @@ def fetch(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress] = lambda w: (la
         result.fetched.append(path)
         result.bytes += path.stat().st_size
     return result
+
+
+def source_requirements(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress], limits: Limits, client: Client,
+                        result: FetchResult, dry_run: bool) -> List[str]:
+    """Download the sdists the stages ask for (a dry run only reads them, in a folder of its own),
+    and return what their wheels require and what building them needs besides what the image
+    will have installed (the resolver gets wheels for both)."""
+    lines: List[str] = []
+    with tempfile.TemporaryDirectory(prefix="ascend-build-sdists-") as scratch:
+        paths = [p.path for p in plan.wants.local_sdists]
+        for line in plan.wants.sdists:
+            wanted = find_sdist(line, plan.indexes.index_url, client, limits)
+            have = present(plan.workdir, wanted)
+            if have is None:
+                have = download(wanted, Path(scratch) if dry_run else plan.workdir, on_wheel(wanted), limits, client)
+                (result.pending if dry_run else result.fetched).append(wanted if dry_run else have)
+                result.bytes += 0 if dry_run else have.stat().st_size
+            else:
+                result.present.append(have)
+            paths.append(have)
+        for path in paths:
+            found = sdist_name(path.name)
+            build = plan.wants.builds.get(found[0]) if found else None
+            facts = read_sdist(path, build.requirements if build else None)
+            if facts is None:
+                raise PackageError(f"{path.name} is not a readable source distribution (no PKG-INFO)",
+                                   fix="download it again")
+            lines += requirements_besides([*facts.requires, *facts.build_requires], build.installed if build else ())
+    return list(dict.fromkeys(lines))
 
 
 def describe(plan: FetchPlan) -> Tuple[str, ...]:

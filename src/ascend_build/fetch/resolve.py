@@ -42,6 +42,7 @@ class Wheel:
 class Indexes:
     index_url: str
     torch_index_url: Optional[str] = None
+    extra_index_urls: Tuple[str, ...] = ()       # e.g. Huawei's, for what the public index lacks
 
 
 def uv_binary() -> str:
@@ -58,7 +59,11 @@ def compile_command(target: Target, indexes: Indexes, source: Path) -> List[str]
     if indexes.torch_index_url and indexes.torch_index_url != indexes.index_url:
         # The PyTorch index mirrors a few PyPI packages at a few versions: the best version across
         # both indexes, not the first index that has the name (which would lock numpy to the mirror).
-        cmd += ["--extra-index-url", indexes.torch_index_url, "--index-strategy", "unsafe-best-match"]
+        cmd += ["--extra-index-url", indexes.torch_index_url]
+    for url in indexes.extra_index_urls:
+        cmd += ["--extra-index-url", url]
+    if len(cmd) > cmd.index("--index-url") + 2:
+        cmd += ["--index-strategy", "unsafe-best-match"]
     return cmd + [str(source)]
 
 

@@ -2,14 +2,14 @@
 component's `index_wants`: its own releases and their pins, the folder's wheels of them it keeps),
 the folder's requirements*.txt, and the other wheels the stages install from the folder (their
 own dependencies). Stack knowledge lives in the components and their data, not here."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from packaging.requirements import InvalidRequirement
-from packaging.utils import parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from ..catalog.model import Package
+from ..catalog.model import Package, SourceBuild
 from ..catalog.requirements import parsed_lines
 from ..components import Component, FolderView, IndexWants
 from ..errors import PackageError
@@ -27,6 +27,10 @@ class Wants:
     kept: Tuple[Package, ...] = ()
     set_aside: Tuple[Package, ...] = ()
     said: Tuple[str, ...] = ()
+    sdists: Tuple[str, ...] = ()                  # `name==version` of sdists to download as they are
+    local_sdists: Tuple[Package, ...] = ()        # the folder's sdists the stages build
+    builds: Dict[str, SourceBuild] = field(default_factory=dict)   # normalised name -> how the stage builds it
+    elsewhere: Dict[str, str] = field(default_factory=dict)        # name -> the index that has it (not the public one)
 
 
 def requirement_lines(path: Path, rel: str) -> List[str]:
@@ -73,4 +77,8 @@ def wants(stages: Sequence[Component], view: FolderView) -> Wants:
         elif pkg.format == "wheel" and pkg.slot not in decided:
             lines.append(local_requirement(pkg))
     return Wants(requirements=list(dict.fromkeys(lines)), kept=kept,
-                 set_aside=tuple(p for a in asked for p in a.set_aside), said=tuple(s for a in asked for s in a.said))
+                 set_aside=tuple(p for a in asked for p in a.set_aside), said=tuple(s for a in asked for s in a.said),
+                 sdists=tuple(s for a in asked for s in a.sdists),
+                 local_sdists=tuple(p for p in view.selected if p.format == "sdist"),
+                 builds={canonicalize_name(d): b for c in stages for d, b in c.source_builds.items()},
+                 elsewhere={n: where for c in stages for n, where in c.elsewhere.items()})

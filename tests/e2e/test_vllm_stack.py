@@ -1,0 +1,59 @@
+"""The vLLM-Ascend stack end to end on the stand-ins of the demo family 9.1.0: `--target vllm`
+builds base → cann → pta → vllm (no MindIE), vLLM built from its sdist for no device inside the
+stage, its build requirements never in the image, verify passing; a no-change rebuild builds
+nothing again; on linux/arm64 under QEMU too when its base image is here."""
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clirun import cli
+
+pytestmark = pytest.mark.e2e
+ARM64_BASE = "localhost/ascend-build-base:bookworm-arm64"
+
+
+def said(result) -> str:
+    return result.stdout + result.stderr
+
+
+def in_image(docker_bin: str, tag: str, platform: str, *command: str) -> subprocess.CompletedProcess:
+    return subprocess.run([docker_bin, "run", "--rm", "--platform", platform, tag, *command],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("arch, platform", [("x86_64", "linux/amd64"), ("aarch64", "linux/arm64")])
+def test_vllm_from_source_on_torch_npu(tmp_path, docker_bin, base_image, arch, platform):
+    if arch == "aarch64" and subprocess.run([docker_bin, "image", "inspect", ARM64_BASE],
+                                            capture_output=True).returncode != 0:
+        pytest.skip(f"{ARM64_BASE} missing: scripts/make-base-image.sh --arch arm64")
+    workdir = tmp_path / "w"
+    assert cli("init", "--demo", workdir, "--cann", "9.1.0", "--arch", arch, "--filler", "64KiB").returncode == 0
+    with (workdir / "ascend-build.yaml").open("a") as config:
+        config.write(f"\nbase_images:\n  aarch64: {ARM64_BASE}\n")
+    tag = f"ascend-build-test/vllm-stack:{arch}-{tmp_path.name.lower()}"
+    report = tmp_path / "report.json"
+    try:
+        built = cli("build", "-C", workdir, "--target", "vllm", "--platform", platform, "-t", tag, "--port", "0",
+                    "--verify", "--report", report, "--no-cache")
+        assert built.returncode == 0, said(built)[-4000:]
+        assert "FAILED" not in said(built), said(built)[-4000:]
+        log = Path(json.loads(report.read_text())["log"])
+        assert "building vllm-0.23.0.tar.gz" in (log if log.is_absolute() else workdir / log).read_text()
+        assert [s["name"] for s in json.loads(report.read_text())["stages"]] == ["base", "cann", "pta", "vllm"]
+        version = in_image(docker_bin, tag, platform, "vllm", "--version")
+        assert version.returncode == 0 and version.stdout.strip() == "0.23.0+empty", said(version)
+        listed = in_image(docker_bin, tag, platform, "python3", "-m", "pip", "list", "--format", "json")
+        names = {p["name"].lower().replace("_", "-") for p in json.loads(listed.stdout)}
+        assert {"vllm", "vllm-ascend", "triton-ascend", "torch-npu"} <= names, names
+        assert not names & {"cmake", "triton"}, "build requirements and the community triton stay out"
+        left = in_image(docker_bin, tag, platform, "sh", "-c", "ls -A /tmp; find / -name 'vllm-*.tar.gz' -not -path '/proc/*'")
+        assert left.stdout.strip() == "", left.stdout
+        again = cli("build", "-C", workdir, "--target", "vllm", "--platform", platform, "-t", tag, "--port", "0",
+                    "--report", report)
+        assert again.returncode == 0, said(again)[-3000:]
+        stages = {s["name"]: s["status"] for s in json.loads(report.read_text()).get("stages", [])}
+        assert "building vllm" not in said(again) and set(stages.values()) <= {"cached"}, (stages, said(again)[-2000:])
+    finally:
+        subprocess.run([docker_bin, "image", "rm", "--force", tag], capture_output=True)

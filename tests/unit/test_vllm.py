@@ -1,0 +1,167 @@
+"""The vllm stage: vLLM from its sdist (what its wheel requires read from requirements/common.txt
+inside, not from the CUDA build's PKG-INFO; its build requirements besides the installed torch
+resolved apart and never installed), vllm-ascend's pairs, and what fetch asks the index for
+(the paired sdist, downloaded as it is; triton-ascend named where it is published). Against the
+stand-ins of the demo family 9.1.0 and a package index on 127.0.0.1."""
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ascend_build.catalog.check import check
+from ascend_build.catalog.sdist import read_sdist
+from ascend_build.chain import stage_chain
+from ascend_build.components import vllm
+from ascend_build.components.registry import components
+from ascend_build.demo import standins
+from ascend_build.errors import PackageError
+from ascend_build.fetch import FetchOptions, fetch, plan_fetch
+from ascend_build.plan import plan_for
+from ascend_build.settings import Options, settings_for
+from ascend_build.spec import BuildSpec
+from test_fetch import Index, _pure, index_files
+
+
+@pytest.fixture(scope="module")
+def family_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("vllm-family")
+    standins.generate(folder, cann="9.1.0", arch="x86_64", fill=1024, elf=False)
+    return folder
+
+
+def workdir(tmp_path: Path, family_files: Path, drop=()) -> Path:
+    work = tmp_path / "work"
+    (work / "packages").mkdir(parents=True)
+    (work / "ascend-build.yaml").write_text("target: vllm\narch: x86_64\npython: '3.11'\n")
+    for path in family_files.iterdir():
+        if not path.name.startswith(("mindie", *drop)):
+            shutil.copy(path, work / "packages" / path.name)
+    return work
+
+
+def checked(work: Path):
+    settings = settings_for(work, Options())
+    found = check(work, settings.spec, components(), settings.builtin_chain, settings.builtin_target, settings.arch)
+    return found, {p.code: p for p in found.problems}
+
+
+def test_target_vllm_builds_on_pta_without_mindie():
+    assert stage_chain(BuildSpec(target="vllm"), "vllm") == ["base", "cann", "pta", "vllm"]
+
+
+def test_the_sdists_requirements_come_from_the_file_the_component_names(family_files):
+    sdist = family_files / "vllm-0.23.0.tar.gz"
+    built_for_cuda = read_sdist(sdist)
+    assert "torch==2.11.0" in built_for_cuda.requires             # PKG-INFO: the CUDA build's
+    empty = read_sdist(sdist, vllm.BUILD.requirements)
+    assert empty.requires == ("regex", "ninja")                   # common.txt, its -r followed, comments gone
+    assert "torch == 2.11.0" in empty.build_requires and empty.version == "0.23.0"
+
+
+def test_check_takes_the_sdist_and_keeps_its_build_requirements_out_of_the_image(tmp_path, family_files):
+    selection, problems = checked(workdir(tmp_path, family_files))
+    assert not [p for p in selection.problems if p.level == "error"], selection.problems
+    assert [p.name for p in selection.find("vllm")] == ["vllm-0.23.0.tar.gz"]
+    build_only = [p.name for p in selection.build_index["vllm"]]
+    assert build_only == ["cmake-4.2.0-0standin-py3-none-any.whl"]              # ninja: its wheel needs it too
+    assert selection.build_requires["packages/vllm-0.23.0.tar.gz"] == ["setuptools>=61", "wheel", "cmake>=3.26.1", "ninja"]
+    assert "cuda-in-image" not in problems
+
+
+def test_the_plan_builds_vllm_for_no_device_and_installs_no_build_requirement(tmp_path, family_files):
+    work = workdir(tmp_path, family_files)
+    plan = plan_for(settings_for(work, Options()))
+    script = next(s for s in plan.stages if s.name == "vllm").script
+    assert "ab_build_sdist \"$PKG_DIR\"/vllm-0.23.0.tar.gz VLLM_TARGET_DEVICE=empty -- 'setuptools>=61' wheel " \
+           "'cmake>=3.26.1' ninja" in script
+    install = next(line for line in script.splitlines() if line.startswith("ab_pip "))
+    assert '"$AB_BUILT"/*.whl' in install and "vllm_ascend-0.23.0" in install and "cmake" not in install
+    assert [s.name for s in plan.stages] == ["base", "cann", "pta", "vllm"]
+
+
+def test_a_missing_build_requirement_is_named_with_what_needs_it(tmp_path, family_files):
+    _, problems = checked(workdir(tmp_path, family_files, drop=("cmake",)))
+    missing = problems["missing-requirement"]
+    assert "cmake>=3.26.1" in missing.message and "vllm-0.23.0.tar.gz (to build it)" in missing.message
+
+
+def test_a_hostile_build_requirement_never_reaches_the_script(tmp_path, family_files):
+    work = workdir(tmp_path, family_files)
+    sdist = work / "packages" / "vllm-0.23.0.tar.gz"
+    members = {}
+    with tarfile.open(sdist) as tar:
+        for m in tar.getmembers():
+            members[m.name] = tar.extractfile(m).read()
+    members["vllm-0.23.0/pyproject.toml"] = b'[build-system]\nrequires = ["setuptools>=61", "x; $(touch /pwned)", "wheel\'; rm -rf /"]\n'
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    sdist.write_bytes(out.getvalue())
+    selection, _ = checked(work)
+    assert selection.build_requires["packages/vllm-0.23.0.tar.gz"] == ["setuptools>=61"]
+
+
+def test_a_vllm_wheel_from_the_index_is_a_cuda_build(tmp_path, family_files):
+    work = workdir(tmp_path, family_files, drop=("vllm-",))
+    name, data = standins.build_wheel("vllm", "0.23.0", ("cp38", "abi3", ["manylinux_2_28_x86_64"]), {"vllm/__init__.py": b""})
+    (work / "packages" / name.replace("-0standin-", "-")).write_bytes(data)
+    _, problems = checked(work)
+    assert problems[vllm.VLLM_CUDA_WHEEL].level == "error" and "vllm-0.23.0.tar.gz" in problems[vllm.VLLM_CUDA_WHEEL].fix
+
+
+def test_vllm_of_another_release_and_a_toolkit_of_another_cann_are_errors(tmp_path, family_files):
+    work = workdir(tmp_path, family_files, drop=("vllm-", "Ascend-cann-toolkit"))
+    standins.make_vllm_sdist(work / "packages", "0.22.0")
+    standins.make_toolkit(work / "packages", "9.0.0", "x86_64", 1024, elf=False)
+    _, problems = checked(work)
+    assert "vllm-0.23.0.tar.gz" in problems[vllm.VLLM_MISMATCH].fix
+    assert "9.1.0" in problems[vllm.VLLM_ASCEND_CANN_MISMATCH].message
+
+
+@pytest.fixture(scope="module")
+def index(family_files):
+    projects = index_files()
+    projects["vllm"] = {"vllm-0.23.0.tar.gz": (family_files / "vllm-0.23.0.tar.gz").read_bytes()}
+    projects["vllm-ascend"] = {p.name: p.read_bytes() for p in family_files.glob("vllm_ascend-*.whl")}
+    for name in ("regex", "ninja", "wheel"):
+        projects[name] = _pure(name, "1.0")
+    projects["cmake"] = _pure("cmake", "4.2.0")
+    projects["setuptools"] = _pure("setuptools", "70.0")
+    projects["torch"].update({p.name: p.read_bytes() for p in family_files.glob("torch-*.whl")})
+    projects["torch-npu"].update({p.name: p.read_bytes() for p in family_files.glob("torch_npu-*.whl")})
+    served = Index(projects)
+    yield served
+    served.close()
+
+
+def _options(index, **more) -> FetchOptions:
+    return FetchOptions(**{"python": "3.11", "index_url": index.url, "torch_index_url": index.url, **more})
+
+
+def test_fetch_brings_the_paired_sdist_and_names_where_triton_ascend_is(index, tmp_path, family_files):
+    work = workdir(tmp_path, family_files, drop=("vllm-", "triton", "regex", "ninja", "cmake"))
+    plan = plan_fetch(work, _options(index))
+    assert plan.wants.sdists == ("vllm==0.23.0",) and "vLLM 0.23.0 from its source distribution" in plan.wants.said
+    with pytest.raises(PackageError) as err:
+        fetch(plan)
+    assert "triton-ascend" in err.value.message and "Huawei" in err.value.message
+    assert "--extra-index-url" in err.value.fix
+    assert (work / "vllm-0.23.0.tar.gz").exists(), "the sdist came before the resolution"
+
+
+def test_fetch_completes_the_folder_with_the_extra_index(index, tmp_path, family_files):
+    work = workdir(tmp_path, family_files, drop=("vllm-", "triton", "regex", "ninja", "cmake"))
+    huawei = Index({"triton-ascend": {p.name: p.read_bytes() for p in family_files.glob("triton_ascend-*.whl")}})
+    try:
+        result = fetch(plan_fetch(work, _options(index, extra_index_urls=(huawei.url,))))
+    finally:
+        huawei.close()
+    got = sorted(p.name.split("-")[0] for p in result.fetched)
+    assert {"vllm", "triton_ascend", "regex", "ninja", "cmake"} <= set(got), got
+    selection, problems = checked(work)
+    assert not [p for p in selection.problems if p.level == "error"], selection.problems

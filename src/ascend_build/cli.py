@@ -52,7 +52,7 @@ def init(
     directory: Path = typer.Argument(Path("."), help="Folder to scaffold (created when missing)."),
     demo: bool = typer.Option(False, "--demo", help="Also write a stand-in package set (placeholder installers)."),
     arch: str = typer.Option("host", help="Package arch for --demo: x86_64, aarch64 or host."),
-    cann: str = typer.Option("8.5.0", help="CANN family for --demo: 8.0.RC2, 8.3.RC1, 8.3.RC1-nnrt (inference runtime only), 8.5.0 or 9.0.0."),
+    cann: str = typer.Option("8.5.0", help="CANN family for --demo: 8.0.RC2, 8.3.RC1, 8.3.RC1-nnrt (inference runtime only), 8.5.0, 9.0.0 or 9.1.0 (with the vLLM-Ascend stand-ins)."),
     chip: str = typer.Option("910b", help="Chip for --demo: 310p, 910b, A3..."),
     python: str = typer.Option("3.11", help="Python version the demo wheels are built for."),
     filler: str = typer.Option("1MiB", help="Incompressible bytes installed by each demo package (e.g. 512KiB, 64MiB)."),
@@ -80,7 +80,7 @@ def init(
     console.print(f"[green]Ready:[/] {directory}" + ("  (stand-in packages: they install placeholder files only)" if demo else ""))
 
 
-TARGET = _answered("target", help="Last stage: base, cann, pta, mindie or a custom stage (default: the config's).")
+TARGET = _answered("target", help="Last stage: base, cann, pta, mindie, mindspore, vllm or a custom stage (default: the config's).")
 DELIVERY = _answered("delivery", help="How installers reach the build: auto, http, mount or copy.")
 BASE_IMAGE = _answered("base_image", help="Image the base stage starts from (overrides the config).")
 PLATFORM = _answered("platform", help="Build platform: x86_64/aarch64 or linux/amd64, linux/arm64 (default: this host); check and build take several, comma-separated.")
@@ -386,7 +386,7 @@ def run(
     image: str = typer.Argument(..., help="Image to run."),
     command: Optional[List[str]] = typer.Argument(None, help="Command to run in the container (after --)."),
     print_only: bool = typer.Option(False, "--print", help="Print the command instead of running it."),
-    profile: str = typer.Option("default", "--profile", help="default, mindie-service (host network, 1g shm, whole driver) or multi-card (host network and IPC)."),
+    profile: str = typer.Option("default", "--profile", help="default, mindie-service or vllm-serve (host network, 1g shm, whole driver), or multi-card (host network and IPC)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="NPU cards to pass, e.g. 0,1 (default: all)."),
     driver: Optional[str] = typer.Option(None, "--driver", help="whole (mount all of /usr/local/Ascend/driver, the default) or lib64 (its libraries only)."),
     ascend_runtime: Optional[bool] = typer.Option(None, "--ascend-runtime/--no-ascend-runtime", help="Use Ascend Docker Runtime (--runtime ascend -e ASCEND_VISIBLE_DEVICES) instead of device flags and mounts."),

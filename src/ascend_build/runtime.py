@@ -1,6 +1,6 @@
 """`ascend-build run`: the flags an Ascend container needs on this host (ascend-reference.md §6,
 §10): NPU devices and read-only driver mounts, or Ascend Docker Runtime; shared memory, IPC and
-host network for multi-card jobs and MindIE service; profiles for the common cases."""
+host network for multi-card jobs, MindIE service and `vllm serve`; profiles for the common cases."""
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,6 +42,8 @@ PROFILES: Dict[str, RunOptions] = {
     "default": RunOptions(),
     "mindie-service": RunOptions(network="host", shm_size="1g", driver="whole"),
     "multi-card": RunOptions(network="host", ipc="host", driver="whole"),
+    # `vllm serve` as the vLLM-Ascend docs run it: its port on the host's network, 1g of shared memory
+    "vllm-serve": RunOptions(network="host", shm_size="1g", driver="whole"),
 }
 
 

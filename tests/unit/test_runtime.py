@@ -86,6 +86,12 @@ def test_mindie_service_profile_and_override(tmp_path):
     assert flag(cmd, "--shm-size") == ["8g"] and flag(cmd, "--network") == ["bridge"]
 
 
+def test_vllm_serve_profile_runs_on_the_hosts_network(tmp_path):
+    _, cmd = run_print(fake_host(tmp_path), "--profile", "vllm-serve")
+    assert flag(cmd, "--network") == ["host"] and flag(cmd, "--shm-size") == ["1g"]
+    assert "/usr/local/Ascend/driver:/usr/local/Ascend/driver:ro" in mounts_of(cmd)
+
+
 def test_multi_card_profile_shares_ipc_and_network(tmp_path):
     _, cmd = run_print(fake_host(tmp_path), "--profile", "multi-card")
     assert flag(cmd, "--ipc") == ["host"] and flag(cmd, "--network") == ["host"]

@@ -51,6 +51,34 @@ ab_pip() {
         ab_fail "stage $AB_STAGE: pip install $* failed"
 }
 
+# ab_build_sdist SDIST [NAME=VALUE...] -- [BUILD REQUIREMENT...]: a wheel of SDIST into $AB_BUILT,
+# built without isolation (against the packages the image has) in a throw-away venv that sees them
+# and gets the other build requirements from the stage's package folder; the venv, pip's build tree
+# and the sdist's own files never stay in the image (ab_built_clean drops the wheels once installed).
+AB_BUILT=/tmp/ab-built
+ab_build_sdist() {
+    sdist=$1; shift
+    envs=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do envs+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    venv=/tmp/ab-build-env
+    rm -rf "$venv"
+    python3 -m venv --without-pip --system-site-packages "$venv" || ab_fail "stage $AB_STAGE: python3 -m venv failed (to build ${sdist##*/})"
+    if [ $# -gt 0 ]; then
+        "$venv/bin/python" -m pip install --no-cache-dir --disable-pip-version-check $AB_PIP_SOURCE "$@" ||
+            ab_fail "stage $AB_STAGE: cannot install what building ${sdist##*/} needs: $*"
+    fi
+    mkdir -p "$AB_BUILT"
+    ab_say "building ${sdist##*/}"
+    env "${envs[@]}" PATH="$venv/bin:$PATH" "$venv/bin/python" -m pip wheel --no-cache-dir --disable-pip-version-check \
+        --no-deps --no-build-isolation --wheel-dir "$AB_BUILT" "$sdist" ||
+        ab_fail "stage $AB_STAGE: building ${sdist##*/} into a wheel failed (its output is above)"
+    rm -rf "$venv"
+}
+ab_built_clean() {
+    rm -rf "$AB_BUILT" /tmp/ab-build-env
+}
+
 ab_source() {
     # set_env.sh files use unset variables: never source them under `set -u`
     [ -f "$1" ] || ab_fail "stage $AB_STAGE: $1 not found after install (package layout changed?); found: $(find "$(dirname "$(dirname "$1")")" -maxdepth 3 -name set_env.sh 2>/dev/null | tr '\n' ' ')"

@@ -309,6 +309,9 @@ def test_exported_script_survives_a_hostile_working_directory_path(capsys, tmp_p
     assert f"(default: {workdir})" in helped.stdout and "mindie" in helped.stdout
     assert not list(tmp_path.rglob("PWNED")) and not (Path.cwd() / "PWNED").exists()
     assert os.access(script, os.X_OK)
+    for port in ("0", "65536", "80x", ""):                   # refused before docker or a server starts
+        refused = subprocess.run(["bash", str(script), "--port", port], cwd=tmp_path, capture_output=True, text=True)
+        assert refused.returncode == 2 and "port number from 1 to 65535" in refused.stderr, (port, refused.stderr)
 
 
 # -- symlinked packages travel as bytes -----------------------------------------------------------

@@ -154,11 +154,14 @@ def test_fetch_brings_the_paired_sdist_and_names_where_triton_ascend_is(index, t
     assert (work / "vllm-0.23.0.tar.gz").exists(), "the sdist came before the resolution"
 
 
-def test_fetch_completes_the_folder_with_the_extra_index(index, tmp_path, family_files):
+@pytest.mark.parametrize("cpu_index", ["served", "unreachable"])
+def test_fetch_completes_the_folder_with_the_extra_index(index, tmp_path, family_files, cpu_index):
+    """Also when torch's CPU index cannot be reached and the main index is tried alone."""
     work = workdir(tmp_path, family_files, drop=("vllm-", "triton", "regex", "ninja", "cmake"))
     huawei = Index({"triton-ascend": {p.name: p.read_bytes() for p in family_files.glob("triton_ascend-*.whl")}})
+    torch_index = index.url if cpu_index == "served" else "http://127.0.0.1:1/simple"
     try:
-        result = fetch(plan_fetch(work, _options(index, extra_index_urls=(huawei.url,))))
+        result = fetch(plan_fetch(work, _options(index, extra_index_urls=(huawei.url,), torch_index_url=torch_index)))
     finally:
         huawei.close()
     got = sorted(p.name.split("-")[0] for p in result.fetched)

@@ -3,7 +3,7 @@
 wheels) as wheels for the target's arch, Python and glibc, so that `check` and `build` need no
 network afterwards."""
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -148,7 +148,7 @@ def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line:
             raise
         note(f"torch's CPU index {cpu} cannot be reached: trying {plan.indexes.index_url} alone "
              "(CUDA builds are refused)")
-        wheels, unreached = resolve([*plan.wants.requirements, *more], plan.target, Indexes(plan.indexes.index_url)), cpu
+        wheels, unreached = resolve([*plan.wants.requirements, *more], plan.target, replace(plan.indexes, torch_index_url=None)), cpu
     bad = refused([w.name for w in wheels], plan.never_beside)
     if bad:
         sizes = {canonicalize_name(w.name): w.size for w in wheels}

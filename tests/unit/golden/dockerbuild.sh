@@ -44,6 +44,10 @@ for stage in $order; do
     [ "$stage" != "$target" ] || break
 done
 case " $upto " in *" $target "*) ;; *) echo "unknown stage: $target (stages: $stages)" >&2; exit 2 ;; esac
+case "$port" in
+    ''|*[!0-9]*|0|0*) echo "--port $port: give a port number from 1 to 65535" >&2; exit 2 ;;
+esac
+[ "$port" -le 65535 ] || { echo "--port $port: give a port number from 1 to 65535" >&2; exit 2; }
 
 host=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}' 2>/dev/null || true)
 host=${host:-172.17.0.1}

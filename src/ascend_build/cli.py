@@ -70,7 +70,7 @@ def init(
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter("always")
         written, kept = scaffold(directory, demo=demo, arch=arch, cann=cann, chip=chip, python=python, filler=filler, force=force,
-                                 signed=signed, elf=elf or None, mindspore=mindspore)
+                                 signed=signed, elf=elf or None, more=("mindspore",) if mindspore else ())
     for note in notes:
         console.print(f"  [yellow]note[/] {note.message}")
     for path in written:

@@ -82,7 +82,7 @@ def _canonical(name):
 
 def never_installed(never):
     """No distribution the image must not have ({"never": patterns, "beside": {name: patterns}}:
-    CUDA builds, the community triton beside torch_npu)."""
+    CUDA builds, what a stack replaces beside it)."""
     names = {_canonical(d.metadata["Name"]) for d in importlib.metadata.distributions() if d.metadata["Name"]}
     patterns = list(never.get("never", [])) + [p for n, more in never.get("beside", {}).items()
                                                 if _canonical(n) in names for p in more]

@@ -6,7 +6,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -49,7 +49,7 @@ def demo_arch(arch: str) -> str:
 
 
 def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, python: str, filler: str,
-             force: bool, signed: bool = False, elf: Optional[bool] = None, mindspore: bool = False) -> Tuple[List[Path], List[Path]]:
+             force: bool, signed: bool = False, elf: Optional[bool] = None, more: Sequence[str] = ()) -> Tuple[List[Path], List[Path]]:
     """Write config, README, requirements.txt and install-scripts/ (and stand-ins with `demo`);
     return (written, kept). Nothing is written when a file would be overwritten without `force`;
     with `force` a package that is not a stand-in init wrote itself is kept, never replaced."""
@@ -99,7 +99,7 @@ def scaffold(directory: Path, *, demo: bool, arch: str, cann: str, chip: str, py
     if not family:
         return written, []
     placed, kept = _place_standins(directory, lambda dest: standins.generate(
-        dest, cann=cann, arch=arch, chip=chip, python=python, fill=fill, signed_by=ca, elf=elf, mindspore=mindspore))
+        dest, cann=cann, arch=arch, chip=chip, python=python, fill=fill, signed_by=ca, elf=elf, more=more))
     return written + placed, kept
 
 

@@ -611,7 +611,7 @@ def generate(
     seed: str = "",
     signed_by: Optional["TestCA"] = None,
     elf: Optional[bool] = None,
-    mindspore: bool = False,
+    more: Sequence[str] = (),
 ) -> List[Path]:
     """Write a full stand-in set (toolkit, chip kernels/ops, NNAL, torch, torch_npu, MindIE,
     atb-models) into `dest` and return the paths in install order. With `signed_by`, the CANN
@@ -640,7 +640,7 @@ def generate(
         paths.append(make_atb_wheel(dest, fam.mindie, arch, python, fill, seed))
     if fam.vllm_ascend:
         paths += make_vllm_stack(dest, fam, arch, python, fill, seed)
-    if mindspore:
+    if "mindspore" in more:           # the family's stand-ins of a stack not in every demo
         if not fam.mindspore:
             raise ConfigError(f"the demo CANN family {cann} has no MindSpore release",
                               fix=f"use one of: {', '.join(n for n, f in families().items() if f.mindspore)}")

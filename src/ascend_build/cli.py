@@ -52,7 +52,7 @@ def init(
     directory: Path = typer.Argument(Path("."), help="Folder to scaffold (created when missing)."),
     demo: bool = typer.Option(False, "--demo", help="Also write a stand-in package set (placeholder installers)."),
     arch: str = typer.Option("host", help="Package arch for --demo: x86_64, aarch64 or host."),
-    cann: str = typer.Option("8.5.0", help="CANN family for --demo: 8.0.RC2, 8.3.RC1, 8.3.RC1-nnrt (inference runtime only), 8.5.0, 9.0.0 or 9.1.0 (with the vLLM-Ascend stand-ins)."),
+    cann: str = typer.Option("8.5.0", help="CANN family for --demo: 8.0.RC2, 8.3.RC1, 8.3.RC1-nnrt (inference runtime only), 8.5.0, 9.0.0, 9.0.0-pip (CANN as pip wheels) or 9.1.0 (with the vLLM-Ascend stand-ins)."),
     chip: str = typer.Option("910b", help="Chip for --demo: 310p, 910b, A3..."),
     python: str = typer.Option("3.11", help="Python version the demo wheels are built for."),
     filler: str = typer.Option("1MiB", help="Incompressible bytes installed by each demo package (e.g. 512KiB, 64MiB)."),

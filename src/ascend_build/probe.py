@@ -2,7 +2,7 @@
 JSON list of checks, `python3 - user ROOT MODULES` (as the runtime user) a JSON list of problems.
 Standard library only, and nothing is sourced first: it sees what a plain `docker run IMAGE
 python3 ...` sees. Each probe comes from a component (kinds: file, info-version, env-dir,
-link-version, import); paths are relative to the install path."""
+link-version, import, dist); paths are relative to the install path."""
 import fnmatch
 import glob
 import importlib
@@ -58,6 +58,12 @@ def run_probe(probe, version, root):
         return _check(name, found == version, f"installed {found}, label {version}")
     if kind == "import":
         return _import(probe["module"], version if probe.get("versioned") else None)
+    if kind == "dist":
+        try:
+            found = importlib.metadata.version(probe["dist"])
+        except importlib.metadata.PackageNotFoundError:
+            found = ""
+        return _check(name, found and _base(found) == _base(version), f"{probe['dist']} {found or 'not installed'}, label {version}")
     return _check(name or kind, False, f"unknown probe kind {kind!r}")
 
 

@@ -42,15 +42,21 @@ def check(name: str, ok: bool, detail: str) -> dict:
 def probes_for(labels: Dict[str, str]) -> List[dict]:
     """The probes of every component whose packages the image's labels name; the toolkit's paths
     follow the CANN form installed (an nnrt/nnae package has its own home)."""
-    found = identify(labels.get(component_label("toolkit", "file"), ""))
+    file = labels.get(component_label("toolkit", "file"), "")
+    found = identify(file)
     form = found.component if found and found.component in ("nnrt", "nnae") else "toolkit"
 
     def on_form(value):
         if form == "toolkit" or not isinstance(value, str):
             return value
         return value.replace("ascend-toolkit/", f"{form}/").replace("ascend_toolkit_", f"ascend_{form}_")
-    return [{k: on_form(v) if k in ("path", "glob") else v for k, v in p.items()}
-            for c in components() for p in c.probes if component_label(p["slot"], "version") in labels]
+    probes = [{k: on_form(v) if k in ("path", "glob") else v for k, v in p.items()}
+              for c in components() for p in c.probes if component_label(p["slot"], "version") in labels]
+    if file.endswith(".whl"):          # CANN installed with pip: no home under the install path, a distribution
+        probes = [p for p in probes if not (p["slot"] == "toolkit" and p["kind"] in ("file", "info-version"))]
+        probes.insert(0, {"kind": "dist", "slot": "toolkit", "name": "toolkit version matches label",
+                          "dist": "ascend-cann-toolkit"})
+    return probes
 
 
 PYTHON_FIX = "the image's python3 must start and end: try `docker run --rm --entrypoint python3 IMAGE -c pass`"

@@ -11,7 +11,7 @@ from .. import yamltext
 from ..spec import BuildSpec
 from .model import Package, Problem, Selection, StageSlots
 from .naming import HOST_ONLY
-from .problems import ARCH_MISMATCH, CANN_PYTHON_UNSUPPORTED, HOST_ONLY_PACKAGE, PYTHON_MISMATCH, VERSION_MISMATCH
+from .problems import ARCH_MISMATCH, CANN_FORMS_MIXED, CANN_PYTHON_UNSUPPORTED, HOST_ONLY_PACKAGE, PYTHON_MISMATCH, VERSION_MISMATCH
 from .versions import base_release, release_of, same_version, version_key
 
 @lru_cache(maxsize=1)
@@ -122,9 +122,21 @@ def cann_python(toolkit: Optional[Package], python: Optional[str], source: str, 
     return []
 
 
+def cann_forms(toolkit: Optional[Package], kernels: Optional[Package]) -> List[Problem]:
+    """CANN installed with pip (wheels into site-packages) takes its ops as a wheel too: a .run
+    installer looks for the toolkit under the install path, and the other way round."""
+    if not toolkit or not kernels or (toolkit.format == "wheel") == (kernels.format == "wheel"):
+        return []
+    pip, run = (toolkit, kernels) if toolkit.format == "wheel" else (kernels, toolkit)
+    return [problem("error", CANN_FORMS_MIXED, f"{pip.file} installs CANN with pip into site-packages, but "
+                    f"{run.file} is a .run installer that looks for CANN under the install path",
+                    "take both as wheels from Huawei's index (ascend-cann-toolkit, ascend-cann-<chip>-ops) or both "
+                    "as .run packages", kernels.file)]
+
+
 def cann_rules(selection: Selection, spec: BuildSpec, rules: dict) -> List[Problem]:
-    toolkit = one(selection, "toolkit")
-    return (cann_versions(toolkit, [one(selection, "kernels"), one(selection, "nnal")])
+    toolkit, kernels = one(selection, "toolkit"), one(selection, "kernels")
+    return (cann_versions(toolkit, [kernels, one(selection, "nnal")]) + cann_forms(toolkit, kernels)
             + cann_python(toolkit, selection.python, selection.python_source, rules.get("cann_python", [])))
 
 

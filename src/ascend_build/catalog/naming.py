@@ -76,6 +76,20 @@ def _python_tag(tag: str) -> Optional[str]:
     return f"3.{match.group(1)}" if match else None
 
 
+def wheel_slot(dist: str, patterns: Tuple[Tuple[str, str, Optional[str], str], ...],
+               anonymous: str) -> Tuple[str, Optional[str], Optional[str]]:
+    """(component, slot, chip) of a distribution by the WHEEL_NAME entries: a name, or a pattern
+    with a `chip` group (e.g. `ascend-cann-(?P<chip>[a-z0-9]+)-ops`); (anonymous, None, None) else."""
+    for name, component, slot, fmt in patterns:
+        if fmt != WHEEL_NAME:
+            continue
+        match = re.fullmatch(name, dist) if "(?P<chip>" in name else None
+        if name == dist or match:
+            chip = normalise_chip(match.group("chip")) if match else None
+            return component, slot, chip
+    return anonymous, None, None
+
+
 def identify_wheel(name: str, patterns: Tuple[Tuple[str, str, Optional[str], str], ...] = ()) -> Optional[Identity]:
     """A wheel by PEP 427, its slot from the `patterns` entries of format WHEEL_NAME (distribution,
     component, slot) that components declare; None for bad names and wheels not for Linux."""
@@ -95,9 +109,9 @@ def identify_wheel(name: str, patterns: Tuple[Tuple[str, str, Optional[str], str
             return None
         arches.add(arch)
     pythons = {_python_tag(t.interpreter) for t in tags if t.abi != "abi3"}
-    component, slot = next(((c, s) for d, c, s, f in patterns if f == WHEEL_NAME and d == dist), ("wheel", None))
+    component, slot, chip = wheel_slot(dist, patterns, "wheel")
     text = str(version)
-    return Identity(component=component, slot=slot, version=text, format="wheel",
+    return Identity(component=component, slot=slot, version=text, format="wheel", chip=chip,
                     arch=arches.pop() if len(arches) == 1 else None,
                     python=pythons.pop() if len(pythons) == 1 else None, prerelease=is_prerelease(text))
 
@@ -142,5 +156,5 @@ def identify_sdist(name: str, patterns: Tuple[Tuple[str, str, Optional[str], str
     if found is None:
         return None
     dist, version = found
-    component, slot = next(((c, s) for d, c, s, f in patterns if f == WHEEL_NAME and d == dist), ("sdist", None))
+    component, slot, _chip = wheel_slot(dist, patterns, "sdist")
     return Identity(component=component, slot=slot, version=version, format="sdist", prerelease=is_prerelease(version))

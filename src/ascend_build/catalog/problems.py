@@ -44,6 +44,7 @@ PYTHON_PIN_MISMATCH = "python-pin-mismatch"            # a wheel against the pin
 # compatibility (catalog/compat.py)
 HOST_ONLY_PACKAGE = "host-only-package"
 VERSION_MISMATCH = "version-mismatch"
+CANN_FORMS_MIXED = "cann-forms-mixed"
 PYTHON_MISMATCH = "python-mismatch"
 ABI_MISMATCH = "abi-mismatch"
 CANN_PYTHON_UNSUPPORTED = "cann-python-unsupported"
@@ -90,6 +91,7 @@ PROBLEM_CODES: Dict[str, str] = {
     # compatibility (catalog/compat.py)
     HOST_ONLY_PACKAGE: "warning: a driver/firmware package: host only, never installed in an image; ignored",
     VERSION_MISMATCH: "error: kernels/ops or NNAL version differs from the toolkit version",
+    CANN_FORMS_MIXED: "error: the toolkit and the kernels/ops are not the same form (pip wheels vs .run installers)",
     PYTHON_MISMATCH: "error: a package's Python tag differs from the image's Python (or from the others'), or `python:` from the base image's",
     ABI_MISMATCH: "error: the packages that name a C++ ABI, cxx_abi and the torch wheel's libraries disagree",
     CANN_PYTHON_UNSUPPORTED: "error: the image's Python is outside the range the CANN release supports",

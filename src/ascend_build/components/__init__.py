@@ -70,6 +70,14 @@ class PlanInputs:
         values = {"P": self.install_path, "home": self.cann_home, "abi": self.abi, **values}
         return [set_env_step(data()["set_env"][name], values) for name in names]
 
+    def toolkit_env(self) -> SetEnv:
+        """How a stage loads CANN's environment: the toolkit's set_env.sh under the install path,
+        or, for CANN installed with pip (ascend-cann-toolkit), the one in its package folder."""
+        toolkit = self.one("toolkit")
+        if toolkit is not None and toolkit.format == "wheel":
+            return self.set_env("toolkit_pip", version=toolkit.version)[0]
+        return self.set_env("toolkit")[0]
+
     @property
     def cann_home(self) -> str:
         """Where CANN's runtime is: `ascend-toolkit`, or `nnrt` / `nnae` for those packages (up to 8.3)."""
@@ -126,9 +134,13 @@ def shell_word(text: str) -> str:
 
 def set_env_step(entry: dict, values: dict) -> SetEnv:
     """A set_env entry of data.yaml as a shell line: `source` a file (with `args`; `optional`: when
-    present), or `export` a variable to what the `shell` command prints."""
+    present), `source_printed` the file a command prints, or `export` a variable to what the `shell`
+    command prints."""
     if "export" in entry:
         return SetEnv(f'export {entry["export"]}=$({entry["shell"]})', f'{entry["export"]}=$({entry["shell"]})')
+    if "source_printed" in entry:
+        command = " ".join(shlex.quote(fill(word, **values)) for word in entry["source_printed"])
+        return SetEnv(f'ab_source "$({command})"', f'{entry["shows"]} (the file `{command}` prints)')
     path, args = fill(entry["source"], **values), fill(entry.get("args", ""), **values)
     command = "ab_source_if" if entry.get("optional") else "ab_source"
     line = " ".join([command, shell_word(path), *([shlex.quote(args)] if args else [])])

@@ -15,14 +15,15 @@ def plan(inputs: PlanInputs, parent: str) -> StagePlan:
     # 8.5+: no nnrt package; the toolkit installs only the inference runtime
     whitelist = inputs.spec.cann == "nnrt" and toolkit.component == "toolkit"
     script = render_script(
-        "cann.sh.j2", P=inputs.install_path, home=inputs.cann_home, toolkit=toolkit.name, form=toolkit.component,
+        "cann.sh.j2", toolkit_env=raw(inputs.toolkit_env().line), pip_form=toolkit.format == "wheel",
+        toolkit=toolkit.name, form=toolkit.component,
         toolkit_options=raw(inputs.installer_options("toolkit") + (" --whitelist=nnrt" if whitelist else "")),
         kernels=kernels.name if kernels else None, kernels_component=kernels.component if kernels else None,
         kernels_options=raw(inputs.installer_options("kernels", form=toolkit.component)),
         nnal=nnal.name if nnal else None, nnal_options=raw(inputs.installer_options("nnal")),
         pip_source=inputs.pip_source(), tools=[p.name for p in tools],
     )
-    set_env = inputs.set_env("toolkit", "bisheng", *(["nnal"] if nnal else []))
+    set_env = [inputs.toolkit_env(), *inputs.set_env("bisheng", *(["nnal"] if nnal else []))]
     # ASCEND_CXX_ABI: the ABI login shells pass to NNAL's set_env.sh (the profile script)
     env = {"ASCEND_CXX_ABI": str(inputs.abi)} if nnal else {}
     return StagePlan(name="cann", parent=parent, files=files, script=script, env=env, set_env=set_env,
@@ -48,11 +49,13 @@ COMPONENT = Component(
     parent="base",
     index_wants=index_wants,
     slots=(
-        Slot("toolkit", required=True, expected="Ascend-cann-toolkit_<version>_linux-<arch>.run", download=CANN_DOWNLOAD),
+        Slot("toolkit", required=True, wheels=(("ascend-cann-toolkit", "toolkit"),), download=CANN_DOWNLOAD,
+             expected="Ascend-cann-toolkit_<version>_linux-<arch>.run (8.5+ also ascend_cann_toolkit-<version>-py3-none-<platform>.whl from Huawei's index)"),
         # kernels (CANN <= 8.3) or ops (>= 8.5) packages of the chip
         Slot("kernels", required=True, download=CANN_DOWNLOAD, fits=toolkit_version,
+             wheels=((r"ascend-cann-(?P<chip>[a-z0-9]+)-ops", "ops"),),
              expected="Ascend-cann-kernels-<chip>_<version>_linux-<arch>.run (CANN <= 8.3; A3: Atlas-A3-cann-kernels_<version>_linux-<arch>.run)"
-                      " or Ascend-cann-<chip>-ops_<version>_linux-<arch>.run (CANN >= 8.5)"),
+                      " or Ascend-cann-<chip>-ops_<version>_linux-<arch>.run (CANN >= 8.5; with pip: ascend_cann_<chip>_ops-<version>-...whl)"),
         Slot("nnal", expected="Ascend-cann-nnal_<version>_linux-<arch>.run", download=CANN_DOWNLOAD, fits=toolkit_version),
     ),
     rules=(cann_rules,),

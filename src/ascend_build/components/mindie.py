@@ -16,7 +16,7 @@ def plan(inputs: PlanInputs, parent: str) -> StagePlan:
     wheel = atb.name if atb and atb.format == "wheel" else None
     script = render_script(
         "mindie.sh.j2", P=inputs.install_path, user=inputs.spec.user is not None, pip_source=inputs.pip_source(), abi=inputs.abi,
-        home=inputs.cann_home, mindie=mindie.name if mindie else None, mindie_options=raw(inputs.installer_options("mindie")), wheels=[p.name for p in ([llm] if llm else []) + extras],
+        home=inputs.cann_home, toolkit_env=raw(inputs.toolkit_env().line), mindie=mindie.name if mindie else None, mindie_options=raw(inputs.installer_options("mindie")), wheels=[p.name for p in ([llm] if llm else []) + extras],
         atb_tarball=tarball, atb_wheel=wheel,
     )
     files = [p for p in (mindie, llm, *extras, atb) if p]

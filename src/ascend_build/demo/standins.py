@@ -44,7 +44,7 @@ class Family:
     atb_models: str              # tarball, wheel, or bundled (in MindIE 2.1+), or none (MindIE as wheels)
     abi: Union[int, Dict[str, int]]  # torch's C++ ABI, or one per arch
     mindie_form: str = "run"     # run, or wheels (MindIE 3.x: mindie_llm, mindie_sd, mindie_motor)
-    runtime: str = "toolkit"     # toolkit, or the runtime-only nnrt / nnae package (up to 8.3)
+    runtime: str = "toolkit"     # toolkit, the runtime-only nnrt / nnae package (up to 8.3), or pip (8.5+: wheels)
     mindspore: Optional[str] = None  # the MindSpore release made for the family's CANN
     vllm_ascend: Optional[str] = None  # vLLM-Ascend (and vLLM of its release, from source) with triton-ascend
     triton_ascend: Optional[str] = None
@@ -327,12 +327,10 @@ def _libraries(home: str, libs: Mapping[str, bytes]) -> Dict[str, bytes]:
     return {f"{home}/{name}": data for name, data in libs.items()}
 
 
-def make_toolkit(dest: Path, version: str, arch: str, fill: int, seed: str = "", elf: Optional[bool] = None) -> Path:
-    """The toolkit: `<P>/ascend-toolkit/<v>` up to 8.3, `<P>/cann-<v>` from 8.5 (with `ascend-toolkit/latest`
-    and `ascend-toolkit/set_env.sh` as the compatibility path, and the Bisheng set_env.sh)."""
-    home = toolkit_home(version)
+def toolkit_files(home: str, version: str, arch: str, fill: int, seed: str, elf: Optional[bool]) -> Dict[str, bytes]:
+    """What the toolkit installs under its home (its set_env.sh apart)."""
     libs = elflibs.toolkit_libraries(arch, elflibs.use_elf(arch, elf))
-    files = {
+    return {
         f"{home}/bin/atc": f"#!/bin/sh\necho 'ATC {version} ({STANDIN_NOTE})'\n".encode(),
         **_libraries(f"{home}/lib64", libs),
         **_marked(home, TOOLKIT_DIRS, arch),
@@ -341,6 +339,13 @@ def make_toolkit(dest: Path, version: str, arch: str, fill: int, seed: str = "",
         f"{home}/{arch}-linux/ascend_toolkit_install.info": f"version={version}\narch={arch}\n".encode(),
         f"{home}/share/standin-filler.bin": filler(fill, f"toolkit{version}{arch}{seed}"),
     }
+
+
+def make_toolkit(dest: Path, version: str, arch: str, fill: int, seed: str = "", elf: Optional[bool] = None) -> Path:
+    """The toolkit: `<P>/ascend-toolkit/<v>` up to 8.3, `<P>/cann-<v>` from 8.5 (with `ascend-toolkit/latest`
+    and `ascend-toolkit/set_env.sh` as the compatibility path, and the Bisheng set_env.sh)."""
+    home = toolkit_home(version)
+    files = toolkit_files(home, version, arch, fill, seed, elf)
     if home.startswith("cann-"):
         templates = [f"{home}/set_env.sh", "ascend-toolkit/set_env.sh", f"{home}/share/info/ascendnpu-ir/bin/set_env.sh"]
         files[f"{templates[0]}.in"] = TOOLKIT_ENV.format(note=STANDIN_NOTE, home=f"@INSTALL_PATH@/{home}").encode()
@@ -352,6 +357,26 @@ def make_toolkit(dest: Path, version: str, arch: str, fill: int, seed: str = "",
     name = f"Ascend-cann-toolkit_{version}_linux-{arch}.run"
     return make_run(dest / name, component="toolkit", name="Ascend-cann-toolkit", version=version, arch=arch,
                     files=files, dirs=[home, "ascend-toolkit/set_env.sh"], templates=templates, home=home)
+
+
+PIP_HOME = '$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)'     # the folder of the sourced set_env.sh
+
+
+def make_cann_wheels(dest: Path, version: str, chip: str, arch: str, fill: int, seed: str = "",
+                     elf: Optional[bool] = None) -> List[Path]:
+    """CANN as Huawei's index ships it from 8.5 (`pip install ascend-cann-toolkit==<v>
+    ascend-cann-<chip>-ops==<v>`): the toolkit's tree in `site-packages/ascend/cann-<v>/` with a
+    set_env.sh that finds its own folder, and the chip's ops onto it."""
+    home = f"ascend/cann-{version}"
+    files = toolkit_files(home, version, arch, fill, seed, elf)
+    files[f"{home}/set_env.sh"] = TOOLKIT_ENV.format(note=STANDIN_NOTE, home=PIP_HOME).encode()
+    kernel_dir = f"{home}/opp/built-in/op_impl/ai_core/tbe/kernel/{chip}"
+    ops = {f"{kernel_dir}/kernel_info.json": f'{{"chip": "{chip}", "version": "{version}"}}\n'.encode(),
+           f"{kernel_dir}/standin-filler.bin": filler(fill, f"ops{chip}{version}{arch}{seed}")}
+    tags = ("py3", "none", [f"manylinux_2_17_{arch}"])
+    return [make_wheel(dest, "ascend_cann_toolkit", version, tags, files),
+            make_wheel(dest, f"ascend_cann_{chip.lower()}_ops", version, tags, ops,
+                       requires=[f"ascend-cann-toolkit=={version}"])]
 
 
 def make_runtime(dest: Path, form: str, version: str, arch: str, fill: int, seed: str = "", elf: Optional[bool] = None) -> Path:
@@ -622,10 +647,12 @@ def generate(
     elf = elflibs.use_elf(arch, elf)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    cann = (make_cann_wheels(dest, fam.cann, chip, arch, fill, seed, elf) if fam.runtime == "pip" else
+            [make_toolkit(dest, fam.cann, arch, fill, seed, elf) if fam.runtime == "toolkit"
+             else make_runtime(dest, fam.runtime, fam.cann, arch, fill, seed, elf),
+             make_chip_package(dest, fam.chip_package, chip, fam.cann, arch, fill, seed)])
     paths = [
-        make_toolkit(dest, fam.cann, arch, fill, seed, elf) if fam.runtime == "toolkit"
-        else make_runtime(dest, fam.runtime, fam.cann, arch, fill, seed, elf),
-        make_chip_package(dest, fam.chip_package, chip, fam.cann, arch, fill, seed),
+        *cann,
         make_nnal(dest, fam.cann, arch, fill, seed, elf),
         make_torch(dest, fam.torch, arch, python, abi, fill, seed, elf),
         make_torch_npu(dest, fam.torch_npu, fam.torch, arch, python, fill, seed),
@@ -645,6 +672,9 @@ def generate(
             raise ConfigError(f"the demo CANN family {cann} has no MindSpore release",
                               fix=f"use one of: {', '.join(n for n, f in families().items() if f.mindspore)}")
         paths.append(make_mindspore(dest, fam.mindspore, fam.cann, arch, python, fill, seed))
+    if signed_by and fam.runtime == "pip":
+        raise ConfigError(f"the demo family {cann} installs CANN with pip: Huawei signs the .run packages, not these wheels",
+                          fix="leave out --signed, or use another --cann family")
     if signed_by:
         paths[:3] = [signed_zip(p, signed_by) for p in paths[:3]]
     vouch_for_official_names(paths)

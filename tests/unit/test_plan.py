@@ -282,11 +282,12 @@ def test_other_wheels_go_only_where_pip_needs_them(workdir, tmp_path):
 def test_values_are_quoted_by_default(workdir):
     """Shell templates shlex-quote every value, Dockerfile values that are not plain words become
     JSON strings, `|raw` passes a trusted fragment through, labels stay UTF-8."""
-    from ascend_build.components import render_script
+    from ascend_build.components import data, render_script, set_env_step
     from ascend_build.templating import dockerfile_quote, environment, raw, shell_quote
 
-    script = render_script("cann.sh.j2", P="/opt/my Ascend", toolkit_options=raw("--install-for-all"), toolkit="a b.run",
-                           kernels=None, kernels_component=None, nnal=None, form="toolkit", home="ascend-toolkit",
+    toolkit_env = set_env_step(data()["set_env"]["toolkit"], {"P": "/opt/my Ascend", "home": "ascend-toolkit"}).line
+    script = render_script("cann.sh.j2", toolkit_env=raw(toolkit_env), pip_form=False, toolkit_options=raw("--install-for-all"),
+                           toolkit="a b.run", kernels=None, kernels_component=None, nnal=None, form="toolkit",
                            kernels_options="", nnal_options="", tools=[], pip_source="")
     assert "ab_source '/opt/my Ascend'/ascend-toolkit/set_env.sh" in script and "\"$PKG_DIR\"/'a b.run' --install-for-all" in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0

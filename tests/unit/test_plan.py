@@ -289,7 +289,7 @@ def test_values_are_quoted_by_default(workdir):
     script = render_script("cann.sh.j2", toolkit_env=raw(toolkit_env), pip_form=False, toolkit_options=raw("--install-for-all"),
                            toolkit="a b.run", kernels=None, kernels_component=None, nnal=None, form="toolkit",
                            kernels_options="", nnal_options="", tools=[], pip_source="")
-    assert "ab_source '/opt/my Ascend'/ascend-toolkit/set_env.sh" in script and "\"$PKG_DIR\"/'a b.run' --install-for-all" in script
+    assert "ab_source '/opt/my Ascend/ascend-toolkit/set_env.sh'" in script and "\"$PKG_DIR\"/'a b.run' --install-for-all" in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
     assert environment().from_string("{{ v }}").render(v="a b") == "a b"      # other templates: as is
     assert shell_quote("it's") == "'it'\"'\"'s'" and dockerfile_quote("${BASE_IMAGE}") == "${BASE_IMAGE}"

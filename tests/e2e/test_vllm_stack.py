@@ -57,3 +57,24 @@ def test_vllm_from_source_on_torch_npu(tmp_path, docker_bin, base_image, arch, p
         assert "building vllm" not in said(again) and set(stages.values()) <= {"cached"}, (stages, said(again)[-2000:])
     finally:
         subprocess.run([docker_bin, "image", "rm", "--force", tag], capture_output=True)
+
+
+def test_vllm_ascend_from_its_source_compiles_for_the_chip(tmp_path, docker_bin, base_image):
+    """vllm-ascend's sdist instead of its wheel: built in the stage with COMPILE_CUSTOM_KERNELS and the
+    chip's SOC_VERSION, against the installed torch_npu and CANN's environment."""
+    from ascend_build.demo import standins
+
+    workdir = tmp_path / "w"
+    assert cli("init", "--demo", workdir, "--cann", "9.1.0", "--filler", "64KiB").returncode == 0
+    for wheel in (workdir / "packages").glob("vllm_ascend-*.whl"):
+        wheel.unlink()
+    standins.make_vllm_ascend_sdist(workdir / "packages", standins.family("9.1.0"))
+    tag = f"ascend-build-test/vllm-ascend-source:{tmp_path.name.lower()}"
+    try:
+        built = cli("build", "-C", workdir, "--target", "vllm", "-t", tag, "--port", "0", "--verify")
+        assert built.returncode == 0 and "FAILED" not in said(built), said(built)[-4000:]
+        soc = in_image(docker_bin, tag, "linux/amd64", "python3", "-c",
+                       "from vllm_ascend import _build_info; print(_build_info.SOC_VERSION)")
+        assert soc.returncode == 0 and soc.stdout.strip() == "ascend910b1", said(soc)
+    finally:
+        subprocess.run([docker_bin, "image", "rm", "--force", tag], capture_output=True)

@@ -16,7 +16,7 @@ from ascend_build.chain import stage_chain
 from ascend_build.components import vllm
 from ascend_build.components.registry import components
 from ascend_build.demo import standins
-from ascend_build.errors import PackageError
+from ascend_build.errors import ConfigError, PackageError
 from ascend_build.fetch import FetchOptions, fetch, plan_fetch
 from ascend_build.plan import plan_for
 from ascend_build.settings import Options, settings_for
@@ -168,3 +168,22 @@ def test_fetch_completes_the_folder_with_the_extra_index(index, tmp_path, family
     assert {"vllm", "triton_ascend", "regex", "ninja", "cmake"} <= set(got), got
     selection, problems = checked(work)
     assert not [p for p in selection.problems if p.level == "error"], selection.problems
+
+
+def test_vllm_ascend_from_its_sdist_builds_its_kernels_for_the_chip(tmp_path, family_files):
+    work = workdir(tmp_path, family_files, drop=("vllm_ascend-",))
+    standins.make_vllm_ascend_sdist(work / "packages", standins.family("9.1.0"))
+    selection, problems = checked(work)
+    assert not [p for p in selection.problems if p.level == "error"], selection.problems
+    assert [p.format for p in selection.find("vllm_ascend")] == ["sdist"]
+    script = next(s for s in plan_for(settings_for(work, Options())).stages if s.name == "vllm").script
+    assert ('ab_build_sdist "$PKG_DIR"/vllm_ascend-0.23.0.tar.gz COMPILE_CUSTOM_KERNELS=1 SOC_VERSION=ascend910b1 -- '
+            "'setuptools>=61' wheel 'cmake>=3.26'") in script                 # torch and torch_npu: the installed
+    install = next(line for line in script.splitlines() if line.startswith("ab_pip "))
+    assert "vllm_ascend-0.23.0" not in install, "installed from what the build made"
+
+
+def test_a_chip_without_a_soc_version_is_named():
+    with pytest.raises(ConfigError) as err:
+        vllm.soc_version("910")
+    assert "chip:" in err.value.fix and vllm.soc_version("A3") == "ascend910_9391"

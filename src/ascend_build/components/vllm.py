@@ -26,6 +26,9 @@ PROBLEM_CODES = {
 DOWNLOAD = "the package index (`pip download --no-deps --only-binary=:all: vllm-ascend==<version>`)"
 SOURCE = (("VLLM_TARGET_DEVICE", "empty"),)
 BUILD = SourceBuild(requirements="requirements/common.txt", installed=("torch",), env=SOURCE)
+# vllm-ascend from its sdist: its kernels compiled with CANN for the chip the config names
+ASCEND_BUILD = SourceBuild(requirements="requirements.txt", installed=("torch", "torch-npu"),
+                           env=(("COMPILE_CUSTOM_KERNELS", "1"),))
 
 
 def rows() -> Dict[str, dict]:
@@ -97,14 +100,34 @@ def index_wants(view: FolderView) -> IndexWants:
                       said=tuple(said), sdists=() if vllm else (wanted,))
 
 
+def soc_version(chip: Optional[str]) -> str:
+    """The SOC_VERSION a build of vllm-ascend's kernels for `chip` takes."""
+    found = (component_data("vllm").get("soc_version") or {}).get(chip or "")
+    if not found:
+        raise ConfigError(f"vllm-ascend from its source compiles kernels for one chip, and {chip or 'no chip'} has no "
+                          "SOC_VERSION known", fix="set `chip:` in ascend-build.yaml (910b, A3, 310p or 950), or use "
+                                                   "the vllm-ascend wheel")
+    return str(found)
+
+
+def build_env(pkg: Package, vllm: Package, ours: Package, chip: Optional[str]) -> List[str]:
+    """NAME=VALUE words of an sdist's build: vLLM for no device, vllm-ascend for the chip."""
+    if pkg is vllm:
+        return [f"{k}={v}" for k, v in BUILD.env]
+    if pkg is ours:
+        return [f"{k}={v}" for k, v in ASCEND_BUILD.env] + [f"SOC_VERSION={soc_version(chip)}"]
+    return []
+
+
 def plan(inputs: PlanInputs, parent: str) -> StagePlan:
     ours, vllm = inputs.one("vllm_ascend"), inputs.one("vllm")
     build_only = {p.file for p in inputs.build_wheels("vllm")}
     wheels = [p for p in inputs.pip_index("vllm") if p.format == "wheel" and p.file not in build_only]
-    sdists = [p for p in inputs.pip_index("vllm") if p.format == "sdist"] + ([vllm] if vllm.format == "sdist" else [])
+    sdists = ([p for p in (vllm, ours) if p.format == "sdist"]
+              + [p for p in inputs.pip_index("vllm") if p.format == "sdist"])
     script = render_script(
-        "vllm.sh.j2", pip_source=inputs.pip_source(), vllm_ascend=ours.name,
-        sdists=[{"file": p.name, "env": [f"{k}={v}" for k, v in (BUILD.env if p is vllm else ())],
+        "vllm.sh.j2", pip_source=inputs.pip_source(), vllm_ascend=ours.name if ours.format == "wheel" else None,
+        sdists=[{"file": p.name, "env": build_env(p, vllm, ours, inputs.selection.chip),
                  "build": inputs.selection.build_requires.get(p.file, [])} for p in sdists],
         wheels=[p.name for p in ([vllm] if vllm.format == "wheel" else []) + wheels])
     return StagePlan(name="vllm", parent=parent, files=[ours, vllm, *inputs.pip_index("vllm")], script=script,
@@ -116,14 +139,14 @@ COMPONENT = Component(
     parent="pta",
     slots=(
         Slot("vllm_ascend", required=True, python=True, wheels=(("vllm-ascend", "vllm_ascend"),), download=DOWNLOAD,
-             expected="vllm_ascend-<version>-cp<XY>-cp<XY>-manylinux_2_34_<arch>.whl"),
+             expected="vllm_ascend-<version>-cp<XY>-cp<XY>-manylinux_2_34_<arch>.whl (or its sdist: kernels built for `chip:`)"),
         Slot("vllm", required=True, wheels=(("vllm", "vllm"),), fits=_paired,
              expected="vllm-<version>.tar.gz (vLLM's source: its wheels on the index are CUDA builds)",
              download="`ascend-build fetch --target vllm` (or `pip download --no-deps --no-binary=:all: vllm==<version>`)"),
     ),
     choose_order=("vllm_ascend", "vllm"),            # vLLM follows vllm-ascend's release
     needs=("torch_npu", "nnal"),
-    source_builds={"vllm": BUILD},
+    source_builds={"vllm": BUILD, "vllm-ascend": ASCEND_BUILD},
     elsewhere={str(k): str(v) for k, v in (component_data("vllm").get("elsewhere") or {}).items()},
     index_wants=index_wants,
     rules=(vllm_rules,),

@@ -606,6 +606,44 @@ def make_vllm_sdist(dest: Path, version: str) -> Path:
     return path
 
 
+VLLM_ASCEND_SETUP = '''"""{note}: vllm-ascend's setup.py as it decides: with COMPILE_CUSTOM_KERNELS=1 it
+compiles its kernels with CANN for SOC_VERSION (no NPU to detect), against the installed torch_npu."""
+import os
+
+from setuptools import setup
+
+if os.environ.get("COMPILE_CUSTOM_KERNELS") == "1":
+    soc = os.environ.get("SOC_VERSION")
+    if not soc:
+        raise SystemExit("Please set the 'SOC_VERSION' environment variable to specify the target chip")
+    if not os.environ.get("ASCEND_HOME_PATH"):
+        raise SystemExit("ASCEND_HOME_PATH is not set: source CANN's set_env.sh")
+    import torch_npu  # noqa: F401  (the kernels build against it)
+    with open(os.path.join("vllm_ascend", "_build_info.py"), "w") as info:
+        info.write(f"SOC_VERSION = {{soc!r}}\\n")
+setup(name="vllm_ascend", version="{version}", packages=["vllm_ascend"],
+      install_requires=[line.strip() for line in open("requirements.txt") if line.strip()])
+'''
+
+
+def make_vllm_ascend_sdist(dest: Path, fam: "Family") -> Path:
+    """vllm-ascend's source distribution: its requirements in requirements.txt (PKG-INFO says
+    they are dynamic), built with COMPILE_CUSTOM_KERNELS and SOC_VERSION against torch_npu."""
+    top = f"vllm_ascend-{fam.vllm_ascend}"
+    info = (f"Metadata-Version: 2.4\nName: vllm_ascend\nVersion: {fam.vllm_ascend}\nSummary: {STANDIN_NOTE}\n"
+            "Dynamic: requires-dist\n")
+    pyproject = ('[build-system]\nrequires = ["setuptools>=61", "wheel", "cmake>=3.26", '
+                 f'"torch=={fam.torch}", "torch-npu=={fam.torch_npu}"]\nbuild-backend = "setuptools.build_meta"\n')
+    requirements = f"torch=={fam.torch}\ntorch-npu=={fam.torch_npu}\ntriton-ascend=={fam.triton_ascend}\nregex\n"
+    init = f'"""{STANDIN_NOTE}"""\n__version__ = "{fam.vllm_ascend}"\n'
+    files = {f"{top}/PKG-INFO": info.encode(), f"{top}/pyproject.toml": pyproject.encode(),
+             f"{top}/setup.py": VLLM_ASCEND_SETUP.format(note=STANDIN_NOTE, version=fam.vllm_ascend).encode(),
+             f"{top}/requirements.txt": requirements.encode(), f"{top}/vllm_ascend/__init__.py": init.encode()}
+    path = Path(dest) / f"{top}.tar.gz"
+    path.write_bytes(_targz(files))
+    return path
+
+
 def make_vllm_stack(dest: Path, fam: "Family", arch: str, python: str, fill: int, seed: str = "") -> List[Path]:
     """vllm-ascend (a wheel that needs CANN's environment to import, like torch_npu), vLLM's sdist,
     triton-ascend, and the pure wheels those need (stand-ins of regex, ninja, cmake)."""

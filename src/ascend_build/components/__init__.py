@@ -177,3 +177,6 @@ class Component(StageSlots):
     device_checks: Tuple[Tuple[str, str, str], ...] = ()
     summary: Tuple[str, ...] = ()
     probes: Tuple[dict, ...] = ()
+    # its install script hands all its wheel files to ab_pip before it installs anything else (and
+    # ab_pip -r only what they already satisfy): a build under QEMU may install them natively (native_install.py)
+    native_wheels: bool = False

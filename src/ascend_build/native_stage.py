@@ -119,11 +119,11 @@ def place(home: str, staging: str, where: dict) -> int:
             new = os.path.relpath(final, lib).replace(os.sep, "/")
             if os.path.dirname(final) == where["scripts"] and retarget(target, here, there) and digest:
                 digest, size = record_hash(target)
-            if final.endswith(".py"):       # pip compiles every .py it installs, data and scripts too
-                compiled.append((target, final))
+            if final.endswith(".py"):       # pip compiles every .py it installs, data and scripts too,
+                compiled.append((target, final, os.path.join(lib, new)))    # named lib/../../../share/x.py
             rows.append((new, digest, size))
-        for target, final in compiled:      # as pip: compile_file(path, force=True, quiet=True), at the final path
-            if compileall.compile_file(target, ddir=os.path.dirname(final), force=True, quiet=1):
+        for target, final, named in compiled:      # as pip: compile_file(path, force=True, quiet=True) there
+            if compileall.compile_file(target, ddir=os.path.dirname(named), force=True, quiet=1):
                 pyc = importlib.util.cache_from_source(final)
                 if os.path.exists(staging + pyc):
                     rows.append((os.path.relpath(pyc, lib).replace(os.sep, "/"), "", ""))

@@ -98,6 +98,7 @@ from common import ratio_spread, spread
 
 from ascend_build.engines.network import bridge_gateway
 from ascend_build.fastpath import BYPASS_ENV as FULL_ENV
+from ascend_build.native_install import ENV as NATIVE_ENV
 
 CLI = [sys.executable, "-m", "ascend_build"]
 DOCKER = os.environ.get("ASCEND_BUILD_DOCKER", "/usr/bin/docker")
@@ -151,14 +152,16 @@ def med(values):
     return statistics.median(values) if values else float("nan")
 
 
-def table(title, rows: Dict[str, Dict[str, List[float]]]):
-    """One line per figure: the arm64 and amd64 seconds (min/median/max) and the ratio of the medians."""
-    print(f"== {title} (s, min/median/max over the runs; ratio = arm64/amd64 of the medians, with the per-run ratios)")
+def table(title, rows: Dict[str, Dict[str, List[float]]], variants=("arm64", "amd64")):
+    """One line per figure: each variant's seconds (min/median/max) and its ratio to the last
+    variant (amd64) of the medians, with the per-run ratios."""
+    print(f"== {title} (s, min/median/max over the runs; ratio = X/{variants[-1]} of the medians, with the per-run ratios)")
     width = max(len(k) for k in rows)
     for name, per in rows.items():
-        a, b = per.get("arm64", []), per.get("amd64", [])
-        ratio = ratio_spread(a, b) if a and b and min(b) > 0 else "-"
-        print(f"  {name:{width}s}  arm64 {spread(a) if a else '-':>20s}   amd64 {spread(b) if b else '-':>18s}   ratio {ratio}")
+        base = per.get(variants[-1], [])
+        cells = [f"{v} {spread(per[v]) if per.get(v) else '-':>18s}" for v in variants]
+        ratios = [f"{v} {ratio_spread(per[v], base)}" for v in variants[:-1] if per.get(v) and base and min(base) > 0]
+        print(f"  {name:{width}s}  " + "   ".join(cells) + ("   ratio " + "; ".join(ratios) if ratios else ""))
 
 
 # ---------------------------------------------------------------- 1. whole builds, per stage
@@ -194,18 +197,21 @@ class Builds:
         self.images.add(result["image_id"])
         return result, marks, time.monotonic() - start
 
-    def once(self, arch: Arch) -> Dict[str, float]:
+    def once(self, arch: Arch, env=None) -> Dict[str, float]:
         workdir = self.dirs[arch.name]
         shutil.rmtree(workdir / ".ascend-build" / "set-env", ignore_errors=True)
         with open(workdir / "requirements.txt", "a") as out:
             out.write(f"# run {time.time_ns()}\n")
-        result, marks, wall = self.build(arch, "--no-cache")
+        result, marks, wall = self.build(arch, "--no-cache", env=env)
         stages = {s["name"]: s["seconds"] for s in result["stages"]}
         if len(marks) != 2 or any(s["status"] != "built" for s in result["stages"] if s["name"] != "base"):
             sys.exit(f"{arch.name}: expected two capture builds and every stage built, got {marks} and {result['stages']}")
         engine = result["timings"]["engine"]
-        final = self.build(arch, env={FULL_ENV: "1"})[0]["timings"]["engine"]
+        final = self.build(arch, env={**(env or {}), FULL_ENV: "1"})[0]["timings"]["engine"]
         out = {f"stage {name}": seconds for name, seconds in stages.items()}
+        for name, stage in ((result.get("emulation") or {}).get("stages") or {}).items():
+            if stage.get("native_seconds"):
+                out[f"  {name}'s wheels natively"] = stage["native_seconds"]
         out["capture after cann"] = marks[1] - marks[0] - stages["base"] - stages["cann"]
         out["capture after mindie"] = engine - (marks[1] - marks[0]) - stages["pta"] - stages["mindie"] - final
         out["last build (cached)"] = final
@@ -214,16 +220,25 @@ class Builds:
         out["total (wall)"] = wall
         return out
 
+    # arm64 with the tool's native install (its default), arm64 fully emulated, amd64 (this host's arch)
+    VARIANTS = (("arm64", 0, {}), ("arm64-emulated", 0, {NATIVE_ENV: "off"}), ("amd64", 1, {}))
+
     def run(self, runs: int):
         rows: Dict[str, Dict[str, List[float]]] = {}
-        for n in range(runs + 1):   # the first pair warms the page cache and the base images' layers: not counted
-            for arch in (ARCHES if n % 2 else ARCHES[::-1]):
-                got = self.once(arch)
-                print(f"  run {n}{' (warm-up)' if n == 0 else ''} {arch.name}: " + ", ".join(f"{k} {v:.1f}" for k, v in got.items()), flush=True)
+        for n in range(runs + 1):   # the first round warms the page cache and the base images' layers: not counted
+            order = self.VARIANTS[n % 3:] + self.VARIANTS[:n % 3]
+            for name, index, env in order:
+                got = self.once(ARCHES[index], env)
+                print(f"  run {n}{' (warm-up)' if n == 0 else ''} {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in got.items()), flush=True)
                 if n:
                     for key, value in got.items():
-                        rows.setdefault(key, {}).setdefault(arch.name, []).append(value)
-        table("whole build per stage (ascend-build build --engine buildkit --no-cache)", rows)
+                        rows.setdefault(key, {}).setdefault(name, []).append(value)
+        table("whole build per stage (ascend-build build --engine buildkit --no-cache); arm64 = the native install "
+              "(the default), arm64-emulated = ASCEND_BUILD_NATIVE_INSTALL=off", rows, ("arm64", "arm64-emulated", "amd64"))
+        total = rows["total (wall)"]
+        print(f"  => arm64/amd64 with the native install: {ratio_spread(total['arm64'], total['amd64'])}")
+        print(f"  => arm64/amd64 fully emulated:          {ratio_spread(total['arm64-emulated'], total['amd64'])}")
+        print(f"  => native install / emulated (arm64):   {ratio_spread(total['arm64'], total['arm64-emulated'])}")
 
     def clean(self):
         run([DOCKER, "rmi", "-f", "ab-arch:arm64", "ab-arch:amd64", *self.images], check=False)

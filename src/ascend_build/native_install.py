@@ -32,7 +32,7 @@ from .catalog.requirements import parsed_lines
 from .components import render_script
 from .components.registry import find
 from .contract import TOOL_DIR
-from .platforms import DEFAULT_GLIBC, PLATFORMS, host_arch, platform_tags
+from .platforms import DEFAULT_GLIBC, PLATFORMS, host_arch, normalise_arch, platform_tags
 
 ENV = "ASCEND_BUILD_NATIVE_INSTALL"
 STAGING = "/ab-staged"
@@ -137,7 +137,12 @@ def candidates(spec, base_image: str, host: str, target: str, python: str) -> Li
 
 def usable(engine, image: str, host: str, python: str) -> str:
     """Why `image` cannot be the helper ("" when it can)."""
-    answer, why = read_image(engine, image, PLATFORMS[host])
+    found = engine.find_image(image)
+    if found is None:
+        return f"{image} is not in {engine.binary}'s store"
+    if normalise_arch(found.get("Architecture")) not in (None, host):
+        return f"{image} is for {normalise_arch(found.get('Architecture'))}"
+    answer, why = read_image(engine, image)       # this host's arch: no --platform (podman may run it with buildah)
     if answer is None:
         return why.replace("the base image", "the image")
     version = ".".join(str(answer.get("version") or "").split(".")[:2])

@@ -58,12 +58,21 @@ def make_workdir(root: Path) -> Path:
     return workdir
 
 
-def build(workdir: Path, tag: str, env=None):
+def build(workdir: Path, tag: str, engine: str, env=None):
     report = workdir.parent / f"{tag.replace(':', '-').replace('/', '-')}.json"
-    result = cli("build", "-C", workdir, "--platform", "linux/arm64", "--target", "pta", "--engine", "buildkit",
+    result = cli("build", "-C", workdir, "--platform", "linux/arm64", "--target", "pta", "--engine", engine,
                  "-t", tag, "--report", report, env={**os.environ, **(env or {})})
     assert result.returncode == 0, said(result)[-4000:]
     return result, json.loads(report.read_text())
+
+
+def into_docker(engine: str, tag: str) -> str:
+    """The image as docker names it: podman's are copied over (`podman run` cannot run here)."""
+    if engine != "podman":
+        return tag
+    subprocess.run(f"podman save --format docker-archive localhost/{tag} | docker load", shell=True, check=True,
+                   capture_output=True, timeout=600)
+    return f"localhost/{tag}"
 
 
 def pyc_code(binary: str, image: str, paths):
@@ -88,14 +97,21 @@ def in_image(binary: str, image: str, *cmd):
                           capture_output=True, text=True, timeout=600)
 
 
-def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path):
+@pytest.mark.parametrize("engine", ["buildkit", "podman"])
+def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
+    if engine == "podman":
+        for image in (ARM64_BASE, HOST_BASE):
+            if subprocess.run(["podman", "image", "exists", image]).returncode != 0:
+                subprocess.run(f"docker save {image} | podman load", shell=True, check=True, capture_output=True)
     workdir = make_workdir(tmp_path)
-    fast, emulated = "ascend-build-test/native:fast", "ascend-build-test/native:emulated"
+    names = f"ascend-build-test/native-{engine}:fast", f"ascend-build-test/native-{engine}:emulated"
     try:
-        result, report = build(workdir, fast)
+        result, report = build(workdir, names[0], engine)
         assert "native install: the wheels of cann, pta install on this x86_64 CPU in " + HOST_BASE in said(result)
-        off, _ = build(workdir, emulated, {"ASCEND_BUILD_NATIVE_INSTALL": "off"})
+        assert report["emulation"]["stages"]["pta"]["native_wheels"] >= 7 and report["emulation"]["native_image"] == HOST_BASE
+        off, _ = build(workdir, names[1], engine, {"ASCEND_BUILD_NATIVE_INSTALL": "off"})
         assert "native install: off" in said(off)
+        fast, emulated = into_docker(engine, names[0]), into_docker(engine, names[1])
 
         a, b = tree(arm64, fast, ROOTS), tree(arm64, emulated, ROOTS)
         assert len(a) > 3000 and any(p.endswith("/sympy-1.14.0.dist-info/RECORD") for p in a)
@@ -115,14 +131,17 @@ def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path):
             assert verified.returncode == 0, said(verified)
 
         # the cache stays exact: nothing changed, nothing built; a changed wheel rebuilds its stage only
-        _, again = build(workdir, fast)
+        _, again = build(workdir, names[0], engine)
         assert [s["status"] for s in again["stages"]] == ["cached"] * 3
         wheel = standins.make_torch_npu(workdir / "packages", "2.1.0.post6", "2.1.0", "aarch64", "3.11", FILL, seed="changed")
-        changed, report = build(workdir, fast)
+        changed, report = build(workdir, names[0], engine)
         assert {s["name"]: s["status"] for s in report["stages"]} == {"base": "cached", "cann": "cached", "pta": "built"}
+        fast = into_docker(engine, names[0])
         with zipfile.ZipFile(wheel) as z:
             want = hashlib.sha256(z.read("torch_npu/standin-filler.bin")).hexdigest()
         shown = in_image(arm64, fast, "sha256sum", "/usr/local/lib/python3.11/dist-packages/torch_npu/standin-filler.bin")
         assert shown.returncode == 0 and shown.stdout.split()[0] == want, shown.stdout + shown.stderr
     finally:
-        subprocess.run([arm64, "rmi", "-f", fast, emulated], capture_output=True)
+        subprocess.run([arm64, "rmi", "-f", *names, *(f"localhost/{n}" for n in names)], capture_output=True)
+        if engine == "podman":
+            subprocess.run(["podman", "rmi", "-f", *names], capture_output=True)

@@ -43,10 +43,11 @@ FROM base AS native-scheme
 COPY scripts/native-stage.py /opt/ascend-build/native-stage.py
 RUN python3 /opt/ascend-build/native-stage.py scheme > /ab-scheme.json
 
-# native install: stage pta's wheels, installed for the image on the build host's CPU
+# native install: stage pta's wheels, installed for the image on the build host's CPU (its own
+# script first: no step of two helpers is the same, so BuildKit shows each helper's steps under its name)
 FROM --platform=$BUILDPLATFORM localhost/ascend-build-base:bookworm AS pta-native
-COPY scripts/lib.sh scripts/run-stage.sh scripts/native-stage.py /opt/ascend-build/
 COPY scripts/native/install_pta.sh /opt/ascend-build/install_pta.sh
+COPY scripts/lib.sh scripts/run-stage.sh scripts/native-stage.py /opt/ascend-build/
 COPY --from=native-scheme /ab-scheme.json /opt/ascend-build/scheme.json
 ARG ASCEND_PKG_URL
 RUN bash /opt/ascend-build/run-stage.sh pta http /tmp/ascend-pkgs/pta \

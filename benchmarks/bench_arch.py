@@ -6,10 +6,13 @@ each arch and Python 3.11, downloaded once into ~/.cache/ascend-build-tests/clos
 Run by hand, one benchmark at a time (docker daemon, QEMU binfmt, both base images):
 
     .venv/bin/python benchmarks/bench_arch.py [--runs 3] [--parts builds,steps]   # whole builds, then per step
+    .venv/bin/python benchmarks/bench_arch.py --runs 3 --parts builds              # the ratios with the native install
     .venv/bin/python benchmarks/bench_arch.py --prototype [--runs 3]               # native helper stage vs emulated pip
 
-builds: `build --platform P --engine buildkit --no-cache --timings --report R.json` of each folder from scratch,
-arches alternating, one uncounted warm-up pair. steps: the stage scripts' commands by hand, each timed, in
+builds: `build --platform P --engine buildkit --no-cache --timings --report R.json` of each folder from scratch:
+arm64 with the native install (the tool's default), arm64 fully emulated (ASCEND_BUILD_NATIVE_INSTALL=off) and
+amd64, in turn (the order rotates per run), one uncounted warm-up round; it prints arm64/amd64 for both arm64 ways
+and native/emulated (ratio of the medians, with the per-run ratios). steps: the stage scripts' commands by hand, each timed, in
 `docker run --platform P` containers of the base image, packages served on the docker bridge. prototype: see
 Prototype. Everything made (folders, images, servers) is removed at the end.
 
@@ -71,6 +74,24 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   (valid: COPY keeps the sources' mtimes), 40 in code bytes (marshal's reference flags, not behaviour); with
   pip's own compile under --target all 2,356 differ in co_filename (pip's temp dir; importlib fixes it at load).
   `pip list` in both images: identical. The helper's Python must be the same 3.x minor (here both 3.11.2).
+
+  With the native install (issue 24; `--runs 3 --parts builds`, 2 shared cores, other builds running on the machine,
+  so amd64 took 24 s here against 13 s in the quiet run above; medians, per-run min/median/max of the ratios):
+
+  whole build, per stage        arm64 native   arm64 emulated   amd64   native/amd64   emulated/amd64
+    cann (under QEMU)                 5.9            28.5         4.1      1.43             6.9
+    pta  (under QEMU)                 2.9            14.0         2.1      1.37             6.6
+    mindie                            7.1             7.3         1.3      5.4              5.5   (untouched: .run + pip)
+    engine phase                     63.5           133.2        24.1      2.64             5.54
+    total (wall)                     64.0           133.6        24.5      2.62 (2.62/2.78/3.43)   5.46 (5.23/5.64/5.91)
+    native / emulated (arm64, wall)  0.48 (0.46/0.47/0.66)
+  The helpers on this CPU (a build alone, no --no-cache): cann's 2 wheels (sympy, mpmath) 3.7 s, pta's 7 wheels 1.3 s;
+  in a --no-cache build each engine build (two set_env.sh captures, then the image) builds every stage again, so
+  the helpers run three times. What stays under QEMU: the .run installers (~1.2-1.5 s each), the mindie stage
+  (its .run imports torch, then pip installs the ATB wheel and its requirements: not moved, since its pip runs
+  after its installer), pip check in the two stages (~2.4 s each), the torch ABI check, the ENV captures. The
+  stages the native install covers are at 1.4x of amd64; the whole build at 2.6x (goal 1.5x: the mindie stage
+  and the captures are what is left).
 
   Also seen: under BuildKit `build --no-cache` reaches only the first engine build (the cann capture's); the
   mindie capture build takes pta and mindie from BuildKit's cache of an earlier build of the same Dockerfile

@@ -8,7 +8,8 @@ pip writes) and the owner and mode of those folders and their parents, as JSON.
 `place HOME STAGING SCHEME`: run by the build host's python3 of the same X.Y after
 `pip install --target HOME --no-compile` of wheels for the target: moves every file each
 RECORD lists to STAGING + the path the image's pip would have used, rewrites RECORD as that pip
-writes it (paths relative to purelib, the .pyc files it compiles, sorted), points the scripts'
+writes it (paths relative to purelib or platlib as the wheel's root says, the .pyc files it compiles,
+sorted), points the scripts'
 shebangs at the image's python3 (RECORD hashes follow), compiles each .py as pip does (same
 invalidation mode, co_filename = the final path), and gives the folders the image already has
 their owner and mode (COPY applies the staged folders' to the image's)."""
@@ -20,9 +21,11 @@ import importlib.util
 import io
 import json
 import os
+import re
 import sys
 
-HOME_SCRIPTS, HOME_HEADERS, UP = "bin/", "include/python/", "../../"
+HOME_SCRIPTS, UP = "bin/", "../../"
+HOME_HEADERS = re.compile(r"^include/(python|site/python\d+\.\d+)/(.+)$")    # pip's home scheme (in a venv: site/)
 
 
 def scheme() -> dict:
@@ -77,17 +80,18 @@ def retarget(path: str, here: str, there: str) -> bool:
     return False
 
 
-def destination(path: str, where: dict) -> str:
+def destination(path: str, where: dict, lib: str) -> str:
     """The final path of a RECORD entry of a `--target` install (relative to HOME/lib/python)."""
     if not path.startswith(UP):
         if path.startswith("../"):
             raise SystemExit("native-stage: unexpected RECORD path %r" % path)
-        return os.path.normpath(os.path.join(where["purelib"], path))
+        return os.path.normpath(os.path.join(lib, path))
     rest = path[len(UP):]
     if rest.startswith(HOME_SCRIPTS):
         return os.path.normpath(os.path.join(where["scripts"], rest[len(HOME_SCRIPTS):]))
-    if rest.startswith(HOME_HEADERS):
-        return os.path.normpath(os.path.join(where["headers"], rest[len(HOME_HEADERS):]))
+    headers = HOME_HEADERS.match(rest)
+    if headers:
+        return os.path.normpath(os.path.join(where["headers"], headers.group(2)))
     return os.path.normpath(os.path.join(where["data"], rest))
 
 
@@ -95,13 +99,19 @@ def home_path(home: str, path: str) -> str:
     return os.path.normpath(os.path.join(home, path[len(UP):] if path.startswith(UP) else path))
 
 
+def root_is_purelib(info: str) -> bool:
+    with open(os.path.join(info, "WHEEL"), encoding="utf-8") as f:
+        return any(line.strip().lower() == "root-is-purelib: true" for line in f)
+
+
 def place(home: str, staging: str, where: dict) -> int:
-    if where["purelib"] != where["platlib"]:
-        raise SystemExit("native-stage: the image's pip puts platform libraries apart (%s, %s)" % (where["purelib"], where["platlib"]))
-    lib, here, there = where["purelib"], sys.executable, where["executable"]
+    here, there = sys.executable, where["executable"]
     moved = set()
     infos = sorted(n for n in os.listdir(home) if n.endswith(".dist-info"))
     for info in infos:
+        # pip's lib_dir: purelib or platlib as the wheel says (the same folder on Debian and Ubuntu;
+        # where they differ, a wheel's .data/purelib and .data/platlib files follow its root here)
+        lib = where["purelib"] if root_is_purelib(os.path.join(home, info)) else where["platlib"]
         record = os.path.join(home, info, "RECORD")
         with open(record, newline="", encoding="utf-8") as f:
             text = f.read()
@@ -111,7 +121,7 @@ def place(home: str, staging: str, where: dict) -> int:
             if not row:
                 continue
             path, digest, size = (row + ["", ""])[:3]
-            final = destination(path, where)
+            final = destination(path, where, lib)
             source, target = home_path(home, path), staging + final
             os.makedirs(os.path.dirname(target), exist_ok=True)
             os.rename(source, target)

@@ -153,7 +153,7 @@ def test_podman_names_the_host_platform(workdir):
 
 
 # -- native_stage.py: `pip install --target` + place == pip's own install into that scheme ------
-def make_wheel(folder: Path) -> Path:
+def make_wheel(folder: Path, purelib: bool = True) -> Path:
     """A wheel with a package, a console script, a data file, a `#!python` script and a header."""
     wheel = folder / "demo_pkg-1.0-py3-none-any.whl"
     files = {
@@ -164,7 +164,7 @@ def make_wheel(folder: Path) -> Path:
         "demo_pkg-1.0.data/scripts/demo-tool": "#!python\nprint('tool')\n",
         "demo_pkg-1.0.data/headers/demo.h": "int demo;\n",
         "demo_pkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n",
-        "demo_pkg-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        "demo_pkg-1.0.dist-info/WHEEL": f"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: {str(purelib).lower()}\nTag: py3-none-any\n",
         "demo_pkg-1.0.dist-info/entry_points.txt": "[console_scripts]\ndemo = demo_pkg:VALUE\n",
     }
     import base64
@@ -198,7 +198,9 @@ def test_place_gives_what_pip_installs_into_the_scheme(tmp_path):
     subprocess.run([*pip, "--prefix", str(prefix), str(wheel)], check=True, env=env)
     lib = next(prefix.glob("lib/python*/site-packages"))
     where = {"purelib": str(lib), "platlib": str(lib), "scripts": str(prefix / "bin"), "data": str(prefix),
-             "headers": str(prefix / "include" / f"python{sys.version_info[0]}.{sys.version_info[1]}"),
+             "headers": subprocess.run([sys.executable, "-c", "import os, sys; from pip._internal.locations import get_scheme; "
+                                        "print(os.path.dirname(get_scheme('demo-pkg', prefix=sys.argv[1]).headers))", str(prefix)],
+                                       capture_output=True, text=True, check=True).stdout.strip(),
              "executable": sys.executable, "version": "%d.%d" % sys.version_info[:2], "dirs": {}}
     home = tmp_path / "home"
     subprocess.run([*pip, "--target", str(home), "--no-compile", str(wheel)], check=True, env=env)
@@ -222,3 +224,21 @@ def test_place_points_scripts_at_the_images_python(tmp_path):
     assert native_stage.retarget(str(script), "/usr/bin/python3", long)
     assert script.read_bytes().startswith(b"#!/bin/sh\n'''exec' " + long.encode())
     assert not native_stage.retarget(str(script), "/other/python3", "/usr/bin/python3")
+
+
+def test_a_platlib_wheel_goes_where_the_images_pip_puts_platform_libraries(tmp_path):
+    wheel = make_wheel(tmp_path, purelib=False)
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "-q", "--target", str(home),
+                    "--no-compile", str(wheel)], check=True)
+    where = {"purelib": "/usr/local/lib/python3.11/site-packages", "platlib": "/usr/local/lib64/python3.11/site-packages",
+             "scripts": "/usr/local/bin", "data": "/usr/local", "headers": "/usr/local/include/python3.11",
+             "executable": "/usr/bin/python3", "dirs": {}}
+    native_stage.place(str(home), str(tmp_path / "st"), where)
+    platlib = tmp_path / "st/usr/local/lib64/python3.11/site-packages"
+    assert (platlib / "demo_pkg/__pycache__").is_dir() and not (tmp_path / "st/usr/local/lib").exists()
+    record = (platlib / "demo_pkg-1.0.dist-info/RECORD").read_text()
+    assert "../../../bin/demo," in record and "../../../share/demo/readme.txt," in record
+    assert (tmp_path / "st/usr/local/bin/demo").read_text().startswith("#!/usr/bin/python3\n")
+    assert (tmp_path / "st/usr/local/include/python3.11/demo-pkg/demo.h").exists() or \
+        (tmp_path / "st/usr/local/include/python3.11/demo_pkg/demo.h").exists()

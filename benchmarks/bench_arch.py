@@ -555,10 +555,59 @@ class Prototype:
         run([DOCKER, "rmi", "-f", "ab-proto:native", "ab-proto:emulated"], check=False)
 
 
+# ---------------------------------------------------------------- 4. the real pta stage (torch 2.6.0, torch_npu 2.6.0.post5)
+REAL = CACHE.parent / "real-stack-aarch64-cp311-2.6.0.post5"     # made by tests/e2e/test_real_stack.py
+
+
+class RealStack:
+    """The real stack's folder (tests/e2e/test_real_stack.py fetched it: stand-in CANN 8.5.0, real torch, torch_npu
+    and their closure for aarch64 cp311) built `--target pta --no-cache` for arm64 with the native install and fully
+    emulated, in turn. No amd64 side: the real x86_64 torch (the CPU index's) is not in the cache."""
+
+    def __init__(self, root: Path):
+        if not (REAL / ".fetched").exists():
+            sys.exit(f"{REAL} is missing: run tests/e2e/test_real_stack.py once (it fetches the real wheels)")
+        self.workdir = root / "real"
+        shutil.copytree(REAL, self.workdir, ignore=shutil.ignore_patterns(".ascend-build", ".fetched"),
+                        copy_function=lambda a, b: os.link(a, b) if a.endswith((".whl", ".run")) else shutil.copy2(a, b))
+        with open(self.workdir / "ascend-build.yaml", "a") as config:
+            config.write(f"\nbase_images:\n  aarch64: {ARCHES[0].base}\n")
+        self.tags = []
+
+    def once(self, mode: str) -> Dict[str, float]:
+        shutil.rmtree(self.workdir / ".ascend-build" / "set-env", ignore_errors=True)
+        report, tag = self.workdir.parent / f"real-{mode}.json", f"ab-arch:real-{mode}"
+        start = time.monotonic()
+        run([*CLI, "build", "-C", str(self.workdir), "--platform", "linux/arm64", "--target", "pta", "--engine", "buildkit",
+             "--docker-bin", DOCKER, "--no-cache", "-t", tag, "--report", str(report)], env={**CLI_ENV, NATIVE_ENV: mode})
+        wall = time.monotonic() - start
+        self.tags.append(tag)
+        out = {}
+        for name, stage in json.loads(report.read_text())["emulation"]["stages"].items():
+            out[f"stage {name} under QEMU"] = stage["emulated_seconds"]
+            if "native_seconds" in stage:
+                out[f"  {name}'s {stage['native_wheels']} wheels natively"] = stage["native_seconds"]
+        out["total (wall)"] = wall
+        return out
+
+    def run(self, runs: int):
+        rows: Dict[str, Dict[str, List[float]]] = {}
+        for n in range(runs):
+            for mode in (("auto", "off") if n % 2 == 0 else ("off", "auto")):
+                for key, value in self.once(mode).items():
+                    rows.setdefault(key, {}).setdefault("native" if mode == "auto" else "emulated", []).append(value)
+        table("the real pta stack for arm64 (build --target pta --no-cache): native install vs fully emulated", rows,
+              ("native", "emulated"))
+
+    def clean(self):
+        run([DOCKER, "rmi", "-f", *self.tags], check=False)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--parts", default="builds,steps", help="builds and/or steps (comma-separated)")
+    parser.add_argument("--parts", default="builds,steps", help="builds, steps and/or real (comma-separated; real: the "
+                        "real torch/torch_npu pta stack for arm64, native install vs emulated)")
     parser.add_argument("--prototype", action="store_true", help="time the native-install helper stage against the "
                         "emulated pip install, and compare the trees (instead of --parts)")
     opts = parser.parse_args()
@@ -573,8 +622,13 @@ def main():
             parts.append(Prototype(root))
             parts[-1].run(opts.runs)
             return
-        dirs = {arch.name: make_workdir(root, arch) for arch in ARCHES}
         wanted = {p.strip() for p in opts.parts.split(",")}
+        if "real" in wanted:
+            parts.append(RealStack(root))
+            parts[-1].run(opts.runs)
+        if not wanted & {"builds", "steps"}:
+            return
+        dirs = {arch.name: make_workdir(root, arch) for arch in ARCHES}
         for name, cls in (("builds", Builds), ("steps", Steps)):
             if name in wanted:
                 parts.append(cls(dirs))

@@ -31,7 +31,7 @@ from .catalog.pythons import read_image
 from .catalog.requirements import parsed_lines
 from .components import render_script
 from .components.registry import find
-from .contract import TOOL_DIR
+from .contract import PKG_DIR, TOOL_DIR
 from .platforms import DEFAULT_GLIBC, PLATFORMS, host_arch, normalise_arch, platform_tags
 
 ENV = "ASCEND_BUILD_NATIVE_INSTALL"
@@ -216,7 +216,7 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
                             "file": SCHEME_FILE})
             mount = view["mount"]
             if plan.delivery == "mount":
-                mount = f"--mount=type=bind,source=pkgs/{view['name']},target=/tmp/ascend-pkgs/{view['name']} "
+                mount = f"--mount=type=bind,source=pkgs/{view['name']},target={PKG_DIR}/{view['name']} "
             out.append({"name": native.helper(view["name"]), "helper": "install", "stage": view["name"],
                         "image": native.image, "platform": native.platform, "mount": mount,
                         "files": [(p.name, p.sha256) for p in wheels], "script": SCRIPT, "scheme": SCHEME_STAGE,

@@ -93,6 +93,15 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   stages the native install covers are at 1.4x of amd64; the whole build at 2.6x (goal 1.5x: the mindie stage
   and the captures are what is left).
 
+  The real pta stack (`--parts real --runs 2`: stand-in CANN 8.5.0 with the real torch 2.6.0, torch_npu 2.6.0.post5
+  and their 25 aarch64 wheels; `build --target pta --no-cache`, arm64 only: no x86_64 real torch in the cache):
+    stage cann under QEMU        native  6.9 s (+ its 19 wheels on this CPU 35.4 s, waiting included)   emulated 50.3 s
+    stage pta under QEMU         native 13.0 s (pip check + the torch ABI import; + 8 wheels natively 14.1 s) emulated 57.0 s
+    total (wall)                 native 56.5 s   emulated 163.1 s   ratio 0.35 (per run 0.33/0.35/0.36)
+  The two images (one each way, read by hand): 27,301 files under the Python prefix with the same names, modes,
+  owners, sizes and sha256 (RECORD included) but for 106 .pyc whose code bytes differ (marshal's reference
+  flags), and the same `pip list`.
+
   Also seen: under BuildKit `build --no-cache` reaches only the first engine build (the cann capture's); the
   mindie capture build takes pta and mindie from BuildKit's cache of an earlier build of the same Dockerfile
   (cache keys follow the Dockerfile, not the rebuilt parent), so a "--no-cache" build reuses old pta/mindie

@@ -6,10 +6,13 @@ each arch and Python 3.11, downloaded once into ~/.cache/ascend-build-tests/clos
 Run by hand, one benchmark at a time (docker daemon, QEMU binfmt, both base images):
 
     .venv/bin/python benchmarks/bench_arch.py [--runs 3] [--parts builds,steps]   # whole builds, then per step
+    .venv/bin/python benchmarks/bench_arch.py --runs 3 --parts builds              # the ratios with the native install
     .venv/bin/python benchmarks/bench_arch.py --prototype [--runs 3]               # native helper stage vs emulated pip
 
-builds: `build --platform P --engine buildkit --no-cache --timings --report R.json` of each folder from scratch,
-arches alternating, one uncounted warm-up pair. steps: the stage scripts' commands by hand, each timed, in
+builds: `build --platform P --engine buildkit --no-cache --timings --report R.json` of each folder from scratch:
+arm64 with the native install (the tool's default), arm64 fully emulated (ASCEND_BUILD_NATIVE_INSTALL=off) and
+amd64, in turn (the order rotates per run), one uncounted warm-up round; it prints arm64/amd64 for both arm64 ways
+and native/emulated (ratio of the medians, with the per-run ratios). steps: the stage scripts' commands by hand, each timed, in
 `docker run --platform P` containers of the base image, packages served on the docker bridge. prototype: see
 Prototype. Everything made (folders, images, servers) is removed at the end.
 
@@ -72,6 +75,33 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   pip's own compile under --target all 2,356 differ in co_filename (pip's temp dir; importlib fixes it at load).
   `pip list` in both images: identical. The helper's Python must be the same 3.x minor (here both 3.11.2).
 
+  With the native install (issue 24; `--runs 3 --parts builds`, 2 shared cores, other builds running on the machine,
+  so amd64 took 24 s here against 13 s in the quiet run above; medians, per-run min/median/max of the ratios):
+
+  whole build, per stage        arm64 native   arm64 emulated   amd64   native/amd64   emulated/amd64
+    cann (under QEMU)                 5.9            28.5         4.1      1.43             6.9
+    pta  (under QEMU)                 2.9            14.0         2.1      1.37             6.6
+    mindie                            7.1             7.3         1.3      5.4              5.5   (untouched: .run + pip)
+    engine phase                     63.5           133.2        24.1      2.64             5.54
+    total (wall)                     64.0           133.6        24.5      2.62 (2.62/2.78/3.43)   5.46 (5.23/5.64/5.91)
+    native / emulated (arm64, wall)  0.48 (0.46/0.47/0.66)
+  The helpers on this CPU (a build alone, no --no-cache): cann's 2 wheels (sympy, mpmath) 3.7 s, pta's 7 wheels 1.3 s;
+  in a --no-cache build each engine build (two set_env.sh captures, then the image) builds every stage again, so
+  the helpers run three times. What stays under QEMU: the .run installers (~1.2-1.5 s each), the mindie stage
+  (its .run imports torch, then pip installs the ATB wheel and its requirements: not moved, since its pip runs
+  after its installer), pip check in the two stages (~2.4 s each), the torch ABI check, the ENV captures. The
+  stages the native install covers are at 1.4x of amd64; the whole build at 2.6x (goal 1.5x: the mindie stage
+  and the captures are what is left).
+
+  The real pta stack (`--parts real --runs 2`: stand-in CANN 8.5.0 with the real torch 2.6.0, torch_npu 2.6.0.post5
+  and their 25 aarch64 wheels; `build --target pta --no-cache`, arm64 only: no x86_64 real torch in the cache):
+    stage cann under QEMU        native  6.9 s (+ its 19 wheels on this CPU 35.4 s, waiting included)   emulated 50.3 s
+    stage pta under QEMU         native 13.0 s (pip check + the torch ABI import; + 8 wheels natively 14.1 s) emulated 57.0 s
+    total (wall)                 native 56.5 s   emulated 163.1 s   ratio 0.35 (per run 0.33/0.35/0.36)
+  The two images (one each way, read by hand): 27,301 files under the Python prefix with the same names, modes,
+  owners, sizes and sha256 (RECORD included) but for 106 .pyc whose code bytes differ (marshal's reference
+  flags), and the same `pip list`.
+
   Also seen: under BuildKit `build --no-cache` reaches only the first engine build (the cann capture's); the
   mindie capture build takes pta and mindie from BuildKit's cache of an earlier build of the same Dockerfile
   (cache keys follow the Dockerfile, not the rebuilt parent), so a "--no-cache" build reuses old pta/mindie
@@ -98,6 +128,7 @@ from common import ratio_spread, spread
 
 from ascend_build.engines.network import bridge_gateway
 from ascend_build.fastpath import BYPASS_ENV as FULL_ENV
+from ascend_build.native_install import ENV as NATIVE_ENV
 
 CLI = [sys.executable, "-m", "ascend_build"]
 DOCKER = os.environ.get("ASCEND_BUILD_DOCKER", "/usr/bin/docker")
@@ -151,14 +182,16 @@ def med(values):
     return statistics.median(values) if values else float("nan")
 
 
-def table(title, rows: Dict[str, Dict[str, List[float]]]):
-    """One line per figure: the arm64 and amd64 seconds (min/median/max) and the ratio of the medians."""
-    print(f"== {title} (s, min/median/max over the runs; ratio = arm64/amd64 of the medians, with the per-run ratios)")
+def table(title, rows: Dict[str, Dict[str, List[float]]], variants=("arm64", "amd64")):
+    """One line per figure: each variant's seconds (min/median/max) and its ratio to the last
+    variant (amd64) of the medians, with the per-run ratios."""
+    print(f"== {title} (s, min/median/max over the runs; ratio = X/{variants[-1]} of the medians, with the per-run ratios)")
     width = max(len(k) for k in rows)
     for name, per in rows.items():
-        a, b = per.get("arm64", []), per.get("amd64", [])
-        ratio = ratio_spread(a, b) if a and b and min(b) > 0 else "-"
-        print(f"  {name:{width}s}  arm64 {spread(a) if a else '-':>20s}   amd64 {spread(b) if b else '-':>18s}   ratio {ratio}")
+        base = per.get(variants[-1], [])
+        cells = [f"{v} {spread(per[v]) if per.get(v) else '-':>18s}" for v in variants]
+        ratios = [f"{v} {ratio_spread(per[v], base)}" for v in variants[:-1] if per.get(v) and base and min(base) > 0]
+        print(f"  {name:{width}s}  " + "   ".join(cells) + ("   ratio " + "; ".join(ratios) if ratios else ""))
 
 
 # ---------------------------------------------------------------- 1. whole builds, per stage
@@ -194,18 +227,21 @@ class Builds:
         self.images.add(result["image_id"])
         return result, marks, time.monotonic() - start
 
-    def once(self, arch: Arch) -> Dict[str, float]:
+    def once(self, arch: Arch, env=None) -> Dict[str, float]:
         workdir = self.dirs[arch.name]
         shutil.rmtree(workdir / ".ascend-build" / "set-env", ignore_errors=True)
         with open(workdir / "requirements.txt", "a") as out:
             out.write(f"# run {time.time_ns()}\n")
-        result, marks, wall = self.build(arch, "--no-cache")
+        result, marks, wall = self.build(arch, "--no-cache", env=env)
         stages = {s["name"]: s["seconds"] for s in result["stages"]}
         if len(marks) != 2 or any(s["status"] != "built" for s in result["stages"] if s["name"] != "base"):
             sys.exit(f"{arch.name}: expected two capture builds and every stage built, got {marks} and {result['stages']}")
         engine = result["timings"]["engine"]
-        final = self.build(arch, env={FULL_ENV: "1"})[0]["timings"]["engine"]
+        final = self.build(arch, env={**(env or {}), FULL_ENV: "1"})[0]["timings"]["engine"]
         out = {f"stage {name}": seconds for name, seconds in stages.items()}
+        for name, stage in ((result.get("emulation") or {}).get("stages") or {}).items():
+            if stage.get("native_seconds"):
+                out[f"  {name}'s wheels natively"] = stage["native_seconds"]
         out["capture after cann"] = marks[1] - marks[0] - stages["base"] - stages["cann"]
         out["capture after mindie"] = engine - (marks[1] - marks[0]) - stages["pta"] - stages["mindie"] - final
         out["last build (cached)"] = final
@@ -214,16 +250,25 @@ class Builds:
         out["total (wall)"] = wall
         return out
 
+    # arm64 with the tool's native install (its default), arm64 fully emulated, amd64 (this host's arch)
+    VARIANTS = (("arm64", 0, {}), ("arm64-emulated", 0, {NATIVE_ENV: "off"}), ("amd64", 1, {}))
+
     def run(self, runs: int):
         rows: Dict[str, Dict[str, List[float]]] = {}
-        for n in range(runs + 1):   # the first pair warms the page cache and the base images' layers: not counted
-            for arch in (ARCHES if n % 2 else ARCHES[::-1]):
-                got = self.once(arch)
-                print(f"  run {n}{' (warm-up)' if n == 0 else ''} {arch.name}: " + ", ".join(f"{k} {v:.1f}" for k, v in got.items()), flush=True)
+        for n in range(runs + 1):   # the first round warms the page cache and the base images' layers: not counted
+            order = self.VARIANTS[n % 3:] + self.VARIANTS[:n % 3]
+            for name, index, env in order:
+                got = self.once(ARCHES[index], env)
+                print(f"  run {n}{' (warm-up)' if n == 0 else ''} {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in got.items()), flush=True)
                 if n:
                     for key, value in got.items():
-                        rows.setdefault(key, {}).setdefault(arch.name, []).append(value)
-        table("whole build per stage (ascend-build build --engine buildkit --no-cache)", rows)
+                        rows.setdefault(key, {}).setdefault(name, []).append(value)
+        table("whole build per stage (ascend-build build --engine buildkit --no-cache); arm64 = the native install "
+              "(the default), arm64-emulated = ASCEND_BUILD_NATIVE_INSTALL=off", rows, ("arm64", "arm64-emulated", "amd64"))
+        total = rows["total (wall)"]
+        print(f"  => arm64/amd64 with the native install: {ratio_spread(total['arm64'], total['amd64'])}")
+        print(f"  => arm64/amd64 fully emulated:          {ratio_spread(total['arm64-emulated'], total['amd64'])}")
+        print(f"  => native install / emulated (arm64):   {ratio_spread(total['arm64'], total['arm64-emulated'])}")
 
     def clean(self):
         run([DOCKER, "rmi", "-f", "ab-arch:arm64", "ab-arch:amd64", *self.images], check=False)
@@ -519,10 +564,59 @@ class Prototype:
         run([DOCKER, "rmi", "-f", "ab-proto:native", "ab-proto:emulated"], check=False)
 
 
+# ---------------------------------------------------------------- 4. the real pta stage (torch 2.6.0, torch_npu 2.6.0.post5)
+REAL = CACHE.parent / "real-stack-aarch64-cp311-2.6.0.post5"     # made by tests/e2e/test_real_stack.py
+
+
+class RealStack:
+    """The real stack's folder (tests/e2e/test_real_stack.py fetched it: stand-in CANN 8.5.0, real torch, torch_npu
+    and their closure for aarch64 cp311) built `--target pta --no-cache` for arm64 with the native install and fully
+    emulated, in turn. No amd64 side: the real x86_64 torch (the CPU index's) is not in the cache."""
+
+    def __init__(self, root: Path):
+        if not (REAL / ".fetched").exists():
+            sys.exit(f"{REAL} is missing: run tests/e2e/test_real_stack.py once (it fetches the real wheels)")
+        self.workdir = root / "real"
+        shutil.copytree(REAL, self.workdir, ignore=shutil.ignore_patterns(".ascend-build", ".fetched"),
+                        copy_function=lambda a, b: os.link(a, b) if a.endswith((".whl", ".run")) else shutil.copy2(a, b))
+        with open(self.workdir / "ascend-build.yaml", "a") as config:
+            config.write(f"\nbase_images:\n  aarch64: {ARCHES[0].base}\n")
+        self.tags = []
+
+    def once(self, mode: str) -> Dict[str, float]:
+        shutil.rmtree(self.workdir / ".ascend-build" / "set-env", ignore_errors=True)
+        report, tag = self.workdir.parent / f"real-{mode}.json", f"ab-arch:real-{mode}"
+        start = time.monotonic()
+        run([*CLI, "build", "-C", str(self.workdir), "--platform", "linux/arm64", "--target", "pta", "--engine", "buildkit",
+             "--docker-bin", DOCKER, "--no-cache", "-t", tag, "--report", str(report)], env={**CLI_ENV, NATIVE_ENV: mode})
+        wall = time.monotonic() - start
+        self.tags.append(tag)
+        out = {}
+        for name, stage in json.loads(report.read_text())["emulation"]["stages"].items():
+            out[f"stage {name} under QEMU"] = stage["emulated_seconds"]
+            if "native_seconds" in stage:
+                out[f"  {name}'s {stage['native_wheels']} wheels natively"] = stage["native_seconds"]
+        out["total (wall)"] = wall
+        return out
+
+    def run(self, runs: int):
+        rows: Dict[str, Dict[str, List[float]]] = {}
+        for n in range(runs):
+            for mode in (("auto", "off") if n % 2 == 0 else ("off", "auto")):
+                for key, value in self.once(mode).items():
+                    rows.setdefault(key, {}).setdefault("native" if mode == "auto" else "emulated", []).append(value)
+        table("the real pta stack for arm64 (build --target pta --no-cache): native install vs fully emulated", rows,
+              ("native", "emulated"))
+
+    def clean(self):
+        run([DOCKER, "rmi", "-f", *self.tags], check=False)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--parts", default="builds,steps", help="builds and/or steps (comma-separated)")
+    parser.add_argument("--parts", default="builds,steps", help="builds, steps and/or real (comma-separated; real: the "
+                        "real torch/torch_npu pta stack for arm64, native install vs emulated)")
     parser.add_argument("--prototype", action="store_true", help="time the native-install helper stage against the "
                         "emulated pip install, and compare the trees (instead of --parts)")
     opts = parser.parse_args()
@@ -537,8 +631,13 @@ def main():
             parts.append(Prototype(root))
             parts[-1].run(opts.runs)
             return
-        dirs = {arch.name: make_workdir(root, arch) for arch in ARCHES}
         wanted = {p.strip() for p in opts.parts.split(",")}
+        if "real" in wanted:
+            parts.append(RealStack(root))
+            parts[-1].run(opts.runs)
+        if not wanted & {"builds", "steps"}:
+            return
+        dirs = {arch.name: make_workdir(root, arch) for arch in ARCHES}
         for name, cls in (("builds", Builds), ("steps", Steps)):
             if name in wanted:
                 parts.append(cls(dirs))

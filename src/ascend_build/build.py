@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
+from . import native_install
 from .build_context import write_context
 from .contract import URL_ARG, URL_ARG_PREFIX, URL_SECRET
 from .engines.base import BuildRequest, Engine, LogLine, StageEvent
@@ -201,6 +202,7 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
         base = ensure_base_image(engine, settings.base_image, opts.pull, view, settings.arch)
     with timings.phase("check"):
         plan = plan_for(settings)
+        plan.native = native_install.for_build(plan, engine, view.info)
     view.info(f"engine: {engine.name} ({opts.engine_reason})" if opts.engine_reason else f"engine: {engine.name}")
     if settings.delivery_defaulted:
         view.info("delivery: http (works with every engine; the build context holds only the Dockerfile and scripts)")

@@ -218,6 +218,10 @@ def plan(
     _rehash(workdir, rehash)
     options = Options(target=target, delivery=delivery, base_image=base_image, platform=platform)
     the_plan = plan_for(settings_for(workdir, options, choose(engine)[0] if engine else None))
+    if engine:                          # what build would install on this host's CPU (native_install.py)
+        from .native_install import for_build
+
+        the_plan.native = for_build(the_plan, the_plan.settings.engine, lambda text: console.print(f"[dim]{escape(text)}[/]"))
     for warning in the_plan.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     files = context_files(the_plan)

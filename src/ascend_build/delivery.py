@@ -25,6 +25,8 @@ class Delivery:
     serves: ClassVar[bool] = False         # a package server runs for the build
     warning: ClassVar[Optional[str]] = None
     url_secret: bool = False               # http: the server URL reaches the build as a secret, not a build argument
+    # a native-install helper stage can take the stage's wheels this way (native_install.py)
+    native_helpers: ClassVar[bool] = True
 
     @property
     def url_arg(self) -> bool:
@@ -82,6 +84,7 @@ class Mount(Delivery):
 @dataclass(frozen=True)
 class Copy(Delivery):
     name: ClassVar[str] = "copy"
+    native_helpers: ClassVar[bool] = False
     warning: ClassVar[Optional[str]] = ("copy delivery leaves the installer bytes in the image's layers (COPY, then rm "
                                         "in a later layer): use http or mount for a smaller image")
 

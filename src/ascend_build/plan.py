@@ -2,7 +2,7 @@
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from .catalog.checksums import hash_file
 from .catalog.hashcache import HashCache
@@ -23,6 +23,7 @@ class Plan:
     abi: int
     stages: List[StagePlan]
     warnings: List[str] = field(default_factory=list)
+    native: Optional[object] = None      # native_install.NativeInstall: wheels installed on the build host's CPU
 
     @property
     def spec(self) -> BuildSpec:

@@ -36,7 +36,27 @@ def build_report(plan: Plan, engine: str, tag: str, image: dict, base: dict, lay
         "served": [{"file": t.file, "bytes": t.bytes, "seconds": round(t.seconds, 3), "complete": t.complete}
                    for t in served],
         "log": log,
+        "emulation": emulation(plan, stage_events),
     }
+
+
+def emulation(plan: Plan, stage_events: Dict[str, StageEvent]):
+    """A build for another arch: per stage the seconds it was built under QEMU, and for those whose
+    wheels were installed natively the seconds of that helper stage (None: a build for this host)."""
+    if plan.settings.platform is None:
+        return None
+    native = plan.native
+
+    def seconds(name: str) -> float:
+        event = stage_events.get(name)
+        return round(event.seconds, 2) if event and event.status == "built" else 0.0
+
+    stages = {}
+    for stage in plan.stages:
+        stages[stage.name] = {"emulated_seconds": seconds(stage.name)}
+        if native is not None and native.wheels(stage.name):
+            stages[stage.name].update(native_seconds=seconds(native.helper(stage.name)), native_wheels=len(native.wheels(stage.name)))
+    return {"platform": plan.settings.platform, "native_image": native.image if native else None, "stages": stages}
 
 
 def summary_table(report: dict) -> Table:
@@ -60,4 +80,9 @@ def timings_table(report: dict) -> Table:
     for phase, seconds in report["timings"].items():
         table.add_row(phase, f"{seconds:.3f}")
     table.add_row("total", f"{sum(report['timings'].values()):.3f}")
+    for name, stage in ((report.get("emulation") or {}).get("stages") or {}).items():
+        if stage["emulated_seconds"] or stage.get("native_seconds"):
+            table.add_row(f"  stage {name} under QEMU ({report['emulation']['platform']})", f"{stage['emulated_seconds']:.3f}")
+        if stage.get("native_seconds"):
+            table.add_row(f"  stage {name}'s {stage['native_wheels']} wheels on this CPU", f"{stage['native_seconds']:.3f}")
     return table

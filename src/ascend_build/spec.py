@@ -94,6 +94,14 @@ class BuildSpec(Strict):
     system_packages: List[OsPackage] = Field([], description="Extra OS packages for the base stage.")
     pip_index_url: Optional[Url] = Field(None, description="Take Python packages from this index instead of the working directory.")
     pip_trusted_host: Optional[Host] = None
+    native_install: Literal["auto", "off"] = Field(
+        "auto", description="auto: a build for another arch (QEMU) with BuildKit or podman installs the wheels of the "
+        "stages that pip-install them first (cann's tools, pta) on the build host's CPU in a helper stage and copies the "
+        "installed tree in; off: everything installs under emulation. ASCEND_BUILD_NATIVE_INSTALL=off|auto overrides it.")
+    native_image: Optional[ImageReference] = Field(
+        None, description="The helper stage's image: one for the build host's arch with python3 (the image's X.Y) and "
+        "pip; default: base_images' entry for the host's arch, else the base image's name without its arch word "
+        "(e.g. NAME:bookworm for NAME:bookworm-arm64), else python:X.Y-slim or python:X.Y, when in the store.")
     timezone: Timezone = "UTC"
     labels: Dict[LabelKey, FreeText] = {}
     matrix: Optional[Matrix] = Field(None, description="Variants for `ascend-build bake` (chip x arch x python).")

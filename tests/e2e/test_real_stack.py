@@ -93,6 +93,7 @@ def test_real_torch_npu_imports_in_the_arm64_images(fetched, tmp_path, docker_bi
             result = cli("build", "-C", workdir, "--platform", "linux/arm64", "--target", target, "-t", f"{tag}:{target}",
                          "--engine", "buildkit", "--port", "0", "--report", report, "--verify")
             assert result.returncode == 0, said(result)
+            assert "native install: the wheels of cann, pta install on this x86_64 CPU" in said(result), said(result)
             images.append(f"{tag}:{target}")
             ran = subprocess.run([docker_bin, "run", "--rm", "--platform", "linux/arm64", f"{tag}:{target}",
                                   "python3", "-c", IMPORT], capture_output=True, text=True, timeout=600)

@@ -205,3 +205,6 @@ class Component(StageSlots):
     probes: Tuple[dict, ...] = ()
     system_packages: Dict[str, Tuple[str, ...]] = field(default_factory=dict)   # OS family -> packages its stage needs
     elsewhere: Dict[str, str] = field(default_factory=dict)   # distribution -> where it is published, when not on the public index
+    # its install script hands all its wheel files to ab_pip before it installs anything else (and
+    # ab_pip -r only what they already satisfy): a build under QEMU may install them natively (native_install.py)
+    native_wheels: bool = False

@@ -61,6 +61,7 @@ COMPONENT = Component(
     rules=(cann_rules,),
     plan=plan,
     summary=("toolkit",),
+    native_wheels=True,
     probes=(
         {"kind": "file", "slot": "toolkit", "name": "toolkit set_env.sh present", "path": "ascend-toolkit/set_env.sh"},
         {"kind": "info-version", "slot": "toolkit", "name": "toolkit version matches label",

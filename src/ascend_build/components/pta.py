@@ -111,6 +111,7 @@ COMPONENT = Component(
     problems=PROBLEM_CODES,
     plan=plan,
     summary=("torch_npu",),
+    native_wheels=True,
     device_checks=(("torch_npu", "tensor on the NPU", "import torch, torch_npu; x = torch.ones(2, 2).npu(); print((x + x).cpu())"),),
     probes=(
         {"kind": "import", "slot": "torch", "name": "import torch", "module": "torch", "versioned": True},

@@ -79,6 +79,8 @@ class Engine:
     pulls_cache_from = False           # --cache-from images must be pulled first (the classic builder)
     inline_cache = True                # the layer cache travels in the images (per-arch --cache-to/--cache-from)
     store_transport: Optional[str] = None   # skopeo's transport for this engine's image store
+    native_stages = False              # a stage on the build host's platform in a build for another (FROM --platform)
+    build_platform_arg = False         # ...written FROM --platform=$BUILDPLATFORM (else the platform itself)
 
     def store_reference(self, ref: str) -> str:
         """`ref` in this engine's store, as skopeo names it (docker-daemon:REF, containers-storage:REF)."""

@@ -39,6 +39,8 @@ class DockerBuildKit(_DaemonStore, Engine):
     build_secrets = True
     cache_export = True                # inline: the cache travels in the pushed image
     cache_in_images = False            # BuildKit keeps its own cache
+    native_stages = True
+    build_platform_arg = True
 
     def __init__(self, binary: str = "docker", buildx: bool = False):
         super().__init__(binary, {"DOCKER_BUILDKIT": "1"})

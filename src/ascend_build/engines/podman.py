@@ -21,6 +21,7 @@ class Podman(Engine):
     cache_export = True                # --cache-to REPOSITORY
     runtimes = ("runc", "crun")        # OCI runtimes buildah may run RUN steps with
     store_transport = "containers-storage"
+    native_stages = True               # FROM --platform=linux/amd64 (4.3 does not expand $BUILDPLATFORM there)
 
     inline_cache = False               # its --cache-to is one repository, keyed by content
 

@@ -1,0 +1,250 @@
+"""Native install (issue 24): in a build for another arch (QEMU), the wheels of the stages whose
+script pip-installs them first (cann's tools, pta: `Component.native_wheels`) are installed by
+the build host's own pip and CPU in a helper stage, `<stage>-native`, FROM an image of the host's
+platform with the image's Python X.Y; the stage COPYs the installed tree and runs the rest of its
+script (installers, checks, `pip check`) under emulation.
+
+- The helper image: `native_image:` in ascend-build.yaml, else `base_images:`' entry for the
+  host's arch, else the base image's name without its arch word (NAME:bookworm for
+  NAME:bookworm-arm64), else python:X.Y-slim or python:X.Y; the first in the store for the host's
+  arch whose python3 is the image's X.Y and has pip. None: a note, and the emulated install.
+- Where the files go is asked from the image's own pip, once per build, under emulation (stage
+  `native-scheme`, FROM base); `pip install --target --platform ... --no-deps --no-compile`
+  then native_stage.py moves the files there under /ab-staged, rewrites RECORD as the image's pip
+  writes it, points script shebangs at the image's python3 and compiles the byte code as pip
+  does (same invalidation mode; co_filename the final path).
+- The helper's RUN names each wheel with its sha256 (as the stage's own RUN does), so a changed
+  wheel rebuilds the helper and the COPY of its tree (content-addressed) rebuilds the stage.
+- Off: `native_install: off` or ASCEND_BUILD_NATIVE_INSTALL=off; never with the classic builder,
+  bake, export, copy delivery, an index URL, an install-scripts/ override or a custom stage before."""
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from .catalog.model import Package
+from .catalog.pythons import read_image
+from .catalog.requirements import parsed_lines
+from .components import render_script
+from .components.registry import find
+from .contract import TOOL_DIR
+from .platforms import DEFAULT_GLIBC, PLATFORMS, host_arch, normalise_arch, platform_tags
+
+ENV = "ASCEND_BUILD_NATIVE_INSTALL"
+STAGING = "/ab-staged"
+SCHEME_STAGE = "native-scheme"
+SCHEME_FILE = "/ab-scheme.json"
+SCRIPT = "scripts/native-stage.py"
+LIB_LINE = f". {TOOL_DIR}/lib.sh\n"
+# options of a requirements file that change nothing when every wheel is given by path
+HARMLESS = ("-f", "--find-links", "--no-index", "-i", "--index-url", "--extra-index-url", "--trusted-host",
+            "--prefer-binary", "--only-binary", "--pre")
+ARCH_WORDS = {"aarch64": ("arm64v8", "aarch64", "arm64"), "x86_64": ("x86_64", "x86-64", "amd64")}
+
+
+@dataclass(frozen=True)
+class NativeInstall:
+    """What a build installs natively: the helper image, the FROM --platform value, the image's
+    Python X.Y and platform tags, and per stage the wheels (in the script's order)."""
+
+    image: str
+    platform: str
+    python: str
+    tags: Tuple[str, ...]
+    stages: Tuple[Tuple[str, Tuple[Package, ...]], ...]
+
+    def wheels(self, stage: str) -> Tuple[Package, ...]:
+        return dict(self.stages).get(stage, ())
+
+    @staticmethod
+    def helper(stage: str) -> str:
+        return f"{stage}-native"
+
+
+def wanted(spec) -> bool:
+    value = os.environ.get(ENV, "").strip().lower() or spec.native_install
+    return value not in ("off", "0", "no", "false")
+
+
+def _dist(pkg: Package) -> Optional[str]:
+    try:
+        return canonicalize_name(parse_wheel_filename(pkg.name)[0])
+    except (InvalidWheelFilename, ValueError):
+        return None
+
+
+def _requirements_plain(pkg: Package) -> bool:
+    """Every line a requirement without a URL, or an option that changes nothing here."""
+    try:
+        text = Path(pkg.path).read_text(errors="replace")
+    except OSError:
+        return False
+    for _number, line, req in parsed_lines(text):
+        if line.startswith("-"):
+            if line.split("=", 1)[0].split()[0] not in HARMLESS:
+                return False
+        elif isinstance(req, InvalidRequirement) or (isinstance(req, Requirement) and req.url):
+            return False
+    return True
+
+
+def stage_wheels(plan, overrides: Dict[str, str], present: Sequence[str]) -> Tuple[Dict[str, Tuple[Package, ...]], List[str]]:
+    """stage -> its wheels to install natively, and why others are not."""
+    chosen: Dict[str, Tuple[Package, ...]] = {}
+    why: List[str] = []
+    before = {canonicalize_name(n) for n in present}
+    builtin = True
+    for stage in plan.stages:
+        component = find(stage.name)
+        builtin = builtin and component is not None
+        wheels = tuple(p for p in stage.files if p.format == "wheel")
+        names = [_dist(p) for p in wheels]
+        if component is not None and component.native_wheels and wheels:
+            reason = (f"install-scripts/install_{stage.name}.sh replaces its script" if stage.name in overrides
+                      else "a custom stage comes before it" if not builtin
+                      else "its requirements files hold more than requirements" if not all(
+                          _requirements_plain(p) for p in stage.files if p.format == "txt")
+                      else "one of its wheels is in the image already (pip would replace it)" if any(
+                          n is None or n in before for n in names)
+                      else "" if LIB_LINE in stage.script else "its script does not source lib.sh")
+            if reason:
+                why.append(f"stage {stage.name}: {reason}")
+            else:
+                chosen[stage.name] = wheels
+        before.update(n for n in names if n)
+    return chosen, why
+
+
+def candidates(spec, base_image: str, host: str, target: str, python: str) -> List[str]:
+    """Helper images to try, best first (see the module's doc)."""
+    if spec.native_image:
+        return [spec.native_image]
+    found = [spec.base_images[host]] if host in spec.base_images else []
+    last = base_image.rsplit("/", 1)[-1]
+    repo, tag = (base_image.rsplit(":", 1) if ":" in last else (base_image, ""))
+    for word in ARCH_WORDS.get(target, ()):
+        found += [f"{repo}:{tag.replace(old, '', 1)}" for sep in "-_." for old in (sep + word, word + sep) if old in tag]
+    hub = {"aarch64": "arm64v8", "x86_64": "amd64"}
+    if re.search(rf"(^|/){hub.get(target)}/", repo):
+        found.append(re.sub(rf"(^|/){hub.get(target)}/", rf"\g<1>{hub[host]}/", repo, count=1) + (f":{tag}" if tag else ""))
+    found += [f"python:{python}-slim", f"python:{python}"]
+    return list(dict.fromkeys(c for c in found if c != base_image))
+
+
+def usable(engine, image: str, host: str, python: str) -> str:
+    """Why `image` cannot be the helper ("" when it can)."""
+    found = engine.find_image(image)
+    if found is None:
+        return f"{image} is not in {engine.binary}'s store"
+    if normalise_arch(found.get("Architecture")) not in (None, host):
+        return f"{image} is for {normalise_arch(found.get('Architecture'))}"
+    answer, why = read_image(engine, image)       # this host's arch: no --platform (podman may run it with buildah)
+    if answer is None:
+        return why.replace("the base image", "the image")
+    version = ".".join(str(answer.get("version") or "").split(".")[:2])
+    if version != python:
+        return f"{image} has Python {version or 'none'}, the image {python}"
+    if "pip" not in {canonicalize_name(n) for n in answer.get("packages", {})}:
+        return f"{image} has no pip"
+    return ""
+
+
+def decide(plan, engine, say: Callable[[str], None], overrides: Dict[str, str],
+           present: Sequence[str] = (), glibc: Optional[Tuple[int, int]] = None) -> Optional[NativeInstall]:
+    """The native install of this build, or None (saying why when it could have helped)."""
+    settings = plan.settings
+    host = host_arch()
+    if settings.platform is None or engine is None or not getattr(engine, "native_stages", False) or host is None:
+        return None
+    if not wanted(settings.spec):
+        say(f"native install: off ({ENV} or native_install: off): every stage installs under QEMU")
+        return None
+    stages, why = stage_wheels(plan, overrides, present)
+    for line in why:
+        say(f"native install: {line}, so it installs under QEMU")
+    if not stages:
+        return None
+    python = plan.selection.python
+    problem = (f"{settings.delivery.name} delivery" if not settings.delivery.native_helpers
+               else "pip_index_url is set" if settings.spec.pip_index_url
+               else "the image's Python is unknown" if not python else "")
+    if problem:
+        say(f"native install: not used ({problem}): {', '.join(stages)} install under QEMU")
+        return None
+    tried = []
+    for image in candidates(settings.spec, settings.base_image, host, settings.arch, python):
+        reason = usable(engine, image, host, python)
+        if not reason:
+            platform = "$BUILDPLATFORM" if getattr(engine, "build_platform_arg", False) else PLATFORMS[host]
+            tags = platform_tags(settings.arch, glibc or DEFAULT_GLIBC)
+            say(f"native install: the wheels of {', '.join(stages)} install on this {host} CPU in {image} "
+                f"(Python {python}), then are copied into the {settings.arch} image")
+            return NativeInstall(image, platform, python, tags, tuple(stages.items()))
+        tried.append(reason)
+    say(f"native install: no {PLATFORMS[host]} image with Python {python} and pip ({'; '.join(tried)}): "
+        f"{', '.join(stages)} install under QEMU; set `native_image: IMAGE` in ascend-build.yaml to use one")
+    return None
+
+
+def for_build(plan, engine, say: Callable[[str], None]) -> Optional[NativeInstall]:
+    """decide() with what it reads: the install-scripts/ overrides, the base image's Python."""
+    if plan.settings.platform is None or not getattr(engine, "native_stages", False):
+        return None
+    from .plan import read_overrides
+    from .settings import image_python
+
+    python = image_python(plan.settings, engine)
+    return decide(plan, engine, say, read_overrides(plan.settings.workdir), list(python.packages), python.glibc)
+
+
+# -- what the Dockerfile and the context get ----------------------------------------------------
+def helper_views(plan, views: List[dict]) -> List[dict]:
+    """The Dockerfile's stage views with the scheme stage and each helper stage before the stage
+    it serves, which COPYs the staged tree first and delivers only its other files."""
+    native: Optional[NativeInstall] = getattr(plan, "native", None)
+    if native is None:
+        return views
+    out: List[dict] = []
+    for view in views:
+        wheels = native.wheels(view["name"])
+        if wheels and not view.get("helper"):
+            if not any(v["name"] == SCHEME_STAGE for v in out):
+                out.append({"name": SCHEME_STAGE, "helper": "scheme", "parent": "base", "script": SCRIPT,
+                            "file": SCHEME_FILE})
+            mount = plan.delivery.mount(view["name"], True)
+            out.append({"name": native.helper(view["name"]), "helper": "install", "stage": view["name"],
+                        "image": native.image, "platform": native.platform, "mount": mount,
+                        "files": [(p.name, p.sha256) for p in wheels], "script": SCRIPT, "scheme": SCHEME_STAGE,
+                        "scheme_file": SCHEME_FILE})
+            names = {p.name for p in wheels}
+            view = dict(view, files=[f for f in view["files"] if f[0] not in names],
+                        copies=[(f"--from={native.helper(view['name'])} {STAGING}/", "/"), *view["copies"]])
+        out.append(view)
+    return out
+
+
+def context_files(plan) -> Dict[str, str]:
+    """The helper stages' scripts, and the served stages' scripts with ab_pip made a no-op (their
+    wheels are in place) and `pip check` of what was placed."""
+    native: Optional[NativeInstall] = getattr(plan, "native", None)
+    if native is None:
+        return {}
+    from . import native_stage
+
+    files = {SCRIPT: Path(native_stage.__file__).read_text()}
+    base_env = plan.stage("base").env if any(s.name == "base" for s in plan.stages) else {}
+    for stage, wheels in native.stages:
+        script = plan.stage(stage).script
+        names = sorted({n for n in (_dist(p) for p in wheels) if n})
+        files[f"scripts/native/install_{stage}.sh"] = render_script(
+            "native-install.sh.j2", stage=stage, python=native.python, abi="cp" + native.python.replace(".", ""),
+            tags=native.tags, wheels=[p.name for p in wheels], staging=STAGING, image=native.image,
+            pip_env=[f"{k}={v}" for k, v in base_env.items() if k.startswith("PIP_")])
+        files[f"scripts/install_{stage}.sh"] = script.replace(LIB_LINE, LIB_LINE + render_script(
+            "native-placed.sh.j2", helper=native.helper(stage), names=names), 1)
+    return files
+

@@ -1,0 +1,170 @@
+"""Runs INSIDE the build (standard library only, Python 3.6+), never imported by the tool: the
+in-image half of the native install (native_install.py). Shipped as scripts/native-stage.py.
+
+`scheme`: run by the image's own python3 (under emulation, once): where its pip puts a
+distribution's files (purelib, platlib, scripts, data, headers), its sys.executable (the shebang
+pip writes) and the owner and mode of those folders and their parents, as JSON.
+
+`place HOME STAGING SCHEME`: run by the build host's python3 of the same X.Y after
+`pip install --target HOME --no-compile` of wheels for the target: moves every file each
+RECORD lists to STAGING + the path the image's pip would have used, rewrites RECORD as that pip
+writes it (paths relative to purelib or platlib as the wheel's root says, the .pyc files it compiles,
+sorted), points the scripts'
+shebangs at the image's python3 (RECORD hashes follow), compiles each .py as pip does (same
+invalidation mode, co_filename = the final path), and gives the folders the image already has
+their owner and mode (COPY applies the staged folders' to the image's)."""
+import base64
+import compileall
+import csv
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import re
+import sys
+
+HOME_SCRIPTS, UP = "bin/", "../../"
+HOME_HEADERS = re.compile(r"^include/(python|site/python\d+\.\d+)/(.+)$")    # pip's home scheme (in a venv: site/)
+
+
+def scheme() -> dict:
+    try:
+        from pip._internal.locations import get_scheme
+        found = get_scheme("D")
+        paths = {k: getattr(found, k) for k in ("purelib", "platlib", "scripts", "data")}
+        paths["headers"] = os.path.dirname(found.headers)
+    except Exception:           # no pip (yet): the interpreter's own scheme
+        import sysconfig
+        got = sysconfig.get_paths()
+        paths = {"purelib": got["purelib"], "platlib": got["platlib"], "scripts": got["scripts"], "data": got["data"],
+                 "headers": got["include"]}
+    dirs = {}
+    for path in paths.values():
+        while True:
+            if os.path.isdir(path) and path not in dirs:
+                st = os.stat(path)
+                dirs[path] = [st.st_mode & 0o7777, st.st_uid, st.st_gid]
+            if path == "/":
+                break
+            path = os.path.dirname(path)
+    return dict(paths, executable=sys.executable, version="%d.%d" % sys.version_info[:2], dirs=dirs)
+
+
+def record_hash(path: str):
+    with open(path, "rb") as f:
+        data = f.read()
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip("="), str(len(data))
+
+
+def shebang(executable: str) -> bytes:
+    """distlib's, as pip's script maker writes it for `executable`."""
+    exe = executable.encode()
+    if b" " not in exe and len(exe) + 3 <= 127:
+        return b"#!" + exe + b"\n"
+    return b"#!/bin/sh\n'''exec' " + exe + b' "$0" "$@"\n' + b"' '''"
+
+
+def retarget(path: str, here: str, there: str) -> bool:
+    """Point a script written for this python3 at the image's; True when it changed."""
+    with open(path, "rb") as f:
+        data = f.read()
+    for old in (shebang(here), b"#!" + here.encode() + b"\n"):
+        if data.startswith(old):
+            new = shebang(there) if old == shebang(here) else b"#!" + there.encode() + b"\n"
+            if new != old:
+                with open(path, "wb") as f:
+                    f.write(new + data[len(old):])
+                return True
+            return False
+    return False
+
+
+def destination(path: str, where: dict, lib: str) -> str:
+    """The final path of a RECORD entry of a `--target` install (relative to HOME/lib/python)."""
+    if not path.startswith(UP):
+        if path.startswith("../"):
+            raise SystemExit("native-stage: unexpected RECORD path %r" % path)
+        return os.path.normpath(os.path.join(lib, path))
+    rest = path[len(UP):]
+    if rest.startswith(HOME_SCRIPTS):
+        return os.path.normpath(os.path.join(where["scripts"], rest[len(HOME_SCRIPTS):]))
+    headers = HOME_HEADERS.match(rest)
+    if headers:
+        return os.path.normpath(os.path.join(where["headers"], headers.group(2)))
+    return os.path.normpath(os.path.join(where["data"], rest))
+
+
+def home_path(home: str, path: str) -> str:
+    return os.path.normpath(os.path.join(home, path[len(UP):] if path.startswith(UP) else path))
+
+
+def root_is_purelib(info: str) -> bool:
+    with open(os.path.join(info, "WHEEL"), encoding="utf-8") as f:
+        return any(line.strip().lower() == "root-is-purelib: true" for line in f)
+
+
+def place(home: str, staging: str, where: dict) -> int:
+    here, there = sys.executable, where["executable"]
+    moved = set()
+    infos = sorted(n for n in os.listdir(home) if n.endswith(".dist-info"))
+    for info in infos:
+        # pip's lib_dir: purelib or platlib as the wheel says (the same folder on Debian and Ubuntu;
+        # where they differ, a wheel's .data/purelib and .data/platlib files follow its root here)
+        lib = where["purelib"] if root_is_purelib(os.path.join(home, info)) else where["platlib"]
+        record = os.path.join(home, info, "RECORD")
+        with open(record, newline="", encoding="utf-8") as f:
+            text = f.read()
+        ending = "\r\n" if "\r\n" in text else "\n"
+        rows, compiled = [], []
+        for row in csv.reader(io.StringIO(text)):
+            if not row:
+                continue
+            path, digest, size = (row + ["", ""])[:3]
+            final = destination(path, where, lib)
+            source, target = home_path(home, path), staging + final
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.rename(source, target)
+            moved.add(source)
+            new = os.path.relpath(final, lib).replace(os.sep, "/")
+            if os.path.dirname(final) == where["scripts"] and retarget(target, here, there) and digest:
+                digest, size = record_hash(target)
+            if final.endswith(".py"):       # pip compiles every .py it installs, data and scripts too,
+                compiled.append((target, final, os.path.join(lib, new)))    # named lib/../../../share/x.py
+            rows.append((new, digest, size))
+        for target, final, named in compiled:      # as pip: compile_file(path, force=True, quiet=True) there
+            if compileall.compile_file(target, ddir=os.path.dirname(named), force=True, quiet=1):
+                pyc = importlib.util.cache_from_source(final)
+                if os.path.exists(staging + pyc):
+                    rows.append((os.path.relpath(pyc, lib).replace(os.sep, "/"), "", ""))
+        out = staging + os.path.join(lib, info, "RECORD")
+        with open(out, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f, lineterminator=ending).writerows(sorted((p, h, str(s)) for p, h, s in rows))
+    left = [os.path.join(d, n) for d, _, names in os.walk(home) for n in names if os.path.join(d, n) not in moved]
+    if left:
+        raise SystemExit("native-stage: files no RECORD lists: %s" % ", ".join(sorted(left)[:5]))
+    for path, (mode, uid, gid) in where["dirs"].items():
+        staged = os.path.normpath(staging + "/" + path)
+        if os.path.isdir(staged):
+            os.chown(staged, uid, gid)
+            os.chmod(staged, mode)
+    return len(infos)
+
+
+def main(argv) -> int:
+    if argv[:1] == ["scheme"]:
+        print(json.dumps(scheme(), sort_keys=True))
+        return 0
+    if argv[:1] == ["place"] and len(argv) == 4:
+        with open(argv[3]) as f:
+            where = json.load(f)
+        if where["version"] != "%d.%d" % sys.version_info[:2]:
+            raise SystemExit("native-stage: this python3 is %d.%d, the image's %s" % (sys.version_info[:2] + (where["version"],)))
+        count = place(argv[1], argv[2], where)
+        print("native-stage: placed %d distributions under %s" % (count, argv[2]))
+        return 0
+    raise SystemExit("usage: native-stage.py scheme | place HOME STAGING SCHEME.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

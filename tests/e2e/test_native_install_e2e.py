@@ -1,0 +1,147 @@
+"""Native install (issue 24), end to end: an arm64 pta image built the fast way (cann's tools and
+pta's wheels installed on this x86_64 host's CPU in helper stages) and one built fully under QEMU
+(ASCEND_BUILD_NATIVE_INSTALL=off) have the same files under the Python prefix (names, types,
+modes, owners, sizes, sha256 of every non-.pyc file, RECORD included), the same `pip list`, a
+clean `pip check`, and both pass `verify`. A .pyc may differ only in its header's source mtime
+(each image's sources have their own mtime) and in marshal's reference flags: its code object
+loads equal, co_filename included. Then the cache: a changed wheel rebuilds its stage only."""
+import hashlib
+import json
+import marshal
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from clirun import cli
+from ascend_build.demo import standins
+from trees import differences, tree
+
+pytestmark = pytest.mark.e2e
+ARM64_BASE = "localhost/ascend-build-base:bookworm-arm64"
+HOST_BASE = "localhost/ascend-build-base:bookworm"
+CACHE = Path(os.environ.get("ASCEND_BUILD_TEST_CACHE", Path.home() / ".cache" / "ascend-build-tests")) / "closure" / "aarch64"
+CLOSURE = ("sympy", "mpmath", "networkx", "jinja2", "markupsafe", "filelock", "fsspec", "typing_extensions")
+ROOTS = ("/usr/local/lib/python3.11", "/usr/local/bin", "/usr/local/share", "/usr/local/include", "/usr/include/python3.11")
+FILL = 64 * 1024
+
+
+def said(result) -> str:
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def arm64(docker_bin):
+    for image in (ARM64_BASE, HOST_BASE):
+        if subprocess.run([docker_bin, "image", "inspect", image], capture_output=True).returncode != 0:
+            pytest.skip(f"{image} missing: scripts/make-base-image.sh [--arch arm64]")
+    if not all(any(CACHE.glob(f"{name}-*.whl")) for name in CLOSURE):
+        pytest.skip(f"the closure's aarch64 wheels are not in {CACHE} (benchmarks/bench_arch.py downloads them)")
+    return docker_bin
+
+
+def make_workdir(root: Path) -> Path:
+    workdir = root / "w"
+    assert cli("init", "--demo", workdir, "--arch", "aarch64", "--cann", "8.0.RC2", "--filler", FILL).returncode == 0
+    standins.generate(workdir / "packages", cann="8.0.RC2", arch="aarch64", fill=FILL, seed=f"native-{time.time()}")
+    for wheel in CACHE.glob("*.whl"):
+        shutil.copy(wheel, workdir / "packages" / wheel.name)
+    with open(workdir / "requirements.txt", "a") as out:
+        out.write("".join(f"{name}\n" for name in CLOSURE))
+    with open(workdir / "ascend-build.yaml", "a") as config:
+        config.write(f"\nbase_images:\n  aarch64: {ARM64_BASE}\n")
+    return workdir
+
+
+def build(workdir: Path, tag: str, engine: str, env=None):
+    report = workdir.parent / f"{tag.replace(':', '-').replace('/', '-')}.json"
+    result = cli("build", "-C", workdir, "--platform", "linux/arm64", "--target", "pta", "--engine", engine,
+                 "-t", tag, "--report", report, env={**os.environ, **(env or {})})
+    assert result.returncode == 0, said(result)[-4000:]
+    return result, json.loads(report.read_text())
+
+
+def into_docker(engine: str, tag: str) -> str:
+    """The image as docker names it: podman's are copied over (`podman run` cannot run here)."""
+    if engine != "podman":
+        return tag
+    subprocess.run(f"podman save --format docker-archive localhost/{tag} | docker load", shell=True, check=True,
+                   capture_output=True, timeout=600)
+    return f"localhost/{tag}"
+
+
+def pyc_code(binary: str, image: str, paths):
+    """path -> the code object of each .pyc (the host's Python loads them: same X.Y)."""
+    cid = subprocess.run([binary, "create", "--platform", "linux/arm64", image, "true"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    out = {}
+    try:
+        for path in paths:
+            data = subprocess.run([binary, "cp", f"{cid}:{path}", "-"], capture_output=True, check=True).stdout
+            import io
+            import tarfile
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                out[path] = marshal.loads(tar.extractfile(tar.getmembers()[0]).read()[16:])
+    finally:
+        subprocess.run([binary, "rm", "-f", cid], capture_output=True)
+    return out
+
+
+def in_image(binary: str, image: str, *cmd):
+    return subprocess.run([binary, "run", "--rm", "--platform", "linux/arm64", "--network", "none", image, *cmd],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("engine", ["buildkit", "podman"])
+def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
+    if engine == "podman":
+        for image in (ARM64_BASE, HOST_BASE):
+            if subprocess.run(["podman", "image", "exists", image]).returncode != 0:
+                subprocess.run(f"docker save {image} | podman load", shell=True, check=True, capture_output=True)
+    workdir = make_workdir(tmp_path)
+    names = f"ascend-build-test/native-{engine}:fast", f"ascend-build-test/native-{engine}:emulated"
+    try:
+        result, report = build(workdir, names[0], engine)
+        assert "native install: the wheels of cann, pta install on this x86_64 CPU in " + HOST_BASE in said(result)
+        assert report["emulation"]["stages"]["pta"]["native_wheels"] >= 7 and report["emulation"]["native_image"] == HOST_BASE
+        off, _ = build(workdir, names[1], engine, {"ASCEND_BUILD_NATIVE_INSTALL": "off"})
+        assert "native install: off" in said(off)
+        fast, emulated = into_docker(engine, names[0]), into_docker(engine, names[1])
+
+        a, b = tree(arm64, fast, ROOTS), tree(arm64, emulated, ROOTS)
+        assert len(a) > 3000 and any(p.endswith("/sympy-1.14.0.dist-info/RECORD") for p in a)
+        found = differences(a, b)
+        assert set(found) <= {"byte code"}, {k: v[:5] for k, v in found.items()}
+        if sys.version_info[:2] == (3, 11):
+            codes = pyc_code(arm64, fast, found.get("byte code", [])), pyc_code(arm64, emulated, found.get("byte code", []))
+            for path in found.get("byte code", []):
+                assert codes[0][path] == codes[1][path] and codes[0][path].co_filename == codes[1][path].co_filename, path
+
+        lists = [in_image(arm64, image, "python3", "-m", "pip", "list", "--format", "freeze") for image in (fast, emulated)]
+        assert lists[0].returncode == 0 and lists[0].stdout == lists[1].stdout and "sympy==1.14.0" in lists[0].stdout
+        for image in (fast, emulated):
+            check = in_image(arm64, image, "python3", "-m", "pip", "check")
+            assert check.returncode == 0, check.stdout + check.stderr
+            verified = cli("verify", image, "--engine", "buildkit")
+            assert verified.returncode == 0, said(verified)
+
+        # the cache stays exact: nothing changed, nothing built; a changed wheel rebuilds its stage only
+        _, again = build(workdir, names[0], engine)
+        assert [s["status"] for s in again["stages"]] == ["cached"] * 3
+        wheel = standins.make_torch_npu(workdir / "packages", "2.1.0.post6", "2.1.0", "aarch64", "3.11", FILL, seed="changed")
+        changed, report = build(workdir, names[0], engine)
+        assert {s["name"]: s["status"] for s in report["stages"]} == {"base": "cached", "cann": "cached", "pta": "built"}
+        fast = into_docker(engine, names[0])
+        with zipfile.ZipFile(wheel) as z:
+            want = hashlib.sha256(z.read("torch_npu/standin-filler.bin")).hexdigest()
+        shown = in_image(arm64, fast, "sha256sum", "/usr/local/lib/python3.11/dist-packages/torch_npu/standin-filler.bin")
+        assert shown.returncode == 0 and shown.stdout.split()[0] == want, shown.stdout + shown.stderr
+    finally:
+        subprocess.run([arm64, "rmi", "-f", *names, *(f"localhost/{n}" for n in names)], capture_output=True)
+        if engine == "podman":
+            subprocess.run(["podman", "rmi", "-f", *names], capture_output=True)

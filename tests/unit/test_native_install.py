@@ -1,0 +1,244 @@
+"""Native install (issue 24): which stages, which helper image, the Dockerfile and scripts it
+renders, and native_stage.py's `place` against pip's own install into the same scheme."""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ascend_build import native_install, native_stage
+from ascend_build.native_install import NativeInstall, candidates, decide, stage_wheels
+from ascend_build.plan import plan_for
+from ascend_build.render import context_files
+from ascend_build.scaffold import scaffold
+from ascend_build.settings import Options, settings_for
+
+from test_plan import assert_golden, normalise
+
+ARM = "localhost/ascend-build-base:bookworm-arm64"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("native") / "w"
+    scaffold(root, demo=True, arch="aarch64", cann="8.5.0", chip="910b", python="3.11", filler="4KiB", force=False)
+    return root
+
+
+def arm_plan(workdir, target="pta", delivery="http", engine=None):
+    return plan_for(settings_for(workdir, Options(target=target, delivery=delivery, base_image=ARM, platform="linux/arm64"), engine))
+
+
+def native_of(plan, platform="$BUILDPLATFORM"):
+    stages, why = stage_wheels(plan, {}, [])
+    assert not why
+    return NativeInstall("localhost/ascend-build-base:bookworm", platform, "3.11", ("manylinux_2_17_aarch64",),
+                         tuple(stages.items()))
+
+
+def test_candidates_drop_the_arch_word_then_try_python_images():
+    spec = SimpleNamespace(native_image=None, base_images={})
+    assert candidates(spec, ARM, "x86_64", "aarch64", "3.11") == [
+        "localhost/ascend-build-base:bookworm", "python:3.11-slim", "python:3.11"]
+    assert candidates(spec, "arm64v8/ubuntu:22.04", "x86_64", "aarch64", "3.10")[0] == "amd64/ubuntu:22.04"
+    assert candidates(spec, "reg:5000/a/b:aarch64-py3.11", "x86_64", "aarch64", "3.11")[0] == "reg:5000/a/b:py3.11"
+    spec = SimpleNamespace(native_image=None, base_images={"x86_64": "mine:x86", "aarch64": ARM})
+    assert candidates(spec, ARM, "x86_64", "aarch64", "3.11")[0] == "mine:x86"
+    assert candidates(SimpleNamespace(native_image="given:1", base_images={}), ARM, "x86_64", "aarch64", "3.11") == ["given:1"]
+
+
+def test_pta_wheels_are_chosen_mindie_never(workdir):
+    plan = arm_plan(workdir, "mindie")
+    stages, why = stage_wheels(plan, {}, [])
+    assert set(stages) == {"pta"} and not why        # cann: its tools' wheels when the folder has them (e2e)
+    assert {p.name.split("-")[0] for p in stages["pta"]} >= {"torch", "torch_npu"}
+    assert all(p.format == "wheel" for wheels in stages.values() for p in wheels)
+    assert stage_wheels(plan, {"pta": "#!/bin/bash\n"}, [])[1] == ["stage pta: install-scripts/install_pta.sh replaces its script"]
+    present = stage_wheels(plan, {}, ["torch"])
+    assert "pta" not in present[0] and "pip would replace it" in present[1][0]
+
+
+def test_requirements_with_options_keep_the_stage_emulated(workdir, tmp_path):
+    plan = arm_plan(workdir)
+    req = next(p for p in plan.stage("pta").files if p.format == "txt")
+    text = Path(req.path).read_text()
+    try:
+        Path(req.path).write_text(text + "-r other.txt\n")
+        assert "more than requirements" in stage_wheels(plan, {}, [])[1][0]
+        Path(req.path).write_text(text + "--find-links /x\n")
+        assert not stage_wheels(plan, {}, [])[1]
+    finally:
+        Path(req.path).write_text(text)
+
+
+class FakeEngine:
+    native_stages, build_platform_arg = True, True
+    binary = "fake"
+
+    def __init__(self, images):
+        self.images = images          # name -> (arch, python version or None, packages)
+
+    def find_image(self, image):
+        if image not in self.images:
+            return None
+        return {"Id": f"sha256:{id(self)}{abs(hash(image))}", "Architecture": self.images[image][0]}
+
+    def run_container(self, image, command, **kw):
+        arch, version, packages = self.images[image]
+        out = json.dumps({"version": version, "glibc": "glibc 2.36", "packages": packages})
+        return subprocess.CompletedProcess([], 0, out + "\n", "")
+
+
+def test_decide_picks_the_host_image_with_the_same_python_or_says_why_not(workdir, monkeypatch):
+    monkeypatch.delenv(native_install.ENV, raising=False)
+    monkeypatch.setattr(native_install, "host_arch", lambda: "x86_64")
+    plan, said = arm_plan(workdir), []
+    good = FakeEngine({"localhost/ascend-build-base:bookworm": ("amd64", "3.11.2", {"pip": "23.0.1"})})
+    native = decide(plan, good, said.append, {})
+    assert native and native.image == "localhost/ascend-build-base:bookworm" and native.platform == "$BUILDPLATFORM"
+    assert set(dict(native.stages)) == {"pta"} and native.python == "3.11"
+    assert "manylinux_2_17_aarch64" in native.tags and "linux_aarch64" in native.tags
+    said.clear()
+    wrong = FakeEngine({"localhost/ascend-build-base:bookworm": ("amd64", "3.10.12", {"pip": "22"})})
+    assert decide(plan, wrong, said.append, {}) is None
+    assert "no linux/amd64 image with Python 3.11" in said[-1] and "Python 3.10" in said[-1] and "native_image" in said[-1]
+    said.clear()
+    monkeypatch.setenv(native_install.ENV, "off")
+    assert decide(plan, good, said.append, {}) is None and "off" in said[-1]
+    native_plan = plan_for(settings_for(workdir, Options(target="pta", base_image="localhost/ascend-build-base:bookworm")))
+    assert decide(native_plan, good, said.append, {}) is None       # this host's arch: nothing to do
+
+
+def test_the_dockerfile_gets_a_scheme_stage_and_a_helper_per_stage(workdir):
+    plan = arm_plan(workdir)
+    emulated = context_files(plan)
+    plan.native = native_of(plan)
+    files = context_files(plan)
+    assert_golden("pta-native-http-debian.Dockerfile", normalise(files["Dockerfile"]))
+    text = files["Dockerfile"]
+    assert "FROM --platform=$BUILDPLATFORM localhost/ascend-build-base:bookworm AS pta-native" in text
+    assert "COPY --from=pta-native /ab-staged/ /" in text and "cann-native" not in text
+    pta_run = text.split("AS pta\n")[1]
+    assert ".whl=" not in pta_run and "requirements.txt=" in pta_run
+    assert files["scripts/native-stage.py"] == Path(native_stage.__file__).read_text()
+    assert "--platform manylinux_2_17_aarch64" in files["scripts/native/install_pta.sh"]
+    assert "--no-deps" in files["scripts/native/install_pta.sh"] and "--target" in files["scripts/native/install_pta.sh"]
+    assert files["scripts/install_pta.sh"] != emulated["scripts/install_pta.sh"]
+    assert "ab_pip() { :; }" in files["scripts/install_pta.sh"] and "pip check" in files["scripts/install_pta.sh"]
+    for name in emulated:
+        if name not in ("Dockerfile", "scripts/install_pta.sh", "scripts/install_cann.sh"):
+            assert files[name] == emulated[name], name
+    dockerfile_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"native-{os.getpid()}.Dockerfile"
+    dockerfile_path.write_text(text)
+    try:
+        lint = subprocess.run([str(Path(sys.executable).parent / "hadolint"), "--no-color", "--ignore", "DL3008",
+                               "--ignore", "DL3033", "--ignore", "DL3041", str(dockerfile_path)], capture_output=True, text=True)
+    finally:
+        dockerfile_path.unlink()
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    for script in ("scripts/install_pta.sh", "scripts/native/install_pta.sh", "scripts/install_cann.sh"):
+        assert subprocess.run(["bash", "-n"], input=files[script], text=True).returncode == 0, script
+
+
+def test_podman_names_the_host_platform(workdir):
+    plan = arm_plan(workdir, delivery="mount")
+    plan.native = native_of(plan, "linux/amd64")
+    text = context_files(plan)["Dockerfile"]
+    assert "FROM --platform=linux/amd64 localhost/ascend-build-base:bookworm AS pta-native" in text
+    assert "--mount=type=bind,source=pkgs/pta,target=/tmp/ascend-pkgs/pta bash /opt/ascend-build/run-stage.sh pta mount" in text
+
+
+# -- native_stage.py: `pip install --target` + place == pip's own install into that scheme ------
+def make_wheel(folder: Path, purelib: bool = True) -> Path:
+    """A wheel with a package, a console script, a data file, a `#!python` script and a header."""
+    wheel = folder / "demo_pkg-1.0-py3-none-any.whl"
+    files = {
+        "demo_pkg/__init__.py": "VALUE = 1\n",
+        "demo_pkg/sub/mod.py": "def f():\n    return 2\n",
+        "demo_pkg-1.0.data/data/share/demo/readme.txt": "data\n",
+        "demo_pkg-1.0.data/data/share/demo/helper.py": "X = 3\n",
+        "demo_pkg-1.0.data/scripts/demo-tool": "#!python\nprint('tool')\n",
+        "demo_pkg-1.0.data/headers/demo.h": "int demo;\n",
+        "demo_pkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n",
+        "demo_pkg-1.0.dist-info/WHEEL": f"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: {str(purelib).lower()}\nTag: py3-none-any\n",
+        "demo_pkg-1.0.dist-info/entry_points.txt": "[console_scripts]\ndemo = demo_pkg:VALUE\n",
+    }
+    import base64
+    import hashlib
+    record = []
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).decode().rstrip("=")
+            record.append(f"{name},sha256={digest},{len(text)}")
+        z.writestr("demo_pkg-1.0.dist-info/RECORD", "\n".join(record + ["demo_pkg-1.0.dist-info/RECORD,,"]) + "\n")
+    return wheel
+
+
+def files_of(root: Path):
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            out[str(path.relative_to(root))] = data[16:] if path.suffix == ".pyc" else data
+    return out
+
+
+@pytest.mark.skipif(subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0,
+                    reason="no pip in the test interpreter")
+def test_place_gives_what_pip_installs_into_the_scheme(tmp_path):
+    wheel = make_wheel(tmp_path)
+    pip = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check", "-q"]
+    env = {**os.environ, "PIP_NO_CACHE_DIR": "1"}
+    prefix = tmp_path / "pfx"
+    subprocess.run([*pip, "--prefix", str(prefix), str(wheel)], check=True, env=env)
+    lib = next(prefix.glob("lib/python*/site-packages"))
+    where = {"purelib": str(lib), "platlib": str(lib), "scripts": str(prefix / "bin"), "data": str(prefix),
+             "headers": subprocess.run([sys.executable, "-c", "import os, sys; from pip._internal.locations import get_scheme; "
+                                        "print(os.path.dirname(get_scheme('demo-pkg', prefix=sys.argv[1]).headers))", str(prefix)],
+                                       capture_output=True, text=True, check=True).stdout.strip(),
+             "executable": sys.executable, "version": "%d.%d" % sys.version_info[:2], "dirs": {}}
+    home = tmp_path / "home"
+    subprocess.run([*pip, "--target", str(home), "--no-compile", str(wheel)], check=True, env=env)
+    staging = tmp_path / "staged"
+    assert native_stage.place(str(home), str(staging), where) == 1
+    expected = files_of(prefix)
+    got = files_of(Path(str(staging) + str(prefix)))
+    assert sorted(got) == sorted(expected)
+    assert any(name.endswith(".pyc") and "share/demo" in name for name in got)     # pip compiles data .py too
+    assert {k for k in got if got[k] != expected[k]} == set()
+    record = next(Path(str(staging) + str(lib)).glob("demo_pkg-1.0.dist-info/RECORD")).read_text()
+    assert "../../../bin/demo," in record and "demo_pkg/__pycache__/__init__" in record
+
+
+def test_place_points_scripts_at_the_images_python(tmp_path):
+    script = tmp_path / "tool"
+    script.write_bytes(b"#!" + sys.executable.encode() + b"\nimport x\n")
+    assert native_stage.retarget(str(script), sys.executable, "/usr/bin/python3")
+    assert script.read_bytes() == b"#!/usr/bin/python3\nimport x\n"
+    long = "/" + "x" * 130 + "/python3"
+    assert native_stage.retarget(str(script), "/usr/bin/python3", long)
+    assert script.read_bytes().startswith(b"#!/bin/sh\n'''exec' " + long.encode())
+    assert not native_stage.retarget(str(script), "/other/python3", "/usr/bin/python3")
+
+
+def test_a_platlib_wheel_goes_where_the_images_pip_puts_platform_libraries(tmp_path):
+    wheel = make_wheel(tmp_path, purelib=False)
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "-q", "--target", str(home),
+                    "--no-compile", str(wheel)], check=True)
+    where = {"purelib": "/usr/local/lib/python3.11/site-packages", "platlib": "/usr/local/lib64/python3.11/site-packages",
+             "scripts": "/usr/local/bin", "data": "/usr/local", "headers": "/usr/local/include/python3.11",
+             "executable": "/usr/bin/python3", "dirs": {}}
+    native_stage.place(str(home), str(tmp_path / "st"), where)
+    platlib = tmp_path / "st/usr/local/lib64/python3.11/site-packages"
+    assert (platlib / "demo_pkg/__pycache__").is_dir() and not (tmp_path / "st/usr/local/lib").exists()
+    record = (platlib / "demo_pkg-1.0.dist-info/RECORD").read_text()
+    assert "../../../bin/demo," in record and "../../../share/demo/readme.txt," in record
+    assert (tmp_path / "st/usr/local/bin/demo").read_text().startswith("#!/usr/bin/python3\n")
+    assert (tmp_path / "st/usr/local/include/python3.11/demo-pkg/demo.h").exists() or \
+        (tmp_path / "st/usr/local/include/python3.11/demo_pkg/demo.h").exists()

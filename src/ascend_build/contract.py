@@ -6,6 +6,8 @@ from typing import Dict
 LABEL_NS = "io.ascend-build"
 TOOL_DIR = "/opt/ascend-build"                        # lib.sh, run-stage.sh, install_<stage>.sh
 PKG_DIR = "/tmp/ascend-pkgs"                          # <stage>/ holds the stage's files while it installs
+BUILT_WHEELS = "/tmp/ascend-pkgs/built"                # wheels built from a stage's sdists, while it installs
+BUILDER_WHEELS = "/ab-built"                           # the same in the stage's sdist builder (sdist_stage.py)
 ENTRYPOINT = "/usr/local/bin/ascend-entrypoint"
 PROFILE = "/etc/profile.d/ascend-build.sh"
 URL_SECRET = "ascend-pkg-url"                         # build secret holding the package server URL

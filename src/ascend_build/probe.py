@@ -67,13 +67,19 @@ def run_probe(probe, version, root):
     return _check(name or kind, False, f"unknown probe kind {kind!r}")
 
 
-def leftovers(labels, root, pkg_dir):
+SCRATCH = ("/tmp", "/root", "/opt", "/home", "/var/tmp")
+
+
+def leftovers(labels, root, pkg_dir, scratch=SCRATCH):
+    """Installers or package files left under the scratch folders or the install path, and files
+    left in the download folder."""
     names = {v for k, v in labels.items() if k.endswith(".file")}
     left = []
-    for top in ("/tmp", "/root", "/opt", "/home", root, "/var/tmp"):
+    for top in (*scratch, root):
         for dirpath, _dirnames, files in os.walk(top):
             left += [os.path.join(dirpath, f) for f in files if f in names or f.endswith(".run")]
-    left += [d for d in (pkg_dir,) if os.path.exists(d)]
+    # the download folder: gone, or (BuildKit's RUN --mount) only the empty mount points stay
+    left += [os.path.join(d, f) for d, _dirs, files in os.walk(pkg_dir) for f in files]
     return _check("no installer or download folder left", not left, ", ".join(left[:5]) or "none")
 
 

@@ -4,6 +4,7 @@ stage, its build requirements never in the image, verify passing; a no-change re
 nothing again; on linux/arm64 under QEMU too when its base image is here."""
 import json
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -48,13 +49,24 @@ def test_vllm_from_source_on_torch_npu(tmp_path, docker_bin, base_image, arch, p
         names = {p["name"].lower().replace("_", "-") for p in json.loads(listed.stdout)}
         assert {"vllm", "vllm-ascend", "triton-ascend", "torch-npu"} <= names, names
         assert not names & {"cmake", "triton"}, "build requirements and the community triton stay out"
-        left = in_image(docker_bin, tag, platform, "sh", "-c", "ls -A /tmp; find / -name 'vllm-*.tar.gz' -not -path '/proc/*'")
+        left = in_image(docker_bin, tag, platform, "sh", "-c",          # BuildKit leaves empty mount points
+                        "find /tmp -type f; find / -name 'vllm-*.tar.gz' -not -path '/proc/*'")
         assert left.stdout.strip() == "", left.stdout
         again = cli("build", "-C", workdir, "--target", "vllm", "--platform", platform, "-t", tag, "--port", "0",
                     "--report", report)
         assert again.returncode == 0, said(again)[-3000:]
         stages = {s["name"]: s["status"] for s in json.loads(report.read_text()).get("stages", [])}
         assert "building vllm" not in said(again) and set(stages.values()) <= {"cached"}, (stages, said(again)[-2000:])
+        # another vllm-ascend wheel under the same name: the stage again, the vLLM sdist not (its builder is cached)
+        ours = next((workdir / "packages").glob("vllm_ascend-*.whl"))
+        with zipfile.ZipFile(ours, "a") as wheel:
+            wheel.writestr("vllm_ascend/changed.txt", "another build")
+        changed = cli("build", "-C", workdir, "--target", "vllm", "--platform", platform, "-t", tag, "--port", "0",
+                      "--report", report)
+        assert changed.returncode == 0, said(changed)[-3000:]
+        stages = {s["name"]: s["status"] for s in json.loads(report.read_text())["stages"]}
+        assert stages["vllm"] == "built" and stages["pta"] == "cached", stages
+        assert "stage vllm-sdists: cached" in said(changed), said(changed)[-3000:]
     finally:
         subprocess.run([docker_bin, "image", "rm", "--force", tag], capture_output=True)
 

@@ -112,6 +112,17 @@ def test_the_probe_names_what_must_not_be_installed(never, found):
     assert result["detail"] == found and result["ok"] is (found == "none")
 
 
+def test_empty_mount_points_are_not_left_downloads(tmp_path):
+    """BuildKit leaves the empty folders its RUN --mount targets were; a file there is a leftover."""
+    pkgs = tmp_path / "ascend-pkgs"
+    (pkgs / "pta").mkdir(parents=True)
+    (pkgs / "built").mkdir()
+    assert probe.leftovers({}, str(tmp_path / "Ascend"), str(pkgs), scratch=())["ok"]
+    (pkgs / "pta" / "torch.whl").write_bytes(b"x")
+    left = probe.leftovers({}, str(tmp_path / "Ascend"), str(pkgs), scratch=())
+    assert not left["ok"] and left["detail"].endswith("pta/torch.whl")
+
+
 def test_the_probe_runs_as_a_script_from_stdin(tmp_path):
     """As verify sends it: `python3 - checks LABELS PROBES NS PKG_DIR`, the program on stdin."""
     fake_install(tmp_path)

@@ -64,8 +64,10 @@ def test_check_takes_the_sdist_and_keeps_its_build_requirements_out_of_the_image
     selection, problems = checked(workdir(tmp_path, family_files))
     assert not [p for p in selection.problems if p.level == "error"], selection.problems
     assert [p.name for p in selection.find("vllm")] == ["vllm-0.23.0.tar.gz"]
-    build_only = [p.name for p in selection.build_index["vllm"]]
-    assert build_only == ["cmake-4.2.0-0standin-py3-none-any.whl"]              # ninja: its wheel needs it too
+    builds = sorted(p.name.split("-")[0] for p in selection.build_index["vllm"])
+    assert builds == ["cmake", "ninja"]                                   # setuptools, wheel: the image's
+    assert "cmake" not in {p.name.split("-")[0] for p in selection.pip_index["vllm"]}, "never installed"
+    assert "ninja" in {p.name.split("-")[0] for p in selection.pip_index["vllm"]}, "vLLM's wheel needs it too"
     assert selection.build_requires["packages/vllm-0.23.0.tar.gz"] == ["setuptools>=61", "wheel", "cmake>=3.26.1", "ninja"]
     assert "cuda-in-image" not in problems
 
@@ -187,3 +189,32 @@ def test_a_chip_without_a_soc_version_is_named():
     with pytest.raises(ConfigError) as err:
         vllm.soc_version("910")
     assert "chip:" in err.value.fix and vllm.soc_version("A3") == "ascend910_9391"
+
+
+class Mounting:
+    """What settings and the renderer ask of an engine whose RUN mounts another stage (BuildKit, podman)."""
+
+    binary, bind_mounts, build_secrets, default_network = "fake", True, True, "bridge"
+
+    def bridge_address(self):
+        return "172.17.0.1"
+
+    def find_image(self, image):
+        return None                                   # the base image is not read: `python:` decides
+
+
+def test_an_engine_that_mounts_stages_builds_the_sdists_apart_and_caches_them_by_their_bytes(tmp_path, family_files):
+    from ascend_build.render import context_files
+
+    work = workdir(tmp_path, family_files)
+    files = context_files(plan_for(settings_for(work, Options(), Mounting())))
+    docker = files["Dockerfile"]
+    builder = docker[docker.index("FROM pta AS vllm-sdists"):docker.index("FROM pta AS vllm\n")]
+    stage = docker[docker.index("FROM pta AS vllm\n"):]
+    assert "vllm-0.23.0.tar.gz=" in builder and "cmake-4.2.0" in builder and "vllm_ascend-0.23.0" not in builder
+    assert "--mount=type=bind,from=vllm-sdists,source=/ab-built,target=/tmp/ascend-pkgs/built" in stage
+    assert "vllm-0.23.0.tar.gz=" not in stage and "cmake-4.2.0" not in stage and "ninja-1.13.0" in stage
+    assert "ab_build_sdist" in files["scripts/sdists/install_vllm.sh"] and "AB_BUILT=/ab-built" in files["scripts/sdists/install_vllm.sh"]
+    assert "ab_build_sdist" not in files["scripts/install_vllm.sh"] and '"$AB_BUILT"/*.whl' in files["scripts/install_vllm.sh"]
+    classic = context_files(plan_for(settings_for(work, Options())))            # no engine: built in the stage
+    assert "vllm-sdists" not in classic["Dockerfile"] and "ab_build_sdist" in classic["scripts/install_vllm.sh"]

@@ -77,6 +77,7 @@ def check(workdir: Path, spec: BuildSpec, table: Sequence[StageSlots], chain: Se
     done.update({zip_file: pkg for zip_file, pkg in zip(unpacked, inner)})
     selection.stages = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.stages.items()}
     selection.pip_index = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.pip_index.items()}
+    selection.build_index = {stage: [done.get(p.file, p) for p in pkgs] for stage, pkgs in selection.build_index.items()}
     selection.packages = [done.get(p.file, p) for p in selection.packages]
     selection.unrecognised = list(catalog.unrecognised)
     torch = selection.find("torch")

@@ -153,7 +153,7 @@ def stage_closures(selection: Selection, stages: Sequence[StageSlots], spec: Bui
     for name, roots, needs, takes_all in plans:
         found = matcher.stage(roots, needs)
         results.append(found)
-        taken = found.wheels + ([p for p in extra if p not in found.wheels] if takes_all else []) + found.build
+        taken = found.wheels + ([p for p in extra if p not in found.wheels] if takes_all else [])
         if taken:
             selection.pip_index[name] = taken
         if found.build:

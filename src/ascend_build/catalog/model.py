@@ -120,7 +120,7 @@ class Selection:
     python: Optional[str]
     stages: Dict[str, List[Package]] = field(default_factory=dict)   # stage -> packages in install order
     pip_index: Dict[str, List[Package]] = field(default_factory=dict)  # stage -> the other wheels it needs (pip)
-    build_index: Dict[str, List[Package]] = field(default_factory=dict)  # stage -> those of them only its sdists' builds need
+    build_index: Dict[str, List[Package]] = field(default_factory=dict)  # stage -> the wheels its sdists' builds need
     build_requires: Dict[str, List[str]] = field(default_factory=dict)  # sdist file -> what building it installs first
     packages: List[Package] = field(default_factory=list)            # every file scanned
     problems: List[Problem] = field(default_factory=list)
@@ -137,7 +137,8 @@ class Selection:
 
     def delivered(self) -> List[Package]:
         """Every file the build hands to a stage (chosen or pip index), each once, in stage order."""
-        files = [p for stage in self.stages for p in self.stages[stage] + self.pip_index.get(stage, [])]
+        files = [p for stage in self.stages
+                 for p in self.stages[stage] + self.pip_index.get(stage, []) + self.build_index.get(stage, [])]
         return list({p.file: p for p in files}.values())
 
     def find(self, slot: str) -> List[Package]:

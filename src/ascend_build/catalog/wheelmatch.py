@@ -79,7 +79,7 @@ class StageNeeds:
     missing: List[Missing] = field(default_factory=list)
     conflicts: List[Conflict] = field(default_factory=list)
     unfit: List[Tuple[Package, str]] = field(default_factory=list)   # the stage's own wheels that do not fit the target
-    build: List[Package] = field(default_factory=list)               # wheels only its sdists' builds need (not installed)
+    build: List[Package] = field(default_factory=list)               # wheels its sdists' builds need (installed apart)
 
 
 def wheel_name(pkg: Package) -> Tuple[str, Optional[Version], FrozenSet[Tag]]:
@@ -179,7 +179,7 @@ class WheelMatcher:
         build_needs = [Need(Requirement(line), f"{p.name} (to build it)") for p in sdists for line in self.build_requires(p)]
         if build_needs:
             build, _ = self._match([], build_needs)
-            result.build = [p for p in build.wheels if p not in result.wheels]
+            result.build = build.wheels
             result.missing += build.missing
             result.conflicts += build.conflicts
         self.installed.update(chosen)

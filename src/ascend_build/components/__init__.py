@@ -38,6 +38,12 @@ class StagePlan:
     labels: Dict[str, str] = field(default_factory=dict)
     setup: List[str] = field(default_factory=list)       # shell commands of a plain RUN (base stage)
     extra_files: Dict[str, str] = field(default_factory=dict)  # more context files, e.g. scripts/profile.sh
+    # its sdists built apart (sdist_stage.py, engines with RUN --mount): what that builder takes, the
+    # script that builds them into /ab-built, and the install script that takes the wheels from there
+    build_files: List[Package] = field(default_factory=list)
+    build_only: List[Package] = field(default_factory=list)       # of `files`, what only the builder takes
+    build_script: str = ""
+    install_script: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,7 @@ class PlanInputs:
         return self.selection.pip_index.get(stage, [])
 
     def build_wheels(self, stage: str) -> List[Package]:
-        """Those of them only the builds of the stage's sdists need (delivered, never installed)."""
+        """Those of them the builds of the stage's sdists need (installed apart, for the builds)."""
         return self.selection.build_index.get(stage, [])
 
     def pip_source(self) -> str:

@@ -11,6 +11,7 @@ from ..catalog.model import Package, Problem, Selection, Slot, SourceBuild
 from ..catalog.versions import base_release, release_of, same_version, version_key
 from ..errors import ConfigError
 from ..spec import BuildSpec
+from ..contract import BUILDER_WHEELS, BUILT_WHEELS
 from . import Component, FolderView, IndexWants, PlanInputs, StagePlan, component_data, package_labels, render_script
 
 VLLM_MISMATCH = "vllm-mismatch"
@@ -121,17 +122,20 @@ def build_env(pkg: Package, vllm: Package, ours: Package, chip: Optional[str]) -
 
 def plan(inputs: PlanInputs, parent: str) -> StagePlan:
     ours, vllm = inputs.one("vllm_ascend"), inputs.one("vllm")
-    build_only = {p.file for p in inputs.build_wheels("vllm")}
-    wheels = [p for p in inputs.pip_index("vllm") if p.format == "wheel" and p.file not in build_only]
+    wheels = [p for p in inputs.pip_index("vllm") if p.format == "wheel"]
+    build = [p for p in inputs.build_wheels("vllm") if p not in inputs.pip_index("vllm")]     # for the builds only
     sdists = ([p for p in (vllm, ours) if p.format == "sdist"]
               + [p for p in inputs.pip_index("vllm") if p.format == "sdist"])
-    script = render_script(
-        "vllm.sh.j2", pip_source=inputs.pip_source(), vllm_ascend=ours.name if ours.format == "wheel" else None,
-        sdists=[{"file": p.name, "env": build_env(p, vllm, ours, inputs.selection.chip),
-                 "build": inputs.selection.build_requires.get(p.file, [])} for p in sdists],
-        wheels=[p.name for p in ([vllm] if vllm.format == "wheel" else []) + wheels])
-    return StagePlan(name="vllm", parent=parent, files=[ours, vllm, *inputs.pip_index("vllm")], script=script,
-                     labels=package_labels([ours, vllm]))
+    values = dict(pip_source=inputs.pip_source(), vllm_ascend=ours.name if ours.format == "wheel" else None,
+                  sdists=[{"file": p.name, "env": build_env(p, vllm, ours, inputs.selection.chip),
+                           "build": inputs.selection.build_requires.get(p.file, [])} for p in sdists],
+                  wheels=[p.name for p in ([vllm] if vllm.format == "wheel" else []) + wheels])
+    scripts = {mode: render_script("vllm.sh.j2", mode=mode, built=built, **values)
+               for mode, built in (("all", BUILT_WHEELS), ("build", BUILDER_WHEELS), ("install", BUILT_WHEELS))}
+    return StagePlan(name="vllm", parent=parent, files=[ours, vllm, *inputs.pip_index("vllm"), *build], script=scripts["all"],
+                     labels=package_labels([ours, vllm]), build_files=[*sdists, *inputs.build_wheels("vllm")],
+                     build_only=[*sdists, *build],
+                     build_script=scripts["build"] if sdists else "", install_script=scripts["install"])
 
 
 COMPONENT = Component(

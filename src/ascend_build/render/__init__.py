@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 
-from .. import __version__, native_install
+from .. import __version__, native_install, sdist_stage
 from ..capture import dockerfile_env, quote
 from ..components import StagePlan, render_script
 from ..components.registry import components
@@ -87,7 +87,7 @@ def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base:
     if external_base:
         views = views[1:]
         views[0]["parent"] = external_base
-    views = native_install.helper_views(plan, views)
+    views = sdist_stage.helper_views(plan, native_install.helper_views(plan, views))
     return template("Dockerfile.j2").render(
         version=__version__, target=upto or plan.target, delivery=plan.delivery.name, os_family=plan.os_family,
         stages=views, base_image=plan.spec.base_image, pkg_url_default=pkg_url_default, declare_url_arg=plan.delivery.url_arg,
@@ -105,6 +105,7 @@ def context_files(plan: Plan, pkg_url_default: Optional[str] = None, external_ba
         if stage.script:
             files[f"scripts/install_{stage.name}.sh"] = stage.script
     files.update(native_install.context_files(plan))
+    files.update(sdist_stage.context_files(plan))
     return files
 
 

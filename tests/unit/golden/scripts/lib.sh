@@ -55,7 +55,7 @@ ab_pip() {
 # built without isolation (against the packages the image has) in a throw-away venv that sees them
 # and gets the other build requirements from the stage's package folder; the venv, pip's build tree
 # and the sdist's own files never stay in the image (ab_built_clean drops the wheels once installed).
-AB_BUILT=/tmp/ab-built
+AB_BUILT=/tmp/ascend-pkgs/built
 ab_build_sdist() {
     sdist=$1; shift
     envs=()

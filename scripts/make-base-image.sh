@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make the local Debian 12 base image the tests and the demo build on: python3, pip, wget and
-# ca-certificates. Reused when present. `docker pull debian:bookworm` when a registry answers,
+# Make the local Debian 12 base image the tests and the demo build on: python3, pip, wget,
+# ca-certificates and libgomp1 (the real MindSpore wheel's libraries link it: with it here, no test
+# build installs OS packages from the network). Reused when present; packages it lacks are added. `docker pull debian:bookworm` when a registry answers,
 # else debootstrap + docker import (no registry needed, about a minute).
 #   ASCEND_BUILD_BASE_IMAGE   tag to make (default localhost/ascend-build-base:bookworm)
 #   ASCEND_BUILD_MIRROR       Debian mirror for debootstrap (default: the host's apt mirror)
@@ -11,7 +12,7 @@
 #   --podman             also copy the image into podman's storage when podman is installed
 set -euo pipefail
 docker_bin="${DOCKER:-docker}"
-packages="python3,python3-pip,wget,ca-certificates"
+packages="python3,python3-pip,wget,ca-certificates,libgomp1"
 
 say() { echo "make-base-image: $*" >&2; }
 
@@ -74,6 +75,14 @@ made() {
 }
 
 if "$docker_bin" image inspect "$tag" >/dev/null 2>&1; then
+    missing="$("$docker_bin" run --rm --platform "$platform" --entrypoint sh "$tag" -c \
+        "for p in ${packages//,/ }; do dpkg -s \$p >/dev/null 2>&1 || echo \$p; done" | tr '\n' ' ')"
+    if [ -n "${missing// /}" ]; then
+        say "adding ${missing% } to $tag"
+        printf 'FROM %s\nRUN apt-get update && apt-get install -y --no-install-recommends %s && rm -rf /var/lib/apt/lists/*\n' \
+            "$tag" "$missing" | bk_build -q --platform "$platform" -t "$tag" - >/dev/null
+        if [ -n "$podman" ] && command -v podman >/dev/null 2>&1; then podman rmi -f "$tag" >/dev/null 2>&1 || true; fi
+    fi
     made
     exit 0
 fi

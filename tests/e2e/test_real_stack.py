@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from clirun import cli
-from ascend_build.demo import standins
 
 pytestmark = pytest.mark.e2e
 ARM64_BASE = "localhost/ascend-build-base:bookworm-arm64"

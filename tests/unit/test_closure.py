@@ -27,7 +27,6 @@ from ascend_build.settings import Options, settings_for
 from ascend_build.spec import BuildSpec
 from ascend_build.units import human_bytes
 from ascend_build.catalog.model import file_patterns
-from ascend_build.components.registry import components
 
 NAMES = file_patterns(components())   # the file names the components declare
 
@@ -453,3 +452,19 @@ def test_cuda_distributions_never_go_into_the_image(tmp_path):
     wheel(work, "triton", "3.8.0")
     (work / "requirements.txt").write_text("triton\n")
     assert "cuda-in-image" not in codes(run(work, target="cann"))
+
+
+def test_a_build_requirement_the_image_has_in_another_version_comes_from_the_folder(tmp_path):
+    """Each sdist builds in a venv over the image: a pin its build asks (protobuf==5.29.5) beside the
+    image's protobuf 6 is a wheel for that venv, not a conflict; a build pin the image fits is the image's."""
+    wheel(tmp_path, "protobuf", "6.31.0")
+    wheel(tmp_path, "protobuf", "5.29.5")
+    wheel(tmp_path, "wheel", "0.45.0")
+    older, newer, tool = sorted(all_wheels(tmp_path), key=lambda p: p.name)
+    sdist = Package(path=tmp_path / "mine-1.0.tar.gz", file="mine-1.0.tar.gz", component="wheel", slot=None,
+                    version="1.0", format="sdist")
+    matcher = WheelMatcher([newer, older, tool, sdist], Target("3.11", "x86_64"), metadata=lambda p: None,
+                           build_requires=lambda p: ["protobuf==5.29.5", "wheel>=0.40"])
+    matcher.installed.update({"protobuf": newer, "wheel": tool})
+    found = matcher.stage([sdist], [])
+    assert found.build == [older] and not found.conflicts and not found.missing

@@ -83,6 +83,38 @@ def test_the_plan_builds_vllm_for_no_device_and_installs_no_build_requirement(tm
     assert [s.name for s in plan.stages] == ["base", "cann", "pta", "vllm"]
 
 
+def test_a_dependency_with_no_wheel_builds_from_its_sdist_against_the_images_torch(tmp_path, family_files):
+    """arctic-inference (vllm-ascend requires it) has only an sdist whose build pins torch 2.7.0: it
+    builds in the stage against the image's torch, and no torch 2.7.0 is asked for."""
+    work = workdir(tmp_path, family_files)
+    selection, problems = checked(work)
+    assert not [p for p in selection.problems if p.level == "error"], selection.problems
+    assert "arctic_inference-0.1.1.tar.gz" in {p.name for p in selection.pip_index["vllm"]}
+    assert selection.build_requires["packages/arctic_inference-0.1.1.tar.gz"] == ["setuptools>=61.0", "wheel", "ninja"]
+    script = next(s for s in plan_for(settings_for(work, Options())).stages if s.name == "vllm").script
+    assert "ab_build_sdist \"$PKG_DIR\"/arctic_inference-0.1.1.tar.gz -- 'setuptools>=61.0' wheel ninja" in script
+    install = next(line for line in script.splitlines() if line.startswith("ab_pip "))
+    assert "arctic_inference-0.1.1.tar.gz" not in install, "installed from the wheel it builds"
+
+
+@pytest.mark.parametrize("base_image, has", [("ubuntu:22.04", 'dpkg -s "$pkg"'), ("openeuler/openeuler:24.03", 'rpm -q "$pkg"')])
+def test_the_sdists_build_with_a_toolchain_that_never_stays_in_the_image(tmp_path, family_files, base_image, has):
+    """gcc, g++, make: installed where the image lacks them, only where sdists are built; a stage
+    that builds in place (classic builder) removes what it added."""
+    work = workdir(tmp_path, family_files)
+    config = work / "ascend-build.yaml"
+    config.write_text(config.read_text() + f"\nbase_image: {base_image}\n")
+    stage = next(s for s in plan_for(settings_for(work, Options())).stages if s.name == "vllm")
+    for script in (stage.script, stage.build_script):
+        assert f"do {has} >/dev/null 2>&1 || AB_TOOLS_ADDED=" in script
+        assert script.index("AB_TOOLS_ADDED=") < script.index("ab_build_sdist")
+    assert "AB_TOOLS_ADDED" not in stage.install_script
+    drop = next(line for line in stage.script.splitlines()
+                if line.startswith('if [ -n "$AB_TOOLS_ADDED" ]; then') and not line.endswith("then"))
+    assert stage.script.index("ab_pip") < stage.script.index(drop), "removed once the built wheels are installed"
+    assert "purge" not in stage.build_script and "remove -y" not in stage.build_script
+
+
 def test_a_missing_build_requirement_is_named_with_what_needs_it(tmp_path, family_files):
     _, problems = checked(workdir(tmp_path, family_files, drop=("cmake",)))
     missing = problems["missing-requirement"]
@@ -129,6 +161,7 @@ def test_vllm_of_another_release_and_a_toolkit_of_another_cann_are_errors(tmp_pa
 def index(family_files):
     projects = index_files()
     projects["vllm"] = {"vllm-0.23.0.tar.gz": (family_files / "vllm-0.23.0.tar.gz").read_bytes()}
+    projects["arctic-inference"] = {p.name: p.read_bytes() for p in family_files.glob("arctic_inference-*.tar.gz")}
     projects["vllm-ascend"] = {p.name: p.read_bytes() for p in family_files.glob("vllm_ascend-*.whl")}
     for name in ("regex", "ninja", "wheel"):
         projects[name] = _pure(name, "1.0")
@@ -159,7 +192,7 @@ def test_fetch_brings_the_paired_sdist_and_names_where_triton_ascend_is(index, t
 @pytest.mark.parametrize("cpu_index", ["served", "unreachable"])
 def test_fetch_completes_the_folder_with_the_extra_index(index, tmp_path, family_files, cpu_index):
     """Also when torch's CPU index cannot be reached and the main index is tried alone."""
-    work = workdir(tmp_path, family_files, drop=("vllm-", "triton", "regex", "ninja", "cmake"))
+    work = workdir(tmp_path, family_files, drop=("vllm-", "triton", "regex", "ninja", "cmake", "arctic"))
     huawei = Index({"triton-ascend": {p.name: p.read_bytes() for p in family_files.glob("triton_ascend-*.whl")}})
     torch_index = index.url if cpu_index == "served" else "http://127.0.0.1:1/simple"
     try:
@@ -167,7 +200,9 @@ def test_fetch_completes_the_folder_with_the_extra_index(index, tmp_path, family
     finally:
         huawei.close()
     got = sorted(p.name.split("-")[0] for p in result.fetched)
-    assert {"vllm", "triton_ascend", "regex", "ninja", "cmake"} <= set(got), got
+    assert {"vllm", "triton_ascend", "regex", "ninja", "cmake", "arctic_inference"} <= set(got), got
+    assert (work / "arctic_inference-0.1.1.tar.gz").exists(), "no wheel at all: its sdist"
+    assert not [p for p in result.fetched if p.name.startswith("torch-2.7.0")], "its build pins torch 2.7.0: the image's serves"
     selection, problems = checked(work)
     assert not [p for p in selection.problems if p.level == "error"], selection.problems
 

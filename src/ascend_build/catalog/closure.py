@@ -143,7 +143,7 @@ def stage_closures(selection: Selection, stages: Sequence[StageSlots], spec: Bui
     target = Target(selection.python, selection.arch, python.glibc or UNREAD_GLIBC)
     pins = stack_pins(selection, stages)
     builds = {canonicalize_name(d): b for stage in stages for d, b in stage.source_builds.items()}
-    sources = SourceFacts(facts, builds)
+    sources = SourceFacts(facts, builds, tuple(n for stage in stages for n in stage.build_against))
     matcher = WheelMatcher(wheels, target, provided(python, rules.get("base_stage_python_packages", [])),
                            {dist: list(reqs) for stage in stages for dist, reqs in stage.undeclared.items()},
                            lambda pkg: sources.metadata(pkg) if pkg.format == "sdist" else
@@ -169,8 +169,8 @@ class SourceFacts:
     """What the matcher reads of an sdist (cached as the wheels' metadata): the requirements of the
     wheel it builds into, and its build requirements besides those taken from the image."""
 
-    def __init__(self, facts: FactCache, builds: Dict[str, SourceBuild]):
-        self.facts, self.builds = facts, builds
+    def __init__(self, facts: FactCache, builds: Dict[str, SourceBuild], against: Sequence[str] = ()):
+        self.facts, self.builds, self.against = facts, builds, tuple(against)
 
     def read(self, pkg: Package) -> Optional[SdistFacts]:
         found = sdist_name(pkg.name)
@@ -185,7 +185,7 @@ class SourceFacts:
     def build_requires(self, pkg: Package) -> List[str]:
         facts, found = self.read(pkg), sdist_name(pkg.name)
         build = self.builds.get(found[0]) if found else None
-        return requirements_besides(facts.build_requires if facts else (), build.installed if build else ())
+        return requirements_besides(facts.build_requires if facts else (), (*self.against, *(build.installed if build else ())))
 
 
 def cuda_problems(installed: Dict[str, Package], results: List[StageNeeds], target: Target,

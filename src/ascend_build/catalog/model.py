@@ -65,6 +65,9 @@ class StageSlots:
     never_beside: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
     # how its source distributions are built: distribution -> SourceBuild (default: as pip builds it)
     source_builds: Dict[str, SourceBuild] = field(default_factory=dict)
+    # what every sdist built on this stage or above builds against as the image has it, whatever its
+    # build requirements pin (an extension built against another torch than the image's fails to load)
+    build_against: Tuple[str, ...] = ()
 
     @property
     def slots_to_choose(self) -> Tuple[str, ...]:

@@ -175,17 +175,20 @@ class WheelMatcher:
         sdists among them are built first, against what the image has then: their build
         requirements are matched apart (`build`: delivered, not installed)."""
         result, chosen = self._match(roots, needs)
-        sdists = [p for p in [*roots, *result.wheels] if p.format == "sdist"]
-        build_needs = [Need(Requirement(line), f"{p.name} (to build it)") for p in sdists for line in self.build_requires(p)]
-        if build_needs:
-            build, _ = self._match([], build_needs)
-            result.build = build.wheels
-            result.missing += build.missing
-            result.conflicts += build.conflicts
+        for sdist in (p for p in [*roots, *result.wheels] if p.format == "sdist"):     # each in a venv of its own
+            build_needs = [Need(Requirement(line), f"{sdist.name} (to build it)") for line in self.build_requires(sdist)]
+            if build_needs:
+                build, _ = self._match([], build_needs, building=True)
+                result.build += [p for p in build.wheels if p not in result.build]
+                result.missing += build.missing
+                result.conflicts += build.conflicts
         self.installed.update(chosen)
         return result
 
-    def _match(self, roots: Sequence[Package], needs: Sequence[Need]) -> Tuple[StageNeeds, Dict[str, Package]]:
+    def _match(self, roots: Sequence[Package], needs: Sequence[Need],
+               building: bool = False) -> Tuple[StageNeeds, Dict[str, Package]]:
+        """`building`: the requirements of a build, in a venv over the image: what the image has
+        serves when its version fits, else the venv gets a wheel of the folder (no conflict)."""
         result = StageNeeds()
         chosen: Dict[str, Package] = {}
         extras_done: Dict[str, Set[str]] = {}
@@ -206,6 +209,9 @@ class WheelMatcher:
                 continue
             name = canonicalize_name(req.name)
             have = chosen.get(name) or self.installed.get(name)
+            if have is not None and building and name not in chosen:
+                version = wheel_name(have)[1]
+                have = have if version is None or req.specifier.contains(version, prereleases=True) else None
             if have is not None:
                 version = wheel_name(have)[1]
                 if version is not None and not req.specifier.contains(version, prereleases=True):

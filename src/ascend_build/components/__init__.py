@@ -71,6 +71,24 @@ class PlanInputs:
         options += list(self.spec.install_options.get(component, []))
         return " ".join(shlex.quote(o) for o in options)
 
+    def build_tools(self) -> Tuple[str, str]:
+        """Shell lines: install the C/C++ toolchain sdists are built with when the image lacks it
+        (recording what was added in $AB_TOOLS_ADDED), and remove what that added."""
+        family = data()["os_families"][self.os_family]
+        tools = " ".join(shlex.quote(t) for t in family["build_tools"])
+        has = fill(family["has"], pkg='"$pkg"')
+        install = fill(family["install"], pkgs="$AB_TOOLS_ADDED")
+        add = "\n".join((
+            'AB_TOOLS_ADDED=""',
+            f'for pkg in {tools}; do {has} || AB_TOOLS_ADDED="$AB_TOOLS_ADDED $pkg"; done',
+            'if [ -n "$AB_TOOLS_ADDED" ]; then',
+            '    ab_say "installing what building source distributions needs:$AB_TOOLS_ADDED"',
+            f'    ({install}) || ab_fail "stage $AB_STAGE: cannot install$AB_TOOLS_ADDED (to build source '
+            'distributions): use a base image that has them, or let the build reach the OS package mirror"',
+            'fi'))
+        drop = f'if [ -n "$AB_TOOLS_ADDED" ]; then {fill(family["remove"], pkgs="$AB_TOOLS_ADDED")}; fi'
+        return add, drop
+
     def set_env(self, *names: str, **values) -> List[SetEnv]:
         """The steps of data.yaml `set_env` named, {P}, {home}, {abi} and `values` filled in."""
         values = {"P": self.install_path, "home": self.cann_home, "abi": self.abi, **values}

@@ -98,6 +98,7 @@ COMPONENT = Component(
     undeclared={dist: tuple(reqs) for dist, reqs in pta_data()["undeclared"].items()},   # numpy, pyyaml: imported, not declared
     pins={"torch": tuple(pta_data().get("torch_pins") or ())},
     never_beside={dist: tuple(names) for dist, names in pta_data()["never_beside"].items()},     # the community triton
+    build_against=("torch", "torch-npu"),     # an sdist above builds against the image's torch (arctic-inference pins another)
     slots=(
         Slot("torch", required=True, python=True, wheels=(("torch", "torch"),), fits=torch_of_torch_npu, expected="torch-<version>[+cpu]-cp<XY>-cp<XY>-<platform>.whl",
              download="https://download.pytorch.org/whl/cpu/torch/ (or `pip download --no-deps --only-binary=:all: torch==<version>`)"),

@@ -644,9 +644,37 @@ def make_vllm_ascend_sdist(dest: Path, fam: "Family") -> Path:
     return path
 
 
+ARCTIC_SETUP = '''"""{note}: arctic-inference's setup.py as it decides: it imports torch (built without
+isolation, against the image's torch: its build-system pins another) and records what it was built with."""
+import torch
+from setuptools import setup
+
+with open("arctic_inference/_build_info.py", "w") as out:
+    out.write("TORCH = %r\\n" % torch.__version__)
+setup(name="arctic_inference", version="{version}", packages=["arctic_inference"])
+'''
+
+
+def make_sdist_only(dest: Path, version: str, torch_pin: str) -> Path:
+    """arctic-inference as vllm-ascend 0.23.0 requires it: no wheel at all, only its sdist, whose
+    PKG-INFO states its (empty) requirements and whose build-system pins a torch (2.7.0) other
+    than the image's."""
+    top = f"arctic_inference-{version}"
+    info = f"Metadata-Version: 2.4\nName: arctic_inference\nVersion: {version}\nSummary: {STANDIN_NOTE}\n"
+    pyproject = (f'[build-system]\nrequires = ["setuptools>=61.0", "wheel", "ninja", "torch == {torch_pin}"]\n'
+                 'build-backend = "setuptools.build_meta"\n')
+    files = {f"{top}/PKG-INFO": info.encode(), f"{top}/pyproject.toml": pyproject.encode(),
+             f"{top}/setup.py": ARCTIC_SETUP.format(note=STANDIN_NOTE, version=version).encode(),
+             f"{top}/arctic_inference/__init__.py": f'"""{STANDIN_NOTE}"""\n__version__ = "{version}"\n'.encode()}
+    path = Path(dest) / f"{top}.tar.gz"
+    path.write_bytes(_targz(files))
+    return path
+
+
 def make_vllm_stack(dest: Path, fam: "Family", arch: str, python: str, fill: int, seed: str = "") -> List[Path]:
     """vllm-ascend (a wheel that needs CANN's environment to import, like torch_npu), vLLM's sdist,
-    triton-ascend, and the pure wheels those need (stand-ins of regex, ninja, cmake)."""
+    triton-ascend, arctic-inference (an sdist only) and the pure wheels those need (stand-ins of
+    regex, ninja, cmake)."""
     tag = py_tag(python)
     init = TORCH_NPU_INIT.replace("import torch  # noqa: F401  (the real torch_npu imports torch first)",
                                   "import torch_npu  # noqa: F401  (vllm_ascend imports torch_npu first)")
@@ -654,7 +682,8 @@ def make_vllm_stack(dest: Path, fam: "Family", arch: str, python: str, fill: int
              "vllm_ascend/standin-filler.bin": filler(fill, f"vllm_ascend{fam.vllm_ascend}{arch}{seed}")}
     paths = [make_wheel(dest, "vllm_ascend", fam.vllm_ascend, (tag, tag, [f"manylinux_2_34_{arch}"]), files,
                         requires=[f"torch=={fam.torch}", f"torch-npu=={fam.torch_npu}",
-                                  f"triton-ascend=={fam.triton_ascend}", "regex"]),
+                                  f"triton-ascend=={fam.triton_ascend}", "regex", "arctic-inference==0.1.1"]),
+             make_sdist_only(dest, "0.1.1", "2.7.0"),
              make_vllm_sdist(dest, ".".join(fam.vllm_ascend.split(".")[:3]).split("rc")[0]),
              make_wheel(dest, "triton_ascend", fam.triton_ascend, (tag, tag, wheel_platforms(arch, True)),
                         {"triton/__init__.py": simple_module(fam.triton_ascend)})]

@@ -27,7 +27,7 @@ from ..settings import Options, Settings, settings_for
 from ..units import human_bytes
 from .download import Client, Progress, download, present
 from .pace import Limits
-from .resolve import Indexes, IndexUnreachable, Wheel, resolve
+from .resolve import Indexes, IndexUnreachable, NoWheel, Wheel, resolve
 from .sdists import find_sdist
 from .wants import Wants, wants
 
@@ -135,20 +135,20 @@ def plan_fetch(workdir: Path, options: FetchOptions,
     return FetchPlan(settings.workdir.resolve(), target, indexes, wants(stages, view), glibc_source, never_beside(stages))
 
 
-def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line: None,
-                     more: Sequence[str] = ()) -> List[Wheel]:
-    """The wheels of `plan`, none of them CUDA. When torch's CPU index cannot be reached, the main
-    index alone is tried (its aarch64 torch is a CPU build up to 2.10), and a resolution that then
-    holds CUDA distributions is refused naming the CPU index."""
+def resolve_cpu_only(plan: FetchPlan, requirements: Sequence[str], note: Callable[[str], None] = lambda line: None,
+                     left_out: Sequence[str] = ()) -> List[Wheel]:
+    """The wheels of `requirements` for `plan`, none of them CUDA. When torch's CPU index cannot be
+    reached, the main index alone is tried (its aarch64 torch is a CPU build up to 2.10), and a
+    resolution that then holds CUDA distributions is refused naming the CPU index."""
     cpu = plan.indexes.torch_index_url
     try:
-        wheels, unreached = resolve([*plan.wants.requirements, *more], plan.target, plan.indexes), None
+        wheels, unreached = resolve(requirements, plan.target, plan.indexes, left_out), None
     except IndexUnreachable as exc:
         if not cpu or exc.url != cpu or cpu == plan.indexes.index_url:
             raise
         note(f"torch's CPU index {cpu} cannot be reached: trying {plan.indexes.index_url} alone "
              "(CUDA builds are refused)")
-        wheels, unreached = resolve([*plan.wants.requirements, *more], plan.target, replace(plan.indexes, torch_index_url=None)), cpu
+        wheels, unreached = resolve(requirements, plan.target, replace(plan.indexes, torch_index_url=None), left_out), cpu
     bad = refused([w.name for w in wheels], plan.never_beside)
     if bad:
         sizes = {canonicalize_name(w.name): w.size for w in wheels}
@@ -163,23 +163,64 @@ def resolve_cpu_only(plan: FetchPlan, note: Callable[[str], None] = lambda line:
     return wheels
 
 
+class _Sources:
+    """The sdists a fetch takes (the stages' own, and a release the resolution needs that has no
+    wheel at all): downloaded as they are (a dry run reads them in a folder of its own), what their
+    wheels require joins the resolution, what building each needs is resolved apart (each builds in
+    a venv of its own over the image: another protobuf than the image's is no conflict), without
+    what they build against as the image has it (torch)."""
+
+    def __init__(self, plan: FetchPlan, scratch: Path, on_wheel, limits: Limits, client: Client,
+                 result: FetchResult, dry_run: bool):
+        self.plan, self.scratch, self.on_wheel, self.limits, self.client = plan, scratch, on_wheel, limits, client
+        self.result, self.dry_run = result, dry_run
+        self.requires: List[str] = []
+        self.builds: Dict[str, List[str]] = {}          # sdist file -> its build requirements
+
+    def take(self, line: str) -> None:
+        wanted = find_sdist(line, self.plan.indexes.index_url, self.client, self.limits)
+        have = present(self.plan.workdir, wanted)
+        if have is None:
+            have = download(wanted, self.scratch if self.dry_run else self.plan.workdir, self.on_wheel(wanted),
+                            self.limits, self.client)
+            (self.result.pending if self.dry_run else self.result.fetched).append(wanted if self.dry_run else have)
+            self.result.bytes += 0 if self.dry_run else have.stat().st_size
+        else:
+            self.result.present.append(have)
+        self.read(have)
+
+    def read(self, path: Path) -> None:
+        found = sdist_name(path.name)
+        build = self.plan.wants.builds.get(found[0]) if found else None
+        facts = read_sdist(path, build.requirements if build else None)
+        if facts is None:
+            raise PackageError(f"{path.name} is not a readable source distribution (no PKG-INFO)", fix="download it again")
+        self.requires += requirements_besides(facts.requires, build.installed if build else ())
+        self.builds[path.name] = requirements_besides(
+            facts.build_requires, (*self.plan.wants.build_against, *(build.installed if build else ())))
+
+
+MAX_SOURCE_ONLY = 8          # releases without any wheel taken as sdists in one fetch
+
+
 def fetch(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress] = lambda w: (lambda done, total: None),
           resolved: Callable[[List[Wheel]], None] = lambda wheels: None, limits: Limits = Limits(),
           note: Callable[[str], None] = lambda line: None, dry_run: bool = False) -> FetchResult:
     """Resolve `plan` and download every wheel the folder does not have yet, within `limits` (with
     `dry_run`, only list them in `result.pending`: nothing is written)."""
     result, client = FetchResult(), Client()
-    more = source_requirements(plan, on_wheel, limits, client, result, dry_run)
-    try:
-        wheels = resolve_cpu_only(plan, note, more)
-    except IndexUnreachable:
-        raise
-    except PackageError as err:
-        where = [f"{name}: {place}" for name, place in plan.wants.elsewhere.items() if name in err.message]
-        if not where:
-            raise
-        raise PackageError(f"{err.message}. Not on the index fetch asked: {'; '.join(where)}",
-                           fix="add that index: --extra-index-url URL") from None
+    with tempfile.TemporaryDirectory(prefix="ascend-build-sdists-") as scratch:
+        sources = _Sources(plan, Path(scratch), on_wheel, limits, client, result, dry_run)
+        for pkg in plan.wants.local_sdists:
+            sources.read(pkg.path)
+        for line in plan.wants.sdists:
+            sources.take(line)
+        wheels = _resolve_taking_sdists(plan, sources, note)
+        for file, lines in sources.builds.items():
+            try:
+                wheels += [w for w in resolve_cpu_only(plan, lines, note) if w not in wheels]
+            except NoWheel as err:
+                raise PackageError(f"to build {file}: {err.message}", fix=err.fix) from None
     resolved(wheels)
     for wheel in wheels:
         have = present(plan.workdir, wheel)
@@ -195,33 +236,33 @@ def fetch(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress] = lambda w: (la
     return result
 
 
-def source_requirements(plan: FetchPlan, on_wheel: Callable[[Wheel], Progress], limits: Limits, client: Client,
-                        result: FetchResult, dry_run: bool) -> List[str]:
-    """Download the sdists the stages ask for (a dry run only reads them, in a folder of its own),
-    and return what their wheels require and what building them needs besides what the image
-    will have installed (the resolver gets wheels for both)."""
-    lines: List[str] = []
-    with tempfile.TemporaryDirectory(prefix="ascend-build-sdists-") as scratch:
-        paths = [p.path for p in plan.wants.local_sdists]
-        for line in plan.wants.sdists:
-            wanted = find_sdist(line, plan.indexes.index_url, client, limits)
-            have = present(plan.workdir, wanted)
-            if have is None:
-                have = download(wanted, Path(scratch) if dry_run else plan.workdir, on_wheel(wanted), limits, client)
-                (result.pending if dry_run else result.fetched).append(wanted if dry_run else have)
-                result.bytes += 0 if dry_run else have.stat().st_size
-            else:
-                result.present.append(have)
-            paths.append(have)
-        for path in paths:
-            found = sdist_name(path.name)
-            build = plan.wants.builds.get(found[0]) if found else None
-            facts = read_sdist(path, build.requirements if build else None)
-            if facts is None:
-                raise PackageError(f"{path.name} is not a readable source distribution (no PKG-INFO)",
-                                   fix="download it again")
-            lines += requirements_besides([*facts.requires, *facts.build_requires], build.installed if build else ())
-    return list(dict.fromkeys(lines))
+def _resolve_taking_sdists(plan: FetchPlan, sources: _Sources, note: Callable[[str], None]) -> List[Wheel]:
+    """The runtime resolution; a release it needs that has no wheel at all (arctic-inference) comes
+    as its sdist: read by us (uv builds nothing on this host), left out of the next try, what its
+    wheel requires joins it."""
+    left_out: List[str] = []
+    while True:
+        try:
+            return resolve_cpu_only(plan, [*plan.wants.requirements, *sources.requires], note, left_out)
+        except NoWheel as err:
+            new = [(name, version) for name, version in err.pinned if name not in left_out]
+            if not new or len(left_out) + len(new) > MAX_SOURCE_ONLY:
+                raise _elsewhere(plan, err) from None
+            for name, version in new:
+                note(f"{name} {version} has no wheel: its source distribution is built in the image")
+                sources.take(f"{name}=={version}")
+                left_out.append(name)
+        except PackageError as err:
+            raise _elsewhere(plan, err) from None
+
+
+def _elsewhere(plan: FetchPlan, err: PackageError) -> PackageError:
+    """`err`, naming the index that has what the public one lacks (triton-ascend: Huawei's)."""
+    where = [f"{name}: {place}" for name, place in plan.wants.elsewhere.items() if name in err.message]
+    if not where or isinstance(err, IndexUnreachable):
+        return err
+    return PackageError(f"{err.message}. Not on the index fetch asked: {'; '.join(where)}",
+                        fix="add that index: --extra-index-url URL")
 
 
 def describe(plan: FetchPlan) -> Tuple[str, ...]:

@@ -3,6 +3,7 @@
 package's wheels for that platform, their URLs and sha256; each package's wheel is then the one
 whose tags fit the target best (packaging.tags)."""
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ if sys.version_info >= (3, 11):
 else:                                     # pragma: no cover - Python < 3.11
     import tomli as tomllib
 
+NO_WHEEL = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+) has no usable wheels")
 UNREACHABLE = ("error sending request", "dns error", "Connect", "connection refused", "timed out", "Failed to fetch")
 
 
@@ -51,7 +53,7 @@ def uv_binary() -> str:
     return find_uv_bin()
 
 
-def compile_command(target: Target, indexes: Indexes, source: Path) -> List[str]:
+def compile_command(target: Target, indexes: Indexes, source: Path, overrides: Optional[Path] = None) -> List[str]:
     cmd = [uv_binary(), "pip", "compile", "--no-config", "--no-python-downloads", "--quiet", "--no-header", "--no-annotate",
            "--only-binary", ":all:", "--generate-hashes", "--format", "pylock.toml",
            "--python-platform", target.uv_platform, "--python-version", target.python,
@@ -64,7 +66,15 @@ def compile_command(target: Target, indexes: Indexes, source: Path) -> List[str]
         cmd += ["--extra-index-url", url]
     if len(cmd) > cmd.index("--index-url") + 2:
         cmd += ["--index-strategy", "unsafe-best-match"]
-    return cmd + [str(source)]
+    return cmd + (["--override", str(overrides)] if overrides else []) + [str(source)]
+
+
+class NoWheel(PackageError):
+    """A release the resolution needs has no wheel at all (only its sdist): `pinned` (name, version)."""
+
+    def __init__(self, message: str, fix: str, pinned: List[Tuple[str, str]]):
+        super().__init__(message, fix)
+        self.pinned = pinned
 
 
 class IndexUnreachable(PackageError):
@@ -85,19 +95,24 @@ def _uv_error(stderr: str, target: Target, indexes: Indexes) -> PackageError:
                                 "check the network and proxy (HTTPS_PROXY), or name a reachable mirror with "
                                 f"{'--torch-index-url' if named and named == indexes.torch_index_url else '--index-url'}",
                                 named)
-    return PackageError(f"cannot resolve the Python packages for {target.arch} / Python {target.python}: {detail}",
-                        fix="pick versions that have wheels for this target (fetch's release options, --python, requirements*.txt)")
+    message = f"cannot resolve the Python packages for {target.arch} / Python {target.python}: {detail}"
+    fix = "pick versions that have wheels for this target (fetch's release options, --python, requirements*.txt)"
+    pinned = [(str(canonicalize_name(n)), v.rstrip(".,")) for n, v in NO_WHEEL.findall(detail)]
+    return NoWheel(message, fix, pinned) if pinned else PackageError(message, fix)
 
 
-def resolve(requirements: Sequence[str], target: Target, indexes: Indexes) -> List[Wheel]:
-    """The wheels of every package the requirements need on `target` (local wheels left out)."""
+def resolve(requirements: Sequence[str], target: Target, indexes: Indexes, left_out: Sequence[str] = ()) -> List[Wheel]:
+    """The wheels of every package the requirements need on `target` (local wheels left out, and
+    the distributions named in `left_out`: the resolution takes them as given)."""
     if not requirements:
         return []
     with tempfile.TemporaryDirectory(prefix="ascend-build-fetch-") as tmp:
-        source = Path(tmp) / "requirements.in"
+        source, overrides = Path(tmp) / "requirements.in", Path(tmp) / "overrides.txt"
         source.write_text("".join(f"{line}\n" for line in requirements), encoding="utf-8")
+        overrides.write_text("".join(f"{name} ; sys_platform == 'never'\n" for name in left_out), encoding="utf-8")
         try:
-            done = subprocess.run(compile_command(target, indexes, source), capture_output=True, text=True,
+            done = subprocess.run(compile_command(target, indexes, source, overrides if left_out else None),
+                                  capture_output=True, text=True,
                                   cwd=tmp, env={**os.environ, "UV_NO_PROGRESS": "1"}, timeout=1800)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PackageError(f"cannot run uv: {exc}", fix="reinstall ascend-build (it brings uv)") from None

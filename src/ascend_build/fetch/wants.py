@@ -31,6 +31,7 @@ class Wants:
     local_sdists: Tuple[Package, ...] = ()        # the folder's sdists the stages build
     builds: Dict[str, SourceBuild] = field(default_factory=dict)   # normalised name -> how the stage builds it
     elsewhere: Dict[str, str] = field(default_factory=dict)        # name -> the index that has it (not the public one)
+    build_against: Tuple[str, ...] = ()           # what sdists build against as the image has it (never fetched for a build)
 
 
 def requirement_lines(path: Path, rel: str) -> List[str]:
@@ -81,4 +82,5 @@ def wants(stages: Sequence[Component], view: FolderView) -> Wants:
                  sdists=tuple(s for a in asked for s in a.sdists),
                  local_sdists=tuple(p for p in view.selected if p.format == "sdist"),
                  builds={canonicalize_name(d): b for c in stages for d, b in c.source_builds.items()},
-                 elsewhere={n: where for c in stages for n, where in c.elsewhere.items()})
+                 elsewhere={n: where for c in stages for n, where in c.elsewhere.items()},
+                 build_against=tuple(n for c in stages for n in c.build_against))

@@ -189,6 +189,20 @@ def test_fetch_brings_the_paired_sdist_and_names_where_triton_ascend_is(index, t
     assert (work / "vllm-0.23.0.tar.gz").exists(), "the sdist came before the resolution"
 
 
+def test_the_folders_vllm_ascend_decides_torch_npu_and_its_triton_ascend_is_taken_as_it_is(index, tmp_path, family_files):
+    """A new user's folder: CANN, the vllm-ascend wheel and triton-ascend (from Huawei's index, by
+    hand). torch_npu is the one vllm-ascend pins (not the newest for CANN 9.1.0), and the folder's
+    triton-ascend serves the resolution: no other index is needed."""
+    work = workdir(tmp_path, family_files, drop=("vllm-", "regex", "ninja", "cmake", "arctic", "torch"))
+    plan = plan_fetch(work, _options(index))
+    assert "torch_npu 2.10.0.post4" in plan.wants.said, plan.wants.said
+    result = fetch(plan)
+    got = {p.name.split("-")[0] for p in result.fetched}
+    assert {"torch", "torch_npu", "vllm", "arctic_inference"} <= got and "triton_ascend" not in got, got
+    assert [p.name for p in work.glob("torch_npu-*")] == ["torch_npu-2.10.0.post4-0standin-cp311-cp311-manylinux_2_17_x86_64"
+                                                          ".manylinux2014_x86_64.whl"]
+
+
 @pytest.mark.parametrize("cpu_index", ["served", "unreachable"])
 def test_fetch_completes_the_folder_with_the_extra_index(index, tmp_path, family_files, cpu_index):
     """Also when torch's CPU index cannot be reached and the main index is tried alone."""

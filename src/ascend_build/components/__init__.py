@@ -12,8 +12,12 @@ from importlib import resources
 from typing import Callable, Dict, List, Optional, Tuple
 
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from .. import yamltext
 from ..catalog.model import Package, Selection, StageSlots
+from ..catalog.wheelmeta import read_metadata
 from ..contract import component_label, template_values
 from ..spec import BuildSpec
 from ..templating import environment
@@ -196,6 +200,22 @@ class FolderView:
     def one(self, slot: str) -> Optional[Package]:
         found = [p for p in self.selected if p.slot == slot]
         return found[0] if found else None
+
+    def pinned(self, distribution: str) -> Optional[str]:
+        """The version of `distribution` a chosen wheel of the folder requires exactly (`==`), e.g.
+        vllm-ascend's torch-npu: a release below follows it."""
+        name = canonicalize_name(distribution)
+        for pkg in self.selected:
+            meta = read_metadata(pkg.path) if pkg.format == "wheel" else None
+            for line in meta.requires if meta else ():
+                try:
+                    req = Requirement(line)
+                except InvalidRequirement:
+                    continue
+                exact = [s.version for s in req.specifier if s.operator == "==" and "*" not in s.version]
+                if canonicalize_name(req.name) == name and exact and not req.marker:
+                    return exact[0]
+        return None
 
 
 @dataclass(frozen=True)

@@ -72,13 +72,14 @@ def torch_of_torch_npu(chosen, pkg) -> bool:
 
 
 def index_wants(view: FolderView) -> IndexWants:
-    """torch_npu (the folder's, else --torch-npu, else the newest for the folder's CANN), the torch
+    """torch_npu (the folder's, else --torch-npu, else the release a wheel of the folder pins, e.g.
+    vllm-ascend's, else the newest for the folder's CANN), the torch
     it names, what it imports undeclared (numpy, pyyaml) and the torch release's pins."""
     toolkit = view.one("toolkit")
     own = pta_data()
     here = [p for p in view.packages if p.slot in ("torch", "torch_npu") and p.format == "wheel"]
     npu, torch, kept = folder_torch_npu(
-        view.releases.get("torch_npu"), toolkit.version if toolkit else None, torch_npu_table(own),
+        view.releases.get("torch_npu") or view.pinned("torch-npu"), toolkit.version if toolkit else None, torch_npu_table(own),
         own.get("torch_npu_torch_exceptions") or {},
         [p for p in here if p.slot == "torch_npu"], [p for p in here if p.slot == "torch"])
     lines = [] if any(p.slot == "torch_npu" for p in kept) else [f"torch-npu=={npu}"]

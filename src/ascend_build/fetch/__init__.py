@@ -54,6 +54,7 @@ class FetchPlan:
     wants: Wants
     glibc_source: str = ""                         # where the target's glibc comes from
     never_beside: Dict[str, List[str]] = field(default_factory=dict)   # what the stages refuse beside theirs
+    unreached: List[str] = field(default_factory=list)     # torch's CPU index, once it did not answer
 
 
 @dataclass
@@ -127,7 +128,8 @@ def plan_fetch(workdir: Path, options: FetchOptions,
     indexes = Indexes(
         index_url=_url(options.index_url, "--index-url") or settings.spec.pip_index_url or deps["index_url"],
         torch_index_url=_url(options.torch_index_url, "--torch-index-url") or deps["torch_index_url"].get(target.arch),
-        extra_index_urls=tuple(_url(u, "--extra-index-url") for u in options.extra_index_urls))
+        extra_index_urls=tuple(_url(u, "--extra-index-url") for u in options.extra_index_urls),
+        find_links=tuple(sorted({str(Path(p.path).parent) for p in packages if p.format == "wheel"})))
     view = FolderView(packages=tuple(p for p in packages if p.arch in (None, target.arch)
                                      and p.python in (None, target.python)),
                       selected=tuple(selection.selected()), releases=_releases(options.releases), deps=deps)
@@ -141,6 +143,8 @@ def resolve_cpu_only(plan: FetchPlan, requirements: Sequence[str], note: Callabl
     reached, the main index alone is tried (its aarch64 torch is a CPU build up to 2.10), and a
     resolution that then holds CUDA distributions is refused naming the CPU index."""
     cpu = plan.indexes.torch_index_url
+    if cpu in plan.unreached:
+        return _cpu_only(plan, resolve(requirements, plan.target, replace(plan.indexes, torch_index_url=None), left_out), cpu)
     try:
         wheels, unreached = resolve(requirements, plan.target, plan.indexes, left_out), None
     except IndexUnreachable as exc:
@@ -148,7 +152,13 @@ def resolve_cpu_only(plan: FetchPlan, requirements: Sequence[str], note: Callabl
             raise
         note(f"torch's CPU index {cpu} cannot be reached: trying {plan.indexes.index_url} alone "
              "(CUDA builds are refused)")
+        plan.unreached.append(cpu)              # said once: the next resolutions go to the main index
         wheels, unreached = resolve(requirements, plan.target, replace(plan.indexes, torch_index_url=None), left_out), cpu
+    return _cpu_only(plan, wheels, unreached)
+
+
+def _cpu_only(plan: FetchPlan, wheels: List[Wheel], unreached: Optional[str]) -> List[Wheel]:
+    """`wheels`, or an error naming the CUDA distributions among them (and the CPU index unreached)."""
     bad = refused([w.name for w in wheels], plan.never_beside)
     if bad:
         sizes = {canonicalize_name(w.name): w.size for w in wheels}

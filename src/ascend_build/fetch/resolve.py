@@ -45,6 +45,7 @@ class Indexes:
     index_url: str
     torch_index_url: Optional[str] = None
     extra_index_urls: Tuple[str, ...] = ()       # e.g. Huawei's, for what the public index lacks
+    find_links: Tuple[str, ...] = ()             # the folder's directories of wheels (a stand-in triton-ascend)
 
 
 def uv_binary() -> str:
@@ -64,6 +65,8 @@ def compile_command(target: Target, indexes: Indexes, source: Path, overrides: O
         cmd += ["--extra-index-url", indexes.torch_index_url]
     for url in indexes.extra_index_urls:
         cmd += ["--extra-index-url", url]
+    for folder in indexes.find_links:
+        cmd += ["--find-links", folder]
     if len(cmd) > cmd.index("--index-url") + 2:
         cmd += ["--index-strategy", "unsafe-best-match"]
     return cmd + (["--override", str(overrides)] if overrides else []) + [str(source)]
@@ -133,9 +136,9 @@ def pick(package: Dict, target: Target) -> Optional[Wheel]:
     """The wheel of a locked package that fits `target` best; None for a wheel of the folder."""
     name, version = str(package.get("name", "")), str(package.get("version", ""))
     wheels = package.get("wheels") or []
-    remote = [w for w in wheels if "url" in w]
-    if wheels and not remote or "archive" in package or "directory" in package:
-        return None
+    remote = [w for w in wheels if "url" in w and not str(w["url"]).startswith("file:")]
+    if len(remote) < len(wheels) or "archive" in package or "directory" in package:
+        return None                                     # the folder has it (--find-links, a path)
     rank = {tag: i for i, tag in enumerate(target.tags())}
     fits: List[Tuple[int, Dict]] = []
     for entry in remote:

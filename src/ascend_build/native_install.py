@@ -1,5 +1,5 @@
 """Native install (issue 24): in a build for another arch (QEMU), the wheels of the stages whose
-script pip-installs them first (cann's tools, pta: `Component.native_wheels`) are installed by
+script pip-installs them (cann's tools, pta, vllm: `Component.native_wheels`) are installed by
 the build host's own pip and CPU in a helper stage, `<stage>-native`, FROM an image of the host's
 platform with the image's Python X.Y; the stage COPYs the installed tree and runs the rest of its
 script (installers, checks, `pip check`) under emulation.
@@ -29,6 +29,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from .catalog.model import Package
 from .catalog.pythons import read_image
 from .catalog.requirements import parsed_lines
+from .catalog.sdist import sdist_name
 from .components import render_script
 from .components.registry import find
 from .contract import TOOL_DIR
@@ -101,7 +102,7 @@ def stage_wheels(plan, overrides: Dict[str, str], present: Sequence[str]) -> Tup
     for stage in plan.stages:
         component = find(stage.name)
         builtin = builtin and component is not None
-        wheels = tuple(p for p in stage.files if p.format == "wheel")
+        wheels = tuple(p for p in stage.files if p.format == "wheel" and p not in stage.build_only)
         names = [_dist(p) for p in wheels]
         if component is not None and component.native_wheels and wheels:
             reason = (f"install-scripts/install_{stage.name}.sh replaces its script" if stage.name in overrides
@@ -227,9 +228,10 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
     return out
 
 
-def context_files(plan) -> Dict[str, str]:
-    """The helper stages' scripts, and the served stages' scripts with ab_pip made a no-op (their
-    wheels are in place) and `pip check` of what was placed."""
+def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
+    """The helper stages' scripts, and the served stages' scripts (as `scripts` has them) with
+    ab_pip taking only the wheels built in the image from sdists (the others are in place) and
+    `pip check` of what was placed."""
     native: Optional[NativeInstall] = getattr(plan, "native", None)
     if native is None:
         return {}
@@ -238,8 +240,9 @@ def context_files(plan) -> Dict[str, str]:
     files = {SCRIPT: Path(native_stage.__file__).read_text()}
     base_env = plan.stage("base").env if any(s.name == "base" for s in plan.stages) else {}
     for stage, wheels in native.stages:
-        script = plan.stage(stage).script
-        names = sorted({n for n in (_dist(p) for p in wheels) if n})
+        script = scripts.get(f"scripts/install_{stage}.sh", plan.stage(stage).script)
+        built = [sdist_name(p.name) for p in plan.stage(stage).files if p.format == "sdist"]
+        names = sorted({n for n in (_dist(p) for p in wheels) if n} | {b[0] for b in built if b})
         files[f"scripts/native/install_{stage}.sh"] = render_script(
             "native-install.sh.j2", stage=stage, python=native.python, abi="cp" + native.python.replace(".", ""),
             tags=native.tags, wheels=[p.name for p in wheels], staging=STAGING, image=native.image,

@@ -158,6 +158,7 @@ COMPONENT = Component(
     problems=PROBLEM_CODES,
     plan=plan,
     summary=("vllm_ascend", "vllm"),
+    native_wheels=True,
     probes=(
         {"kind": "import", "slot": "vllm", "name": "import vllm", "module": "vllm", "versioned": True},
         {"kind": "import", "slot": "vllm-ascend", "name": "import vllm_ascend", "module": "vllm_ascend",

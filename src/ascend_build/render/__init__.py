@@ -104,8 +104,8 @@ def context_files(plan: Plan, pkg_url_default: Optional[str] = None, external_ba
         files.update(stage.extra_files)
         if stage.script:
             files[f"scripts/install_{stage.name}.sh"] = stage.script
-    files.update(native_install.context_files(plan))
     files.update(sdist_stage.context_files(plan))
+    files.update(native_install.context_files(plan, files))      # on the stage scripts as the context has them
     return files
 
 

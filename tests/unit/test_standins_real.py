@@ -305,6 +305,59 @@ def test_script_reads_needed_libraries_imports_and_lookups(tmp_path):
     assert without_torch.returncode != 0 and "torch wheel" in without_torch.stderr
 
 
+@needs_readelf
+@pytest.mark.skipif(not shutil.which("gcc"), reason="gcc is not installed")
+def test_script_takes_wheel_sets_and_merges(tmp_path):
+    """Each set against its own torch; vllm_ascend's imports from torch_npu are not CANN's; a custom op
+    package's liboptiling.so (SONAME libcust_opmaster_rt2.0.so) does not hide CANN's liboptiling.so."""
+    build = tmp_path / "build"
+    build.mkdir()
+    for name, body in [("libhccl.so", "int HcclCommInitRootInfo(void) { return 0; }"),
+                       ("libascendcl.so", "int aclInit(void) { return 0; } int aclrtNew(void) { return 0; }"),
+                       ("liboptiling.so", "int TilingHelper(void) { return 0; }"),
+                       ("libc10.so", "int c10_thing(void) { return 1; } int c10_new(void) { return 1; }")]:
+        _shared(build, name, body + "\n")
+    npu_old = _shared(build, "libtorch_npu.so", "extern int HcclCommInitRootInfo(void), c10_thing(void);\n"
+                      "int npu_entry(void) { return HcclCommInitRootInfo() + c10_thing(); }\n", "-lhccl", "-lc10").read_bytes()
+    npu_new = _shared(build, "libtorch_npu.so", "extern int aclInit(void), c10_new(void);\n"
+                      "int npu_entry(void) { return aclInit() + c10_new(); }\n", "-lascendcl", "-lc10").read_bytes()
+    vllm_c = _shared(build, "vllm_ascend_C.so", "extern int npu_entry(void), aclrtNew(void);\n"
+                     "int vllm_entry(void) { return npu_entry() + aclrtNew(); }\n", "-ltorch_npu", "-lascendcl")
+    (build / "opmaster.c").write_text("extern int TilingHelper(void); int Tiling(void) { return TilingHelper(); }\n")
+    opmaster = build / "libcust_opmaster_rt2.0.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(opmaster), str(build / "opmaster.c"), f"-L{build}", "-loptiling",
+                    "-Wl,-soname,libcust_opmaster_rt2.0.so"], check=True, capture_output=True)
+    c10 = (build / "libc10.so").read_bytes()
+    old_set = [_wheel(tmp_path / "torch_npu-2.6.0-cp311-cp311-linux_x86_64.whl", {"torch_npu/lib/libtorch_npu.so": npu_old}),
+               _wheel(tmp_path / "torch-2.6.0-cp311-cp311-linux_x86_64.whl", {"torch/lib/libc10.so": c10})]
+    (tmp_path / "new").mkdir()
+    new_set = [_wheel(tmp_path / "new/torch_npu-2.10.0-cp311-cp311-linux_x86_64.whl", {"torch_npu/lib/libtorch_npu.so": npu_new}),
+               _wheel(tmp_path / "vllm_ascend-0.23.0-cp311-cp311-linux_x86_64.whl",
+                      {"vllm_ascend/vllm_ascend_C.so": vllm_c.read_bytes(),
+                       "vllm_ascend/vendors/x/op_tiling/liboptiling.so": opmaster.read_bytes(),
+                       "vllm_ascend/vendors/x/op_tiling/lib/linux/x86_64/libcust_opmaster_rt2.0.so": opmaster.read_bytes()}),
+               _wheel(tmp_path / "new/torch-2.10.0-cp311-cp311-linux_x86_64.whl", {"torch/lib/libc10.so": c10})]
+    first, merged = tmp_path / "first.json", tmp_path / "merged.json"
+    run = lambda *args: subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True)
+    done = run("-o", first, *old_set)
+    assert done.returncode == 0, done.stderr
+    done = run("--merge", first, "-o", merged, *new_set)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(merged.read_text())
+    libs = data["libraries"]
+    assert libs["libhccl.so"]["functions"] == ["HcclCommInitRootInfo"]         # kept from the first table
+    assert libs["libascendcl.so"] == {"loaded": "needed", "functions": ["aclInit", "aclrtNew"], "objects": []}
+    assert libs["liboptiling.so"]["functions"] == ["TilingHelper"]
+    assert not {"libtorch_npu.so", "libcust_opmaster_rt2.0.so", "libc10.so"} & set(libs)
+    assert "npu_entry" not in str(libs)      # vllm_ascend takes it from torch_npu
+    assert data["sets"] == [[w.name for w in old_set], [w.name for w in new_set]]
+    assert list(data["wheels"]) == [w.name for w in old_set + new_set]
+    assert data["made_by"].endswith(" --set " + " ".join(w.name for w in new_set))
+    at_once = tmp_path / "at_once.json"
+    assert run("-o", at_once, *old_set, "--set", *new_set).returncode == 0
+    assert json.loads(at_once.read_text()) == data
+
+
 def test_init_demo_says_when_the_libraries_are_placeholders_and_elf_insists(tmp_path):
     import os
     from clirun import cli

@@ -200,17 +200,37 @@ def test_elf_libraries_for_the_arch_with_the_symbols_torch_npu_takes(tmp_path, a
 def test_symbol_data_names_the_libraries_torch_npu_needs():
     data = elflibs.symbol_data()
     libs = data["libraries"]
-    assert any(name.startswith("torch_npu-") for name in data["wheels"])
+    assert any(name.startswith("torch_npu-2.6.") for name in data["wheels"])
     for name in ("libhccl.so", "libascendcl.so", "libacl_op_compiler.so", "libge_runner.so", "libgraph.so",
                  "libacl_tdt_channel.so", "libatb.so"):
         assert libs[name]["loaded"] == "needed", name
-    for name in ("libopapi.so", "libaclnn_math.so", "libaclnn_ops_infer.so", "libasdsip.so", "libascend_kernel_hook.so"):
+    for name in ("libaclnn_math.so", "libaclnn_ops_infer.so", "libasdsip.so", "libascend_kernel_hook.so"):
         assert libs[name]["loaded"] == "dlopen", name
     assert "libmspti.so" not in libs
     assert "HcclCommInitRootInfo" in libs["libhccl.so"]["functions"]
     names = {n for lib in libs.values() for n in lib["functions"] + lib["objects"]}
     assert not [n for n in names if "@" in n or n.startswith(("_ZN3c10", "_ZN2at", "Py"))]   # no glibc, torch, Python
+    assert not [n for n in names if n.startswith(("_ZNSt", "_ZSt", "_ZNKSt", "_ZTISt", "__cxa_"))]   # nor the C++ runtime's
     assert not names & {"dlopen", "dlsym", "pthread_create", "malloc"}   # the C runtime's, even when imported unversioned
+
+
+def test_symbol_data_covers_vllm_ascend_and_torch_npu_2_10():
+    data = elflibs.symbol_data()
+    libs, wheels = data["libraries"], data["wheels"]
+    assert {"torch_npu-2.10.0.post4-cp311-cp311-manylinux_2_28_aarch64.whl",
+            "vllm_ascend-0.23.0-cp311-cp311-manylinux_2_34_aarch64.whl"} <= set(wheels)
+    assert all(len(digest) == 64 for digest in wheels.values())
+    assert sorted(w for group in data["sets"] for w in group) == sorted(wheels)
+    # what vllm_ascend_C*.so and its custom op libraries link (DT_NEEDED), besides torch's and torch_npu's
+    for name in ("libascendcl.so", "libopapi.so", "libruntime.so", "libplatform.so", "libregister.so", "libc_sec.so",
+                 "libascendalog.so", "libunified_dlog.so", "libmmpa.so", "liberror_manager.so", "libprofapi.so",
+                 "libge_common_base.so", "libascend_dump.so", "libnnopbase.so", "libopapi_math.so", "libops_base.so",
+                 "libgraph_base.so", "libexe_graph.so", "liboptiling.so"):
+        assert libs[name]["loaded"] == "needed", name
+    assert "_ZN2fe19PlatformInfoManager8InstanceEv" in libs["libplatform.so"]["functions"]
+    assert "memcpy_s" in libs["libc_sec.so"]["functions"]
+    assert not {"libvllm_ascend_kernels.so", "libcust_opapi.so", "libtorch_npu.so"} & set(libs)
+    assert set(elflibs.NNAL_LIBRARIES) <= set(libs) and not set(elflibs.NNAL_LIBRARIES) & set(elflibs.toolkit_libraries("aarch64", False))
 
 
 def test_c_source_keeps_mangled_names():

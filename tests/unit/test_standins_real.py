@@ -200,17 +200,37 @@ def test_elf_libraries_for_the_arch_with_the_symbols_torch_npu_takes(tmp_path, a
 def test_symbol_data_names_the_libraries_torch_npu_needs():
     data = elflibs.symbol_data()
     libs = data["libraries"]
-    assert any(name.startswith("torch_npu-") for name in data["wheels"])
+    assert any(name.startswith("torch_npu-2.6.") for name in data["wheels"])
     for name in ("libhccl.so", "libascendcl.so", "libacl_op_compiler.so", "libge_runner.so", "libgraph.so",
                  "libacl_tdt_channel.so", "libatb.so"):
         assert libs[name]["loaded"] == "needed", name
-    for name in ("libopapi.so", "libaclnn_math.so", "libaclnn_ops_infer.so", "libasdsip.so", "libascend_kernel_hook.so"):
+    for name in ("libaclnn_math.so", "libaclnn_ops_infer.so", "libasdsip.so", "libascend_kernel_hook.so"):
         assert libs[name]["loaded"] == "dlopen", name
     assert "libmspti.so" not in libs
     assert "HcclCommInitRootInfo" in libs["libhccl.so"]["functions"]
     names = {n for lib in libs.values() for n in lib["functions"] + lib["objects"]}
     assert not [n for n in names if "@" in n or n.startswith(("_ZN3c10", "_ZN2at", "Py"))]   # no glibc, torch, Python
+    assert not [n for n in names if n.startswith(("_ZNSt", "_ZSt", "_ZNKSt", "_ZTISt", "__cxa_"))]   # nor the C++ runtime's
     assert not names & {"dlopen", "dlsym", "pthread_create", "malloc"}   # the C runtime's, even when imported unversioned
+
+
+def test_symbol_data_covers_vllm_ascend_and_torch_npu_2_10():
+    data = elflibs.symbol_data()
+    libs, wheels = data["libraries"], data["wheels"]
+    assert {"torch_npu-2.10.0.post4-cp311-cp311-manylinux_2_28_aarch64.whl",
+            "vllm_ascend-0.23.0-cp311-cp311-manylinux_2_34_aarch64.whl"} <= set(wheels)
+    assert all(len(digest) == 64 for digest in wheels.values())
+    assert sorted(w for group in data["sets"] for w in group) == sorted(wheels)
+    # what vllm_ascend_C*.so and its custom op libraries link (DT_NEEDED), besides torch's and torch_npu's
+    for name in ("libascendcl.so", "libopapi.so", "libruntime.so", "libplatform.so", "libregister.so", "libc_sec.so",
+                 "libascendalog.so", "libunified_dlog.so", "libmmpa.so", "liberror_manager.so", "libprofapi.so",
+                 "libge_common_base.so", "libascend_dump.so", "libnnopbase.so", "libopapi_math.so", "libops_base.so",
+                 "libgraph_base.so", "libexe_graph.so", "liboptiling.so"):
+        assert libs[name]["loaded"] == "needed", name
+    assert "_ZN2fe19PlatformInfoManager8InstanceEv" in libs["libplatform.so"]["functions"]
+    assert "memcpy_s" in libs["libc_sec.so"]["functions"]
+    assert not {"libvllm_ascend_kernels.so", "libcust_opapi.so", "libtorch_npu.so"} & set(libs)
+    assert set(elflibs.NNAL_LIBRARIES) <= set(libs) and not set(elflibs.NNAL_LIBRARIES) & set(elflibs.toolkit_libraries("aarch64", False))
 
 
 def test_c_source_keeps_mangled_names():
@@ -303,6 +323,59 @@ def test_script_reads_needed_libraries_imports_and_lookups(tmp_path):
     assert "libc10.so" not in libs and "libmspti.so" not in libs
     without_torch = subprocess.run([sys.executable, str(SCRIPT), str(torch_npu)], capture_output=True, text=True)
     assert without_torch.returncode != 0 and "torch wheel" in without_torch.stderr
+
+
+@needs_readelf
+@pytest.mark.skipif(not shutil.which("gcc"), reason="gcc is not installed")
+def test_script_takes_wheel_sets_and_merges(tmp_path):
+    """Each set against its own torch; vllm_ascend's imports from torch_npu are not CANN's; a custom op
+    package's liboptiling.so (SONAME libcust_opmaster_rt2.0.so) does not hide CANN's liboptiling.so."""
+    build = tmp_path / "build"
+    build.mkdir()
+    for name, body in [("libhccl.so", "int HcclCommInitRootInfo(void) { return 0; }"),
+                       ("libascendcl.so", "int aclInit(void) { return 0; } int aclrtNew(void) { return 0; }"),
+                       ("liboptiling.so", "int TilingHelper(void) { return 0; }"),
+                       ("libc10.so", "int c10_thing(void) { return 1; } int c10_new(void) { return 1; }")]:
+        _shared(build, name, body + "\n")
+    npu_old = _shared(build, "libtorch_npu.so", "extern int HcclCommInitRootInfo(void), c10_thing(void);\n"
+                      "int npu_entry(void) { return HcclCommInitRootInfo() + c10_thing(); }\n", "-lhccl", "-lc10").read_bytes()
+    npu_new = _shared(build, "libtorch_npu.so", "extern int aclInit(void), c10_new(void);\n"
+                      "int npu_entry(void) { return aclInit() + c10_new(); }\n", "-lascendcl", "-lc10").read_bytes()
+    vllm_c = _shared(build, "vllm_ascend_C.so", "extern int npu_entry(void), aclrtNew(void);\n"
+                     "int vllm_entry(void) { return npu_entry() + aclrtNew(); }\n", "-ltorch_npu", "-lascendcl")
+    (build / "opmaster.c").write_text("extern int TilingHelper(void); int Tiling(void) { return TilingHelper(); }\n")
+    opmaster = build / "libcust_opmaster_rt2.0.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(opmaster), str(build / "opmaster.c"), f"-L{build}", "-loptiling",
+                    "-Wl,-soname,libcust_opmaster_rt2.0.so"], check=True, capture_output=True)
+    c10 = (build / "libc10.so").read_bytes()
+    old_set = [_wheel(tmp_path / "torch_npu-2.6.0-cp311-cp311-linux_x86_64.whl", {"torch_npu/lib/libtorch_npu.so": npu_old}),
+               _wheel(tmp_path / "torch-2.6.0-cp311-cp311-linux_x86_64.whl", {"torch/lib/libc10.so": c10})]
+    (tmp_path / "new").mkdir()
+    new_set = [_wheel(tmp_path / "new/torch_npu-2.10.0-cp311-cp311-linux_x86_64.whl", {"torch_npu/lib/libtorch_npu.so": npu_new}),
+               _wheel(tmp_path / "vllm_ascend-0.23.0-cp311-cp311-linux_x86_64.whl",
+                      {"vllm_ascend/vllm_ascend_C.so": vllm_c.read_bytes(),
+                       "vllm_ascend/vendors/x/op_tiling/liboptiling.so": opmaster.read_bytes(),
+                       "vllm_ascend/vendors/x/op_tiling/lib/linux/x86_64/libcust_opmaster_rt2.0.so": opmaster.read_bytes()}),
+               _wheel(tmp_path / "new/torch-2.10.0-cp311-cp311-linux_x86_64.whl", {"torch/lib/libc10.so": c10})]
+    first, merged = tmp_path / "first.json", tmp_path / "merged.json"
+    run = lambda *args: subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True)
+    done = run("-o", first, *old_set)
+    assert done.returncode == 0, done.stderr
+    done = run("--merge", first, "-o", merged, *new_set)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(merged.read_text())
+    libs = data["libraries"]
+    assert libs["libhccl.so"]["functions"] == ["HcclCommInitRootInfo"]         # kept from the first table
+    assert libs["libascendcl.so"] == {"loaded": "needed", "functions": ["aclInit", "aclrtNew"], "objects": []}
+    assert libs["liboptiling.so"]["functions"] == ["TilingHelper"]
+    assert not {"libtorch_npu.so", "libcust_opmaster_rt2.0.so", "libc10.so"} & set(libs)
+    assert "npu_entry" not in str(libs)      # vllm_ascend takes it from torch_npu
+    assert data["sets"] == [[w.name for w in old_set], [w.name for w in new_set]]
+    assert list(data["wheels"]) == [w.name for w in old_set + new_set]
+    assert data["made_by"].endswith(" --set " + " ".join(w.name for w in new_set))
+    at_once = tmp_path / "at_once.json"
+    assert run("-o", at_once, *old_set, "--set", *new_set).returncode == 0
+    assert json.loads(at_once.read_text()) == data
 
 
 def test_init_demo_says_when_the_libraries_are_placeholders_and_elf_insists(tmp_path):

@@ -1,7 +1,8 @@
 """Stand-in shared libraries: real ELF files for the target arch, compiled from a C file written
-here, that define the symbols the real torch_npu takes from CANN (torch_npu_symbols.json, made
-by scripts/torch-npu-symbols.py from the real wheel). With them the real torch_npu wheel judges
-an image's environment. Every function returns 0; data objects are zeroed.
+here, that define the symbols the real torch_npu and vllm_ascend take from CANN (torch_npu_symbols.json,
+made by scripts/torch-npu-symbols.py from the real wheels: torch_npu 2.6.0.post5 and 2.10.0.post4,
+vllm_ascend 0.23.0). With them the real wheels judge an image's environment. Every function
+returns 0; data objects are zeroed.
 
 Without a C compiler for the target arch the libraries are text placeholders (said once per
 arch); `require=True` makes that an error instead. Compiled libraries are cached by the hash of
@@ -112,7 +113,7 @@ def placeholder(soname: str) -> bytes:
 
 
 def library(arch: str, soname: str, elf: bool) -> bytes:
-    """One stand-in CANN library with the symbols torch_npu takes from it."""
+    """One stand-in CANN library with the symbols torch_npu and vllm_ascend take from it."""
     if not elf:
         return placeholder(soname)
     found = cann_libraries().get(soname, {})
@@ -120,7 +121,8 @@ def library(arch: str, soname: str, elf: bool) -> bytes:
 
 
 def toolkit_libraries(arch: str, elf: bool) -> Dict[str, bytes]:
-    """soname -> bytes of every CANN library torch_npu links or loads that the toolkit holds."""
+    """soname -> bytes of every CANN library torch_npu or vllm_ascend links or loads that the toolkit holds
+    (all but NNAL's, liboptiling.so too: real CANN has it in opp/.../op_tiling/lib/linux/<arch>, lib64 is on every path)."""
     names = sorted(set(cann_libraries()) - set(NNAL_LIBRARIES) | {"libascendcl.so"})
     return {name: library(arch, name, elf) for name in names}
 

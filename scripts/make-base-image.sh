@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make the local Debian 12 base image the tests and the demo build on: python3, pip, wget,
-# ca-certificates, libgomp1 (the real MindSpore wheel's libraries link it) and gcc, g++, make (what
+# ca-certificates, libgomp1 (the real MindSpore wheel's libraries link it) and gcc, g++, make, python3-dev (what
 # building source distributions needs: vLLM, arctic-inference): with them here, no test build installs
 # OS packages from the network. Reused when present; packages it lacks are added. `docker pull debian:bookworm` when a registry answers,
 # else debootstrap + docker import (no registry needed, about a minute).
@@ -13,7 +13,7 @@
 #   --podman             also copy the image into podman's storage when podman is installed
 set -euo pipefail
 docker_bin="${DOCKER:-docker}"
-packages="python3,python3-pip,wget,ca-certificates,libgomp1,gcc,g++,make"
+packages="python3,python3-pip,wget,ca-certificates,libgomp1,gcc,g++,make,python3-dev"
 
 say() { echo "make-base-image: $*" >&2; }
 

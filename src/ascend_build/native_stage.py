@@ -15,6 +15,7 @@ invalidation mode, co_filename = the final path), and gives the folders the imag
 their owner and mode (COPY applies the staged folders' to the image's)."""
 import base64
 import compileall
+import contextlib
 import csv
 import hashlib
 import importlib.util
@@ -132,8 +133,10 @@ def place(home: str, staging: str, where: dict) -> int:
             if final.endswith(".py"):       # pip compiles every .py it installs, data and scripts too,
                 compiled.append((target, final, os.path.join(lib, new)))    # named lib/../../../share/x.py
             rows.append((new, digest, size))
-        for target, final, named in compiled:      # as pip: compile_file(path, force=True, quiet=True) there
-            if compileall.compile_file(target, ddir=os.path.dirname(named), force=True, quiet=1):
+        for target, final, named in compiled:      # as pip: compile_file(path, force=True, quiet=True), what it
+            with contextlib.redirect_stdout(io.StringIO()):            # prints dropped (templates that are not Python)
+                done = compileall.compile_file(target, ddir=os.path.dirname(named), force=True, quiet=1)
+            if done:
                 pyc = importlib.util.cache_from_source(final)
                 if os.path.exists(staging + pyc):
                     rows.append((os.path.relpath(pyc, lib).replace(os.sep, "/"), "", ""))

@@ -104,8 +104,9 @@ def never_installed(never):
 
 def checks(labels, probes, ns, pkg_dir, never="{}"):
     root = labels.get(ns + ".install-path", "/usr/local/Ascend")
+    clean = pip_check()         # before the imports: no fork once torch's threads run (it can hang under QEMU)
     found = [run_probe(p, labels.get(f"{ns}.{p['slot']}.version"), root) for p in probes]
-    return found + [leftovers(labels, root, pkg_dir), pip_check(), never_installed(json.loads(never))]
+    return found + [leftovers(labels, root, pkg_dir), clean, never_installed(json.loads(never))]
 
 
 def user_problems(root, modules):

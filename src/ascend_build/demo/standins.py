@@ -671,6 +671,14 @@ def make_sdist_only(dest: Path, version: str, torch_pin: str) -> Path:
     return path
 
 
+# triton-ascend's module is `triton`: torch._dynamo takes triton.language.dtype when triton imports,
+# and vLLM looks for an active driver in triton.backends (none here: no NPU at build time)
+def triton_files(version: str) -> Dict[str, bytes]:
+    return {"triton/__init__.py": simple_module(version) + b"from . import backends, language  # noqa: F401,E402\n",
+            "triton/language/__init__.py": b"class dtype:\n    pass\n",
+            "triton/backends/__init__.py": b"backends = {}\n"}
+
+
 def make_vllm_stack(dest: Path, fam: "Family", arch: str, python: str, fill: int, seed: str = "") -> List[Path]:
     """vllm-ascend (a wheel that needs CANN's environment to import, like torch_npu), vLLM's sdist,
     triton-ascend, arctic-inference (an sdist only) and the pure wheels those need (stand-ins of
@@ -686,7 +694,7 @@ def make_vllm_stack(dest: Path, fam: "Family", arch: str, python: str, fill: int
              make_sdist_only(dest, "0.1.1", "2.7.0"),
              make_vllm_sdist(dest, ".".join(fam.vllm_ascend.split(".")[:3]).split("rc")[0]),
              make_wheel(dest, "triton_ascend", fam.triton_ascend, (tag, tag, wheel_platforms(arch, True)),
-                        {"triton/__init__.py": simple_module(fam.triton_ascend)})]
+                        triton_files(fam.triton_ascend))]
     for name, version in (("regex", "2026.1.1"), ("ninja", "1.13.0"), ("cmake", "4.2.0")):
         paths.append(make_wheel(dest, name, version, ("py3", "none", ["any"]), {f"{name}/__init__.py": simple_module(version)}))
     return paths

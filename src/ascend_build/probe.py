@@ -32,9 +32,19 @@ def _installed_version(pattern):
     return found
 
 
+def _dist_version(module):
+    """The version of the distribution named as `module` (vllm_ascend has no __version__)."""
+    for name in (module, module.replace("_", "-")):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return ""
+
+
 def _import(module, want):
     try:
-        got = getattr(importlib.import_module(module), "__version__", "")
+        got = getattr(importlib.import_module(module), "__version__", "") or _dist_version(module)
     except Exception as exc:  # noqa: BLE001 - any import failure is the finding
         return _check(f"import {module}", False, f"{type(exc).__name__}: {exc}")
     ok = want is None or _base(got) == _base(want)

@@ -1,6 +1,7 @@
 """Components own their knowledge: one new module (tools_component.py, in the test tree) adds a
 stage that flows through check, plan, render and verify's probe selection, no other file changed;
 the probe that verify sends into images works on its own."""
+import importlib.metadata
 import io
 import json
 import subprocess
@@ -94,6 +95,9 @@ def fake_install(root: Path) -> None:
     ({"kind": "env-dir", "var": "PROBE_TEST_UNSET"}, None, False),
     ({"kind": "import", "module": "json"}, None, True),
     ({"kind": "import", "module": "no_such_module_here"}, None, False),
+    # no __version__ in the module (vllm_ascend): its distribution's version
+    ({"kind": "import", "module": "typing_extensions", "versioned": True}, importlib.metadata.version("typing_extensions"), True),
+    ({"kind": "import", "module": "typing_extensions", "versioned": True}, "0.0.1", False),
     ({"kind": "teleport"}, None, False),
 ])
 def test_each_probe_kind(tmp_path, probe_spec, version, ok):

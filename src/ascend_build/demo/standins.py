@@ -671,12 +671,12 @@ def make_sdist_only(dest: Path, version: str, torch_pin: str) -> Path:
     return path
 
 
-# triton-ascend's module is `triton`: torch._dynamo takes triton.language.dtype when triton imports,
-# and vLLM looks for an active driver in triton.backends (none here: no NPU at build time)
+# triton-ascend's module is `triton`, which torch imports as soon as it is there (torch._dynamo,
+# _inductor: dozens of its submodules). The stand-in compiles nothing: its import fails as a missing
+# triton does, so torch and vLLM take the no-triton path; the distribution is installed all the same.
 def triton_files(version: str) -> Dict[str, bytes]:
-    return {"triton/__init__.py": simple_module(version) + b"from . import backends, language  # noqa: F401,E402\n",
-            "triton/language/__init__.py": b"class dtype:\n    pass\n",
-            "triton/backends/__init__.py": b"backends = {}\n"}
+    return {"triton/__init__.py": simple_module(version) + b'raise ImportError("stand-in triton-ascend: no kernel '
+                                                           b'compiler here (torch and vLLM run without triton)")\n'}
 
 
 def make_vllm_stack(dest: Path, fam: "Family", arch: str, python: str, fill: int, seed: str = "") -> List[Path]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from clirun import cli
-from test_real_stack import ARM64_BASE, CACHE, index_reachable, said
+from test_real_stack import ARM64_BASE, CACHE, fetched_before, said
 
 pytestmark = pytest.mark.e2e
 MINDSPORE = "2.10.0"
@@ -27,13 +27,9 @@ FILL = 64 * 1024
 def folder(docker_bin):
     """The stand-in CANN 9.0.0 (aarch64, no torch, no MindIE), the real MindSpore wheel, and what
     `fetch` completed; a stamp records a finished fetch, so later runs need no network."""
-    if subprocess.run([docker_bin, "image", "inspect", ARM64_BASE], capture_output=True).returncode != 0:
-        pytest.skip(f"{ARM64_BASE} missing: scripts/make-base-image.sh --arch arm64")
     stamp = FOLDER / ".fetched"
-    if stamp.exists():
+    if fetched_before(docker_bin, FOLDER):
         return FOLDER
-    if not index_reachable():
-        pytest.skip("the public package index (pypi.org) cannot be reached and the wheel cache is empty")
     wheel = FOLDER / "packages" / WHEEL
     kept = wheel.read_bytes() if wheel.exists() and wheel.stat().st_size > 300 << 20 else None
     if FOLDER.exists():

@@ -36,6 +36,18 @@ def said(result) -> str:
     return result.stdout + result.stderr
 
 
+def fetched_before(docker_bin: str, folder: Path) -> bool:
+    """True when `folder` holds a finished fetch (its stamp); skips when the arm64 base image is
+    missing, or when the folder must be fetched and the index cannot be reached."""
+    if subprocess.run([docker_bin, "image", "inspect", ARM64_BASE], capture_output=True).returncode != 0:
+        pytest.skip(f"{ARM64_BASE} missing: scripts/make-base-image.sh --arch arm64")
+    if (folder / ".fetched").exists():
+        return True
+    if not index_reachable():
+        pytest.skip("the public package index (pypi.org) cannot be reached and the wheel cache is empty")
+    return False
+
+
 @pytest.fixture(scope="module")
 def fetched(docker_bin):
     """The cached folder: stand-in CANN/MindIE (no stand-in torch wheels) plus what `fetch` got.

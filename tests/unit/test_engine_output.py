@@ -86,3 +86,17 @@ def test_podman_removes_only_what_its_failed_build_left(tmp_path, returncode, re
         engine.returncode = returncode
     calls = (tmp_path / "podman.calls").read_text().splitlines()
     assert [c for c in calls if c.startswith("rm")] == removed
+
+
+def test_a_stage_buildkit_left_open_ends_when_its_last_step_reported(monkeypatch):
+    """A helper stage only COPY'd from may not print all its steps: it took until its last step
+    reported (here 2 s), not until the build's end (100 s)."""
+    from ascend_build.engines import parse
+
+    clock = iter([0.0, 2.0, 100.0])
+    monkeypatch.setattr(parse.time, "monotonic", lambda: next(clock))
+    tracker = parse.BuildKitTracker()
+    tracker.vertex("pta-native", 3)                          # started at 0
+    tracker.status("pta-native", 1, "DONE")                  # its last report, at 2
+    (event,) = tracker.finish()                              # the build ends at 100
+    assert (event.stage, event.status) == ("pta-native", "built") and event.seconds == 2.0

@@ -102,6 +102,7 @@ class BuildKitTracker:
         self.cached: Dict[str, set] = {}
         self.ran: Dict[str, set] = {}
         self.ended: Dict[str, str] = {}
+        self.seen: Dict[str, float] = {}          # when a step of the stage last reported
         self.errors: List[str] = []
 
     def vertex(self, stage: str, total: int) -> List[StageEvent]:
@@ -117,20 +118,24 @@ class BuildKitTracker:
             return []
         if step in self.cached.setdefault(stage, set()):
             return []
+        self.seen[stage] = time.monotonic()
         (self.cached[stage] if status == "CACHED" else self.ran.setdefault(stage, set())).add(step)
         done = self.cached[stage] | self.ran.get(stage, set())
         if len(done) >= self.total[stage] and stage not in self.ended:
             return [self._end(stage, "built" if self.ran.get(stage) else "cached")]
         return []
 
-    def _end(self, stage: str, status: str) -> StageEvent:
+    def _end(self, stage: str, status: str, at: Optional[float] = None) -> StageEvent:
         self.ended[stage] = status
-        return StageEvent(stage, status, time.monotonic() - self.started[stage])
+        return StageEvent(stage, status, max(0.0, (time.monotonic() if at is None else at) - self.started[stage]))
 
     def finish(self, failed: bool = False) -> List[StageEvent]:
-        """Stages still open at the end: failed (the one with an ERROR, else each open one)."""
+        """Stages still open at the end: failed (the one with an ERROR, else each open one). One
+        BuildKit did not print every step of (a helper only COPY'd from) took until its last step
+        reported, not until the build's end."""
         open_stages = [s for s in self.total if s not in self.ended]
         if not failed:
-            return [self._end(s, "built" if self.ran.get(s) else "cached") for s in open_stages]
+            return [self._end(s, "built" if self.ran.get(s) else "cached", self.seen.get(s, self.started[s]))
+                    for s in open_stages]
         culprits = [s for s in open_stages if s in self.errors] or open_stages[-1:]
         return [self._end(s, "failed") for s in culprits]

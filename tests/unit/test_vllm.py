@@ -203,6 +203,22 @@ def test_the_folders_vllm_ascend_decides_torch_npu_and_its_triton_ascend_is_take
                                                           ".manylinux2014_x86_64.whl"]
 
 
+def test_a_release_with_no_wheel_whose_sdist_hides_its_requirements_is_named(index, tmp_path, family_files):
+    """Without a wheel, what a dependency requires comes from its sdist's PKG-INFO: when that is
+    dynamic (only building it would tell), fetch stops and names it, rather than guess."""
+    work = workdir(tmp_path, family_files, drop=("vllm-", "regex", "ninja", "cmake", "arctic"))
+    dynamic = {"arctic_inference-0.1.1/PKG-INFO": b"Metadata-Version: 2.1\nName: arctic_inference\nVersion: 0.1.1\n",
+               "arctic_inference-0.1.1/setup.py": b"from setuptools import setup\nsetup()\n"}
+    hidden = Index({**index.projects, "arctic-inference": {"arctic_inference-0.1.1.tar.gz": standins._targz(dynamic)}})
+    try:
+        with pytest.raises(PackageError) as err:
+            fetch(plan_fetch(work, _options(hidden)))
+    finally:
+        hidden.close()
+    assert "arctic_inference 0.1.1 has no wheel on the index" in err.value.message
+    assert "does not state what it requires" in err.value.message and "pip wheel --no-deps" in err.value.fix
+
+
 @pytest.mark.parametrize("cpu_index", ["served", "unreachable"])
 def test_fetch_completes_the_folder_with_the_extra_index(index, tmp_path, family_files, cpu_index):
     """Also when torch's CPU index cannot be reached and the main index is tried alone."""

@@ -33,6 +33,7 @@ class SdistFacts:
     requires: Tuple[str, ...] = ()              # what the built wheel will require
     requires_python: Optional[str] = None
     build_requires: Tuple[str, ...] = ()        # [build-system] requires (setuptools' default when absent)
+    static: bool = True                         # `requires` is what the wheel will require (metadata 2.2+, not dynamic)
 
 
 def sdist_name(file_name: str) -> Optional[Tuple[str, str]]:
@@ -68,7 +69,7 @@ def facts_from_json(data: Optional[dict]) -> Optional[SdistFacts]:
         return None
     return SdistFacts(name=str(data["name"]), version=str(data["version"]), requires=tuple(map(str, data["requires"])),
                       requires_python=None if data["requires_python"] is None else str(data["requires_python"]),
-                      build_requires=tuple(map(str, data["build_requires"])))
+                      build_requires=tuple(map(str, data["build_requires"])), static=bool(data.get("static", True)))
 
 
 def _lines(text: str, read, seen: Tuple[str, ...]) -> Tuple[str, ...]:
@@ -116,8 +117,19 @@ def read_sdist(path: Path, requirements: Optional[str] = None) -> Optional[Sdist
     except (tomllib.TOMLDecodeError, AttributeError):
         system = {}
     build = system.get("requires") if isinstance(system, dict) else None
+    dynamic = {str(d).strip().lower() for d in message.get_all("Dynamic") or ()}
+    static = listed is not None or (_metadata_version(message.get("Metadata-Version")) >= (2, 2)
+                                    and "requires-dist" not in dynamic)
     return SdistFacts(
         name=str(message["Name"]).strip(), version=str(message["Version"]).strip(),
         requires=listed if listed is not None else tuple(str(r).strip() for r in message.get_all("Requires-Dist") or ()),
         requires_python=str(message["Requires-Python"]).strip() if message.get("Requires-Python") else None,
-        build_requires=tuple(str(r) for r in build) if isinstance(build, list) else ("setuptools>=40.8.0",))
+        build_requires=tuple(str(r) for r in build) if isinstance(build, list) else ("setuptools>=40.8.0",),
+        static=static)
+
+
+def _metadata_version(text: Optional[str]) -> Tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in str(text or "1.0").strip().split(".")[:2])
+    except ValueError:
+        return (1, 0)

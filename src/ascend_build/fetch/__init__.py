@@ -187,7 +187,9 @@ class _Sources:
         self.requires: List[str] = []
         self.builds: Dict[str, List[str]] = {}          # sdist file -> its build requirements
 
-    def take(self, line: str) -> None:
+    def take(self, line: str, static: bool = False) -> None:
+        """`static`: what its wheel requires must be what its PKG-INFO says (no component names a
+        file for it): else no resolution could be trusted."""
         wanted = find_sdist(line, self.plan.indexes.index_url, self.client, self.limits)
         have = present(self.plan.workdir, wanted)
         if have is None:
@@ -197,14 +199,19 @@ class _Sources:
             self.result.bytes += 0 if self.dry_run else have.stat().st_size
         else:
             self.result.present.append(have)
-        self.read(have)
+        self.read(have, static)
 
-    def read(self, path: Path) -> None:
+    def read(self, path: Path, static: bool = False) -> None:
         found = sdist_name(path.name)
         build = self.plan.wants.builds.get(found[0]) if found else None
         facts = read_sdist(path, build.requirements if build else None)
         if facts is None:
             raise PackageError(f"{path.name} is not a readable source distribution (no PKG-INFO)", fix="download it again")
+        if static and not facts.static and not build:
+            raise PackageError(f"{facts.name} {facts.version} has no wheel on the index, and its source distribution "
+                               f"{path.name} does not state what it requires (dynamic metadata: only building it "
+                               "would tell)", fix=f"build its wheel for the target (`pip wheel --no-deps {path.name}` "
+                                                  "on such a machine) and put it into the folder")
         self.requires += requirements_besides(facts.requires, build.installed if build else ())
         self.builds[path.name] = requirements_besides(
             facts.build_requires, (*self.plan.wants.build_against, *(build.installed if build else ())))
@@ -260,7 +267,7 @@ def _resolve_taking_sdists(plan: FetchPlan, sources: _Sources, note: Callable[[s
                 raise _elsewhere(plan, err) from None
             for name, version in new:
                 note(f"{name} {version} has no wheel: its source distribution is built in the image")
-                sources.take(f"{name}=={version}")
+                sources.take(f"{name}=={version}", static=True)
                 left_out.append(name)
         except PackageError as err:
             raise _elsewhere(plan, err) from None

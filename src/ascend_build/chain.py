@@ -1,10 +1,11 @@
 """The stage chain: the stages a build runs, from base to the target, found by walking the stage
 graph up from the target (each component and each custom stage names its parent). Skipped stages
 are stepped over (their child builds on their parent). Names are checked here against the
-registry: `skip` names components, custom stages may not take a component's name."""
+registry: `skip` names components, custom stages may not take a component's name, python_packages
+names stages that install Python packages."""
 from typing import Dict, List, Optional
 
-from .components.registry import parents
+from .components.registry import parents, python_stages
 from .errors import ConfigError
 from .spec import BuildSpec
 
@@ -22,6 +23,11 @@ def stage_graph(spec: BuildSpec) -> Dict[str, Optional[str]]:
     if bad:
         raise ConfigError(f"ascend-build.yaml: cannot skip {bad}: only {skippable} can be skipped",
                           fix="remove it from skip (custom stages are left out by not naming them)")
+    pythons = python_stages()
+    bad = sorted(s for s in spec.python_packages if s not in pythons)
+    if bad:
+        raise ConfigError(f"ascend-build.yaml: python_packages names {bad}, which install no Python packages",
+                          fix=f"name one of {pythons}")
     return {**builtin, **{c.name: c.parent for c in spec.stages}}
 
 

@@ -113,6 +113,22 @@ def os_package(value: str) -> str:
     return _match(OS_PACKAGE, value, "a Debian/RPM package name (letters, digits, . _ + -, optionally =VERSION)", 200)
 
 
+def python_requirement(value: str) -> str:
+    """One PEP 508 requirement by name (`ray`, `mooncake-transfer-engine-npu>=0.3`), no URL; as
+    packaging writes it."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    if not isinstance(value, str) or len(value) > 200 or control_chars(value):
+        raise ValueError("expected a Python requirement such as ray or ray>=2.40 (one line, up to 200 characters)")
+    try:
+        req = Requirement(value)
+    except InvalidRequirement as exc:
+        raise ValueError(f"not a Python requirement (PEP 508): {exc}") from None
+    if req.url:
+        raise ValueError("a requirement by name, not a URL: put that wheel into the folder instead")
+    return str(req)
+
+
 def user_name(value: str) -> str:
     return _match(USER_NAME, value, "a POSIX user name (letters, digits, . _ -, starting with a letter or _, up to 32)")
 

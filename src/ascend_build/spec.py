@@ -30,6 +30,7 @@ Python = Annotated[str, Field(pattern=r"^3\.[0-9]{1,2}$")]
 ImageReference = Annotated[str, AfterValidator(grammar.image_reference)]
 AbsolutePath = Annotated[str, AfterValidator(grammar.absolute_path)]
 OsPackage = Annotated[str, AfterValidator(grammar.os_package)]
+PythonRequirement = Annotated[str, AfterValidator(grammar.python_requirement)]
 UserName = Annotated[str, AfterValidator(grammar.user_name)]
 Url = Annotated[str, AfterValidator(grammar.url)]
 InstallerOption = Annotated[str, AfterValidator(grammar.installer_option),
@@ -92,6 +93,9 @@ class BuildSpec(Strict):
     trusted_roots: List[RelativeFile] = Field([], description="PEM root certificates (paths in the working directory) trusted for signed zips, besides Huawei's.")
     stages: List[CustomStage] = []
     system_packages: List[OsPackage] = Field([], description="Extra OS packages for the base stage.")
+    python_packages: Dict[StageName, List[PythonRequirement]] = Field(
+        {}, description="More Python packages a stage installs, by requirement, e.g. {vllm: [ray, "
+        "mooncake-transfer-engine-npu]}: check resolves them, fetch downloads them for the target.")
     pip_index_url: Optional[Url] = Field(None, description="Take Python packages from this index instead of the working directory.")
     pip_trusted_host: Optional[Host] = None
     native_install: Literal["auto", "off"] = Field(

@@ -115,6 +115,37 @@ def test_the_sdists_build_with_a_toolchain_that_never_stays_in_the_image(tmp_pat
     assert "purge" not in stage.build_script and "remove -y" not in stage.build_script
 
 
+def test_extras_named_in_the_config_are_resolved_and_installed_by_their_stage(index, tmp_path, family_files):
+    """python_packages: {vllm: [ray]}: check names it missing with where it is asked, fetch asks for
+    it, and once its wheel is here the vllm stage installs it."""
+    work = workdir(tmp_path, family_files)
+    config = work / "ascend-build.yaml"
+    config.write_text(config.read_text() + "python_packages:\n  vllm: ['ray>=2.40']\n")
+    _, problems = checked(work)
+    assert "ray>=2.40 (for python_packages in ascend-build.yaml)" in problems["missing-requirement"].message
+    assert "ray>=2.40" in plan_fetch(work, _options(index)).wants.requirements
+    standins.make_wheel(work / "packages", "ray", "2.60.0", ("py3", "none", ["any"]), {"ray/__init__.py": b""})
+    selection, _ = checked(work)
+    assert not [p for p in selection.problems if p.level == "error"], selection.problems
+    install = next(line for line in next(s for s in plan_for(settings_for(work, Options())).stages
+                                         if s.name == "vllm").script.splitlines() if line.startswith("ab_pip "))
+    assert "ray-2.60.0" in install
+
+
+@pytest.mark.parametrize("named, said", [
+    ({"cann": ["ray"]}, "python_packages names ['cann'], which install no Python packages"),
+    ({"vllm": ["ray @ https://example.com/ray.whl"]}, "a requirement by name, not a URL"),
+    ({"vllm": ["ray; rm -rf /"]}, "not a Python requirement"),
+])
+def test_python_packages_are_checked_where_they_are_read(tmp_path, named, said):
+    import yaml
+
+    (tmp_path / "ascend-build.yaml").write_text(yaml.safe_dump({"target": "vllm", "python_packages": named}))
+    with pytest.raises(ConfigError) as err:
+        stage_chain(settings_for(tmp_path, Options()).spec, "vllm")
+    assert said in err.value.message + err.value.fix
+
+
 def test_a_missing_build_requirement_is_named_with_what_needs_it(tmp_path, family_files):
     _, problems = checked(workdir(tmp_path, family_files, drop=("cmake",)))
     missing = problems["missing-requirement"]

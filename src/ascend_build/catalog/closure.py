@@ -119,6 +119,8 @@ def stage_closures(selection: Selection, stages: Sequence[StageSlots], spec: Bui
                                  f"`{line}` is not a requirement, so it is not checked",
                                  fix="write it as `name<spec>` (PEP 508), or install it in a custom stage")
                          for line in unread]
+        needs += [Need(Requirement(line), "python_packages in ascend-build.yaml")
+                  for line in spec.python_packages.get(stage.stage, [])]
         tools, absent = stage_tools(stage.stage, wheels)
         needs += tools
         if absent and chosen:

@@ -27,6 +27,11 @@ def parents() -> Dict[str, Optional[str]]:
     return {c.stage: c.parent for c in COMPONENTS}
 
 
+def python_stages() -> List[str]:
+    """The stages that install Python packages (a slot of wheels): where python_packages may go."""
+    return [c.stage for c in COMPONENTS if any(s.python for s in c.slots)]
+
+
 def problem_codes() -> Dict[str, str]:
     """Every problem code `check` can report: its mechanics' and each component's rules'."""
     return {**PROBLEM_CODES, **{code: what for c in COMPONENTS for code, what in c.problems.items()}}

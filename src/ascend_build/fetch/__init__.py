@@ -134,7 +134,10 @@ def plan_fetch(workdir: Path, options: FetchOptions,
                                      and p.python in (None, target.python)),
                       selected=tuple(selection.selected()), releases=_releases(options.releases), deps=deps)
     stages = [c for c in table if c.stage in settings.builtin_chain]
-    return FetchPlan(settings.workdir.resolve(), target, indexes, wants(stages, view), glibc_source, never_beside(stages))
+    asked = wants(stages, view)
+    named = [line for c in stages for line in settings.spec.python_packages.get(c.stage, [])]
+    asked = replace(asked, requirements=list(dict.fromkeys([*asked.requirements, *named])))
+    return FetchPlan(settings.workdir.resolve(), target, indexes, asked, glibc_source, never_beside(stages))
 
 
 def resolve_cpu_only(plan: FetchPlan, requirements: Sequence[str], note: Callable[[str], None] = lambda line: None,

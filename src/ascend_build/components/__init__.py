@@ -11,7 +11,6 @@ from functools import lru_cache
 from importlib import resources
 from typing import Callable, Dict, List, Optional, Tuple
 
-
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 

@@ -127,7 +127,8 @@ def plan(inputs: PlanInputs, parent: str) -> StagePlan:
     sdists = ([p for p in (vllm, ours) if p.format == "sdist"]
               + [p for p in inputs.pip_index("vllm") if p.format == "sdist"])
     tools_add, tools_drop = inputs.build_tools()
-    values = dict(pip_source=inputs.pip_source(), tools_add=tools_add, tools_drop=tools_drop, vllm_ascend=ours.name if ours.format == "wheel" else None,
+    values = dict(pip_source=inputs.pip_source(), tools_add=tools_add, tools_drop=tools_drop,
+                  vllm_ascend=ours.name if ours.format == "wheel" else None,
                   sdists=[{"file": p.name, "env": build_env(p, vllm, ours, inputs.selection.chip),
                            "build": inputs.selection.build_requires.get(p.file, [])} for p in sdists],
                   wheels=[p.name for p in ([vllm] if vllm.format == "wheel" else []) + wheels])

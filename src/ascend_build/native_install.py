@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.utils import canonicalize_name
 
 from .catalog.model import Package
 from .catalog.pythons import read_image
 from .catalog.requirements import parsed_lines
-from .catalog.sdist import sdist_name
+from .catalog.wheelmatch import wheel_name
 from .components import render_script
 from .components.registry import find
 from .contract import TOOL_DIR
@@ -71,13 +71,6 @@ def wanted(spec) -> bool:
     return value not in ("off", "0", "no", "false")
 
 
-def _dist(pkg: Package) -> Optional[str]:
-    try:
-        return canonicalize_name(parse_wheel_filename(pkg.name)[0])
-    except (InvalidWheelFilename, ValueError):
-        return None
-
-
 def _requirements_plain(pkg: Package) -> bool:
     """Every line a requirement without a URL, or an option that changes nothing here."""
     try:
@@ -103,7 +96,7 @@ def stage_wheels(plan, overrides: Dict[str, str], present: Sequence[str]) -> Tup
         component = find(stage.name)
         builtin = builtin and component is not None
         wheels = tuple(p for p in stage.files if p.format == "wheel" and p not in stage.build_only)
-        names = [_dist(p) for p in wheels]
+        names = [wheel_name(p)[0] or None for p in wheels]
         if component is not None and component.native_wheels and wheels:
             reason = (f"install-scripts/install_{stage.name}.sh replaces its script" if stage.name in overrides
                       else "a custom stage comes before it" if not builtin
@@ -241,8 +234,8 @@ def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
     base_env = plan.stage("base").env if any(s.name == "base" for s in plan.stages) else {}
     for stage, wheels in native.stages:
         script = scripts.get(f"scripts/install_{stage}.sh", plan.stage(stage).script)
-        built = [sdist_name(p.name) for p in plan.stage(stage).files if p.format == "sdist"]
-        names = sorted({n for n in (_dist(p) for p in wheels) if n} | {b[0] for b in built if b})
+        built = [p for p in plan.stage(stage).files if p.format == "sdist"]       # installed by the image's pip
+        names = sorted({wheel_name(p)[0] for p in (*wheels, *built)} - {""})
         files[f"scripts/native/install_{stage}.sh"] = render_script(
             "native-install.sh.j2", stage=stage, python=native.python, abi="cp" + native.python.replace(".", ""),
             tags=native.tags, wheels=[p.name for p in wheels], staging=STAGING, image=native.image,

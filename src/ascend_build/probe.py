@@ -32,9 +32,9 @@ def _installed_version(pattern):
     return found
 
 
-def _dist_version(module):
-    """The version of the distribution named as `module` (vllm_ascend has no __version__)."""
-    for name in (module, module.replace("_", "-")):
+def _dist_version(name):
+    """The installed version of the distribution `name` (or with - for _), "" when there is none."""
+    for name in (name, name.replace("_", "-")):
         try:
             return importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -44,7 +44,7 @@ def _dist_version(module):
 
 def _import(module, want):
     try:
-        got = getattr(importlib.import_module(module), "__version__", "") or _dist_version(module)
+        got = getattr(importlib.import_module(module), "__version__", "") or _dist_version(module)   # vllm_ascend has none
     except Exception as exc:  # noqa: BLE001 - any import failure is the finding
         return _check(f"import {module}", False, f"{type(exc).__name__}: {exc}")
     ok = want is None or _base(got) == _base(want)
@@ -69,10 +69,7 @@ def run_probe(probe, version, root):
     if kind == "import":
         return _import(probe["module"], version if probe.get("versioned") else None)
     if kind == "dist":
-        try:
-            found = importlib.metadata.version(probe["dist"])
-        except importlib.metadata.PackageNotFoundError:
-            found = ""
+        found = _dist_version(probe["dist"])
         return _check(name, found and _base(found) == _base(version), f"{probe['dist']} {found or 'not installed'}, label {version}")
     return _check(name or kind, False, f"unknown probe kind {kind!r}")
 

@@ -100,7 +100,7 @@ class BuildSpec(Strict):
     pip_trusted_host: Optional[Host] = None
     native_install: Literal["auto", "off"] = Field(
         "auto", description="auto: a build for another arch (QEMU) with BuildKit or podman installs the wheels of the "
-        "stages that pip-install them first (cann's tools, pta) on the build host's CPU in a helper stage and copies the "
+        "stages that pip-install them (cann's tools, pta, vllm) on the build host's CPU in a helper stage and copies the "
         "installed tree in; off: everything installs under emulation. ASCEND_BUILD_NATIVE_INSTALL=off|auto overrides it.")
     native_image: Optional[ImageReference] = Field(
         None, description="The helper stage's image: one for the build host's arch with python3 (the image's X.Y) and "

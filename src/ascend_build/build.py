@@ -49,7 +49,7 @@ class BuildOptions:
 
     tag: Optional[str] = None
     port: Optional[int] = None            # None: DEFAULT_PORT, or a free one when it is busy
-    no_cache: bool = False
+    no_cache: bool = False                 # a new cache epoch: every stage is built again, once
     pull: str = "missing"                  # missing | always | never
     engine_reason: str = ""                # why the settings' engine was chosen
     cache_from: Tuple[str, ...] = ()
@@ -203,6 +203,7 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
     with timings.phase("check"):
         plan = plan_for(settings)
         plan.native = native_install.for_build(plan, engine, view.info)
+        plan.cache_epoch = state.cache_epoch(renew=opts.no_cache)
     view.info(f"engine: {engine.name} ({opts.engine_reason})" if opts.engine_reason else f"engine: {engine.name}")
     if settings.delivery_defaulted:
         view.info("delivery: http (works with every engine; the build context holds only the Dockerfile and scripts)")
@@ -224,7 +225,7 @@ def run_build(settings: Settings, opts: BuildOptions, view: BuildView, timings: 
                 timings.phase("engine"):
             request = BuildRequest(context=str(context_dir), target=settings.target, tag=tag,
                                    build_args=build_args(proxy_args(settings.server_host if url else None), url_args),
-                                   network="host" if settings.network == "host" else None, no_cache=opts.no_cache,
+                                   network="host" if settings.network == "host" else None,
                                    platform=settings.platform, iidfile=str(state.image_id), secrets=secrets,
                                    cache_from=opts.cache_from, cache_to=opts.cache_to)
             builds = _Builds(engine, view, log, log_path, stage_times)
@@ -267,10 +268,10 @@ def capture_stages(plan: Plan, engine: Engine, state: State, context_dir: Path, 
 
 class _Builds:
     """Runs engine builds: log lines to the log and the view, stage events to the view and the
-    report (a stage built in one build and cached in the next counts as built). Every build of the
-    run honours --no-cache: a later build's stages that the first did not build would otherwise
-    come from an older build's cache (the engines have no per-stage no-cache in Docker 20.10), at
-    the price of building the stages before a set_env.sh capture twice when their ENV is new."""
+    report (a stage built in one build and cached in the next counts as built). --no-cache is a new
+    cache epoch in the Dockerfile (workdir.State.cache_epoch), not the engine's flag: every stage is
+    built once in the run, the later builds of the run (after a set_env.sh capture) reuse what the
+    earlier ones built and never an older build's layers, and so do the builds after it."""
 
     def __init__(self, engine: Engine, view: BuildView, log, log_path, stage_times: Dict[str, StageEvent]):
         self.engine, self.view, self.log, self.log_path, self.stage_times = engine, view, log, log_path, stage_times

@@ -213,11 +213,13 @@ def plan(
     from .plan import plan_for
     from .render import context_files
     from .settings import Options, settings_for
+    from .workdir import State
 
     console = make_console()
     _rehash(workdir, rehash)
     options = Options(target=target, delivery=delivery, base_image=base_image, platform=platform)
     the_plan = plan_for(settings_for(workdir, options, choose(engine)[0] if engine else None))
+    the_plan.cache_epoch = State.of(workdir).cache_epoch()      # as build renders it
     if engine:                          # what build would install on this host's CPU (native_install.py)
         from .native_install import for_build
 
@@ -245,7 +247,7 @@ def build(
     network: Optional[str] = _answered("network", help="bridge (server on the bridge gateway) or host (server on 127.0.0.1)."),
     host: Optional[str] = _answered("host", help="Address the package server listens on (default: from --network)."),
     port: Optional[int] = _answered("port", help="Package server port (default: 3000, or a free one when 3000 is busy); 0 picks a free one; a busy port given here is an error."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Build every stage again."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Build every stage again, once (a new cache epoch: later builds reuse those layers, never older ones)."),
     pull: str = _answered("pull", help="Base image: missing (pull when absent), always, never."),
     base_image: Optional[str] = BASE_IMAGE,
     platform: Optional[str] = PLATFORM,

@@ -7,9 +7,9 @@ The last successful build leaves `.ascend-build/last-build.json`: its report and
 inputs taken before it read any (`inputs`): the normalised options, the environment it reads, the
 working and current directory, the config's bytes, the stat keys (size, mtime_ns, ctime_ns,
 inode, as the hash cache keys packages) of every entry of the working directory, packages/ and
-install-scripts/, of the custom stage files and trusted roots, and of the server token; the tool's
-version and installed files, the Python running it and its library folders; the docker clients
-and daemon (probe_key) and the host's arch. When the digest matches, one `image inspect` of the
+install-scripts/, of the custom stage files and trusted roots, of the server token and the cache
+epoch; the tool's version and installed files, the Python running it and its library folders;
+the docker clients and daemon (probe_key) and the host's arch. When the digest matches, one `image inspect` of the
 tag and the base image must still give the image the build made and the base it used. Anything
 else falls through to the normal build, silently: other options (--no-cache, --pull always,
 --push, --verify, --rehash, several platforms, ...), a changed, missing or unreadable file,
@@ -35,6 +35,7 @@ FORMAT = 1
 STATE_DIR = ".ascend-build"                # workdir.STATE_DIR (that module is not imported here)
 FINGERPRINT = "last-build.json"
 TOKEN = "server-token"                     # workdir.TOKEN_NAME: part of the package URL
+EPOCH = "cache-epoch"                      # workdir.EPOCH_NAME: part of the Dockerfile
 BYPASS_ENV = "ASCEND_BUILD_FULL"
 INPUT_FOLDERS = ("", "packages", "install-scripts")
 ENV_PREFIXES = ("DOCKER_", "BUILDKIT_", "BUILDX_", "ASCEND_BUILD_")
@@ -172,6 +173,7 @@ def inputs(options: dict[str, str], extra: Sequence[str] = ()) -> dict | None:
         "config": _config(workdir),
         "files": _entries(workdir, _report_rel(workdir, report)),
         "token": _stat_key(os.path.join(workdir, STATE_DIR, TOKEN)),
+        "epoch": _stat_key(os.path.join(workdir, STATE_DIR, EPOCH)),
         "extra": {rel: _stat_key(os.path.join(workdir, rel)) for rel in extra},
     }
 

@@ -24,6 +24,7 @@ class Plan:
     stages: List[StagePlan]
     warnings: List[str] = field(default_factory=list)
     native: Optional[object] = None      # native_install.NativeInstall: wheels installed on the build host's CPU
+    cache_epoch: Optional[str] = None    # workdir.State.cache_epoch: the first stages declare it (build, plan)
 
     @property
     def spec(self) -> BuildSpec:

@@ -67,6 +67,7 @@ def build_and_publish(settings_list: List[Settings], opts: BuildOptions, publish
             for ref in arch_opts.cache_from:
                 view.info(f"pulling {ref} for --cache-from" if engine.pull(ref).returncode == 0 else f"warning: could not pull {ref}")
         report = run_build(settings, arch_opts, view, timings if not reports else None)
+        opts = replace(opts, no_cache=False)    # the first build's new cache epoch is new to every arch
         report["pushed"] = _push(settings, arch_opts, report["image"], publish.push or multi, publish, view)
         reports.append(report)
     if not multi:

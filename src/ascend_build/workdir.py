@@ -1,5 +1,5 @@
 """The working directory's state folder `.ascend-build/`: logs, the package server's token, the
-hash cache, and `runs/<pid>-<random>/` for what one run alone uses (its build context, its URL
+layer cache's epoch (`build --no-cache`), the hash cache, and `runs/<pid>-<random>/` for what one run alone uses (its build context, its URL
 secret), removed when it ends. Made once, on first use; written through statefiles.py."""
 import contextlib
 import errno
@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from .errors import OutputError
 from .statefiles import guarded, remove_quietly, state_error, write_state
@@ -20,6 +20,8 @@ STATE_DIR = ".ascend-build"
 HASH_CACHE = "hashes.json"
 TOKEN_NAME = "server-token"
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,256}")
+EPOCH_NAME = "cache-epoch"
+EPOCH_SHAPE = re.compile(r"[0-9a-f]{12}")
 RUNS = "runs"
 RUN_NAME = re.compile(r"([0-9]{1,10})-[0-9a-f]{8}")
 
@@ -28,6 +30,9 @@ def _unusable(path: Path, why: str) -> OutputError:
     if path.name == TOKEN_NAME:
         return OutputError(f"cannot use the package server's token {path}: {why}",
                            fix=f"remove {path}; a new token is made")
+    if path.name == EPOCH_NAME:
+        return OutputError(f"cannot use the layer cache's epoch {path}: {why}",
+                           fix=f"remove {path} (`build --no-cache` makes a new one)")
     return OutputError(f"cannot use {path}: {why}",
                        fix=f"ascend-build keeps build contexts, logs and the server token in {STATE_DIR}/: "
                            "make it a writable folder (or remove it; it is made again)")
@@ -102,25 +107,41 @@ class State:
         passed as a build argument does not change the layer cache. A token file of the wrong
         shape is made again; one that is not a regular file is one OutputError."""
         path = self.root / TOKEN_NAME
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except FileNotFoundError:
-            return self._new_token(path)
-        except OSError as err:
-            reason = "it is a symbolic link" if path.is_symlink() else (err.strerror or str(err))
-            raise _unusable(path, reason) from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise _unusable(path, "it is not a regular file")
-        with os.fdopen(fd, "rb") as source:
-            text = source.read(4096).decode("ascii", "replace").strip()
-        return text if TOKEN_SHAPE.fullmatch(text) else self._new_token(path)
-
-    @staticmethod
-    def _new_token(path: Path) -> str:
+        text = _read_small(path)
+        if text is not None and TOKEN_SHAPE.fullmatch(text):
+            return text
         token = secrets.token_urlsafe(24)
         write_state(path, token, mode=0o600)
         return token
+
+    def cache_epoch(self, renew: bool = False) -> Optional[str]:
+        """The layer cache's epoch: none until a `build --no-cache`, which makes a new one (`renew`).
+        The Dockerfile's first stages declare it, so every RUN after a --no-cache runs again once
+        and later builds reuse those layers, not older ones. A file of the wrong shape counts as none."""
+        path = self.root / EPOCH_NAME
+        if renew:
+            epoch = secrets.token_hex(6)
+            write_state(path, epoch)
+            return epoch
+        text = _read_small(path)
+        return text if text is not None and EPOCH_SHAPE.fullmatch(text) else None
+
+
+def _read_small(path: Path) -> Optional[str]:
+    """A small state file's text, stripped; None when it does not exist. One OutputError when it
+    is a symbolic link or not a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        reason = "it is a symbolic link" if path.is_symlink() else (err.strerror or str(err))
+        raise _unusable(path, reason) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _unusable(path, "it is not a regular file")
+    with os.fdopen(fd, "rb") as source:
+        return source.read(4096).decode("ascii", "replace").strip()
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ accepts, in which the value is only ever a quoted word; a state folder or server
 not what it should be is one message; a package that changed after `check` fails the build
 naming the file and `check --rehash`."""
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -306,6 +307,33 @@ def test_a_good_server_token_is_kept(tmp_path):
     first = state.token()
     assert State.of(tmp_path).token() == first
 
+
+
+@pytest.mark.parametrize("content", [b"", b"short", b"0123456789abc", b"0123456789AB", b"$(touch PWNED)", b"\xff" * 12,
+                                     b"0123456789ab\nRUN rm -rf /"])
+def test_a_cache_epoch_of_the_wrong_shape_is_none_and_never_reaches_the_dockerfile(tmp_path, content):
+    state = State.of(tmp_path)
+    (state.root / "cache-epoch").write_bytes(content)
+    assert state.cache_epoch() is None
+    epoch = state.cache_epoch(renew=True)
+    assert re.fullmatch(r"[0-9a-f]{12}", epoch) and state.cache_epoch() == epoch
+    assert state.cache_epoch(renew=True) != epoch
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "link"])
+def test_a_cache_epoch_that_is_not_a_regular_file_is_one_message(tmp_path, kind):
+    state = State.of(tmp_path)
+    epoch = state.root / "cache-epoch"
+    if kind == "folder":
+        epoch.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(epoch)
+    else:
+        (tmp_path / "elsewhere").write_text("0123456789ab")
+        epoch.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OutputError, match="layer cache's epoch") as err:
+        state.cache_epoch()
+    assert f"remove {epoch}" in err.value.fix
 
 # -- symbolic link loops in the working directory ---------------------------------------------------
 

@@ -2,6 +2,7 @@
 renders, and native_stage.py's `place` against pip's own install into the same scheme."""
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -150,6 +151,21 @@ def test_podman_names_the_host_platform(workdir):
     text = context_files(plan)["Dockerfile"]
     assert "FROM --platform=linux/amd64 localhost/ascend-build-base:bookworm AS pta-native" in text
     assert "--mount=type=bind,source=pkgs/pta,target=/tmp/ascend-pkgs/pta bash /opt/ascend-build/run-stage.sh pta mount" in text
+
+
+
+def test_the_cache_epoch_is_declared_in_the_stages_from_an_image_only(workdir):
+    """After `build --no-cache`: base and each native helper (FROM an image) declare it; every other
+    stage derives from them. Without an epoch the Dockerfile is unchanged."""
+    plan = arm_plan(workdir)
+    plan.native = native_of(plan)
+    before = context_files(plan)["Dockerfile"]
+    plan.cache_epoch = "0123456789ab"
+    text = context_files(plan)["Dockerfile"]
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    declared = [s.split("\n")[0].split()[-1] for s in stages if s.split("\n")[1] == "ARG AB_CACHE_EPOCH=0123456789ab"]
+    assert declared == ["base", "pta-native"] and text.count("AB_CACHE_EPOCH") == 2
+    assert text.replace("ARG AB_CACHE_EPOCH=0123456789ab\n", "") == before
 
 
 # -- native_stage.py: `pip install --target` + place == pip's own install into that scheme ------

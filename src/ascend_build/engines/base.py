@@ -58,7 +58,6 @@ class BuildRequest:
     tag: Optional[str]                     # None: an untagged image (its id in iidfile)
     build_args: Dict[str, str] = field(default_factory=dict)
     network: Optional[str] = None          # "host" or None (the engine's default bridge)
-    no_cache: bool = False
     platform: Optional[str] = None
     iidfile: Optional[str] = None
     secrets: Dict[str, str] = field(default_factory=dict)   # id -> file (engines with build_secrets)
@@ -339,8 +338,6 @@ def build_flags(req: BuildRequest) -> List[str]:
         args += ["--build-arg", f"{key}={value}"]
     if req.network:
         args += ["--network", req.network]
-    if req.no_cache:
-        args.append("--no-cache")
     if req.iidfile:
         args += ["--iidfile", req.iidfile]
     if req.platform:

@@ -9,8 +9,8 @@ script (installers, checks, `pip check`) under emulation.
   NAME:bookworm-arm64), else python:X.Y-slim or python:X.Y; the first in the store for the host's
   arch whose python3 is the image's X.Y and has pip. None: a note, and the emulated install.
 - Where the files go is asked from the image's own pip, once per build, under emulation (stage
-  `native-scheme`, FROM base); `pip install --target --platform ... --no-deps --no-compile`
-  then native_stage.py moves the files there under /ab-staged, rewrites RECORD as the image's pip
+  `native-scheme`, FROM base), while the helper's first step runs `pip install --target
+  --platform ... --no-deps --no-compile`; its second, native_stage.py, moves the files there under /ab-staged, rewrites RECORD as the image's pip
   writes it, points script shebangs at the image's python3 and compiles the byte code as pip
   does (same invalidation mode; co_filename the final path).
 - The helper's RUN names each wheel with its sha256 (as the stage's own RUN does), so a changed
@@ -37,6 +37,7 @@ from .platforms import DEFAULT_GLIBC, PLATFORMS, host_arch, normalise_arch, plat
 
 ENV = "ASCEND_BUILD_NATIVE_INSTALL"
 STAGING = "/ab-staged"
+HOME = "/tmp/ab-native"              # where the helper's pip installs, before native-stage.py places the files
 SCHEME_STAGE = "native-scheme"
 SCHEME_FILE = "/ab-scheme.json"
 SCRIPT = "scripts/native-stage.py"
@@ -213,7 +214,7 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
             out.append({"name": native.helper(view["name"]), "helper": "install", "stage": view["name"],
                         "image": native.image, "platform": native.platform, "mount": mount,
                         "files": [(p.name, p.sha256) for p in wheels], "script": SCRIPT, "scheme": SCHEME_STAGE,
-                        "scheme_file": SCHEME_FILE})
+                        "scheme_file": SCHEME_FILE, "home": HOME, "staging": STAGING})
             names = {p.name for p in wheels}
             view = dict(view, files=[f for f in view["files"] if f[0] not in names],
                         copies=[(f"--from={native.helper(view['name'])} {STAGING}/", "/"), *view["copies"]])
@@ -238,7 +239,7 @@ def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
         names = sorted({wheel_name(p)[0] for p in (*wheels, *built)} - {""})
         files[f"scripts/native/install_{stage}.sh"] = render_script(
             "native-install.sh.j2", stage=stage, python=native.python, abi="cp" + native.python.replace(".", ""),
-            tags=native.tags, wheels=[p.name for p in wheels], staging=STAGING, image=native.image,
+            tags=native.tags, wheels=[p.name for p in wheels], staging=STAGING, home=HOME, image=native.image,
             pip_env=[f"{k}={v}" for k, v in base_env.items() if k.startswith("PIP_")])
         files[f"scripts/install_{stage}.sh"] = script.replace(LIB_LINE, LIB_LINE + render_script(
             "native-placed.sh.j2", helper=native.helper(stage), names=names), 1)

@@ -169,8 +169,9 @@ def test_the_cache_epoch_is_declared_in_the_stages_from_an_image_only(workdir):
 
 
 # -- native_stage.py: `pip install --target` + place == pip's own install into that scheme ------
-def make_wheel(folder: Path, purelib: bool = True) -> Path:
-    """A wheel with a package, a console script, a data file, a `#!python` script and a header."""
+def make_wheel(folder: Path, purelib: bool = True, modules: int = 0) -> Path:
+    """A wheel with a package, a console script, a data file, a `#!python` script and a header
+    (and `modules` more modules)."""
     wheel = folder / "demo_pkg-1.0-py3-none-any.whl"
     files = {
         "demo_pkg/__init__.py": "VALUE = 1\n",
@@ -182,6 +183,7 @@ def make_wheel(folder: Path, purelib: bool = True) -> Path:
         "demo_pkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n",
         "demo_pkg-1.0.dist-info/WHEEL": f"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: {str(purelib).lower()}\nTag: py3-none-any\n",
         "demo_pkg-1.0.dist-info/entry_points.txt": "[console_scripts]\ndemo = demo_pkg:VALUE\n",
+        **{f"demo_pkg/gen/m{n}.py": f"N = {n}\n" for n in range(modules)},
     }
     import base64
     import hashlib
@@ -206,8 +208,10 @@ def files_of(root: Path):
 
 @pytest.mark.skipif(subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0,
                     reason="no pip in the test interpreter")
-def test_place_gives_what_pip_installs_into_the_scheme(tmp_path):
-    wheel = make_wheel(tmp_path)
+@pytest.mark.parametrize("modules", [0, 160])        # 160: compiled by two processes
+def test_place_gives_what_pip_installs_into_the_scheme(tmp_path, monkeypatch, modules):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    wheel = make_wheel(tmp_path, modules=modules)
     pip = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check", "-q"]
     env = {**os.environ, "PIP_NO_CACHE_DIR": "1"}
     prefix = tmp_path / "pfx"
@@ -226,6 +230,7 @@ def test_place_gives_what_pip_installs_into_the_scheme(tmp_path):
     got = files_of(Path(str(staging) + str(prefix)))
     assert sorted(got) == sorted(expected)
     assert any(name.endswith(".pyc") and "share/demo" in name for name in got)     # pip compiles data .py too
+    assert sum(name.endswith(".pyc") for name in got) == 3 + modules
     assert {k for k in got if got[k] != expected[k]} == set()
     record = next(Path(str(staging) + str(lib)).glob("demo_pkg-1.0.dist-info/RECORD")).read_text()
     assert "../../../bin/demo," in record and "demo_pkg/__pycache__/__init__" in record

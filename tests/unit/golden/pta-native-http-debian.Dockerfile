@@ -48,11 +48,14 @@ RUN python3 /opt/ascend-build/native-stage.py scheme > /ab-scheme.json
 FROM --platform=$BUILDPLATFORM localhost/ascend-build-base:bookworm AS pta-native
 COPY scripts/native/install_pta.sh /opt/ascend-build/install_pta.sh
 COPY scripts/lib.sh scripts/run-stage.sh scripts/native-stage.py /opt/ascend-build/
-COPY --from=native-scheme /ab-scheme.json /opt/ascend-build/scheme.json
 ARG ASCEND_PKG_URL
 RUN bash /opt/ascend-build/run-stage.sh pta http /tmp/ascend-pkgs/pta \
     torch-2.6.0-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl=<sha256> \
     torch_npu-2.6.0.post5-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl=<sha256>
+# then where the image's pip puts them (its scheme, asked under emulation meanwhile)
+COPY --from=native-scheme /ab-scheme.json /opt/ascend-build/scheme.json
+RUN python3 /opt/ascend-build/native-stage.py place /tmp/ab-native /ab-staged /opt/ascend-build/scheme.json \
+    && rm -rf /tmp/ab-native
 
 FROM cann AS pta
 COPY --from=pta-native /ab-staged/ /

@@ -249,11 +249,11 @@ def capture_stages(plan: Plan, engine: Engine, state: State, context_dir: Path, 
     store = EnvStore(state.root / CACHE_DIR)
     captured, pending = known_env(plan, files, base_id, store)
     while pending:
-        stage, prefix, key = pending
+        stage, (prefix, target), key = pending
         builds.view.info(f"stage {stage.name}: building up to its install step to source its set_env.sh files")
         write_state(context_dir / "Dockerfile", prefix)
         iidfile = state.root / "capture-image-id"
-        builds.run(replace(request, target=stage.name, tag=None, iidfile=str(iidfile), cache_to=None))
+        builds.run(replace(request, target=target, tag=None, iidfile=str(iidfile), cache_to=None))
         image = iidfile.read_text().strip()
         try:
             env = capture_in(engine, image, stage)

@@ -16,7 +16,7 @@ from .components import StagePlan
 from .delivery import Http
 from .errors import BuildError
 from .plan import Plan
-from .render import dockerfile
+from .render import capture_prefix, dockerfile
 from .statefiles import guarded, write_state
 
 CACHE_DIR = "set-env"
@@ -93,19 +93,18 @@ class EnvStore:
 
 
 def known_env(plan: Plan, files: Dict[str, str], base_id: str,
-              store: EnvStore) -> Tuple[Captured, Optional[Tuple[StagePlan, str, str]]]:
+              store: EnvStore) -> Tuple[Captured, Optional[Tuple[StagePlan, Tuple[str, str], str]]]:
     """The stages' ENV known from the store, in stage order, and the first stage whose is not:
-    (stage, its Dockerfile up to the install step, its key), or None when all are known."""
+    (stage, what its capture builds (render.capture_prefix), its key), or None when all are known."""
     captured: Captured = {}
     canonical = key_plan(plan)
     for stage in plan.stages:
         if not stage.set_env:
             continue
-        prefix = dockerfile(plan, captured=captured, upto=stage.name)
         key = stage_key(dockerfile(canonical, captured=captured, upto=stage.name), files, base_id, plan.settings.arch)
         env = store.get(key)
         if env is None:
-            return captured, (stage, prefix, key)
+            return captured, (stage, capture_prefix(plan, captured, stage.name), key)
         captured[stage.name] = env
     return captured, None
 

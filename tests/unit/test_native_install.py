@@ -168,6 +168,27 @@ def test_the_cache_epoch_is_declared_in_the_stages_from_an_image_only(workdir):
     assert text.replace("ARG AB_CACHE_EPOCH=0123456789ab\n", "") == before
 
 
+
+def test_a_capture_build_runs_the_later_stages_helpers_beside_it(workdir):
+    """cann's set_env.sh capture builds pta's helper too (on the host's CPU, while cann's installers
+    run under emulation), through a last stage that mounts it; its key stays the plain prefix's."""
+    from ascend_build.render import WARM_STAGE, capture_prefix, dockerfile
+
+    plan = arm_plan(workdir, target="mindie")
+    plan.native = native_of(plan)
+    text, target = capture_prefix(plan, {}, "cann")
+    assert target == WARM_STAGE
+    plain = dockerfile(plan, upto="cann")
+    assert "pta-native" not in plain and "FROM base AS pta" not in text and "AS mindie" not in text
+    helper = text[text.index("AS pta-native"):text.index(f"AS {WARM_STAGE}")]
+    assert helper.count("RUN ") == 2 and "torch_npu-" in helper
+    assert text.endswith(f"FROM cann AS {WARM_STAGE}\n"
+                         "RUN --mount=type=bind,from=pta-native,source=/ab-staged,target=/tmp/ab-warm/pta-native true\n")
+    captured = {"cann": {"A": "1"}}           # no stage after mindie: its capture builds the plain prefix
+    assert capture_prefix(plan, captured, "mindie") == (dockerfile(plan, captured=captured, upto="mindie"), "mindie")
+    plan.native = None
+    assert capture_prefix(plan, {}, "cann") == (dockerfile(plan, upto="cann"), "cann")
+
 # -- native_stage.py: `pip install --target` + place == pip's own install into that scheme ------
 def make_wheel(folder: Path, purelib: bool = True, modules: int = 0) -> Path:
     """A wheel with a package, a console script, a data file, a `#!python` script and a header

@@ -139,7 +139,7 @@ def test_known_env_stops_at_the_first_unknown_stage_and_chains_keys(workdir, tmp
     store.put(pending[2], {"ASCEND_HOME_PATH": "/h"})
     captured, pending = known_env(plan, files, "sha256:base", store)
     assert captured == {"cann": {"ASCEND_HOME_PATH": "/h"}} and pending[0].name == "mindie"
-    assert 'ENV ASCEND_HOME_PATH="/h"' in pending[1], "the mindie prefix holds cann's ENV: its key follows it"
+    assert 'ENV ASCEND_HOME_PATH="/h"' in pending[1][0] and pending[1][1] == "mindie", "the mindie prefix holds cann's ENV: its key follows it"
     store.put(pending[2], {"MINDIE_HOME": "/m"})
     captured, pending = known_env(plan, files, "sha256:base", store)
     assert pending is None and set(captured) == {"cann", "mindie"}

@@ -2,7 +2,7 @@
 list of package files the context must hold (what the plan's delivery puts there)."""
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 
 from .. import __version__, native_install, sdist_stage
@@ -14,6 +14,14 @@ from ..plan import Plan
 from ..templating import environment
 
 SCRIPTS = ("lib.sh", "run-stage.sh", "entrypoint.sh")
+WARM_STAGE = "ab-capture"         # a capture's build target when later native helpers run beside it
+
+
+def capture_prefix(plan: Plan, captured: Dict[str, Dict[str, str]], upto: str) -> Tuple[str, str]:
+    """What a capture of stage `upto` builds: the Dockerfile (dockerfile(..., warm=True)) and its
+    target, `upto` or WARM_STAGE (its image is `upto`'s with an empty layer: the same environment)."""
+    text = dockerfile(plan, captured=captured, upto=upto, warm=True)
+    return text, WARM_STAGE if f" AS {WARM_STAGE}\n" in text else upto
 
 
 def template(name: str):
@@ -74,20 +82,31 @@ def _stage_view(plan: Plan, stage: StagePlan, captured: Optional[Dict[str, str]]
 
 
 def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base: Optional[str] = None,
-               captured: Optional[Dict[str, Dict[str, str]]] = None, upto: Optional[str] = None) -> str:
+               captured: Optional[Dict[str, Dict[str, str]]] = None, upto: Optional[str] = None,
+               warm: bool = False) -> str:
     """The Dockerfile; with `external_base`, the base stage is left out and the next stage starts
     FROM that name (a bake target provides it as a named context). `captured`: stage -> the
     environment its set_env steps gave, written as its ENV. `upto`: the Dockerfile up to and
-    including that stage's install step (what is built to capture its environment)."""
+    including that stage's install step (what is built to capture its environment); `warm`: and
+    the native helpers of the stages after it, with stage WARM_STAGE on that step, which mounts
+    them: the capture's build runs them on the host's CPU beside the emulated stages."""
     captured = captured or {}
     views = [_stage_view(plan, s, captured.get(s.name)) for s in plan.stages]
+    later: List[str] = []
     if upto:
-        views = views[: [s.name for s in plan.stages].index(upto) + 1]
-        views[-1]["cut"] = True
+        cut = [s.name for s in plan.stages].index(upto) + 1
+        views[cut - 1]["cut"] = True
+        views, later = (views, [v["name"] for v in views[cut:]]) if warm else (views[:cut], [])
     if external_base:
         views = views[1:]
         views[0]["parent"] = external_base
     views = sdist_stage.helper_views(plan, native_install.helper_views(plan, views))
+    if later:
+        helpers = [v["name"] for v in views if v.get("helper") == "install" and v["stage"] in later]
+        views = [v for v in views if v["name"] in helpers or (v["name"] not in later and v.get("stage") not in later)]
+        if helpers:
+            views.append({"name": WARM_STAGE, "helper": "warm", "parent": upto, "helpers": helpers,
+                          "staging": native_install.STAGING})
     names = {v["name"] for v in views}
     for view in views:     # the stages FROM an image: the cache epoch makes each RUN below them new
         view["root"] = bool(view.get("image")) or view["parent"] not in names

@@ -81,16 +81,20 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   three times (then: arm64 68.8 s, emulated 161.3 s, amd64 28.0 s, ratio 2.46 with the native install).
 
   whole build, per stage        arm64 native   arm64 emulated   amd64   native/amd64   emulated/amd64
-    base                              0.9             0.8         0.1
-    cann (under QEMU)                 5.9            32.8         4.8      1.23             6.85
-      + its 2 wheels on this CPU      5.0 (before it: sympy's 1,620 .pyc, compiled on both CPUs)
-    pta  (under QEMU)                 3.4            16.0         2.2      1.51             7.16
-      + its 7 wheels on this CPU      1.9 (in the mindie capture's build, before pta)
-    mindie                            8.0             8.4         1.4      5.9              6.0   (untouched: .run + pip)
-    capture after cann                6.2 (the cann helper's 5.0 included)   1.5   1.2
-    capture after mindie              4.0 (the pta helper's 1.9 included)    1.5   0.8
-    total (wall)                     29.5            60.7        11.3      2.62 (2.59/2.60/2.62)   5.38 (5.31/5.38/5.78)
-    native / emulated (arm64, wall)  0.49 (0.45/0.49/0.49)
+    base                              1.0             0.6         0.15
+    cann (under QEMU)                 6.1            29.5         4.5      1.36             6.60
+      + its 2 wheels on this CPU      5.9 (before it: sympy's 1,620 .pyc, compiled on both CPUs)
+    pta  (under QEMU)                 3.2            14.6         2.1      1.53             6.86
+      + its 7 wheels on this CPU      4.2 (in cann's capture build, beside cann's installers: stage ab-capture)
+    mindie                            7.8             7.6         1.4      5.75             5.65   (untouched: .run + pip)
+    capture after cann                7.2 (the cann helper included)   1.5   1.0
+    capture after mindie              1.4             1.5         0.7
+    total (wall)                     27.1            55.9        10.3      2.62 (2.58/2.62/2.69)   5.41 (5.39/5.41/5.51)
+    native / emulated (arm64, wall)  0.48 (0.48/0.48/0.49)
+  Step by step the same session: the cache epoch (each stage once) 68.8 -> 29.7 s; the helper's byte code on both
+  CPUs and its pip before the scheme 29.7 -> 29.5 s (sympy+mpmath placed in 2.0 s instead of 4.2 s alone, less
+  with the pta helper beside it); the later helpers in cann's capture build 29.5 -> 27.1 s (the machine's amd64
+  build also went from 11.3 to 10.3 s between those runs, so read the ratios).
   What stays under QEMU: the .run installers (~1.2-1.5 s each with 4 MiB payloads; their sha256 and gunzip run
   3.4x slower than natively, 2.0 vs 0.6 s per 200 MB, which is what multi-GB real installers pay), the mindie stage
   (its .run imports torch, then pip installs the ATB wheel and its requirements: not moved, since its pip runs
@@ -101,10 +105,15 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   without running the installers' byte work natively.
 
   The real pta stack (`--parts real --runs 2`: stand-in CANN 8.5.0 with the real torch 2.6.0, torch_npu 2.6.0.post5
-  and their 25 aarch64 wheels; `build --target pta --no-cache`, arm64 only: no x86_64 real torch in the cache):
+  and their 25 aarch64 wheels; `build --target pta --no-cache`, arm64 only: the real x86_64 torch is the CPU
+  index's, and download.pytorch.org does not resolve from this machine, so there is no amd64 side):
     stage cann under QEMU        native  6.9 s (+ its 19 wheels on this CPU 35.4 s, waiting included)   emulated 50.3 s
     stage pta under QEMU         native 13.0 s (pip check + the torch ABI import; + 8 wheels natively 14.1 s) emulated 57.0 s
     total (wall)                 native 56.5 s   emulated 163.1 s   ratio 0.35 (per run 0.33/0.35/0.36)
+  Again with the byte code compiled on both CPUs (a slower day for the machine: the emulated pta stage took 77 s):
+    stage cann under QEMU        native  8.2 s (+ its 19 wheels on this CPU 7.9 s)   emulated 74.0 s
+    stage pta under QEMU         native 22.1 s (+ its 8 wheels on this CPU 13.2 s)   emulated 77.0 s
+    total (wall)                 native 61.8 s   emulated 158.2 s   ratio 0.39 (per run 0.39/0.39/0.40)
   The two images (one each way, read by hand): 27,301 files under the Python prefix with the same names, modes,
   owners, sizes and sha256 (RECORD included) but for 106 .pyc whose code bytes differ (marshal's reference
   flags), and the same `pip list`.

@@ -9,8 +9,9 @@ working and current directory, the config's bytes, the stat keys (size, mtime_ns
 inode, as the hash cache keys packages) of every entry of the working directory, packages/ and
 install-scripts/, of the custom stage files and trusted roots, of the server token and the cache
 epoch; the tool's version and installed files, the Python running it and its library folders;
-the docker clients and daemon (probe_key) and the host's arch. When the digest matches, one `image inspect` of the
-tag and the base image must still give the image the build made and the base it used. Anything
+the docker clients and daemon (probe_key) and the host's arch. When the digest matches, one
+`image inspect` of the tag and the base image must still give the image the build made and the
+base it used. Anything
 else falls through to the normal build, silently: other options (--no-cache, --pull always,
 --push, --verify, --rehash, several platforms, ...), a changed, missing or unreadable file,
 another daemon or client, a removed or retagged image, or ASCEND_BUILD_FULL=1."""

@@ -10,9 +10,12 @@ script (installers, checks, `pip check`) under emulation.
   arch whose python3 is the image's X.Y and has pip. None: a note, and the emulated install.
 - Where the files go is asked from the image's own pip, once per build, under emulation (stage
   `native-scheme`, FROM base), while the helper's first step runs `pip install --target
-  --platform ... --no-deps --no-compile`; its second, native_stage.py, moves the files there under /ab-staged, rewrites RECORD as the image's pip
-  writes it, points script shebangs at the image's python3 and compiles the byte code as pip
-  does (same invalidation mode; co_filename the final path).
+  --platform ... --no-deps --no-compile`; its second, native_stage.py, moves the files there
+  under /ab-staged, rewrites RECORD as the image's pip writes it, points script shebangs at the
+  image's python3 and compiles the byte code as pip does (same invalidation mode; co_filename the
+  final path; on every CPU).
+- A set_env.sh capture's build runs the helpers of the stages after the captured one too
+  (render.capture_prefix), beside its emulated stages.
 - The helper's RUN names each wheel with its sha256 (as the stage's own RUN does), so a changed
   wheel rebuilds the helper and the COPY of its tree (content-addressed) rebuilds the stage.
 - Off: `native_install: off` or ASCEND_BUILD_NATIVE_INSTALL=off; never with the classic builder,

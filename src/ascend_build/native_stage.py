@@ -11,8 +11,8 @@ RECORD lists to STAGING + the path the image's pip would have used, rewrites REC
 writes it (paths relative to purelib or platlib as the wheel's root says, the .pyc files it compiles,
 sorted), points the scripts'
 shebangs at the image's python3 (RECORD hashes follow), compiles each .py as pip does (same
-invalidation mode, co_filename = the final path; on every CPU), and gives the folders the image already has
-their owner and mode (COPY applies the staged folders' to the image's)."""
+invalidation mode, co_filename = the final path; on every CPU), and gives the folders the image
+already has their owner and mode (COPY applies the staged folders' to the image's)."""
 import base64
 import compileall
 import contextlib

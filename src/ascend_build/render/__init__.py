@@ -110,10 +110,10 @@ def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base:
     names = {v["name"] for v in views}
     for view in views:     # the stages FROM an image: the cache epoch makes each RUN below them new
         view["root"] = bool(view.get("image")) or view["parent"] not in names
-    return template("Dockerfile.j2").render(cache_epoch=plan.cache_epoch,
+    return template("Dockerfile.j2").render(
         version=__version__, target=upto or plan.target, delivery=plan.delivery.name, os_family=plan.os_family,
         stages=views, base_image=plan.spec.base_image, pkg_url_default=pkg_url_default, declare_url_arg=plan.delivery.url_arg,
-        **template_values())
+        cache_epoch=plan.cache_epoch, **template_values())
 
 
 def context_files(plan: Plan, pkg_url_default: Optional[str] = None, external_base: Optional[str] = None,

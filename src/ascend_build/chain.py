@@ -1,11 +1,13 @@
 """The stage chain: the stages a build runs, from base to the target, found by walking the stage
 graph up from the target (each component and each custom stage names its parent). Skipped stages
 are stepped over (their child builds on their parent). Names are checked here against the
-registry: `skip` names components, custom stages may not take a component's name, python_packages
+registry: `skip` names components, custom stages may not take a component's name (nor a helper
+stage's), python_packages
 names stages that install Python packages."""
 from typing import Dict, List, Optional
 
 from .components.registry import parents, python_stages
+from .contract import NATIVE_SUFFIX, SCHEME_STAGE, SDISTS_SUFFIX, WARM_STAGE, helper_stage
 from .errors import ConfigError
 from .spec import BuildSpec
 
@@ -18,6 +20,11 @@ def stage_graph(spec: BuildSpec) -> Dict[str, Optional[str]]:
     if taken:
         raise ConfigError(f"ascend-build.yaml: custom stage {taken[0]!r} takes the name of a built-in stage",
                           fix=f"give it another name (built-in stages: {', '.join(builtin)})")
+    helpers = [c.name for c in spec.stages if helper_stage(c.name)]
+    if helpers:
+        raise ConfigError(f"ascend-build.yaml: custom stage {helpers[0]!r} takes a name the build gives its helper stages",
+                          fix=f"give it another name (not {SCHEME_STAGE}, {WARM_STAGE}, nor ending in {NATIVE_SUFFIX} "
+                              f"or {SDISTS_SUFFIX})")
     skippable = [s for s, parent in builtin.items() if parent is not None]
     bad = [s for s in spec.skip if s not in skippable]
     if bad:

@@ -15,6 +15,14 @@ URL_SECRET = "ascend-pkg-url"                         # build secret holding the
 # the layer cache key and the image history: the URL travels in this one, after this prefix
 URL_ARG, URL_ARG_PREFIX = "FTP_PROXY", "ascend-pkg-url="
 DEFAULT_INSTALL_PATH = "/usr/local/Ascend"
+# the Dockerfile's helper stages: where the native install asks the image's pip (native_install.py),
+# `<stage>-native`, `<stage>-sdists` (sdist_stage.py), a capture build's target (render.capture_prefix)
+SCHEME_STAGE, WARM_STAGE, NATIVE_SUFFIX, SDISTS_SUFFIX = "native-scheme", "ab-capture", "-native", "-sdists"
+
+
+def helper_stage(name: str) -> bool:
+    """A name the tool gives one of its helper stages (a custom stage may not take it)."""
+    return name in (SCHEME_STAGE, WARM_STAGE) or name.endswith((NATIVE_SUFFIX, SDISTS_SUFFIX))
 
 
 def label(key: str) -> str:

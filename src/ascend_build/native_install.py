@@ -35,13 +35,12 @@ from .catalog.requirements import parsed_lines
 from .catalog.wheelmatch import wheel_name
 from .components import render_script
 from .components.registry import find
-from .contract import TOOL_DIR
+from .contract import NATIVE_SUFFIX, SCHEME_STAGE, TOOL_DIR
 from .platforms import DEFAULT_GLIBC, PLATFORMS, host_arch, normalise_arch, platform_tags
 
 ENV = "ASCEND_BUILD_NATIVE_INSTALL"
 STAGING = "/ab-staged"
 HOME = "/tmp/ab-native"              # where the helper's pip installs, before native-stage.py places the files
-SCHEME_STAGE = "native-scheme"
 SCHEME_FILE = "/ab-scheme.json"
 SCRIPT = "scripts/native-stage.py"
 LIB_LINE = f". {TOOL_DIR}/lib.sh\n"
@@ -67,7 +66,7 @@ class NativeInstall:
 
     @staticmethod
     def helper(stage: str) -> str:
-        return f"{stage}-native"
+        return stage + NATIVE_SUFFIX
 
 
 def wanted(spec) -> bool:

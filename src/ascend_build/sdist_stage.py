@@ -7,11 +7,11 @@ builds no vLLM again), and nothing of a build, compiler or sdist reaches the ima
 classic builder builds in the stage itself (its script does both)."""
 from typing import Dict, List
 
-from .contract import BUILDER_WHEELS, BUILT_WHEELS
+from .contract import BUILDER_WHEELS, BUILT_WHEELS, SDISTS_SUFFIX
 
 
 def builder(stage: str) -> str:
-    return f"{stage}-sdists"
+    return stage + SDISTS_SUFFIX
 
 
 def used(plan) -> bool:

@@ -9,12 +9,11 @@ from .. import __version__, native_install, sdist_stage
 from ..capture import dockerfile_env, quote
 from ..components import StagePlan, render_script
 from ..components.registry import components
-from ..contract import ENTRYPOINT, PROFILE, SET_ENV_LABEL, TOOL_DIR, label, template_values
+from ..contract import ENTRYPOINT, PROFILE, SET_ENV_LABEL, TOOL_DIR, WARM_STAGE, label, template_values
 from ..plan import Plan
 from ..templating import environment
 
 SCRIPTS = ("lib.sh", "run-stage.sh", "entrypoint.sh")
-WARM_STAGE = "ab-capture"         # a capture's build target when later native helpers run beside it
 
 
 def capture_prefix(plan: Plan, captured: Dict[str, Dict[str, str]], upto: str) -> Tuple[str, str]:

@@ -8,6 +8,7 @@ TOOL_DIR = "/opt/ascend-build"                        # lib.sh, run-stage.sh, in
 PKG_DIR = "/tmp/ascend-pkgs"                          # <stage>/ holds the stage's files while it installs
 BUILT_WHEELS = "/tmp/ascend-pkgs/built"                # wheels built from a stage's sdists, while it installs
 BUILDER_WHEELS = "/ab-built"                           # the same in the stage's sdist builder (sdist_stage.py)
+NATIVE_TOOLS = "/tmp/ab-tools"                         # the build host's byte tools, mounted while a stage installs
 ENTRYPOINT = "/usr/local/bin/ascend-entrypoint"
 PROFILE = "/etc/profile.d/ascend-build.sh"
 URL_SECRET = "ascend-pkg-url"                         # build secret holding the package server URL
@@ -16,13 +17,15 @@ URL_SECRET = "ascend-pkg-url"                         # build secret holding the
 URL_ARG, URL_ARG_PREFIX = "FTP_PROXY", "ascend-pkg-url="
 DEFAULT_INSTALL_PATH = "/usr/local/Ascend"
 # the Dockerfile's helper stages: where the native install asks the image's pip (native_install.py),
-# `<stage>-native`, `<stage>-sdists` (sdist_stage.py), a capture build's target (render.capture_prefix)
-SCHEME_STAGE, WARM_STAGE, NATIVE_SUFFIX, SDISTS_SUFFIX = "native-scheme", "ab-capture", "-native", "-sdists"
+# and the build host's byte tools it mounts, `<stage>-native`, `<stage>-sdists` (sdist_stage.py), a capture
+# build's target (render.capture_prefix)
+SCHEME_STAGE, TOOLS_STAGE, WARM_STAGE = "native-scheme", "native-tools", "ab-capture"
+NATIVE_SUFFIX, SDISTS_SUFFIX = "-native", "-sdists"
 
 
 def helper_stage(name: str) -> bool:
     """A name the tool gives one of its helper stages (a custom stage may not take it)."""
-    return name in (SCHEME_STAGE, WARM_STAGE) or name.endswith((NATIVE_SUFFIX, SDISTS_SUFFIX))
+    return name in (SCHEME_STAGE, TOOLS_STAGE, WARM_STAGE) or name.endswith((NATIVE_SUFFIX, SDISTS_SUFFIX))
 
 
 def label(key: str) -> str:
@@ -42,4 +45,4 @@ def component_label(component: str, field: str) -> str:
 def template_values() -> Dict[str, str]:
     """The contract as the variables every template receives."""
     return {"tool_dir": TOOL_DIR, "pkg_dir": PKG_DIR, "entrypoint": ENTRYPOINT, "profile": PROFILE,
-            "url_secret_id": URL_SECRET, "url_arg": URL_ARG, "url_arg_prefix": URL_ARG_PREFIX}
+            "url_secret_id": URL_SECRET, "native_tools": NATIVE_TOOLS, "url_arg": URL_ARG, "url_arg_prefix": URL_ARG_PREFIX}

@@ -16,6 +16,14 @@ script (installers, checks, `pip check`) under emulation.
   final path; on every CPU).
 - A set_env.sh capture's build runs the helpers of the stages after the captured one too
   (render.capture_prefix), beside its emulated stages.
+- The installers' byte work (sha256sum, tar, gzip, sed, cp... while a .run installs) runs on the
+  host's CPU too: stage `native-tools` copies the host image's coreutils, diffutils, findutils,
+  grep, gzip, sed and tar programs with their libraries and loader (native_stage.py tools); each
+  stage with a .run, .zip or .tar.gz mounts them (the libraries and loader where the host's loader
+  looks: TOOL_MOUNTS), and run-stage.sh puts them first on PATH when the image has the very same
+  versions of those packages (dpkg-query; else they stay unused). uname, arch, nproc, the shells,
+  python3 and the installers' own programs stay the image's, under emulation. A Debian-family
+  image built on an x86_64 host only; a later RUN removes the mount points BuildKit leaves.
 - The helper's RUN names each wheel with its sha256 (as the stage's own RUN does), so a changed
   wheel rebuilds the helper and the COPY of its tree (content-addressed) rebuilds the stage.
 - Off: `native_install: off` or ASCEND_BUILD_NATIVE_INSTALL=off; never with the classic builder,
@@ -35,7 +43,7 @@ from .catalog.requirements import parsed_lines
 from .catalog.wheelmatch import wheel_name
 from .components import render_script
 from .components.registry import find
-from .contract import NATIVE_SUFFIX, SCHEME_STAGE, TOOL_DIR
+from .contract import NATIVE_SUFFIX, NATIVE_TOOLS as TOOLS, SCHEME_STAGE, TOOL_DIR, TOOLS_STAGE
 from .platforms import DEFAULT_GLIBC, PLATFORMS, host_arch, normalise_arch, platform_tags
 
 ENV = "ASCEND_BUILD_NATIVE_INSTALL"
@@ -47,19 +55,26 @@ LIB_LINE = f". {TOOL_DIR}/lib.sh\n"
 # options of a requirements file that change nothing when every wheel is given by path
 HARMLESS = ("-f", "--find-links", "--no-index", "-i", "--index-url", "--extra-index-url", "--trusted-host",
             "--prefer-binary", "--only-binary", "--pre")
+# host arch -> (the tools' sub-folder, where the image gets it): the loader where the programs' PT_INTERP
+# names it, their libraries in the loader's system search path (an image of another arch has neither)
+TOOL_MOUNTS = {"x86_64": (("loader", "/lib64"), ("lib", "/usr/lib/x86_64-linux-gnu"))}
+ARCHIVES = ("run", "zip", "tar.gz")       # what a stage unpacks: the stages that mount the tools
 ARCH_WORDS = {"aarch64": ("arm64v8", "aarch64", "arm64"), "x86_64": ("x86_64", "x86-64", "amd64")}
 
 
 @dataclass(frozen=True)
 class NativeInstall:
     """What a build installs natively: the helper image, the FROM --platform value, the image's
-    Python X.Y and platform tags, and per stage the wheels (in the script's order)."""
+    Python X.Y and platform tags, per stage the wheels (in the script's order), and the stages
+    that mount the host's byte tools."""
 
     image: str
     platform: str
     python: str
     tags: Tuple[str, ...]
     stages: Tuple[Tuple[str, Tuple[Package, ...]], ...]
+    tools: Tuple[str, ...] = ()
+    tool_mounts: Tuple[Tuple[str, str], ...] = ()      # (folder in stage native-tools, where the stage mounts it)
 
     def wheels(self, stage: str) -> Tuple[Package, ...]:
         return dict(self.stages).get(stage, ())
@@ -116,6 +131,16 @@ def stage_wheels(plan, overrides: Dict[str, str], present: Sequence[str]) -> Tup
     return chosen, why
 
 
+def byte_tools(plan, host: str) -> Tuple[Tuple[str, ...], Tuple[Tuple[str, str], ...]]:
+    """The stages that unpack installers (they mount the host's byte tools) and the mounts: a
+    Debian-family image on an x86_64 host only (see the module's doc)."""
+    if host not in TOOL_MOUNTS or plan.os_family != "debian":
+        return (), ()
+    stages = tuple(s.name for s in plan.stages if any(p.format in ARCHIVES for p in s.files))
+    mounts = ((TOOLS, TOOLS), *((f"{TOOLS}/{sub}", there) for sub, there in TOOL_MOUNTS[host]))
+    return stages, (mounts if stages else ())
+
+
 def candidates(spec, base_image: str, host: str, target: str, python: str) -> List[str]:
     """Helper images to try, best first (see the module's doc)."""
     if spec.native_image:
@@ -163,14 +188,15 @@ def decide(plan, engine, say: Callable[[str], None], overrides: Dict[str, str],
     stages, why = stage_wheels(plan, overrides, present)
     for line in why:
         say(f"native install: {line}, so it installs under QEMU")
-    if not stages:
+    tools, mounts = byte_tools(plan, host)
+    if not stages and not tools:
         return None
     python = plan.selection.python
     problem = (f"{settings.delivery.name} delivery" if not settings.delivery.native_helpers
                else "pip_index_url is set" if settings.spec.pip_index_url
                else "the image's Python is unknown" if not python else "")
     if problem:
-        say(f"native install: not used ({problem}): {', '.join(stages)} install under QEMU")
+        say(f"native install: not used ({problem}): {', '.join(stages or tools)} install under QEMU")
         return None
     tried = []
     for image in candidates(settings.spec, settings.base_image, host, settings.arch, python):
@@ -178,12 +204,16 @@ def decide(plan, engine, say: Callable[[str], None], overrides: Dict[str, str],
         if not reason:
             platform = "$BUILDPLATFORM" if getattr(engine, "build_platform_arg", False) else PLATFORMS[host]
             tags = platform_tags(settings.arch, glibc or DEFAULT_GLIBC)
-            say(f"native install: the wheels of {', '.join(stages)} install on this {host} CPU in {image} "
-                f"(Python {python}), then are copied into the {settings.arch} image")
-            return NativeInstall(image, platform, python, tags, tuple(stages.items()))
+            if stages:
+                say(f"native install: the wheels of {', '.join(stages)} install on this {host} CPU in {image} "
+                    f"(Python {python}), then are copied into the {settings.arch} image")
+            if tools:
+                say(f"native install: the installers of {', '.join(tools)} run with {image}'s byte tools "
+                    f"(tar, gzip, sha256sum...) on this {host} CPU where the image has the same versions")
+            return NativeInstall(image, platform, python, tags, tuple(stages.items()), tools, mounts)
         tried.append(reason)
     say(f"native install: no {PLATFORMS[host]} image with Python {python} and pip ({'; '.join(tried)}): "
-        f"{', '.join(stages)} install under QEMU; set `native_image: IMAGE` in ascend-build.yaml to use one")
+        f"{', '.join(stages or tools)} install under QEMU; set `native_image: IMAGE` in ascend-build.yaml to use one")
     return None
 
 
@@ -220,6 +250,13 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
             names = {p.name for p in wheels}
             view = dict(view, files=[f for f in view["files"] if f[0] not in names],
                         copies=[(f"--from={native.helper(view['name'])} {STAGING}/", "/"), *view["copies"]])
+        if view["name"] in native.tools and not view.get("helper"):
+            if not any(v["name"] == TOOLS_STAGE for v in out):
+                out.append({"name": TOOLS_STAGE, "helper": "tools", "image": native.image, "platform": native.platform,
+                            "script": SCRIPT, "dir": TOOLS})
+            view = dict(view, mount="".join(f"--mount=type=bind,from={TOOLS_STAGE},source={here},target={there} \\\n    "
+                                            for here, there in native.tool_mounts) + view["mount"],
+                        unstub=[there for _, there in native.tool_mounts])
         out.append(view)
     return out
 

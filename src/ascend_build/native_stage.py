@@ -12,7 +12,13 @@ writes it (paths relative to purelib or platlib as the wheel's root says, the .p
 sorted), points the scripts'
 shebangs at the image's python3 (RECORD hashes follow), compiles each .py as pip does (same
 invalidation mode, co_filename = the final path; on every CPU), and gives the folders the image
-already has their owner and mode (COPY applies the staged folders' to the image's)."""
+already has their owner and mode (COPY applies the staged folders' to the image's).
+
+`tools OUT`: run by the build host's python3 in stage native-tools: copies the programs of
+TOOL_PACKAGES (ELF files only, not those in NOT_NATIVE) to OUT/bin, the libraries they load to
+OUT/lib, their loader to OUT/loader, dpkg-query to OUT/, the package names to OUT/packages and
+`dpkg-query -W` of them to OUT/versions. A stage under emulation mounts them (run-stage.sh uses
+them only when the image has the same versions of those packages)."""
 import base64
 import compileall
 import contextlib
@@ -23,9 +29,15 @@ import io
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 
 HOME_SCRIPTS, UP = "bin/", "../../"
+# Debian's essential byte tools; never the programs that report the machine or preload a library
+TOOL_PACKAGES = ("coreutils", "diffutils", "findutils", "grep", "gzip", "sed", "tar")
+NOT_NATIVE = {"arch", "uname", "nproc", "hostid", "stdbuf", "chroot"}
+VERSIONS = "-f=${Package} ${Version}\\n"              # dpkg-query makes the \\n a newline
 HOME_HEADERS = re.compile(r"^include/(python|site/python\d+\.\d+)/(.+)$")    # pip's home scheme (in a venv: site/)
 
 
@@ -174,6 +186,39 @@ def place(home: str, staging: str, where: dict) -> int:
     return len(infos)
 
 
+def run(*cmd) -> str:
+    return subprocess.check_output(cmd, universal_newlines=True)
+
+
+def tools(out: str) -> int:
+    programs = []
+    for path in run("dpkg-query", "-L", *TOOL_PACKAGES).split("\n"):
+        if re.match(r"^(/usr)?/s?bin/[^/]+$", path) and os.path.basename(path) not in NOT_NATIVE \
+                and os.path.isfile(path) and not os.path.islink(path):
+            with open(path, "rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    programs.append(path)
+    query = shutil.which("dpkg-query")
+    for sub in ("bin", "lib", "loader"):
+        os.makedirs(os.path.join(out, sub), exist_ok=True)
+    for path in programs:
+        shutil.copy2(path, os.path.join(out, "bin", os.path.basename(path)))
+    shutil.copy2(query, os.path.join(out, "dpkg-query"))
+    for line in run("ldd", query, *programs).split("\n"):
+        found = re.match(r"^\s*(\S+) => (/\S+) \(", line) or re.match(r"^\s*(/\S+) \(", line)
+        if not found:
+            continue
+        name, where = (found.group(1), found.group(2)) if found.lastindex == 2 else (None, found.group(1))
+        target = os.path.join(out, "lib", name) if name else os.path.join(out, "loader", os.path.basename(where))
+        if not os.path.exists(target):
+            shutil.copy2(os.path.realpath(where), target)
+    with open(os.path.join(out, "packages"), "w") as f:
+        f.write(" ".join(TOOL_PACKAGES) + "\n")
+    with open(os.path.join(out, "versions"), "w") as f:
+        f.write(run("dpkg-query", "-W", VERSIONS, *TOOL_PACKAGES))
+    return len(programs)
+
+
 def main(argv) -> int:
     if argv[:1] == ["scheme"]:
         print(json.dumps(scheme(), sort_keys=True))
@@ -186,7 +231,10 @@ def main(argv) -> int:
         count = place(argv[1], argv[2], where)
         print("native-stage: placed %d distributions under %s" % (count, argv[2]))
         return 0
-    raise SystemExit("usage: native-stage.py scheme | place HOME STAGING SCHEME.json")
+    if argv[:1] == ["tools"] and len(argv) == 2:
+        print("native-stage: %d byte tools of this CPU in %s" % (tools(argv[1]), argv[1]))
+        return 0
+    raise SystemExit("usage: native-stage.py scheme | place HOME STAGING SCHEME.json | tools OUT")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def build_report(plan: Plan, engine: str, tag: str, image: dict, base: dict, lay
 
 def emulation(plan: Plan, stage_events: Dict[str, StageEvent]):
     """A build for another arch: per stage the seconds it was built under QEMU, and for those whose
-    wheels were installed natively the seconds of that helper stage (None: a build for this host)."""
+    wheels were installed natively the seconds of that helper stage, and whether its installers had the
+    host's byte tools (None: a build for this host)."""
     if plan.settings.platform is None:
         return None
     native = plan.native
@@ -53,7 +54,8 @@ def emulation(plan: Plan, stage_events: Dict[str, StageEvent]):
 
     stages = {}
     for stage in plan.stages:
-        stages[stage.name] = {"emulated_seconds": seconds(stage.name)}
+        stages[stage.name] = {"emulated_seconds": seconds(stage.name),
+                              "native_tools": native is not None and stage.name in native.tools}
         if native is not None and native.wheels(stage.name):
             stages[stage.name].update(native_seconds=seconds(native.helper(stage.name)), native_wheels=len(native.wheels(stage.name)))
     return {"platform": plan.settings.platform, "native_image": native.image if native else None, "stages": stages}
@@ -82,7 +84,8 @@ def timings_table(report: dict) -> Table:
     table.add_row("total", f"{sum(report['timings'].values()):.3f}")
     for name, stage in ((report.get("emulation") or {}).get("stages") or {}).items():
         if stage["emulated_seconds"] or stage.get("native_seconds"):
-            table.add_row(f"  stage {name} under QEMU ({report['emulation']['platform']})", f"{stage['emulated_seconds']:.3f}")
+            tools = "; its installers' byte tools on this CPU" if stage.get("native_tools") else ""
+            table.add_row(f"  stage {name} under QEMU ({report['emulation']['platform']}{tools})", f"{stage['emulated_seconds']:.3f}")
         if stage.get("native_seconds"):
             table.add_row(f"  stage {name}'s {stage['native_wheels']} wheels on this CPU", f"{stage['native_seconds']:.3f}")
     return table

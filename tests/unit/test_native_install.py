@@ -3,6 +3,7 @@ renders, and native_stage.py's `place` against pip's own install into the same s
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -38,7 +39,7 @@ def native_of(plan, platform="$BUILDPLATFORM"):
     stages, why = stage_wheels(plan, {}, [])
     assert not why
     return NativeInstall("localhost/ascend-build-base:bookworm", platform, "3.11", ("manylinux_2_17_aarch64",),
-                         tuple(stages.items()))
+                         tuple(stages.items()), *native_install.byte_tools(plan, "x86_64"))
 
 
 def test_candidates_drop_the_arch_word_then_try_python_images():
@@ -103,6 +104,8 @@ def test_decide_picks_the_host_image_with_the_same_python_or_says_why_not(workdi
     assert native and native.image == "localhost/ascend-build-base:bookworm" and native.platform == "$BUILDPLATFORM"
     assert set(dict(native.stages)) == {"pta"} and native.python == "3.11"
     assert "manylinux_2_17_aarch64" in native.tags and "linux_aarch64" in native.tags
+    assert native.tools == ("cann",) and ("/tmp/ab-tools/loader", "/lib64") in native.tool_mounts
+    assert "the installers of cann run with localhost/ascend-build-base:bookworm's byte tools" in said[-1]
     said.clear()
     wrong = FakeEngine({"localhost/ascend-build-base:bookworm": ("amd64", "3.10.12", {"pip": "22"})})
     assert decide(plan, wrong, said.append, {}) is None
@@ -164,7 +167,7 @@ def test_the_cache_epoch_is_declared_in_the_stages_from_an_image_only(workdir):
     text = context_files(plan)["Dockerfile"]
     stages = re.split(r"^FROM ", text, flags=re.M)[1:]
     declared = [s.split("\n")[0].split()[-1] for s in stages if s.split("\n")[1] == "ARG AB_CACHE_EPOCH=0123456789ab"]
-    assert declared == ["base", "pta-native"] and text.count("AB_CACHE_EPOCH") == 2
+    assert declared == ["base", "native-tools", "pta-native"] and text.count("AB_CACHE_EPOCH") == 3
     assert text.replace("ARG AB_CACHE_EPOCH=0123456789ab\n", "") == before
 
 
@@ -188,6 +191,72 @@ def test_a_capture_build_runs_the_later_stages_helpers_beside_it(workdir):
     assert capture_prefix(plan, captured, "mindie") == (dockerfile(plan, captured=captured, upto="mindie"), "mindie")
     plan.native = None
     assert capture_prefix(plan, {}, "cann") == (dockerfile(plan, upto="cann"), "cann")
+
+def test_the_stages_that_unpack_installers_mount_the_hosts_byte_tools(workdir):
+    """cann (.run files) mounts stage native-tools while it installs, then drops the mount points;
+    pta (wheels) does not; only a Debian-family image on an x86_64 host gets them."""
+    plan = arm_plan(workdir, target="mindie")
+    tools, mounts = native_install.byte_tools(plan, "x86_64")
+    assert tools == ("cann", "mindie")
+    assert dict(mounts) == {"/tmp/ab-tools": "/tmp/ab-tools", "/tmp/ab-tools/loader": "/lib64",
+                            "/tmp/ab-tools/lib": "/usr/lib/x86_64-linux-gnu"}
+    assert native_install.byte_tools(plan, "aarch64") == ((), ())
+    plan.native = native_of(plan)
+    text = context_files(plan)["Dockerfile"]
+    assert text.count(" AS native-tools\n") == 1 and text.index(" AS native-tools") < text.index(" AS cann")
+    assert "RUN python3 /opt/ascend-build/native-stage.py tools /tmp/ab-tools" in text
+    for stage in ("cann", "mindie"):
+        body = text.split(f" AS {stage}\n")[1].split("\nFROM ")[0]
+        assert "--mount=type=bind,from=native-tools,source=/tmp/ab-tools/loader,target=/lib64" in body
+        assert "RUN rmdir /tmp/ab-tools /lib64 /usr/lib/x86_64-linux-gnu 2>/dev/null || true" in body
+    assert "native-tools" not in text.split(" AS pta\n")[1].split("\nFROM ")[0]
+    euler = plan_for(settings_for(workdir, Options(target="cann", base_image="openeuler/openeuler:22.03", platform="linux/arm64")))
+    assert native_install.byte_tools(euler, "x86_64") == ((), ())
+
+
+def test_native_stage_tools_copies_the_byte_tools_their_libraries_and_loader(tmp_path):
+    """On this Debian host: the programs of the tool packages, never uname or stdbuf; every library
+    ldd names; the versions as dpkg-query gives them."""
+    if not (shutil.which("dpkg-query") and shutil.which("ldd")):
+        pytest.skip("needs dpkg-query and ldd (a Debian-family host)")
+    out = tmp_path / "tools"
+    assert native_stage.main(["tools", str(out)]) == 0
+    programs = {p.name for p in (out / "bin").iterdir()}
+    assert {"tar", "gzip", "sha256sum", "sed", "grep", "find", "xargs", "cmp", "cp", "dd"} <= programs
+    assert not programs & {"uname", "arch", "nproc", "stdbuf", "bash", "sh", "python3", "dpkg"}
+    needed = subprocess.run(["ldd", str(out / "bin" / "tar"), str(out / "dpkg-query")], capture_output=True, text=True).stdout
+    for name in re.findall(r"^\s*(\S+) => /", needed, flags=re.M):
+        assert (out / "lib" / name).is_file(), name
+    assert [p.name for p in (out / "loader").iterdir()] and (out / "packages").read_text().split() == list(native_stage.TOOL_PACKAGES)
+    versions = (out / "versions").read_text().splitlines()
+    assert [line.split()[0] for line in versions] == sorted(native_stage.TOOL_PACKAGES) and all(len(v.split()) == 2 for v in versions)
+    sample = tmp_path / "x"
+    sample.write_bytes(b"abc")
+    shown = subprocess.run([str(out / "bin" / "sha256sum"), str(sample)], capture_output=True, text=True)
+    assert shown.stdout.split()[0] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_run_stage_puts_the_byte_tools_first_only_where_the_versions_agree(tmp_path, same):
+    """run-stage.sh's check, on a stand-in tools folder: a dpkg-query that prints the image's versions."""
+    from ascend_build.components import render_script
+
+    script = render_script("run-stage.sh.j2")
+    check = script[script.index("if [ -x /tmp/ab-tools/dpkg-query ]"):script.index('mkdir -p "$dir"')]
+    tools = tmp_path / "ab tools"
+    (tools / "bin").mkdir(parents=True)
+    (tools / "packages").write_text("gzip tar\n")
+    (tools / "versions").write_text("gzip 1.12-1\ntar 1.34\n")
+    (tools / "dpkg-query").write_text("#!/bin/sh\nprintf 'gzip 1.12-1\\ntar %s\\n' " + ("1.34" if same else "1.35") + "\n")
+    (tools / "dpkg-query").chmod(0o755)
+    shell = ("ab_say() { echo \"said: $*\"; }\n" + check.replace("/tmp/ab-tools", "'" + str(tools) + "'")
+             + 'echo "PATH=$PATH"\n')
+    shown = subprocess.run(["bash", "-c", shell], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    first = shown.stdout.split("PATH=")[1].split(":")[0]
+    assert (first == f"{tools}/bin") is same
+    assert ("the build host's (gzip tar)" if same else "the image's (the build host's gzip tar are other versions") in shown.stdout
+
 
 # -- native_stage.py: `pip install --target` + place == pip's own install into that scheme ------
 def make_wheel(folder: Path, purelib: bool = True, modules: int = 0) -> Path:

@@ -45,7 +45,7 @@ def test_cli_reports_config_errors_without_traceback(tmp_path):
     ("stages: [{name: pta, parent: cann, script: x}]\n", "custom stage 'pta' takes the name of a built-in stage"),
     *[(f"stages: [{{name: {name}, parent: pta, script: x}}]\n",
        f"custom stage '{name}' takes a name the build gives its helper stages")
-      for name in ("pta-native", "native-scheme", "ab-capture", "app-sdists")],
+      for name in ("pta-native", "native-scheme", "native-tools", "ab-capture", "app-sdists")],
 ])
 def test_stage_names_are_checked_against_the_registry(tmp_path, text, words):
     result = cli("plan", "-C", write(tmp_path, text))

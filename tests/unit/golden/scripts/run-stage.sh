@@ -3,6 +3,17 @@
 set -e
 export AB_STAGE=$1; mode=$2; dir=$3; shift 3
 . /opt/ascend-build/lib.sh
+# A build for another arch may mount the build host's coreutils, diffutils, findutils, grep, gzip, sed
+# and tar at /tmp/ab-tools (native install): they do the byte work on its CPU instead of under QEMU,
+# only where the image has the very same versions of those packages.
+if [ -x /tmp/ab-tools/dpkg-query ]; then
+    if [ "$(/tmp/ab-tools/dpkg-query -W -f='${Package} ${Version}\n' $(</tmp/ab-tools/packages) 2>&1)" = "$(</tmp/ab-tools/versions)" ]; then
+        export PATH=/tmp/ab-tools/bin:$PATH
+        ab_say "byte tools: the build host's ($(</tmp/ab-tools/packages))"
+    else
+        ab_say "byte tools: the image's (the build host's $(</tmp/ab-tools/packages) are other versions or do not run here)"
+    fi
+fi
 mkdir -p "$dir"
 # The server URL: a BuildKit/podman secret; else (docker's classic builder) the FTP_PROXY build
 # argument as ascend-pkg-url=URL, which that builder keeps out of the cache key and the

@@ -182,10 +182,10 @@ def wheels(arch: Arch) -> Path:
     return folder
 
 
-def make_workdir(root: Path, arch: Arch) -> Path:
+def make_workdir(root: Path, arch: Arch, filler: str = "4MiB") -> Path:
     """`init --demo --arch M --cann 8.0.RC2 --filler 4MiB` + the closure's wheels, required by requirements.txt."""
     workdir = root / arch.name
-    run([*CLI, "init", "--demo", str(workdir), "--arch", arch.machine, "--cann", "8.0.RC2", "--filler", "4MiB"], env=CLI_ENV)
+    run([*CLI, "init", "--demo", str(workdir), "--arch", arch.machine, "--cann", "8.0.RC2", "--filler", filler], env=CLI_ENV)
     for wheel in wheels(arch).glob("*.whl"):
         shutil.copy(wheel, workdir / "packages" / wheel.name)
     with open(workdir / "requirements.txt", "a") as out:
@@ -627,6 +627,7 @@ def main():
                         "real torch/torch_npu pta stack for arm64, native install vs emulated)")
     parser.add_argument("--prototype", action="store_true", help="time the native-install helper stage against the "
                         "emulated pip install, and compare the trees (instead of --parts)")
+    parser.add_argument("--filler", default="4MiB", help="the stand-in installers' payload size (builds, steps)")
     opts = parser.parse_args()
     for arch in ARCHES:
         if run([DOCKER, "image", "inspect", arch.base], check=False).returncode != 0:
@@ -645,7 +646,7 @@ def main():
             parts[-1].run(opts.runs)
         if not wanted & {"builds", "steps"}:
             return
-        dirs = {arch.name: make_workdir(root, arch) for arch in ARCHES}
+        dirs = {arch.name: make_workdir(root, arch, opts.filler) for arch in ARCHES}
         for name, cls in (("builds", Builds), ("steps", Steps)):
             if name in wanted:
                 parts.append(cls(dirs))

@@ -19,7 +19,7 @@ script (installers, checks, `pip check`) under emulation.
 - The installers' byte work (sha256sum, tar, gzip, sed, cp... while a .run installs) runs on the
   host's CPU too: stage `native-tools` copies the host image's coreutils, diffutils, findutils,
   grep, gzip, sed and tar programs with their libraries and loader (native_stage.py tools); each
-  stage with a .run, .zip or .tar.gz mounts them (the libraries and loader where the host's loader
+  stage with a .run, .zip or .tar.gz, or wheels its image's pip installs, mounts them (the libraries and loader where the host's loader
   looks: TOOL_MOUNTS), and run-stage.sh puts them first on PATH when the image has the very same
   versions of those packages (dpkg-query; else they stay unused). uname, arch, nproc, the shells,
   python3 and the installers' own programs stay the image's, under emulation. A Debian-family
@@ -131,12 +131,14 @@ def stage_wheels(plan, overrides: Dict[str, str], present: Sequence[str]) -> Tup
     return chosen, why
 
 
-def byte_tools(plan, host: str) -> Tuple[Tuple[str, ...], Tuple[Tuple[str, str], ...]]:
-    """The stages that unpack installers (they mount the host's byte tools) and the mounts: a
+def byte_tools(plan, host: str, native: Dict[str, Tuple[Package, ...]]) -> Tuple[Tuple[str, ...], Tuple[Tuple[str, str], ...]]:
+    """The stages that mount the host's byte tools, and the mounts: those that unpack installers or
+    check wheels the image's pip installs (`native`: the wheels installed natively); a
     Debian-family image on an x86_64 host only (see the module's doc)."""
     if host not in TOOL_MOUNTS or plan.os_family != "debian":
         return (), ()
-    stages = tuple(s.name for s in plan.stages if any(p.format in ARCHIVES for p in s.files))
+    stages = tuple(s.name for s in plan.stages if any(
+        p.format in ARCHIVES or (p.format == "wheel" and p not in native.get(s.name, ())) for p in s.files))
     mounts = ((TOOLS, TOOLS), *((f"{TOOLS}/{sub}", there) for sub, there in TOOL_MOUNTS[host]))
     return stages, (mounts if stages else ())
 
@@ -188,7 +190,7 @@ def decide(plan, engine, say: Callable[[str], None], overrides: Dict[str, str],
     stages, why = stage_wheels(plan, overrides, present)
     for line in why:
         say(f"native install: {line}, so it installs under QEMU")
-    tools, mounts = byte_tools(plan, host)
+    tools, mounts = byte_tools(plan, host, stages)
     if not stages and not tools:
         return None
     python = plan.selection.python

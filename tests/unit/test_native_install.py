@@ -39,7 +39,7 @@ def native_of(plan, platform="$BUILDPLATFORM"):
     stages, why = stage_wheels(plan, {}, [])
     assert not why
     return NativeInstall("localhost/ascend-build-base:bookworm", platform, "3.11", ("manylinux_2_17_aarch64",),
-                         tuple(stages.items()), *native_install.byte_tools(plan, "x86_64"))
+                         tuple(stages.items()), *native_install.byte_tools(plan, "x86_64", stages))
 
 
 def test_candidates_drop_the_arch_word_then_try_python_images():
@@ -194,13 +194,16 @@ def test_a_capture_build_runs_the_later_stages_helpers_beside_it(workdir):
 
 def test_the_stages_that_unpack_installers_mount_the_hosts_byte_tools(workdir):
     """cann (.run files) mounts stage native-tools while it installs, then drops the mount points;
-    pta (wheels) does not; only a Debian-family image on an x86_64 host gets them."""
+    pta does when its wheels are checked and installed in the image only; only a Debian-family image
+    on an x86_64 host gets them."""
     plan = arm_plan(workdir, target="mindie")
-    tools, mounts = native_install.byte_tools(plan, "x86_64")
+    native = stage_wheels(plan, {}, [])[0]
+    tools, mounts = native_install.byte_tools(plan, "x86_64", native)
     assert tools == ("cann", "mindie")
+    assert native_install.byte_tools(plan, "x86_64", {})[0] == ("cann", "pta", "mindie")     # pta's wheels checked emulated
     assert dict(mounts) == {"/tmp/ab-tools": "/tmp/ab-tools", "/tmp/ab-tools/loader": "/lib64",
                             "/tmp/ab-tools/lib": "/usr/lib/x86_64-linux-gnu"}
-    assert native_install.byte_tools(plan, "aarch64") == ((), ())
+    assert native_install.byte_tools(plan, "aarch64", native) == ((), ())
     plan.native = native_of(plan)
     text = context_files(plan)["Dockerfile"]
     assert text.count(" AS native-tools\n") == 1 and text.index(" AS native-tools") < text.index(" AS cann")
@@ -211,7 +214,7 @@ def test_the_stages_that_unpack_installers_mount_the_hosts_byte_tools(workdir):
         assert "RUN rmdir /tmp/ab-tools /lib64 /usr/lib/x86_64-linux-gnu 2>/dev/null || true" in body
     assert "native-tools" not in text.split(" AS pta\n")[1].split("\nFROM ")[0]
     euler = plan_for(settings_for(workdir, Options(target="cann", base_image="openeuler/openeuler:22.03", platform="linux/arm64")))
-    assert native_install.byte_tools(euler, "x86_64") == ((), ())
+    assert native_install.byte_tools(euler, "x86_64", {}) == ((), ())
 
 
 def test_native_stage_tools_copies_the_byte_tools_their_libraries_and_loader(tmp_path):

@@ -71,10 +71,12 @@ def record_hash(path: str):
 
 
 def shebang(executable: str) -> bytes:
-    """distlib's, as pip's script maker writes it for `executable`."""
+    """distlib's, as pip's script maker writes it for `executable` (a path with a space: quoted, run by sh)."""
     exe = executable.encode()
     if b" " not in exe and len(exe) + 3 <= 127:
         return b"#!" + exe + b"\n"
+    if b" " in exe:
+        exe = b'"' + exe + b'"'
     return b"#!/bin/sh\n'''exec' " + exe + b' "$0" "$@"\n' + b"' '''"
 
 

@@ -5,7 +5,7 @@ pure-Python closure (sympy, mpmath, networkx, jinja2, markupsafe, filelock, fssp
 each arch and Python 3.11, downloaded once into ~/.cache/ascend-build-tests/closure/) required by requirements.txt.
 Run by hand, one benchmark at a time (docker daemon, QEMU binfmt, both base images):
 
-    .venv/bin/python benchmarks/bench_arch.py [--runs 3] [--parts builds,steps]   # whole builds, then per step
+    .venv/bin/python benchmarks/bench_arch.py [--runs 3] [--parts builds,steps] [--filler 4MiB]   # whole builds, then per step
     .venv/bin/python benchmarks/bench_arch.py --runs 3 --parts builds              # the ratios with the native install
     .venv/bin/python benchmarks/bench_arch.py --prototype [--runs 3]               # native helper stage vs emulated pip
 
@@ -103,6 +103,30 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   whole build at 2.6x. Under the contract, the floor with every .run and check emulated is about amd64 + 12 s
   (.run installers +7 s, two pip checks +4 s, captures +1 s): ~2x for this content, so 1.5x is out of reach
   without running the installers' byte work natively.
+
+  Then the installers' byte work on this CPU (stage native-tools: the host image's coreutils, diffutils, findutils,
+  grep, gzip, sed and tar, mounted while cann and mindie install; same package versions as the image's). By hand
+  first, the same .run in an arm64 container with and without them: toolkit 64 MiB 3.7 -> 1.2 s, kernels 3.3 ->
+  1.4 s, mindie 7.2 -> 4.2 s (a loaded machine); sha256sum of 200 MB 2.8 -> 0.6 s, gunzip 2.3 -> 0.7 s, 50 mkdir
+  1.6 -> 0.16 s; the installed trees equal (names, modes, owners, sizes, sha256). `--runs 3 --parts builds`:
+
+  whole build, per stage        arm64 native   arm64 emulated   amd64   native/amd64   emulated/amd64
+    base                              1.75            0.75        0.13
+    cann (under QEMU)                 4.37           33.14        4.75      0.92             6.98
+      + its 2 wheels on this CPU      6.75
+    pta  (under QEMU)                 3.56           16.76        2.41      1.48             6.95
+      + its 7 wheels on this CPU      4.99 (in cann's capture build)
+    mindie                            7.44            8.47        1.35      5.51             6.27
+    capture after cann                7.52            1.51        1.16
+    capture after mindie              1.60            1.38        0.81
+    total (wall)                     26.80           62.90       11.25      2.38 (2.30/2.36/2.49)   5.59 (5.54/5.58/5.97)
+    native / emulated (arm64, wall)  0.43 (0.39/0.43/0.45)
+  The same with 64 MiB per installer (`--filler 64MiB --runs 2`): cann 8.12 / 41.45 / 7.63 s (native/amd64 1.06),
+  pta 3.63 / 20.28 / 3.46 (1.05), mindie 10.22 / 12.99 / 3.05 (3.35); total 34.66 / 80.35 / 17.97 s:
+  arm64/amd64 1.93 (1.85/1.93/2.01), fully emulated 4.47, native/emulated 0.43. The stages the native install
+  covers are at amd64's speed; what is left is mindie (its .run imports torch and pip-installs its wheels, then
+  the ATB wheel's pip install and pip check, all Python under QEMU), the helpers' start (cann's 2 wheels take 6.8 s
+  on this CPU before cann's installers can start: they need them) and the captures.
 
   The real pta stack (`--parts real --runs 2`: stand-in CANN 8.5.0 with the real torch 2.6.0, torch_npu 2.6.0.post5
   and their 25 aarch64 wheels; `build --target pta --no-cache`, arm64 only: the real x86_64 torch is the CPU

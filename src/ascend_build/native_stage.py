@@ -16,8 +16,8 @@ already has their owner and mode (COPY applies the staged folders' to the image'
 
 `tools OUT`: run by the build host's python3 in stage native-tools: copies the programs of
 TOOL_PACKAGES (ELF files only, not those in NOT_NATIVE) to OUT/bin, the libraries they load to
-OUT/lib, their loader to OUT/loader, dpkg-query to OUT/, the package names to OUT/packages and
-`dpkg-query -W` of them to OUT/versions. A stage under emulation mounts them (run-stage.sh uses
+OUT/lib, their loader to OUT/loader, the package names to OUT/packages, `dpkg-query -W` of them
+to OUT/versions and, last, dpkg-query to OUT/ (none where something failed: no dpkg-query or ldd). A stage under emulation mounts them (run-stage.sh uses
 them only when the image has the same versions of those packages)."""
 import base64
 import compileall
@@ -192,33 +192,38 @@ def run(*cmd) -> str:
     return subprocess.check_output(cmd, universal_newlines=True)
 
 
-def tools(out: str) -> int:
-    programs = []
-    for path in run("dpkg-query", "-L", *TOOL_PACKAGES).split("\n"):
-        if re.match(r"^(/usr)?/s?bin/[^/]+$", path) and os.path.basename(path) not in NOT_NATIVE \
-                and os.path.isfile(path) and not os.path.islink(path):
-            with open(path, "rb") as f:
-                if f.read(4) == b"\x7fELF":
-                    programs.append(path)
-    query = shutil.which("dpkg-query")
+def tools(out: str) -> str:
+    """What it copied, or why nothing (no dpkg-query or ldd: not a Debian-family image): the mount
+    points exist either way, and run-stage.sh keeps the image's tools without OUT/dpkg-query."""
     for sub in ("bin", "lib", "loader"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
-    for path in programs:
-        shutil.copy2(path, os.path.join(out, "bin", os.path.basename(path)))
-    shutil.copy2(query, os.path.join(out, "dpkg-query"))
-    for line in run("ldd", query, *programs).split("\n"):
-        found = re.match(r"^\s*(\S+) => (/\S+) \(", line) or re.match(r"^\s*(/\S+) \(", line)
-        if not found:
-            continue
-        name, where = (found.group(1), found.group(2)) if found.lastindex == 2 else (None, found.group(1))
-        target = os.path.join(out, "lib", name) if name else os.path.join(out, "loader", os.path.basename(where))
-        if not os.path.exists(target):
-            shutil.copy2(os.path.realpath(where), target)
-    with open(os.path.join(out, "packages"), "w") as f:
-        f.write(" ".join(TOOL_PACKAGES) + "\n")
-    with open(os.path.join(out, "versions"), "w") as f:
-        f.write(run("dpkg-query", "-W", VERSIONS, *TOOL_PACKAGES))
-    return len(programs)
+    query = shutil.which("dpkg-query")
+    try:
+        programs = []
+        for path in run("dpkg-query", "-L", *TOOL_PACKAGES).split("\n"):
+            if re.match(r"^(/usr)?/s?bin/[^/]+$", path) and os.path.basename(path) not in NOT_NATIVE \
+                    and os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as f:
+                    if f.read(4) == b"\x7fELF":
+                        programs.append(path)
+        for path in programs:
+            shutil.copy2(path, os.path.join(out, "bin", os.path.basename(path)))
+        for line in run("ldd", query, *programs).split("\n"):
+            found = re.match(r"^\s*(\S+) => (/\S+) \(", line) or re.match(r"^\s*(/\S+) \(", line)
+            if not found:
+                continue
+            name, where = (found.group(1), found.group(2)) if found.lastindex == 2 else (None, found.group(1))
+            target = os.path.join(out, "lib", name) if name else os.path.join(out, "loader", os.path.basename(where))
+            if not os.path.exists(target):
+                shutil.copy2(os.path.realpath(where), target)
+        with open(os.path.join(out, "packages"), "w") as f:
+            f.write(" ".join(TOOL_PACKAGES) + "\n")
+        with open(os.path.join(out, "versions"), "w") as f:
+            f.write(run("dpkg-query", "-W", VERSIONS, *TOOL_PACKAGES))
+        shutil.copy2(query, os.path.join(out, "dpkg-query"))
+    except (OSError, TypeError, subprocess.CalledProcessError) as e:
+        return "none (%s): the stages keep the image's" % e
+    return "%d byte tools of this CPU in %s" % (len(programs), out)
 
 
 def main(argv) -> int:
@@ -234,7 +239,7 @@ def main(argv) -> int:
         print("native-stage: placed %d distributions under %s" % (count, argv[2]))
         return 0
     if argv[:1] == ["tools"] and len(argv) == 2:
-        print("native-stage: %d byte tools of this CPU in %s" % (tools(argv[1]), argv[1]))
+        print("native-stage: " + tools(argv[1]))
         return 0
     raise SystemExit("usage: native-stage.py scheme | place HOME STAGING SCHEME.json | tools OUT")
 

@@ -223,7 +223,7 @@ def test_native_stage_tools_copies_the_byte_tools_their_libraries_and_loader(tmp
     if not (shutil.which("dpkg-query") and shutil.which("ldd")):
         pytest.skip("needs dpkg-query and ldd (a Debian-family host)")
     out = tmp_path / "tools"
-    assert native_stage.main(["tools", str(out)]) == 0
+    assert native_stage.tools(str(out)).endswith(f"byte tools of this CPU in {out}")
     programs = {p.name for p in (out / "bin").iterdir()}
     assert {"tar", "gzip", "sha256sum", "sed", "grep", "find", "xargs", "cmp", "cp", "dd"} <= programs
     assert not programs & {"uname", "arch", "nproc", "stdbuf", "bash", "sh", "python3", "dpkg"}
@@ -237,6 +237,14 @@ def test_native_stage_tools_copies_the_byte_tools_their_libraries_and_loader(tmp
     sample.write_bytes(b"abc")
     shown = subprocess.run([str(out / "bin" / "sha256sum"), str(sample)], capture_output=True, text=True)
     assert shown.stdout.split()[0] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_native_stage_tools_without_dpkg_leaves_the_image_its_own(tmp_path, monkeypatch):
+    """A helper image without dpkg-query (not Debian-family): the mount points, no dpkg-query, exit 0."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    out = tmp_path / "tools"
+    assert native_stage.main(["tools", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"bin", "lib", "loader"}
 
 
 @pytest.mark.parametrize("same", [True, False])

@@ -19,9 +19,10 @@ script (installers, checks, `pip check`) under emulation.
 - The installers' byte work (sha256sum, tar, gzip, sed, cp... while a .run installs) runs on the
   host's CPU too: stage `native-tools` copies the host image's coreutils, diffutils, findutils,
   grep, gzip, sed and tar programs with their libraries and loader (native_stage.py tools); each
-  stage with a .run, .zip or .tar.gz, or wheels its image's pip installs, mounts them (the libraries and loader where the host's loader
-  looks: TOOL_MOUNTS), and run-stage.sh puts them first on PATH when the image has the very same
-  versions of those packages (dpkg-query; else they stay unused). uname, arch, nproc, the shells,
+  stage with a .run, .zip or .tar.gz, or wheels its image's pip installs, mounts them (the
+  libraries and loader where the host's loader looks: TOOL_MOUNTS), and run-stage.sh puts them
+  first on PATH when the image has the very same versions of those packages (dpkg-query; else
+  they stay unused). uname, arch, nproc, the shells,
   python3 and the installers' own programs stay the image's, under emulation. A Debian-family
   image built on an x86_64 host only; a later RUN removes the mount points BuildKit leaves.
 - The helper's RUN names each wheel with its sha256 (as the stage's own RUN does), so a changed

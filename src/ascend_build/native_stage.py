@@ -17,8 +17,9 @@ already has their owner and mode (COPY applies the staged folders' to the image'
 `tools OUT`: run by the build host's python3 in stage native-tools: copies the programs of
 TOOL_PACKAGES (ELF files only, not those in NOT_NATIVE) to OUT/bin, the libraries they load to
 OUT/lib, their loader to OUT/loader, the package names to OUT/packages, `dpkg-query -W` of them
-to OUT/versions and, last, dpkg-query to OUT/ (none where something failed: no dpkg-query or ldd). A stage under emulation mounts them (run-stage.sh uses
-them only when the image has the same versions of those packages)."""
+to OUT/versions and, last, dpkg-query to OUT/ (none where something failed: no dpkg-query or
+ldd). A stage under emulation mounts them (run-stage.sh uses them only when the image has the
+same versions of those packages)."""
 import base64
 import compileall
 import contextlib
@@ -221,7 +222,7 @@ def tools(out: str) -> str:
         with open(os.path.join(out, "versions"), "w") as f:
             f.write(run("dpkg-query", "-W", VERSIONS, *TOOL_PACKAGES))
         shutil.copy2(query, os.path.join(out, "dpkg-query"))
-    except (OSError, TypeError, subprocess.CalledProcessError) as e:
+    except (OSError, subprocess.CalledProcessError) as e:
         return "none (%s): the stages keep the image's" % e
     return "%d byte tools of this CPU in %s" % (len(programs), out)
 

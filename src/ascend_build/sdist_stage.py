@@ -36,7 +36,8 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
                     "mount": plan.delivery.mount(stage.name, True),
                     "files": [(p.name, p.sha256) for p in stage.build_files]})
         mount = f"--mount=type=bind,from={builder(stage.name)},source={BUILDER_WHEELS},target={BUILT_WHEELS} "
-        view = dict(view, files=[f for f in view["files"] if f[0] not in built], mount=view["mount"] + mount)
+        view = dict(view, files=[f for f in view["files"] if f[0] not in built], mount=view["mount"] + mount,
+                    built_from=[(p.name, p.sha256) for p in stage.build_files])
         out.append(view)
     return out
 

@@ -5,7 +5,8 @@ pta's wheels installed on this x86_64 host's CPU in helper stages) and one built
 every non-.pyc file, RECORD included; no mount point left), the same `pip list`, a
 clean `pip check`, and both pass `verify`. A .pyc may differ only in its header's source mtime
 (each image's sources have their own mtime) and in marshal's reference flags: its code object
-loads equal, co_filename included. Then the cache: a changed wheel rebuilds its stage only."""
+loads equal, co_filename included. Then the cache: a changed wheel rebuilds its stage only, and a
+changed installer rebuilds cann with the byte tools of the cached helper stage."""
 import hashlib
 import json
 import marshal
@@ -156,6 +157,13 @@ def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
             want = hashlib.sha256(z.read("torch_npu/standin-filler.bin")).hexdigest()
         shown = in_image(arm64, fast, "sha256sum", "/usr/local/lib/python3.11/dist-packages/torch_npu/standin-filler.bin")
         assert shown.returncode == 0 and shown.stdout.split()[0] == want, shown.stdout + shown.stderr
+        # another installer under the same name: cann again, with the byte tools of the cached native-tools stage
+        # (podman 4.3 mounts a stage whose last step is a cached RUN as it was before that RUN)
+        standins.make_toolkit(workdir / "packages", "8.0.RC2", "aarch64", FILL, seed="changed")
+        _, report = build(workdir, names[0], engine)
+        assert {s["name"]: s["status"] for s in report["stages"]} == {"base": "cached", "cann": "built", "pta": "built"}
+        log = (workdir / report["log"]).read_text()
+        assert "ascend-build[cann]: byte tools: the build host's (coreutils diffutils findutils grep gzip sed tar)" in log
     finally:
         subprocess.run([arm64, "rmi", "-f", *names, *(f"localhost/{n}" for n in names)], capture_output=True)
         if engine == "podman":

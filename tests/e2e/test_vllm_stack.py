@@ -2,8 +2,10 @@
 builds base → cann → pta → vllm (no MindIE), vLLM built from its sdist for no device inside the
 stage, its build requirements never in the image, verify passing; a no-change rebuild builds
 nothing again; on linux/arm64 under QEMU too when its base image is here."""
+import io
 import json
 import subprocess
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -69,6 +71,59 @@ def test_vllm_from_source_on_torch_npu(tmp_path, docker_bin, base_image, arch, p
         assert "stage vllm-sdists: cached" in said(changed), said(changed)[-3000:]
     finally:
         subprocess.run([docker_bin, "image", "rm", "--force", tag], capture_output=True)
+
+
+def podman_file(tag: str, path: str) -> bytes:
+    """A file of a podman image, read without running it (`podman run` cannot set its rlimits here)."""
+    cid = subprocess.run(["podman", "create", tag, "true"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        data = subprocess.run(["podman", "cp", f"{cid}:{path}", "-"], capture_output=True, check=True).stdout
+    finally:
+        subprocess.run(["podman", "rm", "-f", cid], capture_output=True)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return tar.extractfile(tar.getmembers()[0]).read()
+
+
+def test_podman_rebuilds_the_vllm_stack_exactly(tmp_path, docker_bin, base_image):
+    """podman 4.3 (buildah 1.28) keys a RUN by its text, not by the stage it mounts, and mounts a
+    stage whose last step is a cached RUN as it was before that RUN: another vllm-ascend wheel
+    under the same name builds vllm again on the cached vllm-sdists (its wheels mounted), and
+    another vLLM sdist under the same name builds both again, its change in the image."""
+    if subprocess.run(["podman", "image", "exists", base_image]).returncode != 0:
+        subprocess.run(f"docker save {base_image} | podman load", shell=True, check=True, capture_output=True)
+    workdir = tmp_path / "w"
+    assert cli("init", "--demo", workdir, "--cann", "9.1.0", "--arch", "x86_64", "--filler", "64KiB").returncode == 0
+    tag = f"ascend-build-test/vllm-podman:{tmp_path.name.lower()}"
+    report = tmp_path / "report.json"
+
+    def build():
+        built = cli("build", "-C", workdir, "--engine", "podman", "--target", "vllm", "-t", tag, "--port", "0",
+                    "--report", report)
+        assert built.returncode == 0, said(built)[-3000:]
+        return said(built), {s["name"]: s["status"] for s in json.loads(report.read_text())["stages"]}
+
+    try:
+        build()
+        ours = next((workdir / "packages").glob("vllm_ascend-*.whl"))
+        with zipfile.ZipFile(ours, "a") as wheel:
+            wheel.writestr("vllm_ascend/changed.txt", "another build")
+        out, stages = build()
+        assert stages == {"base": "cached", "cann": "cached", "pta": "cached", "vllm": "built"}, stages
+        assert "stage vllm-sdists: cached" in out, out[-3000:]
+        assert podman_file(tag, "/usr/local/lib/python3.11/dist-packages/vllm_ascend/changed.txt") == b"another build"
+
+        sdist = workdir / "packages" / "vllm-0.23.0.tar.gz"
+        unpacked = tmp_path / "sdist"
+        with tarfile.open(sdist) as tar:
+            tar.extractall(unpacked)
+        (unpacked / "vllm-0.23.0" / "vllm" / "patched.py").write_text("PATCHED = True\n")
+        with tarfile.open(sdist, "w:gz") as tar:
+            tar.add(unpacked / "vllm-0.23.0", "vllm-0.23.0")
+        out, stages = build()
+        assert stages["vllm"] == "built" and "stage vllm-sdists: built" in out, (stages, out[-3000:])
+        assert podman_file(tag, "/usr/local/lib/python3.11/dist-packages/vllm/patched.py") == b"PATCHED = True\n"
+    finally:
+        subprocess.run(["podman", "rmi", "-f", tag], capture_output=True)
 
 
 def test_vllm_ascend_from_its_source_compiles_for_the_chip(tmp_path, docker_bin, base_image):

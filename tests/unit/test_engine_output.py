@@ -1,5 +1,6 @@
 """Engine output (captured from real docker classic, BuildKit and podman builds of a 4-stage
-Dockerfile) becomes stage events: started, built, cached, failed."""
+Dockerfile, and podman 4.3 builds of the demo's vLLM stack, whose vllm stage mounts vllm-sdists)
+becomes stage events: started, built, cached, failed."""
 import contextlib
 from pathlib import Path
 
@@ -24,7 +25,7 @@ class Replay:
 
         def stream(args):
             yield from lines
-            self.engine.returncode = 1 if run == "failed" else 0
+            self.engine.returncode = 1 if run.endswith("failed") else 0
 
         self.engine.stream = stream
         self.engine.build_guard = contextlib.nullcontext   # a replay leaves nothing to clean up
@@ -100,3 +101,23 @@ def test_a_stage_buildkit_left_open_ends_when_its_last_step_reported(monkeypatch
     tracker.status("pta-native", 1, "DONE")                  # its last report, at 2
     (event,) = tracker.finish()                              # the build ends at 100
     assert (event.stage, event.status) == ("pta-native", "built") and event.seconds == 2.0
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("nested-first", {"base": "cached", "cann": "cached", "pta": "built", "vllm-sdists": "built", "vllm": "built"}),
+    ("nested", {"base": "cached", "cann": "cached", "pta": "cached", "vllm-sdists": "cached", "vllm": "built"}),
+])
+def test_podman_builds_a_mounted_stage_while_the_run_that_mounts_it_waits(run, expected):
+    """podman 4.3 prints vllm's RUN (it mounts vllm-sdists), then all of vllm-sdists, then that
+    RUN's output and end: the RUN counts for vllm (it ran: vllm was built, not cached)."""
+    events = Replay("podman", run).events()
+    assert finished(events) == list(expected.items())
+
+
+def test_podman_names_the_stage_whose_step_failed_though_the_next_one_started():
+    """vllm-sdists' build failed; podman started vllm before it printed `Error: building at STEP
+    "RUN ... vllm-0.23.0.tar.gz=..."`: the error names vllm-sdists."""
+    events = Replay("podman", "nested-failed").events()
+    error = events[-1]
+    assert isinstance(error, BuildError) and error.message.startswith("stage vllm-sdists failed")
+    assert finished(events[:-1])[-1] == ("vllm-sdists", "failed")

@@ -6,38 +6,55 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 from .base import Event, LogLine, StageEvent
 
-CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (\w+)\s*(.*)$")
+CLASSIC_STEP = re.compile(r"^Step (\d+)/(\d+) : (\w+)\s*(.*)$")
 # Steps that only change the image config: they never make a stage count as built (BuildKit does
 # not even show them), so a stage whose files all came from the cache reports cached.
 METADATA = {"LABEL", "ENV", "ARG", "ENTRYPOINT", "CMD", "USER", "WORKDIR", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "VOLUME", "ONBUILD", "MAINTAINER"}
 FROM_AS = re.compile(r"\bAS\s+(\S+)\s*$", re.I)
-PODMAN_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP \d+/\d+: (\w+)\s*(.*)$")
+PODMAN_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP (\d+)/(\d+): (\w+)\s*(.*)$")
+PODMAN_FAILED = 'Error: building at STEP "'
 BUILDKIT_VERTEX = re.compile(r"^#(\d+) \[([\w.-]+) (\d+)/(\d+)\] (\w+)")
 BUILDKIT_STATUS = re.compile(r"^#(\d+) (CACHED|DONE|ERROR|CANCELED)\b")
 
 
 def parse_classic(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[Event]:
     """Classic builder and podman output: 'Step i/N : FROM x AS stage' (podman: '[s/S] STEP
-    i/N: ...'), then '---> Using cache' for a cached step. Stages run one after the other."""
-    tracker, stage, pending = StageTracker(), None, None
+    i/N: ...'), then '---> Using cache' for a cached step and '---> ID' at each step's end. Stages
+    run one after the other, except that podman builds a stage a RUN mounts while that RUN waits,
+    and may start the next stage before it prints that a step failed ('Error: building at STEP "..."')."""
+    tracker, stage, pending, last = StageTracker(), None, None, False
+    waiting = []                       # (stage, its RUN, its RUN is its last step) under a nested stage
+    steps: Dict[str, str] = {}         # the text of each step -> its stage
+    culprit = None
     for line in lines:
         yield LogLine(line)
         step = CLASSIC_STEP.match(line) or PODMAN_STEP.match(line)
         if step:
-            instruction, rest = step.group(1).upper(), step.group(2)
-            if instruction == "FROM":
+            number, total, instruction, rest = step.groups()
+            if instruction.upper() == "FROM":
+                if pending:
+                    waiting.append((stage, pending, last))
+                    tracker.nest()
                 named = FROM_AS.search(rest)
                 stage = named.group(1) if named else rest.split()[0]
                 yield from tracker.step(stage, cached=True)
                 pending = None
-            elif instruction not in METADATA:
+            elif instruction.upper() not in METADATA:
                 pending = stage
+            steps[f"{instruction} {rest}".strip()] = stage
+            last = number == total
             continue
         text = line.strip()
-        if pending and (text.startswith("--> ") or text.startswith("---> ")):
-            yield from tracker.step(pending, cached="Using cache" in text)
-            pending = None
-    yield from tracker.finish(failed=failed())
+        if text.startswith("--> ") or text.startswith("---> "):
+            if pending:
+                yield from tracker.step(pending, cached="Using cache" in text)
+                pending = None
+            if waiting and last and "Using cache" not in text:      # the nested stage's last step ended
+                yield from tracker.unnest()
+                stage, pending, last = waiting.pop()
+        elif text.startswith(PODMAN_FAILED):
+            culprit = steps.get(text[len(PODMAN_FAILED):].split('": ', 1)[0])
+    yield from tracker.close(failed=failed(), culprit=culprit)
 
 
 def parse_buildkit(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[Event]:
@@ -68,7 +85,7 @@ class StageTracker:
         self.current: Optional[str] = None
         self.started: Dict[str, float] = {}
         self.ran: Dict[str, bool] = {}
-        self.events: List[StageEvent] = []
+        self.waiting: List[Optional[str]] = []
 
     def step(self, stage: str, cached: bool) -> List[StageEvent]:
         out = []
@@ -82,6 +99,16 @@ class StageTracker:
             self.ran[stage] = True
         return out
 
+    def nest(self) -> None:
+        """The current stage waits for a stage its RUN mounts (podman): it stays open."""
+        self.waiting.append(self.current)
+        self.current = None
+
+    def unnest(self) -> List[StageEvent]:
+        out = self.finish()
+        self.current = self.waiting.pop()
+        return out
+
     def finish(self, failed: bool = False) -> List[StageEvent]:
         """End the current stage: failed when the engine failed while in it."""
         if self.current is None:
@@ -90,6 +117,19 @@ class StageTracker:
         seconds = time.monotonic() - self.started[stage]
         status = "failed" if failed else ("built" if self.ran[stage] else "cached")
         return [StageEvent(stage, status, seconds)]
+
+    def close(self, failed: bool = False, culprit: Optional[str] = None) -> List[StageEvent]:
+        """The build's end: the stages still open, the one that failed last (a failure names it)."""
+        open_stages = [s for s in (*self.waiting, self.current) if s is not None]
+        if failed and culprit is not None:
+            open_stages = [s for s in open_stages if s != culprit] + [culprit]
+            self.started.setdefault(culprit, time.monotonic())
+            self.ran.setdefault(culprit, False)
+        out = []
+        for self.current in open_stages:
+            out += self.finish(failed)
+        self.waiting = []
+        return out
 
 
 class BuildKitTracker:

@@ -24,6 +24,8 @@ CMD ["/bin/bash"]
 FROM --platform=$BUILDPLATFORM localhost/ascend-build-base:bookworm AS native-tools
 COPY scripts/native-stage.py /opt/ascend-build/native-stage.py
 RUN python3 /opt/ascend-build/native-stage.py tools /tmp/ab-tools
+# a last step that writes nothing (podman 4.3 would mount this stage as it was before its last RUN when that is cached)
+LABEL ascend-build.mounted=1
 
 FROM base AS cann
 COPY scripts/install_cann.sh /opt/ascend-build/install_cann.sh

@@ -1,5 +1,6 @@
 """Engine output (captured from real docker classic, BuildKit and podman builds of a 4-stage
-Dockerfile, and podman 4.3 builds of the demo's vLLM stack, whose vllm stage mounts vllm-sdists)
+Dockerfile, and podman 4.3 builds of the demo's vLLM stack, whose vllm stage mounts vllm-sdists,
+and of an arm64 native install, whose helper stages interleave with cann's)
 becomes stage events: started, built, cached, failed."""
 import contextlib
 from pathlib import Path
@@ -106,12 +107,16 @@ def test_a_stage_buildkit_left_open_ends_when_its_last_step_reported(monkeypatch
 @pytest.mark.parametrize("run, expected", [
     ("nested-first", {"base": "cached", "cann": "cached", "pta": "built", "vllm-sdists": "built", "vllm": "built"}),
     ("nested", {"base": "cached", "cann": "cached", "pta": "cached", "vllm-sdists": "cached", "vllm": "built"}),
+    ("native", {"base": "cached", "native-tools": "cached", "native-scheme": "cached", "cann-native": "cached",
+                "pta-native": "cached", "cann": "built", "ab-capture": "built"}),
 ])
-def test_podman_builds_a_mounted_stage_while_the_run_that_mounts_it_waits(run, expected):
-    """podman 4.3 prints vllm's RUN (it mounts vllm-sdists), then all of vllm-sdists, then that
-    RUN's output and end: the RUN counts for vllm (it ran: vllm was built, not cached)."""
-    events = Replay("podman", run).events()
-    assert finished(events) == list(expected.items())
+def test_podman_steps_count_for_their_stage_though_the_stages_interleave(run, expected):
+    """podman 4.3 runs a stage while a step of another waits for it: vllm's RUN (it mounts
+    vllm-sdists), then all of vllm-sdists, then that RUN's output and end; cann's COPY --from=
+    cann-native, then cann-native's last step and pta-native, then that COPY's end. Each end counts
+    for the step that waits for no unfinished stage: vllm (cann) was built, its helpers cached."""
+    found = finished(Replay("podman", run).events())
+    assert dict(found) == expected and len(found) == len(expected), found
 
 
 def test_podman_names_the_stage_whose_step_failed_though_the_next_one_started():

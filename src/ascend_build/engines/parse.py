@@ -1,60 +1,65 @@
-"""Engine output becomes stage events: the classic builder's and podman's `Step i/N` lines, and
-BuildKit's plain progress."""
+"""Engine output becomes stage events: the classic builder's `Step i/N` lines, podman's `[s/S] STEP
+i/N` lines and BuildKit's plain progress."""
 import re
 import time
 from typing import Callable, Dict, Iterator, List, Optional
 
 from .base import Event, LogLine, StageEvent
 
-CLASSIC_STEP = re.compile(r"^Step (\d+)/(\d+) : (\w+)\s*(.*)$")
+CLASSIC_STEP = re.compile(r"^Step \d+/\d+ : (\w+)\s*(.*)$")
 # Steps that only change the image config: they never make a stage count as built (BuildKit does
 # not even show them), so a stage whose files all came from the cache reports cached.
 METADATA = {"LABEL", "ENV", "ARG", "ENTRYPOINT", "CMD", "USER", "WORKDIR", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "VOLUME", "ONBUILD", "MAINTAINER"}
 FROM_AS = re.compile(r"\bAS\s+(\S+)\s*$", re.I)
-PODMAN_STEP = re.compile(r"^(?:\[\d+/\d+\] )?STEP (\d+)/(\d+): (\w+)\s*(.*)$")
+PODMAN_STEP = re.compile(r"^(?:\[(\d+)/\d+\] )?STEP (\d+)/(\d+): (\w+)\s*(.*)$")
 PODMAN_FAILED = 'Error: building at STEP "'
+STAGE_REF = re.compile(r"(?:^|[\s,])-{0,2}from=([^\s,]+)")      # COPY --from=S, RUN --mount=...,from=S
 BUILDKIT_VERTEX = re.compile(r"^#(\d+) \[([\w.-]+) (\d+)/(\d+)\] (\w+)")
 BUILDKIT_STATUS = re.compile(r"^#(\d+) (CACHED|DONE|ERROR|CANCELED)\b")
 
 
 def parse_classic(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[Event]:
-    """Classic builder and podman output: 'Step i/N : FROM x AS stage' (podman: '[s/S] STEP
-    i/N: ...'), then '---> Using cache' for a cached step and '---> ID' at each step's end. Stages
-    run one after the other, except that podman builds a stage a RUN mounts while that RUN waits,
-    and may start the next stage before it prints that a step failed ('Error: building at STEP "..."')."""
-    tracker, stage, pending, last = StageTracker(), None, None, False
-    waiting = []                       # (stage, its RUN, its RUN is its last step) under a nested stage
-    steps: Dict[str, str] = {}         # the text of each step -> its stage
-    culprit = None
+    """Classic builder output: 'Step i/N : FROM x AS stage', then '---> Using cache' for a cached
+    step. Stages run one after the other."""
+    tracker, stage, pending = StageTracker(), None, None
     for line in lines:
         yield LogLine(line)
-        step = CLASSIC_STEP.match(line) or PODMAN_STEP.match(line)
+        step = CLASSIC_STEP.match(line)
         if step:
-            number, total, instruction, rest = step.groups()
-            if instruction.upper() == "FROM":
-                if pending:
-                    waiting.append((stage, pending, last))
-                    tracker.nest()
+            instruction, rest = step.group(1).upper(), step.group(2)
+            if instruction == "FROM":
                 named = FROM_AS.search(rest)
                 stage = named.group(1) if named else rest.split()[0]
                 yield from tracker.step(stage, cached=True)
                 pending = None
-            elif instruction.upper() not in METADATA:
+            elif instruction not in METADATA:
                 pending = stage
-            steps[f"{instruction} {rest}".strip()] = stage
-            last = number == total
             continue
         text = line.strip()
-        if text.startswith("--> ") or text.startswith("---> "):
-            if pending:
-                yield from tracker.step(pending, cached="Using cache" in text)
-                pending = None
-            if waiting and last and "Using cache" not in text:      # the nested stage's last step ended
-                yield from tracker.unnest()
-                stage, pending, last = waiting.pop()
+        if pending and text.startswith("---> "):
+            yield from tracker.step(pending, cached="Using cache" in text)
+            pending = None
+    yield from tracker.finish(failed=failed())
+
+
+def parse_podman(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[Event]:
+    """podman (buildah) output: '[s/S] STEP i/N: INSTRUCTION ...' when a step starts, then
+    '--> Using cache ID' for a cached one and '--> ID' when it ends (the last step of the image:
+    after '[s/S] COMMIT'). A step that needs another stage (COPY --from, RUN --mount from=) waits
+    for it while the stages it waits for go on, so the stages' lines interleave; one runs at a
+    time. A failure ends with 'Error: building at STEP "<the step>": ...'."""
+    tracker = PodmanTracker()
+    for line in lines:
+        yield LogLine(line)
+        step = PODMAN_STEP.match(line)
+        text = line.strip()
+        if step:
+            yield from tracker.step(*step.groups())
+        elif text.startswith("--> "):
+            yield from tracker.result(cached=text.startswith("--> Using cache"))
         elif text.startswith(PODMAN_FAILED):
-            culprit = steps.get(text[len(PODMAN_FAILED):].split('": ', 1)[0])
-    yield from tracker.close(failed=failed(), culprit=culprit)
+            tracker.culprit = tracker.texts.get(text[len(PODMAN_FAILED):].split('": ', 1)[0], tracker.culprit)
+    yield from tracker.finish(failed=failed())
 
 
 def parse_buildkit(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[Event]:
@@ -85,7 +90,7 @@ class StageTracker:
         self.current: Optional[str] = None
         self.started: Dict[str, float] = {}
         self.ran: Dict[str, bool] = {}
-        self.waiting: List[Optional[str]] = []
+        self.events: List[StageEvent] = []
 
     def step(self, stage: str, cached: bool) -> List[StageEvent]:
         out = []
@@ -99,16 +104,6 @@ class StageTracker:
             self.ran[stage] = True
         return out
 
-    def nest(self) -> None:
-        """The current stage waits for a stage its RUN mounts (podman): it stays open."""
-        self.waiting.append(self.current)
-        self.current = None
-
-    def unnest(self) -> List[StageEvent]:
-        out = self.finish()
-        self.current = self.waiting.pop()
-        return out
-
     def finish(self, failed: bool = False) -> List[StageEvent]:
         """End the current stage: failed when the engine failed while in it."""
         if self.current is None:
@@ -118,18 +113,61 @@ class StageTracker:
         status = "failed" if failed else ("built" if self.ran[stage] else "cached")
         return [StageEvent(stage, status, seconds)]
 
-    def close(self, failed: bool = False, culprit: Optional[str] = None) -> List[StageEvent]:
-        """The build's end: the stages still open, the one that failed last (a failure names it)."""
-        open_stages = [s for s in (*self.waiting, self.current) if s is not None]
-        if failed and culprit is not None:
-            open_stages = [s for s in open_stages if s != culprit] + [culprit]
-            self.started.setdefault(culprit, time.monotonic())
-            self.ran.setdefault(culprit, False)
-        out = []
-        for self.current in open_stages:
-            out += self.finish(failed)
-        self.waiting = []
+
+class PodmanTracker:
+    """podman's steps by stage ('[s/S]'): a step's end belongs to the latest started step that waits
+    for no unfinished stage (the running one)."""
+
+    def __init__(self) -> None:
+        self.names: Dict[str, str] = {}              # stage number -> name
+        self.started: Dict[str, float] = {}
+        self.ran: Dict[str, bool] = {}
+        self.ended: Dict[str, str] = {}
+        self.open: List[dict] = []                   # steps started and not ended, in order
+        self.texts: Dict[str, str] = {}              # a step's text -> its stage
+        self.culprit: Optional[str] = None
+
+    def step(self, number: Optional[str], index: str, total: str, instruction: str, rest: str) -> List[StageEvent]:
+        number, instruction, out = number or "1", instruction.upper(), []
+        if instruction == "FROM":
+            named = FROM_AS.search(rest)
+            stage = self.names[number] = named.group(1) if named else rest.split()[0]
+            self.started[stage], self.ran[stage] = time.monotonic(), False
+            out.append(StageEvent(stage, "started"))
+        stage = self.names.get(number, number)
+        self.texts[f"{instruction} {rest}".strip()] = stage
+        if instruction == "FROM":                    # FROM prints no end of its own
+            return out + (self._end(stage) if index == total else [])
+        needs = set(STAGE_REF.findall(rest)) if instruction in ("COPY", "RUN", "ADD") else set()
+        self.open.append({"stage": stage, "last": index == total, "ran": instruction not in METADATA, "needs": needs})
         return out
+
+    def result(self, cached: bool) -> List[StageEvent]:
+        if not self.open:
+            return []
+        ready = [s for s in self.open if all(n in self.ended for n in s["needs"])] or self.open
+        step = ready[-1]
+        if cached:
+            step["ran"] = False
+            return []
+        self.open.remove(step)
+        self.ran[step["stage"]] = self.ran.get(step["stage"], False) or step["ran"]
+        return self._end(step["stage"]) if step["last"] else []
+
+    def _end(self, stage: str, status: Optional[str] = None) -> List[StageEvent]:
+        if stage in self.ended or stage not in self.started:
+            return []
+        self.ended[stage] = status or ("built" if self.ran[stage] else "cached")
+        return [StageEvent(stage, self.ended[stage], time.monotonic() - self.started[stage])]
+
+    def finish(self, failed: bool = False) -> List[StageEvent]:
+        """The build's end: the stages still open end; after a failure only the stage of the step
+        podman named (else the latest started step's) fails."""
+        open_stages = [s for s in self.started if s not in self.ended]
+        if not failed:
+            return [e for s in open_stages for e in self._end(s)]
+        culprit = self.culprit or (self.open[-1]["stage"] if self.open else (open_stages or [None])[-1])
+        return self._end(culprit, "failed") if culprit else []
 
 
 class BuildKitTracker:

@@ -9,7 +9,7 @@ from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..errors import StepTimeout
 from .base import CONTAINER_TIMEOUT_ENV, BuildRequest, Engine, build_flags
-from .parse import parse_classic
+from .parse import parse_podman
 from .registry import refused
 
 
@@ -56,7 +56,7 @@ class Podman(Engine):
         cache_to = ["--cache-to", req.cache_to] if req.cache_to else []
         return ["build", "--layers", "--pull=never", "--format", "docker", *build_flags(req), *cache_to, req.context]
 
-    parse = staticmethod(parse_classic)
+    parse = staticmethod(parse_podman)
 
     def run_container(self, image: str, command: Sequence[str] = (), stdin: Optional[str] = None,
                       timeout: Optional[float] = None, **how) -> subprocess.CompletedProcess:

@@ -32,12 +32,12 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
             out.append(view)
             continue
         built = {p.name for p in stage.build_only}
+        build_files = [(p.name, p.sha256) for p in stage.build_files]
         out.append({"name": builder(stage.name), "helper": "sdists", "stage": stage.name, "parent": view["parent"],
-                    "mount": plan.delivery.mount(stage.name, True),
-                    "files": [(p.name, p.sha256) for p in stage.build_files]})
+                    "mount": plan.delivery.mount(stage.name, True), "files": build_files})
         mount = f"--mount=type=bind,from={builder(stage.name)},source={BUILDER_WHEELS},target={BUILT_WHEELS} "
         view = dict(view, files=[f for f in view["files"] if f[0] not in built], mount=view["mount"] + mount,
-                    built_from=[(p.name, p.sha256) for p in stage.build_files])
+                    built_from=build_files)
         out.append(view)
     return out
 

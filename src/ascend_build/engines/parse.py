@@ -18,6 +18,12 @@ BUILDKIT_VERTEX = re.compile(r"^#(\d+) \[([\w.-]+) (\d+)/(\d+)\] (\w+)")
 BUILDKIT_STATUS = re.compile(r"^#(\d+) (CACHED|DONE|ERROR|CANCELED)\b")
 
 
+def stage_name(rest: str) -> str:
+    """The stage a 'FROM image [AS name]' step starts: its name, else its image."""
+    named = FROM_AS.search(rest)
+    return named.group(1) if named else rest.split()[0]
+
+
 def parse_classic(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[Event]:
     """Classic builder output: 'Step i/N : FROM x AS stage', then '---> Using cache' for a cached
     step. Stages run one after the other."""
@@ -28,8 +34,7 @@ def parse_classic(lines: Iterator[str], failed: Callable[[], bool]) -> Iterator[
         if step:
             instruction, rest = step.group(1).upper(), step.group(2)
             if instruction == "FROM":
-                named = FROM_AS.search(rest)
-                stage = named.group(1) if named else rest.split()[0]
+                stage = stage_name(rest)
                 yield from tracker.step(stage, cached=True)
                 pending = None
             elif instruction not in METADATA:
@@ -128,19 +133,17 @@ class PodmanTracker:
         self.culprit: Optional[str] = None
 
     def step(self, number: Optional[str], index: str, total: str, instruction: str, rest: str) -> List[StageEvent]:
-        number, instruction, out = number or "1", instruction.upper(), []
+        number, instruction = number or "1", instruction.upper()
         if instruction == "FROM":
-            named = FROM_AS.search(rest)
-            stage = self.names[number] = named.group(1) if named else rest.split()[0]
-            self.started[stage], self.ran[stage] = time.monotonic(), False
-            out.append(StageEvent(stage, "started"))
+            self.names[number] = stage_name(rest)
         stage = self.names.get(number, number)
         self.texts[f"{instruction} {rest}".strip()] = stage
         if instruction == "FROM":                    # FROM prints no end of its own
-            return out + (self._end(stage) if index == total else [])
+            self.started[stage], self.ran[stage] = time.monotonic(), False
+            return [StageEvent(stage, "started")] + (self._end(stage) if index == total else [])
         needs = set(STAGE_REF.findall(rest)) if instruction in ("COPY", "RUN", "ADD") else set()
         self.open.append({"stage": stage, "last": index == total, "ran": instruction not in METADATA, "needs": needs})
-        return out
+        return []
 
     def result(self, cached: bool) -> List[StageEvent]:
         if not self.open:

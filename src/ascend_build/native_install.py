@@ -10,10 +10,14 @@ script (installers, checks, `pip check`) under emulation.
   arch whose python3 is the image's X.Y and has pip. None: a note, and the emulated install.
 - Where the files go is asked from the image's own pip, once per build, under emulation (stage
   `native-scheme`, FROM base), while the helper's first step runs `pip install --target
-  --platform ... --no-deps --no-compile`; its second, native_stage.py, moves the files there
-  under /ab-staged, rewrites RECORD as the image's pip writes it, points script shebangs at the
-  image's python3 and compiles the byte code as pip does (same invalidation mode; co_filename the
-  final path; on every CPU).
+  --platform ... --no-deps --no-compile`, then (native_stage.py guess) without waiting for it puts
+  the files under /ab-staged where the helper's own pip would (the image's answer too when the
+  helper is the base image's twin), rewrites RECORD as that pip writes it, points script shebangs
+  at the image's python3 and compiles the byte code as pip does (same invalidation mode;
+  co_filename the final path; on every CPU); its next step (settle) places them again where the
+  image's answer differs.
+- The stage the helper serves checks what it placed with pip check's rule (native_stage.py
+  check: the image's python3 without pip's start-up).
 - A set_env.sh capture's build runs the helpers of the stages after the captured one too
   (render.capture_prefix), beside its emulated stages.
 - The installers' byte work (sha256sum, tar, gzip, sed, cp... while a .run installs) runs on the
@@ -52,6 +56,8 @@ STAGING = "/ab-staged"
 HOME = "/tmp/ab-native"              # where the helper's pip installs, before native-stage.py places the files
 SCHEME_FILE = "/ab-scheme.json"
 SCRIPT = "scripts/native-stage.py"
+GUESS = f"{TOOL_DIR}/guess.json"         # where the helper's pip puts files (native-stage.py guess)
+CHECKER = f"{TOOL_DIR}/native-stage.py"   # in a stage a helper served: its `check` runs pip check's rule
 LIB_LINE = f". {TOOL_DIR}/lib.sh\n"
 # options of a requirements file that change nothing when every wheel is given by path
 HARMLESS = ("-f", "--find-links", "--no-index", "-i", "--index-url", "--extra-index-url", "--trusted-host",
@@ -249,10 +255,11 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
             out.append({"name": native.helper(view["name"]), "helper": "install", "stage": view["name"],
                         "image": native.image, "platform": native.platform, "mount": mount,
                         "files": [(p.name, p.sha256) for p in wheels], "script": SCRIPT, "scheme": SCHEME_STAGE,
-                        "scheme_file": SCHEME_FILE, "home": HOME, "staging": STAGING})
+                        "scheme_file": SCHEME_FILE, "home": HOME, "staging": STAGING, "guess": GUESS})
             names = {p.name for p in wheels}
             view = dict(view, files=[f for f in view["files"] if f[0] not in names],
-                        copies=[(f"--from={native.helper(view['name'])} {STAGING}/", "/"), *view["copies"]])
+                        copies=[(f"--from={native.helper(view['name'])} {STAGING}/", "/"), (SCRIPT, CHECKER),
+                                *view["copies"]])
         if view["name"] in native.tools and not view.get("helper"):
             if not any(v["name"] == TOOLS_STAGE for v in out):
                 out.append({"name": TOOLS_STAGE, "helper": "tools", "image": native.image, "platform": native.platform,
@@ -281,9 +288,9 @@ def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
         names = sorted({wheel_name(p)[0] for p in (*wheels, *built)} - {""})
         files[f"scripts/native/install_{stage}.sh"] = render_script(
             "native-install.sh.j2", stage=stage, python=native.python, abi="cp" + native.python.replace(".", ""),
-            tags=native.tags, wheels=[p.name for p in wheels], staging=STAGING, home=HOME, image=native.image,
+            tags=native.tags, wheels=[p.name for p in wheels], staging=STAGING, home=HOME, guess=GUESS, image=native.image,
             pip_env=[f"{k}={v}" for k, v in base_env.items() if k.startswith("PIP_")])
         files[f"scripts/install_{stage}.sh"] = script.replace(LIB_LINE, LIB_LINE + render_script(
-            "native-placed.sh.j2", helper=native.helper(stage), names=names), 1)
+            "native-placed.sh.j2", helper=native.helper(stage), names=names, checker=CHECKER), 1)
     return files
 

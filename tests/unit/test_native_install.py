@@ -364,3 +364,73 @@ def test_a_platlib_wheel_goes_where_the_images_pip_puts_platform_libraries(tmp_p
     assert (tmp_path / "st/usr/local/bin/demo").read_text().startswith("#!/usr/bin/python3\n")
     assert (tmp_path / "st/usr/local/include/python3.11/demo-pkg/demo.h").exists() or \
         (tmp_path / "st/usr/local/include/python3.11/demo_pkg/demo.h").exists()
+
+
+def test_guess_places_without_the_images_answer_and_settle_places_again_only_if_it_differs(tmp_path, monkeypatch):
+    """guess: placed (copied, the pip --target tree kept) where this python3's pip puts files; settle: the same
+    files as a placement for the image's answer when that differs, untouched when it is the guess."""
+    wheel = make_wheel(tmp_path, modules=3)
+    home = tmp_path / "home"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "-q", "--target", str(home),
+                    "--no-compile", str(wheel)], check=True)
+    pristine = tmp_path / "pristine"
+    shutil.copytree(home, pristine)
+    version = "%d.%d" % sys.version_info[:2]
+    here = {"purelib": "/usr/local/lib/python3.11/site-packages", "platlib": "/usr/local/lib/python3.11/site-packages",
+            "scripts": "/usr/local/bin", "data": "/usr/local", "headers": "/usr/local/include/python3.11",
+            "executable": "/usr/local/bin/python3", "version": version, "dirs": {}}
+    image = dict(here, purelib="/usr/local/lib/python3.11/dist-packages", platlib="/usr/local/lib/python3.11/dist-packages",
+                 executable="/usr/bin/python3")
+    monkeypatch.setattr(native_stage, "scheme", lambda: here)
+    staging, guess, answer = tmp_path / "st", tmp_path / "guess.json", tmp_path / "scheme.json"
+    assert native_stage.main(["guess", str(home), str(staging), str(guess)]) == 0
+    assert files_of(home) == files_of(pristine)
+    assert (staging / "usr/local/lib/python3.11/site-packages/demo_pkg/__init__.py").exists()
+    assert json.loads(guess.read_text()) == here
+    answer.write_text(json.dumps(image))
+    assert native_stage.main(["settle", str(home), str(staging), str(guess), str(answer)]) == 0
+    expected = tmp_path / "expected"
+    native_stage.place(str(pristine), str(expected), image)
+    assert files_of(staging) == files_of(expected) and not (staging / "usr/local/lib/python3.11/site-packages").exists()
+    assert (staging / "usr/local/bin/demo").read_text().startswith("#!/usr/bin/python3\n")
+    answer.write_text(json.dumps(here))
+    before = {p: p.stat().st_mtime_ns for p in staging.rglob("*")}
+    assert native_stage.settle(str(home), str(staging), here, json.loads(answer.read_text())).endswith("placed already")
+    assert {p: p.stat().st_mtime_ns for p in staging.rglob("*")} == before
+
+
+def dist_info(site: Path, name: str, version: str, *requires: str):
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    info.joinpath("METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                                         + "".join(f"Requires-Dist: {r}\n" for r in requires))
+
+
+@pytest.mark.skipif(subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0,
+                    reason="no pip in the test interpreter")
+def test_check_says_what_pip_check_says_about_those_distributions(tmp_path):
+    """The check the served stage runs instead of `pip check` (2 s less under QEMU), against pip check itself
+    on the same folder: missing, conflicting, markers (extras and another machine), pre-releases, names
+    spelled otherwise; nothing about distributions it was not asked about."""
+    site = tmp_path / "site"
+    dist_info(site, "Demo.A", "1.0", "demo-b>=2", "Demo_C", "demo-gone", 'demo-x; extra == "fast"',
+              'demo-y; platform_machine == "no-such-machine"', "demo-pre>=1.0", "demo-c (<4,>=3)",
+              'demo-z; extra == "a" or python_version >= "3"', "demo-w; python_version >= '3' and extra == 'b'",
+              'demo-v ; (extra == "c") and os_name == "posix"')
+    dist_info(site, "demo-b", "1.0")
+    dist_info(site, "demo_c", "3.0")
+    dist_info(site, "demo-pre", "1.1rc1")
+    dist_info(site, "demo-other", "2.0", "demo-gone-too")
+    dist_info(site, "demo-d", "1.0", "demo-c>=5; python_version >= '3'")
+    pip = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(site), "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    assert pip.returncode == 1
+    ours = {line for line in pip.stdout.splitlines() if line.split()[0] in ("demo-a", "demo-d")}
+    assert ours == {"demo-a 1.0 has requirement demo-b>=2, but you have demo-b 1.0.",
+                    "demo-a 1.0 requires demo-gone, which is not installed.",
+                    "demo-a 1.0 requires demo-z, which is not installed.",
+                    "demo-d 1.0 has requirement demo-c>=5; python_version >= \"3\", but you have demo-c 3.0."}
+    assert set(native_stage.check(["demo_a", "DEMO-D", "demo-b"], path=[str(site), *sys.path])) == ours
+    assert native_stage.check(["demo-b", "demo-c", "not-installed"], path=[str(site)]) == []
+    dist_info(site, "demo-e", "1.0", "demo-b >= = 2")
+    assert native_stage.check(["demo-e"], path=[str(site)])[0].startswith("demo-e 1.0 has an invalid requirement 'demo-b >= = 2'")

@@ -65,13 +65,15 @@ ARG ASCEND_PKG_URL
 RUN bash /opt/ascend-build/run-stage.sh pta http /tmp/ascend-pkgs/pta \
     torch-2.6.0-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl=<sha256> \
     torch_npu-2.6.0.post5-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl=<sha256>
-# then where the image's pip puts them (its scheme, asked under emulation meanwhile)
+# placed where this pip puts files (the same in the base image's twin for this CPU); then the image's own
+# answer (asked under emulation meanwhile): placed again where it differs
 COPY --from=native-scheme /ab-scheme.json /opt/ascend-build/scheme.json
-RUN python3 /opt/ascend-build/native-stage.py place /tmp/ab-native /ab-staged /opt/ascend-build/scheme.json \
+RUN python3 /opt/ascend-build/native-stage.py settle /tmp/ab-native /ab-staged /opt/ascend-build/guess.json /opt/ascend-build/scheme.json \
     && rm -rf /tmp/ab-native
 
 FROM cann AS pta
 COPY --from=pta-native /ab-staged/ /
+COPY scripts/native-stage.py /opt/ascend-build/native-stage.py
 COPY scripts/install_pta.sh /opt/ascend-build/install_pta.sh
 ARG ASCEND_PKG_URL
 RUN bash /opt/ascend-build/run-stage.sh pta http /tmp/ascend-pkgs/pta \

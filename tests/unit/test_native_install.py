@@ -192,6 +192,20 @@ def test_a_capture_build_runs_the_later_stages_helpers_beside_it(workdir):
     plan.native = None
     assert capture_prefix(plan, {}, "cann") == (dockerfile(plan, upto="cann"), "cann")
 
+def test_each_helper_starts_after_the_one_before_it(workdir):
+    """BuildKit runs every stage it can at once: the first helper, which the emulated stages wait for,
+    gets the CPUs to itself; the next one COPYs its guess.json first (content the same in every build)."""
+    plan = arm_plan(workdir)
+    wheels = native_of(plan).wheels("pta")
+    plan.native = NativeInstall("localhost/ascend-build-base:bookworm", "$BUILDPLATFORM", "3.11", ("manylinux_2_17_aarch64",),
+                                (("cann", wheels[:1]), ("pta", wheels[1:])))
+    text = context_files(plan)["Dockerfile"]
+    first, second = text[text.index("AS cann-native"):text.index("AS cann\n")], text[text.index("AS pta-native"):]
+    assert "COPY --from=" not in first.split("RUN ")[0]
+    assert second.split("\n")[2] == f"COPY --from=cann-native {native_install.GUESS} /tmp/ab-after-cann-native.json"
+    assert text.index("AS cann-native") < text.index("AS pta-native")
+
+
 def test_the_stages_that_unpack_installers_mount_the_hosts_byte_tools(workdir):
     """cann (.run files) mounts stage native-tools while it installs, then drops the mount points;
     pta does when its wheels are checked and installed in the image only; only a Debian-family image

@@ -128,6 +128,31 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   the ATB wheel's pip install and pip check, all Python under QEMU), the helpers' start (cann's 2 wheels take 6.8 s
   on this CPU before cann's installers can start: they need them) and the captures.
 
+  Then (`--runs 3 --parts builds`, a noisier day: amd64 12.4 s, emulated arm64 66-82 s) the served stages check
+  their wheels with pip check's rule without pip's start-up (native-stage.py check: 1.2 s under QEMU where
+  `python3 -m pip check` took 2.0-2.5 s), each helper places its wheels at once where its own pip puts
+  them and checks that against the image's answer after (no wait for base and the emulated scheme stage), and each
+  helper starts after the one before it (cann's alone: 5.5 s instead of 6.9 s sharing the CPUs with pta's):
+
+  whole build, per stage        arm64 native   arm64 emulated   amd64   native/amd64   emulated/amd64
+    base                              1.40            0.74        0.15
+    cann (under QEMU)                 3.19           39.64        5.15      0.62             7.70
+      + its 2 wheels on this CPU      5.45
+    pta  (under QEMU)                 2.26           18.88        2.73      0.83             6.92
+      + its 8 wheels on this CPU      7.84 (from its start, waiting for cann's helper; in cann's capture build)
+    mindie                            8.27           10.26        1.39      5.95             7.38
+    capture after cann                7.04            1.73        1.28
+    capture after mindie              1.83            1.72        1.03
+    total (wall)                     24.98           73.95       12.37      2.02 (1.95/1.98/2.02)   5.98 (5.10/5.98/6.66)
+    native / emulated (arm64, wall)  0.34 (0.29/0.34/0.39)
+  (the check and the placement alone, before the helpers' order, `--runs 3`: 25.53 / 68.01 / 12.46 s, 2.05.)
+  What is left of the 12.6 s between arm64 and amd64: the mindie stage (+6.9 s: its .run imports torch and
+  pip-installs its own wheel, then the image's pip installs the ATB wheel, ~3 s of pip start-up and install under
+  QEMU; 12 downloads by the emulated wget, 0.7 s), base (+1.3 s: the first emulated RUN), cann's helper (5.5 s)
+  before cann's installers, which need its wheels (amd64's cann stage does the same pip work inside), the emulated
+  checks (1.2 s each) and the set_env.sh captures (+0.6 s). 1.5x would need the mindie stage's Python natively:
+  the installer's own pip runs inside it, and the ATB wheel comes out of the tarball after it.
+
   The real pta stack (`--parts real --runs 2`: stand-in CANN 8.5.0 with the real torch 2.6.0, torch_npu 2.6.0.post5
   and their 25 aarch64 wheels; `build --target pta --no-cache`, arm64 only: the real x86_64 torch is the CPU
   index's, and download.pytorch.org does not resolve from this machine, so there is no amd64 side):

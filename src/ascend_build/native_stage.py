@@ -270,6 +270,7 @@ def check(names, path=None) -> list:
     for dist in distributions(**({"path": path} if path is not None else {})):
         if dist.metadata["Name"]:
             found.setdefault(canonicalize_name(dist.metadata["Name"]), dist)
+
     def shown(version):
         try:
             return str(Version(version))

@@ -152,6 +152,10 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   before cann's installers, which need its wheels (amd64's cann stage does the same pip work inside), the emulated
   checks (1.2 s each) and the set_env.sh captures (+0.6 s). 1.5x would need the mindie stage's Python natively:
   the installer's own pip runs inside it, and the ATB wheel comes out of the tarball after it.
+  The real pta stack the same day (`--parts real --runs 2`): cann under QEMU 3.58 s (+ its 19 wheels on this CPU
+  8.34 s), pta under QEMU 14.90 s (the check and the torch ABI import, real torch under QEMU; + its 8 wheels 19.05 s
+  from its start, after cann's helper), total 43.47 s against 155.06 s fully emulated: 0.28 (0.27/0.28/0.29; last
+  round 56.5 s, 0.35).
 
   The real pta stack (`--parts real --runs 2`: stand-in CANN 8.5.0 with the real torch 2.6.0, torch_npu 2.6.0.post5
   and their 25 aarch64 wheels; `build --target pta --no-cache`, arm64 only: the real x86_64 torch is the CPU

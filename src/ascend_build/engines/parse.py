@@ -95,7 +95,6 @@ class StageTracker:
         self.current: Optional[str] = None
         self.started: Dict[str, float] = {}
         self.ran: Dict[str, bool] = {}
-        self.events: List[StageEvent] = []
 
     def step(self, stage: str, cached: bool) -> List[StageEvent]:
         out = []

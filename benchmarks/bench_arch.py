@@ -8,6 +8,7 @@ Run by hand, one benchmark at a time (docker daemon, QEMU binfmt, both base imag
     .venv/bin/python benchmarks/bench_arch.py [--runs 3] [--parts builds,steps] [--filler 4MiB]   # whole builds, then per step
     .venv/bin/python benchmarks/bench_arch.py --runs 3 --parts builds              # the ratios with the native install
     .venv/bin/python benchmarks/bench_arch.py --prototype [--runs 3]               # native helper stage vs emulated pip
+    .venv/bin/python benchmarks/bench_arch.py --runs 2 --parts real,mindspore       # the real pta and MindSpore stacks, arm64 only
 
 builds: `build --platform P --engine buildkit --no-cache --timings --report R.json` of each folder from scratch:
 arm64 with the native install (the tool's default), arm64 fully emulated (ASCEND_BUILD_NATIVE_INSTALL=off) and
@@ -626,19 +627,24 @@ class Prototype:
 
 
 # ---------------------------------------------------------------- 4. the real pta stage (torch 2.6.0, torch_npu 2.6.0.post5)
-REAL = CACHE.parent / "real-stack-aarch64-cp311-2.6.0.post5"     # made by tests/e2e/test_real_stack.py
+# name -> (the folder a test fetched, the target built, what it holds)
+REAL = {"real": (CACHE.parent / "real-stack-aarch64-cp311-2.6.0.post5", "pta", "tests/e2e/test_real_stack.py",
+                 "stand-in CANN 8.5.0, real torch, torch_npu and their closure for aarch64 cp311"),
+        "mindspore": (CACHE.parent / "real-mindspore-aarch64-cp311-2.10.0", "mindspore", "tests/e2e/test_real_mindspore.py",
+                      "stand-in CANN 9.0.0, the real mindspore 2.10.0 wheel (355 MiB) and its closure for aarch64 cp311")}
 
 
 class RealStack:
-    """The real stack's folder (tests/e2e/test_real_stack.py fetched it: stand-in CANN 8.5.0, real torch, torch_npu
-    and their closure for aarch64 cp311) built `--target pta --no-cache` for arm64 with the native install and fully
-    emulated, in turn. No amd64 side: the real x86_64 torch (the CPU index's) is not in the cache."""
+    """A real stack's folder (REAL: the e2e test that fetched it) built `--target T --no-cache` for arm64 with the
+    native install and fully emulated, in turn. No amd64 side: the real x86_64 torch (the CPU index's) is not in the
+    cache, and the public x86_64 mindspore is another wheel."""
 
-    def __init__(self, root: Path):
-        if not (REAL / ".fetched").exists():
-            sys.exit(f"{REAL} is missing: run tests/e2e/test_real_stack.py once (it fetches the real wheels)")
-        self.workdir = root / "real"
-        shutil.copytree(REAL, self.workdir, ignore=shutil.ignore_patterns(".ascend-build", ".fetched"),
+    def __init__(self, root: Path, part: str):
+        folder, self.target, test, self.holds = REAL[part]
+        if not (folder / ".fetched").exists():
+            sys.exit(f"{folder} is missing: run {test} once (it fetches the real wheels)")
+        self.workdir = root / part
+        shutil.copytree(folder, self.workdir, ignore=shutil.ignore_patterns(".ascend-build", ".fetched"),
                         copy_function=lambda a, b: os.link(a, b) if a.endswith((".whl", ".run")) else shutil.copy2(a, b))
         with open(self.workdir / "ascend-build.yaml", "a") as config:
             config.write(f"\nbase_images:\n  aarch64: {ARCHES[0].base}\n")
@@ -646,9 +652,9 @@ class RealStack:
 
     def once(self, mode: str) -> Dict[str, float]:
         shutil.rmtree(self.workdir / ".ascend-build" / "set-env", ignore_errors=True)
-        report, tag = self.workdir.parent / f"real-{mode}.json", f"ab-arch:real-{mode}"
+        report, tag = self.workdir.parent / f"real-{self.target}-{mode}.json", f"ab-arch:real-{self.target}-{mode}"
         start = time.monotonic()
-        run([*CLI, "build", "-C", str(self.workdir), "--platform", "linux/arm64", "--target", "pta", "--engine", "buildkit",
+        run([*CLI, "build", "-C", str(self.workdir), "--platform", "linux/arm64", "--target", self.target, "--engine", "buildkit",
              "--docker-bin", DOCKER, "--no-cache", "-t", tag, "--report", str(report)], env={**CLI_ENV, NATIVE_ENV: mode})
         wall = time.monotonic() - start
         self.tags.append(tag)
@@ -666,8 +672,8 @@ class RealStack:
             for mode in (("auto", "off") if n % 2 == 0 else ("off", "auto")):
                 for key, value in self.once(mode).items():
                     rows.setdefault(key, {}).setdefault("native" if mode == "auto" else "emulated", []).append(value)
-        table("the real pta stack for arm64 (build --target pta --no-cache): native install vs fully emulated", rows,
-              ("native", "emulated"))
+        table(f"the real {self.target} stack for arm64 ({self.holds}; build --target {self.target} --no-cache): "
+              "native install vs fully emulated", rows, ("native", "emulated"))
 
     def clean(self):
         run([DOCKER, "rmi", "-f", *self.tags], check=False)
@@ -676,8 +682,9 @@ class RealStack:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--parts", default="builds,steps", help="builds, steps and/or real (comma-separated; real: the "
-                        "real torch/torch_npu pta stack for arm64, native install vs emulated)")
+    parser.add_argument("--parts", default="builds,steps", help="builds, steps, real and/or mindspore (comma-separated; "
+                        "real: the real torch/torch_npu pta stack for arm64, mindspore: the real MindSpore stack, "
+                        "native install vs emulated)")
     parser.add_argument("--prototype", action="store_true", help="time the native-install helper stage against the "
                         "emulated pip install, and compare the trees (instead of --parts)")
     parser.add_argument("--filler", default="4MiB", help="the stand-in installers' payload size (builds, steps)")
@@ -694,8 +701,8 @@ def main():
             parts[-1].run(opts.runs)
             return
         wanted = {p.strip() for p in opts.parts.split(",")}
-        if "real" in wanted:
-            parts.append(RealStack(root))
+        for part in sorted(wanted & set(REAL)):
+            parts.append(RealStack(root, part))
             parts[-1].run(opts.runs)
         if not wanted & {"builds", "steps"}:
             return

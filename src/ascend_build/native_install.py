@@ -1,5 +1,5 @@
 """Native install (issue 24): in a build for another arch (QEMU), the wheels of the stages whose
-script pip-installs them (cann's tools, pta, vllm: `Component.native_wheels`) are installed by
+script pip-installs them (cann's tools, pta, vllm, mindspore: `Component.native_wheels`) are installed by
 the build host's own pip and CPU in a helper stage, `<stage>-native`, FROM an image of the host's
 platform with the image's Python X.Y; the stage COPYs the installed tree and runs the rest of its
 script (installers, checks, `pip check`) under emulation.

@@ -9,7 +9,6 @@ loads equal, co_filename included. Then the cache: a changed wheel rebuilds its 
 changed installer rebuilds cann with the byte tools of the cached helper stage."""
 import hashlib
 import json
-import marshal
 import os
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ import pytest
 from clirun import cli
 from ascend_build.demo import standins
 from test_real_stack import index_reachable
-from trees import differences, tree
+from trees import differences, code_differs, tree
 
 pytestmark = pytest.mark.e2e
 ARM64_BASE = "localhost/ascend-build-base:bookworm-arm64"
@@ -86,23 +85,6 @@ def into_docker(engine: str, tag: str) -> str:
     return f"localhost/{tag}"
 
 
-def pyc_code(binary: str, image: str, paths):
-    """path -> the code object of each .pyc (the host's Python loads them: same X.Y)."""
-    cid = subprocess.run([binary, "create", "--platform", "linux/arm64", image, "true"], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    out = {}
-    try:
-        for path in paths:
-            data = subprocess.run([binary, "cp", f"{cid}:{path}", "-"], capture_output=True, check=True).stdout
-            import io
-            import tarfile
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                out[path] = marshal.loads(tar.extractfile(tar.getmembers()[0]).read()[16:])
-    finally:
-        subprocess.run([binary, "rm", "-f", cid], capture_output=True)
-    return out
-
-
 def in_image(binary: str, image: str, *cmd):
     return subprocess.run([binary, "run", "--rm", "--platform", "linux/arm64", "--network", "none", image, *cmd],
                           capture_output=True, text=True, timeout=600)
@@ -134,9 +116,7 @@ def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
         found = differences(a, b)
         assert set(found) <= {"byte code"}, {k: v[:5] for k, v in found.items()}
         if sys.version_info[:2] == (3, 11):
-            codes = pyc_code(arm64, fast, found.get("byte code", [])), pyc_code(arm64, emulated, found.get("byte code", []))
-            for path in found.get("byte code", []):
-                assert codes[0][path] == codes[1][path] and codes[0][path].co_filename == codes[1][path].co_filename, path
+            assert not code_differs(arm64, fast, emulated, found.get("byte code", []))
 
         lists = [in_image(arm64, image, "python3", "-m", "pip", "list", "--format", "freeze") for image in (fast, emulated)]
         assert lists[0].returncode == 0 and lists[0].stdout == lists[1].stdout and "sympy==1.14.0" in lists[0].stdout

@@ -5,6 +5,7 @@ is kept apart, because byte code may differ in marshal's reference flags without
 behaviour."""
 import hashlib
 import io
+import marshal
 import subprocess
 import tarfile
 from typing import Dict, Iterable, List, Tuple
@@ -56,3 +57,24 @@ def differences(a: Dict[str, Entry], b: Dict[str, Entry]) -> Dict[str, List[str]
             elif ka != "d" and (sa, da) != (sb, db):
                 found.setdefault("size or sha256", []).append(path)
     return found
+
+
+def pyc_code(binary: str, image: str, paths: Iterable[str], platform: str = "linux/arm64") -> Dict[str, object]:
+    """path -> the code object of each .pyc (the host's Python loads them: the same X.Y)."""
+    cid = subprocess.run([binary, "create", "--platform", platform, image, "true"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    out = {}
+    try:
+        for path in paths:
+            data = subprocess.run([binary, "cp", f"{cid}:{path}", "-"], capture_output=True, check=True).stdout
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                out[path] = marshal.loads(tar.extractfile(tar.getmembers()[0]).read()[16:])
+    finally:
+        subprocess.run([binary, "rm", "-f", cid], capture_output=True)
+    return out
+
+
+def code_differs(binary: str, fast: str, emulated: str, paths: List[str], platform: str = "linux/arm64") -> List[str]:
+    """The .pyc of `paths` whose code objects (co_filename included) differ between the two images."""
+    a, b = pyc_code(binary, fast, paths, platform), pyc_code(binary, emulated, paths, platform)
+    return [p for p in paths if a[p] != b[p] or a[p].co_filename != b[p].co_filename]

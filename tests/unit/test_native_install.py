@@ -64,6 +64,22 @@ def test_pta_wheels_are_chosen_mindie_never(workdir):
     assert "pta" not in present[0] and "pip would replace it" in present[1][0]
 
 
+def test_the_mindspore_stage_installs_its_wheels_natively_too(tmp_path):
+    root = tmp_path / "ms"
+    scaffold(root, demo=True, arch="aarch64", cann="9.0.0", chip="910b", python="3.11", filler="4KiB", force=False,
+             more=("mindspore",))
+    plan = arm_plan(root, "mindspore")
+    stages, why = stage_wheels(plan, {}, [])
+    assert not why and "mindspore" in stages
+    assert {p.name.split("-")[0] for p in stages["mindspore"]} >= {"mindspore"}
+    plan.native = native_of(plan)
+    files = context_files(plan)
+    assert "AS mindspore-native" in files["Dockerfile"] and "COPY --from=mindspore-native /ab-staged/ /" in files["Dockerfile"]
+    assert ".whl=" not in files["Dockerfile"].split("AS mindspore\n")[1]
+    served = files["scripts/install_mindspore.sh"]
+    assert "ab_pip() {" in served and re.search(r"native-stage\.py check( \S+)* mindspore", served), served
+
+
 def test_requirements_with_options_keep_the_stage_emulated(workdir, tmp_path):
     plan = arm_plan(workdir)
     req = next(p for p in plan.stage("pta").files if p.format == "txt")

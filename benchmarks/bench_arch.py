@@ -172,6 +172,19 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   owners, sizes and sha256 (RECORD included) but for 106 .pyc whose code bytes differ (marshal's reference
   flags), and the same `pip list`.
 
+  The real MindSpore stack (`--parts mindspore --runs 2`: stand-in CANN 9.0.0, the real mindspore 2.10.0 wheel,
+  355 MiB, cp311-none-any with aarch64 code, and its closure; `build --target mindspore --no-cache`, arm64 only),
+  once the mindspore stage got the native install too (it was fully emulated: 52-55 s):
+    stage cann under QEMU        native  3.81 s (+ its 19 wheels on this CPU 8.70 s)      emulated 73.19 s
+    stage mindspore under QEMU   native  4.05 s (+ its 7 wheels 21.21 s from its start, after cann's helper)   emulated 54.54 s
+    total (wall)                 native 39.69 s   emulated 137.12 s   ratio 0.29 (0.27/0.29/0.31)
+  The helper places its files as hard links to pip's --target tree (which settle needs only when the image's pip
+  puts files elsewhere): copying mindspore's 1.4 GB tree was 2-3 s of its 21-24 s, and the disk held it twice.
+  Tried and dropped: each later helper downloading and running pip beside the one before it (only its placement and
+  byte code after it): the 355 MiB unzip slowed cann's helper from 8.7 to 15.3 s, total 44.88 s (0.33).
+  Both images (read by hand, then in tests/e2e/test_real_mindspore.py): 25,144 files under the Python prefix, the
+  same but for 12 .pyc whose code bytes differ (marshal's reference flags), the same `pip list` and `pip check`.
+
   Also seen (before the cache epoch): under BuildKit a `--no-cache` passed to every engine build of a run rebuilt
   the stages before each capture again; a `--no-cache` on the first build only would have let the later builds take
   pta and mindie from an older build's cache (BuildKit's cache keys follow the Dockerfile, not the rebuilt parent).
@@ -646,8 +659,10 @@ class RealStack:
         self.workdir = root / part
         shutil.copytree(folder, self.workdir, ignore=shutil.ignore_patterns(".ascend-build", ".fetched"),
                         copy_function=lambda a, b: os.link(a, b) if a.endswith((".whl", ".run")) else shutil.copy2(a, b))
-        with open(self.workdir / "ascend-build.yaml", "a") as config:
-            config.write(f"\nbase_images:\n  aarch64: {ARCHES[0].base}\n")
+        config = self.workdir / "ascend-build.yaml"
+        if "\nbase_images:" not in config.read_text():
+            with open(config, "a") as out:
+                out.write(f"\nbase_images:\n  aarch64: {ARCHES[0].base}\n")
         self.tags = []
 
     def once(self, mode: str) -> Dict[str, float]:

@@ -6,7 +6,7 @@ distribution's files (purelib, platlib, scripts, data, headers), its sys.executa
 pip writes) and the owner and mode of those folders and their parents, as JSON.
 
 `place` (guess, settle): run by the build host's python3 of the same X.Y after
-`pip install --target HOME --no-compile` of wheels for the target: moves (guess: copies) every
+`pip install --target HOME --no-compile` of wheels for the target: moves (guess: links) every
 file each RECORD lists to STAGING + the path the image's pip would have used, rewrites RECORD as that pip
 writes it (paths relative to purelib or platlib as the wheel's root says, the .pyc files it compiles,
 sorted), points the scripts'
@@ -15,7 +15,7 @@ invalidation mode, co_filename = the final path; on every CPU), and gives the fo
 already has their owner and mode (COPY applies the staged folders' to the image's).
 
 `guess HOME STAGING OUT`, then `settle HOME STAGING OUT SCHEME`: `place` without waiting for the
-image's answer: first (copying, HOME kept) where this python3's pip puts files (written to OUT: the
+image's answer: first (hard links, HOME kept) where this python3's pip puts files (written to OUT: the
 image's answer too when the helper image is the base image's twin for the host's CPU), then, once
 the image's SCHEME is there, placed again from HOME only where the two differ.
 
@@ -45,6 +45,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 
 HOME_SCRIPTS, UP = "bin/", "../../"
 # Debian's essential byte tools; never the programs that report the machine or preload a library
@@ -104,11 +105,29 @@ def retarget(path: str, here: str, there: str) -> bool:
         if data.startswith(old):
             new = shebang(there) if old == shebang(here) else b"#!" + there.encode() + b"\n"
             if new != old:
-                with open(path, "wb") as f:
-                    f.write(new + data[len(old):])
+                write(path, new + data[len(old):])
                 return True
             return False
     return False
+
+
+def write(path: str, data: bytes) -> None:
+    """A new file at `path` (never through a hard link to HOME's), with the mode the old one had."""
+    mode = 0o644
+    if os.path.lexists(path):
+        mode = os.stat(path).st_mode & 0o7777
+        os.unlink(path)
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+
+
+def link(source: str, target: str) -> None:
+    """`target` as HOME's `source` (same bytes, mode and mtime): a hard link, a copy across file systems."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def destination(path: str, where: dict, lib: str) -> str:
@@ -139,7 +158,8 @@ def compile_one(job) -> bool:
     """As pip: compile_file(path, force=True, quiet=True), what it prints dropped (templates that are
     not Python); named as the final path (`job`: the staged file and the folder of that name)."""
     target, ddir = job
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore")              # as pip: no SyntaxWarning of a package's code in the log
         return bool(compileall.compile_file(target, ddir=ddir, force=True, quiet=1))
 
 
@@ -154,7 +174,7 @@ def compile_all(jobs: list) -> list:
 
 
 def place(home: str, staging: str, where: dict, keep: bool = False) -> int:
-    """Move (`keep`: copy) HOME's files to STAGING + where the image's pip puts them (see the module's doc)."""
+    """Move (`keep`: link) HOME's files to STAGING + where the image's pip puts them (see the module's doc)."""
     here, there = sys.executable, where["executable"]
     moved = set()
     infos = sorted(n for n in os.listdir(home) if n.endswith(".dist-info"))
@@ -175,7 +195,7 @@ def place(home: str, staging: str, where: dict, keep: bool = False) -> int:
             final = destination(path, where, lib)
             source, target = home_path(home, path), staging + final
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            (shutil.copy2 if keep else os.rename)(source, target)
+            (link if keep else os.rename)(source, target)
             moved.add(source)
             new = os.path.relpath(final, lib).replace(os.sep, "/")
             if os.path.dirname(final) == where["scripts"] and retarget(target, here, there) and digest:
@@ -191,9 +211,9 @@ def place(home: str, staging: str, where: dict, keep: bool = False) -> int:
             pyc = importlib.util.cache_from_source(final)
             if next(done) and os.path.exists(staging + pyc):
                 rows.append((os.path.relpath(pyc, lib).replace(os.sep, "/"), "", ""))
-        out = staging + os.path.join(lib, info, "RECORD")
-        with open(out, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f, lineterminator=ending).writerows(sorted((p, h, str(s)) for p, h, s in rows))
+        text = io.StringIO(newline="")
+        csv.writer(text, lineterminator=ending).writerows(sorted((p, h, str(s)) for p, h, s in rows))
+        write(staging + os.path.join(lib, info, "RECORD"), text.getvalue().encode("utf-8"))
     left = [os.path.join(d, n) for d, _, names in os.walk(home) for n in names if os.path.join(d, n) not in moved]
     if left:
         raise SystemExit("native-stage: files no RECORD lists: %s" % ", ".join(sorted(left)[:5]))

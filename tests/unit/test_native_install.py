@@ -397,7 +397,8 @@ def test_a_platlib_wheel_goes_where_the_images_pip_puts_platform_libraries(tmp_p
 
 
 def test_guess_places_without_the_images_answer_and_settle_places_again_only_if_it_differs(tmp_path, monkeypatch):
-    """guess: placed (copied, the pip --target tree kept) where this python3's pip puts files; settle: the same
+    """guess: placed (hard links, the pip --target tree kept as it was: RECORD and the scripts' shebangs
+    written anew) where this python3's pip puts files; settle: the same
     files as a placement for the image's answer when that differs, untouched when it is the guess."""
     wheel = make_wheel(tmp_path, modules=3)
     home = tmp_path / "home"
@@ -415,7 +416,8 @@ def test_guess_places_without_the_images_answer_and_settle_places_again_only_if_
     staging, guess, answer = tmp_path / "st", tmp_path / "guess.json", tmp_path / "scheme.json"
     assert native_stage.main(["guess", str(home), str(staging), str(guess)]) == 0
     assert files_of(home) == files_of(pristine)
-    assert (staging / "usr/local/lib/python3.11/site-packages/demo_pkg/__init__.py").exists()
+    staged = staging / "usr/local/lib/python3.11/site-packages/demo_pkg/__init__.py"
+    assert staged.stat().st_ino == (home / "demo_pkg/__init__.py").stat().st_ino      # a link, no copy
     assert json.loads(guess.read_text()) == here
     answer.write_text(json.dumps(image))
     assert native_stage.main(["settle", str(home), str(staging), str(guess), str(answer)]) == 0

@@ -180,6 +180,10 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
     total (wall)                 native 39.69 s   emulated 137.12 s   ratio 0.29 (0.27/0.29/0.31)
   The helper places its files as hard links to pip's --target tree (which settle needs only when the image's pip
   puts files elsewhere): copying mindspore's 1.4 GB tree was 2-3 s of its 21-24 s, and the disk held it twice.
+  The benchmark's content the same day (`--runs 2 --parts builds`), with the hard links: cann's helper 4.75 s (5.45 s
+  copying), arm64 23.52 s, emulated 68.24 s, amd64 12.26 s: arm64/amd64 1.92 (1.91/1.92), fully emulated 5.57,
+  native/emulated 0.34; per stage arm64/amd64: base 1.39/0.21, cann 3.27/5.04, pta 2.26/2.62, mindie 7.46/1.48,
+  captures 6.69/1.27 (cann's helper included) and 1.69/0.87.
   Tried and dropped: each later helper downloading and running pip beside the one before it (only its placement and
   byte code after it): the 355 MiB unzip slowed cann's helper from 8.7 to 15.3 s, total 44.88 s (0.33).
   Both images (read by hand, then in tests/e2e/test_real_mindspore.py): 25,144 files under the Python prefix, the

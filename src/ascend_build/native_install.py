@@ -8,17 +8,24 @@ script (installers, checks, `pip check`) under emulation.
   host's arch, else the base image's name without its arch word (NAME:bookworm for
   NAME:bookworm-arm64), else python:X.Y-slim or python:X.Y; the first in the store for the host's
   arch whose python3 is the image's X.Y and has pip. None: a note, and the emulated install.
-- Where the files go is asked from the image's own pip, once per build, under emulation (stage
-  `native-scheme`, FROM base), while the helper's first step runs `pip install --target
-  --platform ... --no-deps --no-compile`, then (native_stage.py guess) without waiting for it puts
-  the files under /ab-staged where the helper's own pip would (the image's answer too when the
-  helper is the base image's twin), rewrites RECORD as that pip writes it, points script shebangs
-  at the image's python3 and compiles the byte code as pip does (same invalidation mode;
-  co_filename the final path; on every CPU); its next step (settle) places them again where the
-  image's answer differs.
-- A helper starts when the one before it is done (it COPYs that one's guess.json): BuildKit runs
-  every stage it can at once, and the first helper, which the emulated stages wait for, shared
-  the CPUs with the later ones (the benchmark's cann helper: 6.9 s, alone 5.3 s); the later ones
+- Where the files go is the image's own pip's answer (native_stage.py scheme): the base image's,
+  asked once per image id and cached (image_scheme) when the base stage installs no OS package (its
+  python3 and pip are then the base image's), else asked under emulation during the build (stage
+  `native-scheme`, FROM base). The helper's first step runs `pip install --target --platform ...
+  --no-deps --no-compile`, then (native_stage.py guess) without waiting for that answer puts the
+  files under /ab-staged where the helper's own pip would (the image's answer too when the helper
+  is the base image's twin), rewrites RECORD as that pip writes it and points script shebangs at
+  the image's python3; its next step (settle) places them again where the image's answer differs.
+- Stage `<stage>-bytecode` (FROM the helper) compiles the byte code as pip does (same invalidation
+  mode; co_filename the final path; on every CPU) into a tree of its own with the RECORDs that list
+  it. A stage whose script imports nothing it installs (`Component.late_bytecode`: cann, mindspore)
+  COPYs it after its installers, so it compiles while they run under emulation; its run-stage.sh
+  first checks (sha256sum, GUARD) that no installer changed a placed RECORD. The others COPY it
+  before their script (pta imports torch).
+- Each helper starts when the byte code of the one before it is done (it COPYs that one's
+  guess.json): BuildKit runs every stage it can at once, and the first helper, which the emulated
+  stages wait for, shared the CPUs with the later ones (the benchmark's cann helper: 6.9 s, alone
+  5.3 s; a later helper beside cann's byte code and installers slowed cann by 3 s); the later ones
   run while the stages before them install under QEMU.
 - The stage the helper serves checks what it placed with pip check's rule (native_stage.py
   check: the image's python3 without pip's start-up).
@@ -37,9 +44,12 @@ script (installers, checks, `pip check`) under emulation.
   wheel rebuilds the helper and the COPY of its tree (content-addressed) rebuilds the stage.
 - Off: `native_install: off` or ASCEND_BUILD_NATIVE_INSTALL=off; never with the classic builder,
   bake, export, copy delivery, an index URL, an install-scripts/ override or a custom stage before."""
+import hashlib
+import json
 import os
 import re
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -51,16 +61,25 @@ from .catalog.pythons import read_image
 from .catalog.requirements import parsed_lines
 from .catalog.wheelmatch import wheel_name
 from .components import render_script
+from .components.base import installs_test
 from .components.registry import find
-from .contract import NATIVE_SUFFIX, NATIVE_TOOLS as TOOLS, SCHEME_STAGE, TOOL_DIR, TOOLS_STAGE
+from .errors import EngineError
+from .usercache import UserCache
+from .contract import BYTECODE_SUFFIX, NATIVE_SUFFIX, NATIVE_TOOLS as TOOLS, SCHEME_STAGE, TOOL_DIR, TOOLS_STAGE
 from .platforms import DEFAULT_GLIBC, PLATFORMS, host_arch, normalise_arch, platform_tags
 
 ENV = "ASCEND_BUILD_NATIVE_INSTALL"
 STAGING = "/ab-staged"
 HOME = "/tmp/ab-native"              # where the helper's pip installs, before native-stage.py places the files
 SCHEME_FILE = "/ab-scheme.json"
+SCHEME_CONTEXT = "scripts/native/scheme.json"     # image_scheme's answer, in the build context
+SCHEMES = UserCache("schemes", most=32)
+INSTALLS = 3                              # image_scheme's probe: the base stage installs OS packages
 SCRIPT = "scripts/native-stage.py"
 GUESS = f"{TOOL_DIR}/guess.json"         # where the helper's pip puts files (native-stage.py guess)
+PLACED = f"{TOOL_DIR}/placed.sha256"     # the placed RECORDs' sha256 (native-stage.py settle)
+BYTECODE = "/ab-bytecode"                # the byte code and the RECORDs that list it (native-stage.py compile)
+GUARD = TOOL_DIR + "/placed-%s.sha256"   # PLACED in a stage that copies its byte code in last: run-stage.sh checks it
 CHECKER = f"{TOOL_DIR}/native-stage.py"   # in a stage a helper served: its `check` runs pip check's rule
 LIB_LINE = f". {TOOL_DIR}/lib.sh\n"
 # options of a requirements file that change nothing when every wheel is given by path
@@ -86,6 +105,7 @@ class NativeInstall:
     stages: Tuple[Tuple[str, Tuple[Package, ...]], ...]
     tools: Tuple[str, ...] = ()
     tool_mounts: Tuple[Tuple[str, str], ...] = ()      # (folder in stage native-tools, where the stage mounts it)
+    scheme: str = ""              # the base image's pip's scheme (JSON; image_scheme), else stage native-scheme asks
 
     def wheels(self, stage: str) -> Tuple[Package, ...]:
         return dict(self.stages).get(stage, ())
@@ -93,6 +113,10 @@ class NativeInstall:
     @staticmethod
     def helper(stage: str) -> str:
         return stage + NATIVE_SUFFIX
+
+    @staticmethod
+    def bytecode(stage: str) -> str:
+        return stage + BYTECODE_SUFFIX
 
 
 def wanted(spec) -> bool:
@@ -230,15 +254,50 @@ def decide(plan, engine, say: Callable[[str], None], overrides: Dict[str, str],
     return None
 
 
+def image_scheme(plan, engine, say: Callable[[str], None]) -> str:
+    """native-stage.py scheme's answer (JSON) from the base image's own pip, asked once per image id
+    (cached) when the base stage installs no OS package, so that its python3 and pip are the base
+    image's; "" when it installs some or the image did not answer: stage native-scheme asks then."""
+    base = [s for s in plan.stages if s.name == "base"]
+    test = installs_test(base[0].setup) if base else None
+    image, found = plan.settings.base_image, engine.find_image(plan.settings.base_image)
+    if test is None or not found or not found.get("Id"):
+        return ""
+    from . import native_stage
+
+    script = f"if {test}; then exit {INSTALLS}; fi; exec python3 -c {shlex.quote(Path(native_stage.__file__).read_text())} scheme"
+    key = f"{found['Id']} {hashlib.sha256(script.encode()).hexdigest()[:16]}"
+    cached = SCHEMES.get(key)
+    if isinstance(cached, str):
+        return cached
+    say(f"native install: asking the pip of {image} where it puts files (once per image)")
+    try:
+        result = engine.run_container(image, ["-c", script], entrypoint="sh", network="none", timeout=120, purpose="probe",
+                                      flags=["--platform", plan.settings.platform], step=f"pip's scheme in base image {image}")
+    except EngineError:
+        return ""
+    answer = ""
+    if result.returncode == 0:
+        try:
+            answer = json.dumps(json.loads(result.stdout.strip().splitlines()[-1]), sort_keys=True)
+        except (ValueError, IndexError):
+            return ""
+    elif result.returncode != INSTALLS:
+        return ""
+    SCHEMES.remember(key, answer)
+    return answer
+
+
 def for_build(plan, engine, say: Callable[[str], None]) -> Optional[NativeInstall]:
-    """decide() with what it reads: the install-scripts/ overrides, the base image's Python."""
+    """decide() with what it reads: the install-scripts/ overrides, the base image's Python and pip's scheme."""
     if plan.settings.platform is None or not getattr(engine, "native_stages", False):
         return None
     from .plan import read_overrides
     from .settings import image_python
 
     python = image_python(plan.settings, engine)
-    return decide(plan, engine, say, read_overrides(plan.settings.workdir), list(python.packages), python.glibc)
+    native = decide(plan, engine, say, read_overrides(plan.settings.workdir), list(python.packages), python.glibc)
+    return replace(native, scheme=image_scheme(plan, engine, say)) if native and native.stages else native
 
 
 # -- what the Dockerfile and the context get ----------------------------------------------------
@@ -252,19 +311,26 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
     for view in views:
         wheels = native.wheels(view["name"])
         if wheels and not view.get("helper"):
-            if not any(v["name"] == SCHEME_STAGE for v in out):
+            if not native.scheme and not any(v["name"] == SCHEME_STAGE for v in out):
                 out.append({"name": SCHEME_STAGE, "helper": "scheme", "parent": "base", "script": SCRIPT,
                             "file": SCHEME_FILE})
             mount = plan.delivery.mount(view["name"], True)
-            before = [v["name"] for v in out if v.get("helper") == "install"][-1:]
-            out.append({"name": native.helper(view["name"]), "helper": "install", "stage": view["name"], "after": before,
+            helper, bytecode = native.helper(view["name"]), native.bytecode(view["name"])
+            before = [v["name"] for v in out if v.get("helper") == "bytecode"][-1:]
+            out.append({"name": helper, "helper": "install", "stage": view["name"], "after": before,
                         "image": native.image, "platform": native.platform, "mount": mount,
-                        "files": [(p.name, p.sha256) for p in wheels], "script": SCRIPT, "scheme": SCHEME_STAGE,
-                        "scheme_file": SCHEME_FILE, "home": HOME, "staging": STAGING, "guess": GUESS})
+                        "files": [(p.name, p.sha256) for p in wheels], "script": SCRIPT, "home": HOME, "staging": STAGING,
+                        "scheme": SCHEME_CONTEXT if native.scheme else f"--from={SCHEME_STAGE} {SCHEME_FILE}",
+                        "guess": GUESS, "placed": PLACED})
+            out.append({"name": bytecode, "helper": "bytecode", "stage": view["name"], "parent": helper, "script": SCRIPT,
+                        "staging": STAGING, "out": BYTECODE})
             names = {p.name for p in wheels}
+            compiled = (f"--from={bytecode} {BYTECODE}/", "/")
+            late = find(view["name"]).late_bytecode
             view = dict(view, files=[f for f in view["files"] if f[0] not in names],
-                        copies=[(f"--from={native.helper(view['name'])} {STAGING}/", "/"), (SCRIPT, CHECKER),
-                                *view["copies"]])
+                        copies=[(f"--from={helper} {STAGING}/", "/"), *([] if late else [compiled]), (SCRIPT, CHECKER),
+                                *([(f"--from={helper} {PLACED}", GUARD % view["name"])] if late else []), *view["copies"]],
+                        copies_after=[compiled] if late else [])
         if view["name"] in native.tools and not view.get("helper"):
             if not any(v["name"] == TOOLS_STAGE for v in out):
                 out.append({"name": TOOLS_STAGE, "helper": "tools", "image": native.image, "platform": native.platform,
@@ -285,7 +351,7 @@ def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
         return {}
     from . import native_stage
 
-    files = {SCRIPT: Path(native_stage.__file__).read_text()}
+    files = {SCRIPT: Path(native_stage.__file__).read_text(), **({SCHEME_CONTEXT: native.scheme} if native.scheme else {})}
     base_env = plan.stage("base").env if any(s.name == "base" for s in plan.stages) else {}
     for stage, wheels in native.stages:
         script = scripts.get(f"scripts/install_{stage}.sh", plan.stage(stage).script)

@@ -1,7 +1,7 @@
 """The base stage: OS packages, Python and pip settings, timezone, the runtime user, the
 entrypoint and the login-shell environment."""
 import shlex
-from typing import List
+from typing import List, Optional
 
 from ..contract import ENTRYPOINT, PROFILE, TOOL_DIR
 from . import Component, PlanInputs, StagePlan, data, fill, render_script
@@ -37,6 +37,12 @@ def system_setup(inputs: PlanInputs) -> List[str]:
     commands.append(f"for rc in /etc/bash.bashrc /etc/bashrc; do if [ -f $rc ]; then echo '. {PROFILE}' >> $rc; fi; done")
     commands.append(f"chmod 0755 {ENTRYPOINT} {TOOL_DIR}/*.sh")
     return commands
+
+
+def installs_test(setup: List[str]) -> Optional[str]:
+    """The shell test of system_setup's package step (true: the base stage installs packages), or None."""
+    first = setup[0] if setup else ""
+    return first[3:first.index("; then ")] if first.startswith("if ") and "; then " in first else None
 
 
 def profile_script(inputs: PlanInputs) -> str:

@@ -31,9 +31,10 @@ script (installers, checks, `pip check`) under emulation.
   check: the image's python3 without pip's start-up).
 - A set_env.sh capture's build runs the helpers of the stages after the captured one too
   (render.capture_prefix), beside its emulated stages.
-- The installers' byte work (sha256sum, tar, gzip, sed, cp... while a .run installs) runs on the
-  host's CPU too: stage `native-tools` copies the host image's coreutils, diffutils, findutils,
-  grep, gzip, sed and tar programs with their libraries and loader (native_stage.py tools); each
+- The installers' byte work (sha256sum, tar, gzip, sed, cp... while a .run installs; wget's downloads)
+  runs on the host's CPU too: stage `native-tools` copies the host image's coreutils, diffutils,
+  findutils, grep, gzip, sed, tar and wget programs (those it has) with their libraries and loader
+  (native_stage.py tools); each
   stage with a .run, .zip or .tar.gz, or wheels its image's pip installs, mounts them (the
   libraries and loader where the host's loader looks: TOOL_MOUNTS), and run-stage.sh puts them
   first on PATH when the image has the very same versions of those packages (dpkg-query; else

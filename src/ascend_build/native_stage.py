@@ -53,8 +53,9 @@ import sys
 import warnings
 
 HOME_SCRIPTS, UP = "bin/", "../../"
-# Debian's essential byte tools; never the programs that report the machine or preload a library
-TOOL_PACKAGES = ("coreutils", "diffutils", "findutils", "grep", "gzip", "sed", "tar")
+# Debian's byte tools (the essential ones, and wget for the downloads); never the programs that report the machine or
+# preload a library
+TOOL_PACKAGES = ("coreutils", "diffutils", "findutils", "grep", "gzip", "sed", "tar", "wget")
 NOT_NATIVE = {"arch", "uname", "nproc", "hostid", "stdbuf", "chroot"}
 VERSIONS = "-f=${Package} ${Version}\\n"              # dpkg-query makes the \\n a newline
 # a marker that names an extra and has no `or` holds for no install without extras (pip check's): such a line
@@ -300,8 +301,11 @@ def tools(out: str) -> str:
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     query = shutil.which("dpkg-query")
     try:
+        status = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *TOOL_PACKAGES], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, universal_newlines=True).stdout
+        packages = [p for p in TOOL_PACKAGES if "%s install ok installed" % p in status.splitlines()]
         programs = []
-        for path in run("dpkg-query", "-L", *TOOL_PACKAGES).split("\n"):
+        for path in run("dpkg-query", "-L", *packages).split("\n"):
             if re.match(r"^(/usr)?/s?bin/[^/]+$", path) and os.path.basename(path) not in NOT_NATIVE \
                     and os.path.isfile(path) and not os.path.islink(path):
                 with open(path, "rb") as f:
@@ -318,9 +322,9 @@ def tools(out: str) -> str:
             if not os.path.exists(target):
                 shutil.copy2(os.path.realpath(where), target)
         with open(os.path.join(out, "packages"), "w") as f:
-            f.write(" ".join(TOOL_PACKAGES) + "\n")
+            f.write(" ".join(packages) + "\n")
         with open(os.path.join(out, "versions"), "w") as f:
-            f.write(run("dpkg-query", "-W", VERSIONS, *TOOL_PACKAGES))
+            f.write(run("dpkg-query", "-W", VERSIONS, *packages))
         shutil.copy2(query, os.path.join(out, "dpkg-query"))
     except (OSError, subprocess.CalledProcessError) as e:
         return "none (%s): the stages keep the image's" % e

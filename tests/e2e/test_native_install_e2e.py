@@ -104,7 +104,7 @@ def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
         assert report["emulation"]["stages"]["pta"]["native_wheels"] >= 7 and report["emulation"]["native_image"] == HOST_BASE
         assert report["emulation"]["stages"]["cann"]["native_tools"] and not report["emulation"]["stages"]["pta"]["native_tools"]
         log = (workdir / report["log"]).read_text()
-        assert "ascend-build[cann]: byte tools: the build host's (coreutils diffutils findutils grep gzip sed tar)" in log
+        assert "ascend-build[cann]: byte tools: the build host's (coreutils diffutils findutils grep gzip sed tar wget)" in log
         off, _ = build(workdir, names[1], engine, {"ASCEND_BUILD_NATIVE_INSTALL": "off"})
         assert "native install: off" in said(off)
         fast, emulated = into_docker(engine, names[0]), into_docker(engine, names[1])
@@ -143,7 +143,7 @@ def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
         _, report = build(workdir, names[0], engine)
         assert {s["name"]: s["status"] for s in report["stages"]} == {"base": "cached", "cann": "built", "pta": "built"}
         log = (workdir / report["log"]).read_text()
-        assert "ascend-build[cann]: byte tools: the build host's (coreutils diffutils findutils grep gzip sed tar)" in log
+        assert "ascend-build[cann]: byte tools: the build host's (coreutils diffutils findutils grep gzip sed tar wget)" in log
     finally:
         subprocess.run([arm64, "rmi", "-f", *names, *(f"localhost/{n}" for n in names)], capture_output=True)
         if engine == "podman":

@@ -3,8 +3,8 @@
 set -e
 export AB_STAGE=$1; mode=$2; dir=$3; shift 3
 . /opt/ascend-build/lib.sh
-# A build for another arch may mount the build host's coreutils, diffutils, findutils, grep, gzip, sed
-# and tar at /tmp/ab-tools (native install): they do the byte work on its CPU instead of under QEMU,
+# A build for another arch may mount the build host's coreutils, diffutils, findutils, grep, gzip, sed,
+# tar and wget at /tmp/ab-tools (native install): they do the byte work on its CPU instead of under QEMU,
 # only where the image has the very same versions of those packages.
 if [ -x /tmp/ab-tools/dpkg-query ]; then
     if [ "$(/tmp/ab-tools/dpkg-query -W -f='${Package} ${Version}\n' $(</tmp/ab-tools/packages) 2>&1)" = "$(</tmp/ab-tools/versions)" ]; then

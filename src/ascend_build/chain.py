@@ -7,7 +7,7 @@ names stages that install Python packages."""
 from typing import Dict, List, Optional
 
 from .components.registry import parents, python_stages
-from .contract import BYTECODE_SUFFIX, NATIVE_SUFFIX, SCHEME_STAGE, SDISTS_SUFFIX, WARM_STAGE, helper_stage
+from .contract import NATIVE_SUFFIX, SCHEME_STAGE, SDISTS_SUFFIX, WARM_STAGE, helper_stage
 from .errors import ConfigError
 from .spec import BuildSpec
 
@@ -23,8 +23,8 @@ def stage_graph(spec: BuildSpec) -> Dict[str, Optional[str]]:
     helpers = [c.name for c in spec.stages if helper_stage(c.name)]
     if helpers:
         raise ConfigError(f"ascend-build.yaml: custom stage {helpers[0]!r} takes a name the build gives its helper stages",
-                          fix=f"give it another name (not {SCHEME_STAGE}, {WARM_STAGE}, nor ending in {NATIVE_SUFFIX}, "
-                              f"{BYTECODE_SUFFIX} or {SDISTS_SUFFIX})")
+                          fix=f"give it another name (not {SCHEME_STAGE}, {WARM_STAGE}, nor ending in {NATIVE_SUFFIX} "
+                              f"or {SDISTS_SUFFIX})")
     skippable = [s for s, parent in builtin.items() if parent is not None]
     bad = [s for s in spec.skip if s not in skippable]
     if bad:

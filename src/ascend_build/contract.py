@@ -17,15 +17,15 @@ URL_SECRET = "ascend-pkg-url"                         # build secret holding the
 URL_ARG, URL_ARG_PREFIX = "FTP_PROXY", "ascend-pkg-url="
 DEFAULT_INSTALL_PATH = "/usr/local/Ascend"
 # the Dockerfile's helper stages: where the native install asks the image's pip (native_install.py),
-# and the build host's byte tools it mounts, `<stage>-native` and its `<stage>-bytecode`, `<stage>-sdists`
-# (sdist_stage.py), a capture build's target (render.capture_prefix)
+# and the build host's byte tools it mounts, `<stage>-native`, `<stage>-sdists` (sdist_stage.py), a capture
+# build's target (render.capture_prefix)
 SCHEME_STAGE, TOOLS_STAGE, WARM_STAGE = "native-scheme", "native-tools", "ab-capture"
-NATIVE_SUFFIX, BYTECODE_SUFFIX, SDISTS_SUFFIX = "-native", "-bytecode", "-sdists"
+NATIVE_SUFFIX, SDISTS_SUFFIX = "-native", "-sdists"
 
 
 def helper_stage(name: str) -> bool:
     """A name the tool gives one of its helper stages (a custom stage may not take it)."""
-    return name in (SCHEME_STAGE, TOOLS_STAGE, WARM_STAGE) or name.endswith((NATIVE_SUFFIX, BYTECODE_SUFFIX, SDISTS_SUFFIX))
+    return name in (SCHEME_STAGE, TOOLS_STAGE, WARM_STAGE) or name.endswith((NATIVE_SUFFIX, SDISTS_SUFFIX))
 
 
 def label(key: str) -> str:

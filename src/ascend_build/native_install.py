@@ -12,21 +12,18 @@ script (installers, checks, `pip check`) under emulation.
   asked once per image id and cached (image_scheme) when the base stage installs no OS package (its
   python3 and pip are then the base image's), else asked under emulation during the build (stage
   `native-scheme`, FROM base). The helper's first step runs `pip install --target --platform ...
-  --no-deps --no-compile`, then (native_stage.py guess) without waiting for that answer puts the
-  files under /ab-staged where the helper's own pip would (the image's answer too when the helper
-  is the base image's twin), rewrites RECORD as that pip writes it and points script shebangs at
-  the image's python3; its next step (settle) places them again where the image's answer differs.
-- Stage `<stage>-bytecode` (FROM the helper) compiles the byte code as pip does (same invalidation
-  mode; co_filename the final path; on every CPU) into a tree of its own with the RECORDs that list
-  it. A stage whose script imports nothing it installs (`Component.late_bytecode`: cann, mindspore)
-  COPYs it after its installers, so it compiles while they run under emulation; its run-stage.sh
-  first checks (sha256sum, GUARD) that no installer changed a placed RECORD. The others COPY it
-  before their script (pta imports torch).
-- Each helper starts when the byte code of the one before it is done (it COPYs that one's
-  guess.json): BuildKit runs every stage it can at once, and the first helper, which the emulated
-  stages wait for, shared the CPUs with the later ones (the benchmark's cann helper: 6.9 s, alone
-  5.3 s; a later helper beside cann's byte code and installers slowed cann by 3 s); the later ones
-  run while the stages before them install under QEMU.
+  --no-deps --no-compile`, then (native_stage.py guess) puts the files under /ab-staged where the
+  helper's own pip would (the image's answer too when the helper is the base image's twin), rewrites
+  RECORD as that pip writes it, points script shebangs at the image's python3 and compiles the byte
+  code as pip does (same invalidation mode; co_filename the final path; on every CPU); its next step
+  (settle) places them again where the image's answer differs.
+- A helper starts when the one before it is done (it COPYs that one's guess.json): BuildKit runs
+  every stage it can at once, and the first helper, which the emulated stages wait for, shared
+  the CPUs with the later ones (the benchmark's cann helper: 6.9 s, alone 5.3 s); the later ones
+  run while the stages before them install under QEMU. (Compiling the byte code in a stage of its
+  own, copied in after the installers of the stages whose script imports nothing it installs, saved
+  1-2 s on the benchmark's content but cost the real MindSpore stack 5 s: the compile shared the CPUs
+  with those installers, and every later helper waited for it.)
 - The stage the helper serves checks what it placed with pip check's rule (native_stage.py
   check: the image's python3 without pip's start-up).
 - A set_env.sh capture's build runs the helpers of the stages after the captured one too
@@ -66,7 +63,7 @@ from .components.base import installs_test
 from .components.registry import find
 from .errors import EngineError
 from .usercache import UserCache
-from .contract import BYTECODE_SUFFIX, NATIVE_SUFFIX, NATIVE_TOOLS as TOOLS, SCHEME_STAGE, TOOL_DIR, TOOLS_STAGE
+from .contract import NATIVE_SUFFIX, NATIVE_TOOLS as TOOLS, SCHEME_STAGE, TOOL_DIR, TOOLS_STAGE
 from .platforms import DEFAULT_GLIBC, PLATFORMS, host_arch, normalise_arch, platform_tags
 
 ENV = "ASCEND_BUILD_NATIVE_INSTALL"
@@ -78,9 +75,6 @@ SCHEMES = UserCache("schemes", most=32)
 INSTALLS = 3                              # image_scheme's probe: the base stage installs OS packages
 SCRIPT = "scripts/native-stage.py"
 GUESS = f"{TOOL_DIR}/guess.json"         # where the helper's pip puts files (native-stage.py guess)
-PLACED = f"{TOOL_DIR}/placed.sha256"     # the placed RECORDs' sha256 (native-stage.py settle)
-BYTECODE = "/ab-bytecode"                # the byte code and the RECORDs that list it (native-stage.py compile)
-GUARD = TOOL_DIR + "/placed-%s.sha256"   # PLACED in a stage that copies its byte code in last: run-stage.sh checks it
 CHECKER = f"{TOOL_DIR}/native-stage.py"   # in a stage a helper served: its `check` runs pip check's rule
 LIB_LINE = f". {TOOL_DIR}/lib.sh\n"
 # options of a requirements file that change nothing when every wheel is given by path
@@ -114,10 +108,6 @@ class NativeInstall:
     @staticmethod
     def helper(stage: str) -> str:
         return stage + NATIVE_SUFFIX
-
-    @staticmethod
-    def bytecode(stage: str) -> str:
-        return stage + BYTECODE_SUFFIX
 
 
 def wanted(spec) -> bool:
@@ -316,22 +306,16 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
                 out.append({"name": SCHEME_STAGE, "helper": "scheme", "parent": "base", "script": SCRIPT,
                             "file": SCHEME_FILE})
             mount = plan.delivery.mount(view["name"], True)
-            helper, bytecode = native.helper(view["name"]), native.bytecode(view["name"])
-            before = [v["name"] for v in out if v.get("helper") == "bytecode"][-1:]
-            out.append({"name": helper, "helper": "install", "stage": view["name"], "after": before,
+            before = [v["name"] for v in out if v.get("helper") == "install"][-1:]
+            out.append({"name": native.helper(view["name"]), "helper": "install", "stage": view["name"], "after": before,
                         "image": native.image, "platform": native.platform, "mount": mount,
                         "files": [(p.name, p.sha256) for p in wheels], "script": SCRIPT, "home": HOME, "staging": STAGING,
                         "scheme": SCHEME_CONTEXT if native.scheme else f"--from={SCHEME_STAGE} {SCHEME_FILE}",
-                        "guess": GUESS, "placed": PLACED})
-            out.append({"name": bytecode, "helper": "bytecode", "stage": view["name"], "parent": helper, "script": SCRIPT,
-                        "staging": STAGING, "out": BYTECODE})
+                        "guess": GUESS})
             names = {p.name for p in wheels}
-            compiled = (f"--from={bytecode} {BYTECODE}/", "/")
-            late = find(view["name"]).late_bytecode
             view = dict(view, files=[f for f in view["files"] if f[0] not in names],
-                        copies=[(f"--from={helper} {STAGING}/", "/"), *([] if late else [compiled]), (SCRIPT, CHECKER),
-                                *([(f"--from={helper} {PLACED}", GUARD % view["name"])] if late else []), *view["copies"]],
-                        copies_after=[compiled] if late else [])
+                        copies=[(f"--from={native.helper(view['name'])} {STAGING}/", "/"), (SCRIPT, CHECKER),
+                                *view["copies"]])
         if view["name"] in native.tools and not view.get("helper"):
             if not any(v["name"] == TOOLS_STAGE for v in out):
                 out.append({"name": TOOLS_STAGE, "helper": "tools", "image": native.image, "platform": native.platform,

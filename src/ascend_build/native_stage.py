@@ -8,24 +8,19 @@ pip writes) and the owner and mode of those folders and their parents, as JSON.
 `place` (guess, settle): run by the build host's python3 of the same X.Y after
 `pip install --target HOME --no-compile` of wheels for the target: moves (guess: links) every
 file each RECORD lists to STAGING + the path the image's pip would have used, rewrites RECORD as that pip
-writes it (paths relative to purelib or platlib as the wheel's root says, sorted), points the scripts'
-shebangs at the image's python3 (RECORD hashes follow), and gives the folders the image already has
-their owner and mode (COPY applies the staged folders' to the image's).
+writes it (paths relative to purelib or platlib as the wheel's root says, the .pyc files it compiles,
+sorted), points the scripts'
+shebangs at the image's python3 (RECORD hashes follow), compiles each .py as pip does (same
+invalidation mode, co_filename = the final path; on every CPU), and gives the folders the image
+already has their owner and mode (COPY applies the staged folders' to the image's).
 
-`guess HOME STAGING OUT`, then `settle HOME STAGING OUT SCHEME PLACED`: `place` without waiting for the
+`guess HOME STAGING OUT`, then `settle HOME STAGING OUT SCHEME`: `place` without waiting for the
 image's answer: first (hard links, HOME kept) where this python3's pip puts files (written to OUT: the
 image's answer too when the helper image is the base image's twin for the host's CPU), then, once
-the image's SCHEME is there, placed again from HOME only where the two differ; PLACED: sha256sum's
-lines of the placed RECORDs.
-
-`compile STAGING OUT`: run by the build host's python3 in a stage of its own, after settle: compiles
-each placed .py as pip does (same invalidation mode, co_filename the final path; on every CPU) and
-moves the byte code and the RECORDs that list it (the .pyc files pip would add) to OUT, which the
-stage COPYs in: before its script where that imports what it installed, else after it (byte code
-compiled while its installers run under emulation).
+the image's SCHEME is there, placed again from HOME only where the two differ.
 
 `tools OUT`: run by the build host's python3 in stage native-tools: copies the programs of
-TOOL_PACKAGES (ELF files only, not those in NOT_NATIVE) to OUT/bin, the libraries they load to
+TOOL_PACKAGES it has (ELF files only, not those in NOT_NATIVE) to OUT/bin, the libraries they load to
 OUT/lib, their loader to OUT/loader, the package names to OUT/packages, `dpkg-query -W` of them
 to OUT/versions and, last, dpkg-query to OUT/ (none where something failed: no dpkg-query or
 ldd). A stage under emulation mounts them (run-stage.sh uses them only when the image has the
@@ -180,11 +175,11 @@ def compile_all(jobs: list) -> list:
 
 
 def place(home: str, staging: str, where: dict, keep: bool = False) -> int:
-    """Move (`keep`: link) HOME's files to STAGING + where the image's pip puts them (see the module's doc);
-    RECORD without the byte code (`compile` adds it)."""
+    """Move (`keep`: link) HOME's files to STAGING + where the image's pip puts them (see the module's doc)."""
     here, there = sys.executable, where["executable"]
     moved = set()
     infos = sorted(n for n in os.listdir(home) if n.endswith(".dist-info"))
+    records = []
     for info in infos:
         # pip's lib_dir: purelib or platlib as the wheel says (the same folder on Debian and Ubuntu;
         # where they differ, a wheel's .data/purelib and .data/platlib files follow its root here)
@@ -192,7 +187,8 @@ def place(home: str, staging: str, where: dict, keep: bool = False) -> int:
         record = os.path.join(home, info, "RECORD")
         with open(record, newline="", encoding="utf-8") as f:
             text = f.read()
-        rows = []
+        ending = "\r\n" if "\r\n" in text else "\n"
+        rows, compiled = [], []
         for row in csv.reader(io.StringIO(text)):
             if not row:
                 continue
@@ -202,10 +198,23 @@ def place(home: str, staging: str, where: dict, keep: bool = False) -> int:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             (link if keep else os.rename)(source, target)
             moved.add(source)
+            new = os.path.relpath(final, lib).replace(os.sep, "/")
             if os.path.dirname(final) == where["scripts"] and retarget(target, here, there) and digest:
                 digest, size = record_hash(target)
-            rows.append((os.path.relpath(final, lib).replace(os.sep, "/"), digest, size))
-        write_record(staging + os.path.join(lib, info, "RECORD"), rows, "\r\n" if "\r\n" in text else "\n")
+            if final.endswith(".py"):       # pip compiles every .py it installs, data and scripts too,
+                compiled.append((target, final, os.path.join(lib, new)))    # named lib/../../../share/x.py
+            rows.append((new, digest, size))
+        records.append((lib, info, ending, rows, compiled))
+    done = iter(compile_all([(target, os.path.dirname(named)) for *_, compiled in records
+                             for target, _, named in compiled]))
+    for lib, info, ending, rows, compiled in records:
+        for target, final, named in compiled:
+            pyc = importlib.util.cache_from_source(final)
+            if next(done) and os.path.exists(staging + pyc):
+                rows.append((os.path.relpath(pyc, lib).replace(os.sep, "/"), "", ""))
+        text = io.StringIO(newline="")
+        csv.writer(text, lineterminator=ending).writerows(sorted((p, h, str(s)) for p, h, s in rows))
+        write(staging + os.path.join(lib, info, "RECORD"), text.getvalue().encode("utf-8"))
     left = [os.path.join(d, n) for d, _, names in os.walk(home) for n in names if os.path.join(d, n) not in moved]
     if left:
         raise SystemExit("native-stage: files no RECORD lists: %s" % ", ".join(sorted(left)[:5]))
@@ -215,69 +224,6 @@ def place(home: str, staging: str, where: dict, keep: bool = False) -> int:
             os.chown(staged, uid, gid)
             os.chmod(staged, mode)
     return len(infos)
-
-
-def write_record(path: str, rows: list, ending: str) -> None:
-    """RECORD as pip writes it: sorted rows, the wheel's line ending."""
-    text = io.StringIO(newline="")
-    csv.writer(text, lineterminator=ending).writerows(sorted((p, h, str(s)) for p, h, s in rows))
-    write(path, text.getvalue().encode("utf-8"))
-
-
-def placed(staging: str) -> list:
-    """(lib, dist-info folder) of each distribution placed under STAGING, as final paths."""
-    found = []
-    for folder, dirs, names in os.walk(staging):
-        if folder.endswith(".dist-info") and "RECORD" in names:
-            final = folder[len(staging):]
-            found.append((os.path.dirname(final), os.path.basename(final)))
-            dirs[:] = []
-    return sorted(found)
-
-
-def compile_placed(staging: str, out: str) -> int:
-    """Compile each .py the placed RECORDs list as pip does (named as the final path, data and scripts
-    too: lib/../../../share/x.py), on every CPU; move the byte code and each RECORD with its rows for it
-    to OUT + the final path, nothing else; OUT's folders get STAGING's owner and mode (COPY applies them)."""
-    dists = []
-    for lib, info in placed(staging):
-        with open(staging + os.path.join(lib, info, "RECORD"), newline="", encoding="utf-8") as f:
-            text = f.read()
-        rows = [tuple((row + ["", ""])[:3]) for row in csv.reader(io.StringIO(text)) if row]
-        sources = [os.path.join(lib, p) for p, _, _ in rows if p.endswith(".py")]
-        dists.append((lib, info, "\r\n" if "\r\n" in text else "\n", rows, sources))
-    jobs = [(staging + os.path.normpath(named), os.path.dirname(named)) for *_, sources in dists for named in sources]
-    done = iter(compile_all(jobs))
-    count = 0
-    for lib, info, ending, rows, sources in dists:
-        for named in sources:
-            pyc = importlib.util.cache_from_source(os.path.normpath(named))
-            if next(done) and os.path.exists(staging + pyc):
-                os.makedirs(os.path.dirname(out + pyc), exist_ok=True)
-                os.rename(staging + pyc, out + pyc)
-                rows.append((os.path.relpath(pyc, lib).replace(os.sep, "/"), "", ""))
-                count += 1
-        record = os.path.join(lib, info, "RECORD")
-        os.makedirs(os.path.dirname(out + record), exist_ok=True)
-        write_record(out + record, rows, ending)
-        shutil.copymode(staging + record, out + record)
-    for folder, _, _ in os.walk(out):
-        same = staging + folder[len(out):]
-        if folder != out and os.path.isdir(same):
-            st = os.stat(same)
-            os.chown(folder, st.st_uid, st.st_gid)
-            os.chmod(folder, st.st_mode & 0o7777)
-    return count
-
-
-def manifest(staging: str, out: str) -> None:
-    """sha256sum's lines for each placed RECORD at its final path: the stage checks after its installers
-    that none changed what was placed before its byte code is copied in (run-stage.sh)."""
-    with open(out, "w") as f:
-        for lib, info in placed(staging):
-            record = os.path.join(lib, info, "RECORD")
-            with open(staging + record, "rb") as r:
-                f.write("%s  %s\n" % (hashlib.sha256(r.read()).hexdigest(), record))
 
 
 def settle(home: str, staging: str, guessed: dict, where: dict) -> str:
@@ -389,12 +335,12 @@ def main(argv) -> int:
     if argv[:1] == ["scheme"]:
         print(json.dumps(scheme(), sort_keys=True))
         return 0
-    if argv[:1] in (["guess"], ["settle"]) and len(argv) == {"guess": 4, "settle": 6}[argv[0]]:
+    if argv[:1] in (["guess"], ["settle"]) and len(argv) == {"guess": 4, "settle": 5}[argv[0]]:
         if argv[0] == "guess":          # where this python3's pip puts them: the image's too, most often
             with open(argv[3], "w") as f:
                 json.dump(scheme(), f, sort_keys=True)
         loaded = []
-        for name in argv[3:5]:
+        for name in argv[3:]:
             with open(name) as f:
                 loaded.append(json.load(f))
         where = loaded[-1]
@@ -402,13 +348,9 @@ def main(argv) -> int:
             raise SystemExit("native-stage: this python3 is %d.%d, the image's %s" % (sys.version_info[:2] + (where["version"],)))
         if argv[0] == "settle":
             print("native-stage: " + settle(argv[1], argv[2], *loaded))
-            manifest(argv[2], argv[5])
             return 0
         count = place(argv[1], argv[2], where, keep=True)
         print("native-stage: placed %d distributions under %s" % (count, argv[2]))
-        return 0
-    if argv[:1] == ["compile"] and len(argv) == 3:
-        print("native-stage: %d byte code files under %s" % (compile_placed(argv[1], argv[2]), argv[2]))
         return 0
     if argv[:1] == ["tools"] and len(argv) == 2:
         print("native-stage: " + tools(argv[1]))
@@ -418,7 +360,7 @@ def main(argv) -> int:
         print("\n".join(problems))
         return 1 if problems else 0
     raise SystemExit("usage: native-stage.py scheme | guess HOME STAGING OUT.json | "
-                     "settle HOME STAGING GUESS.json SCHEME.json PLACED | compile STAGING OUT | tools OUT | check NAME...")
+                     "settle HOME STAGING GUESS.json SCHEME.json | tools OUT | check NAME...")
 
 
 if __name__ == "__main__":

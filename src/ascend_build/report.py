@@ -57,8 +57,7 @@ def emulation(plan: Plan, stage_events: Dict[str, StageEvent]):
         stages[stage.name] = {"emulated_seconds": seconds(stage.name),
                               "native_tools": native is not None and stage.name in native.tools}
         if native is not None and native.wheels(stage.name):
-            stages[stage.name].update(native_seconds=round(seconds(native.helper(stage.name)) + seconds(native.bytecode(stage.name)), 2),
-                                      native_wheels=len(native.wheels(stage.name)))
+            stages[stage.name].update(native_seconds=seconds(native.helper(stage.name)), native_wheels=len(native.wheels(stage.name)))
     return {"platform": plan.settings.platform, "native_image": native.image if native else None, "stages": stages}
 
 

@@ -251,6 +251,3 @@ class Component(StageSlots):
     # its install script hands all its wheel files to ab_pip before it installs anything else (and
     # ab_pip -r only what they already satisfy): a build under QEMU may install them natively (native_install.py)
     native_wheels: bool = False
-    # nothing in its script imports the wheels it installs: a native install's byte code, compiled while the
-    # stage's installers run under emulation, is copied in after them (else before its script)
-    late_bytecode: bool = False

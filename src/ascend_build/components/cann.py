@@ -62,7 +62,6 @@ COMPONENT = Component(
     plan=plan,
     summary=("toolkit",),
     native_wheels=True,
-    late_bytecode=True,
     probes=(
         {"kind": "file", "slot": "toolkit", "name": "toolkit set_env.sh present", "path": "ascend-toolkit/set_env.sh"},
         {"kind": "info-version", "slot": "toolkit", "name": "toolkit version matches label",

@@ -145,7 +145,6 @@ COMPONENT = Component(
     plan=plan,
     summary=("mindspore",),
     native_wheels=True,
-    late_bytecode=True,
     system_packages={"debian": ("libgomp1",), "openeuler": ("libgomp",)},     # its libraries link libgomp.so.1
     device_checks=(("mindspore", "tensor on the NPU", "import mindspore as ms; ms.set_device('Ascend'); "
                     "x = ms.Tensor([[1.0, 2.0]]); print((x + x).asnumpy())"),),

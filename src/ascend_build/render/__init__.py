@@ -101,11 +101,11 @@ def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base:
         views[0]["parent"] = external_base
     views = sdist_stage.helper_views(plan, native_install.helper_views(plan, views))
     if later:
-        helpers = [(v["name"], native_install.STAGING if v["helper"] == "install" else native_install.BYTECODE)
-                   for v in views if v.get("helper") in ("install", "bytecode") and v["stage"] in later]
-        views = [v for v in views if v["name"] in dict(helpers) or (v["name"] not in later and v.get("stage") not in later)]
+        helpers = [v["name"] for v in views if v.get("helper") == "install" and v["stage"] in later]
+        views = [v for v in views if v["name"] in helpers or (v["name"] not in later and v.get("stage") not in later)]
         if helpers:
-            views.append({"name": WARM_STAGE, "helper": "warm", "parent": upto, "helpers": helpers})
+            views.append({"name": WARM_STAGE, "helper": "warm", "parent": upto, "helpers": helpers,
+                          "staging": native_install.STAGING})
     names = {v["name"] for v in views}
     for view in views:     # the stages FROM an image: the cache epoch makes each RUN below them new
         view["root"] = bool(view.get("image")) or view["parent"] not in names

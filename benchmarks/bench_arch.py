@@ -186,6 +186,17 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   captures 6.69/1.27 (cann's helper included) and 1.69/0.87.
   Tried and dropped: each later helper downloading and running pip beside the one before it (only its placement and
   byte code after it): the 355 MiB unzip slowed cann's helper from 8.7 to 15.3 s, total 44.88 s (0.33).
+
+  Next round (a slower, noisier machine: amd64 13.5 s, fully emulated arm64 80 s): pip's scheme is asked once per
+  base image id (cached) instead of in an emulated stage every build (it took 1.7-2 s of the CPUs beside cann's
+  helper, which waited for it), and the host's wget downloads (the mindie stage's 12 files: 1.0 -> 0.4 s). Paired
+  with the previous version (farm-bench, 4 pairs, same folder): arm64 29.6 s vs 31.5 s, 0.93 (0.91-0.95); the real
+  MindSpore stack 1.01 (0.90-1.12, 2 pairs). `--runs 2 --parts builds`: arm64 26.61 s (23.82/29.39), emulated
+  79.79, amd64 13.51: 1.97 (1.68/2.28), fully emulated 5.91 (5.57 last round: QEMU was slower this day).
+  Tried and dropped: the byte code compiled in a stage of its own and COPYed in after the installers of cann and
+  mindspore (their scripts import nothing they install), overlapping the emulated installers: 0.925 against 0.930
+  without it on this content, but the real MindSpore stack 1.16x slower (the compile shared the 2 CPUs with cann's
+  installers, 8.2 s instead of 3.8 s, and every later helper waited for it).
   Both images (read by hand, then in tests/e2e/test_real_mindspore.py): 25,144 files under the Python prefix, the
   same but for 12 .pyc whose code bytes differ (marshal's reference flags), the same `pip list` and `pip check`.
 

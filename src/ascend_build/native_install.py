@@ -22,8 +22,8 @@ script (installers, checks, `pip check`) under emulation.
   the CPUs with the later ones (the benchmark's cann helper: 6.9 s, alone 5.3 s); the later ones
   run while the stages before them install under QEMU. (Compiling the byte code in a stage of its
   own, copied in after the installers of the stages whose script imports nothing it installs, saved
-  1-2 s on the benchmark's content but cost the real MindSpore stack 5 s: the compile shared the CPUs
-  with those installers, and every later helper waited for it.)
+  nothing measurable on the benchmark's content and cost the real MindSpore stack 5 s: the compile
+  shared the CPUs with those installers, and every later helper waited for it.)
 - The stage the helper serves checks what it placed with pip check's rule (native_stage.py
   check: the image's python3 without pip's start-up).
 - A set_env.sh capture's build runs the helpers of the stages after the captured one too

@@ -73,6 +73,7 @@ SCHEME_FILE = "/ab-scheme.json"
 SCHEME_CONTEXT = "scripts/native/scheme.json"     # image_scheme's answer, in the build context
 SCHEMES = UserCache("schemes", most=32)
 INSTALLS = 3                              # image_scheme's probe: the base stage installs OS packages
+SCHEME_PATHS = ("purelib", "platlib", "scripts", "data", "headers", "executable")
 SCRIPT = "scripts/native-stage.py"
 GUESS = f"{TOOL_DIR}/guess.json"         # where the helper's pip puts files (native-stage.py guess)
 CHECKER = f"{TOOL_DIR}/native-stage.py"   # in a stage a helper served: its `check` runs pip check's rule
@@ -259,7 +260,7 @@ def image_scheme(plan, engine, say: Callable[[str], None]) -> str:
     script = f"if {test}; then exit {INSTALLS}; fi; exec python3 -c {shlex.quote(Path(native_stage.__file__).read_text())} scheme"
     key = f"{found['Id']} {hashlib.sha256(script.encode()).hexdigest()[:16]}"
     cached = SCHEMES.get(key)
-    if isinstance(cached, str):
+    if cached == "" or (isinstance(cached, str) and _scheme_json(cached)):
         return cached
     say(f"native install: asking the pip of {image} where it puts files (once per image)")
     try:
@@ -267,16 +268,27 @@ def image_scheme(plan, engine, say: Callable[[str], None]) -> str:
                                       flags=["--platform", plan.settings.platform], step=f"pip's scheme in base image {image}")
     except EngineError:
         return ""
-    answer = ""
-    if result.returncode == 0:
-        try:
-            answer = json.dumps(json.loads(result.stdout.strip().splitlines()[-1]), sort_keys=True)
-        except (ValueError, IndexError):
-            return ""
-    elif result.returncode != INSTALLS:
+    answer = _scheme_json((result.stdout.strip().splitlines() or [""])[-1]) if result.returncode == 0 else ""
+    if not answer and result.returncode != INSTALLS:
         return ""
     SCHEMES.remember(key, answer)
     return answer
+
+
+def _scheme_json(text: str) -> str:
+    """`text` as native-stage.py scheme writes it (JSON, sorted keys): absolute paths, the executable, X.Y,
+    the folders' [mode, uid, gid]; "" when it is not one (the helper's settle would trip on it)."""
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return ""
+    paths = [found.get(k) for k in SCHEME_PATHS] if isinstance(found, dict) else [None]
+    dirs = found.get("dirs") if isinstance(found, dict) else None
+    if not (all(isinstance(p, str) and p.startswith("/") for p in paths) and isinstance(dirs, dict)
+            and re.fullmatch(r"\d+\.\d+", str(found.get("version")))
+            and all(isinstance(v, list) and len(v) == 3 and all(type(n) is int for n in v) for v in dirs.values())):
+        return ""
+    return json.dumps(found, sort_keys=True)
 
 
 def for_build(plan, engine, say: Callable[[str], None]) -> Optional[NativeInstall]:

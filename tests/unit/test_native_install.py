@@ -175,7 +175,8 @@ def test_the_base_images_pip_is_asked_once_where_it_puts_files(workdir, tmp_path
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     plan = arm_plan(workdir)
     calls, outcome = [], {"code": 0}
-    answer = {"purelib": "/usr/local/lib/python3.11/dist-packages", "version": "3.11", "dirs": {}}
+    answer = {**{k: "/usr/local/lib/python3.11/dist-packages" for k in native_install.SCHEME_PATHS}, "version": "3.11",
+              "dirs": {"/usr": [0o755, 0, 0]}}
 
     class Engine:
         def find_image(self, image):
@@ -209,6 +210,38 @@ def test_the_base_images_pip_is_asked_once_where_it_puts_files(workdir, tmp_path
     outcome["code"] = 125
     assert native_install.image_scheme(plan, Engine(), said.append) == "" and len(calls) == 3
     assert native_install.image_scheme(plan, Engine(), said.append) == "" and len(calls) == 4      # asked again next time
+
+
+@pytest.mark.parametrize("printed", ["[]", "not json", '{"purelib": "relative/path"}', "SCHEME:version=3",
+                                     "SCHEME:dirs=[1]", "SCHEME:executable=null"])
+def test_an_answer_that_is_no_scheme_is_neither_used_nor_kept(workdir, tmp_path, monkeypatch, printed):
+    """What the base image printed, or the cache holds, must be a scheme as native-stage.py writes it (the
+    helper's settle reads it); else stage native-scheme asks in the build, and the image is asked again."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    good = {**{k: "/usr/local/lib/python3.11/dist-packages" for k in native_install.SCHEME_PATHS}, "version": "3.11",
+            "dirs": {"/usr": [0o755, 0, 0]}}
+    if printed.startswith("SCHEME:"):
+        key, value = printed[len("SCHEME:"):].split("=")
+        printed = json.dumps({**good, key: json.loads(value)})
+    plan, calls, shown = arm_plan(workdir), [], {"text": printed}
+
+    class Engine:
+        def find_image(self, image):
+            return {"Id": "sha256:" + "b" * 64}
+
+        def run_container(self, image, command, **how):
+            calls.append(command)
+            return subprocess.CompletedProcess([], 0, shown["text"] + "\n", "")
+
+    assert native_install.image_scheme(plan, Engine(), lambda text: None) == ""
+    assert native_install.image_scheme(plan, Engine(), lambda text: None) == "" and len(calls) == 2
+    assert native_install.SCHEMES.entries() == {}
+    shown["text"] = json.dumps(good)
+    assert json.loads(native_install.image_scheme(plan, Engine(), lambda text: None)) == good and len(calls) == 3
+    (key,) = native_install.SCHEMES.entries()
+    native_install.SCHEMES.remember(key, printed)              # a cache that holds something else is read the same way
+    shown["text"] = printed
+    assert native_install.image_scheme(plan, Engine(), lambda text: None) == "" and len(calls) == 4
 
 
 def test_podman_names_the_host_platform(workdir):

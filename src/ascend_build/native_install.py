@@ -25,18 +25,21 @@ script (installers, checks, `pip check`) under emulation.
   nothing measurable on the benchmark's content and cost the real MindSpore stack 5 s: the compile
   shared the CPUs with those installers, and every later helper waited for it.)
 - The stage the helper serves checks what it placed with pip check's rule (native_stage.py
-  check: the image's python3 without pip's start-up).
+  check, without pip's start-up): the host's python3 from stage native-tools, on the sys.path,
+  pip and marker environment the image's python3 reports (probe, 0.5 s under QEMU); without
+  native-tools, the image's python3 (1-1.5 s).
 - A set_env.sh capture's build runs the helpers of the stages after the captured one too
   (render.capture_prefix), beside its emulated stages.
 - The installers' byte work (sha256sum, tar, gzip, sed, cp... while a .run installs; wget's downloads)
   runs on the host's CPU too: stage `native-tools` copies the host image's coreutils, diffutils,
   findutils, grep, gzip, sed, tar and wget programs (those it has) with their libraries and loader
-  (native_stage.py tools); each
-  stage with a .run, .zip or .tar.gz, or wheels its image's pip installs, mounts them (the
+  (native_stage.py tools), and its python3 with its standard library; each
+  stage with a .run, .zip or .tar.gz, or wheels (its image's pip installs them, or the host's python3
+  checks those a helper installed), mounts them (the
   libraries and loader where the host's loader looks: TOOL_MOUNTS), and run-stage.sh puts them
   first on PATH when the image has the very same versions of those packages (dpkg-query; else
   they stay unused). uname, arch, nproc, the shells,
-  python3 and the installers' own programs stay the image's, under emulation. A Debian-family
+  python3 (but for the check) and the installers' own programs stay the image's, under emulation. A Debian-family
   image built on an x86_64 host only; a later RUN removes the mount points BuildKit leaves.
 - The helper's RUN names each wheel with its sha256 (as the stage's own RUN does), so a changed
   wheel rebuilds the helper and the COPY of its tree (content-addressed) rebuilds the stage.
@@ -159,12 +162,12 @@ def stage_wheels(plan, overrides: Dict[str, str], present: Sequence[str]) -> Tup
 
 
 def byte_tools(plan, host: str, native: Dict[str, Tuple[Package, ...]]) -> Tuple[Tuple[str, ...], Tuple[Tuple[str, str], ...]]:
-    """The stages that mount the host's byte tools, and the mounts: those that unpack installers or
-    check wheels the image's pip installs (`native`: the wheels installed natively); a
-    Debian-family image on an x86_64 host only (see the module's doc)."""
+    """The stages that mount the host's byte tools, and the mounts: those that unpack installers,
+    check wheels the image's pip installs or check the wheels installed natively (`native`, by the
+    host's python3); a Debian-family image on an x86_64 host only (see the module's doc)."""
     if host not in TOOL_MOUNTS or plan.os_family != "debian":
         return (), ()
-    stages = tuple(s.name for s in plan.stages if any(
+    stages = tuple(s.name for s in plan.stages if s.name in native or any(
         p.format in ARCHIVES or (p.format == "wheel" and p not in native.get(s.name, ())) for p in s.files))
     mounts = ((TOOLS, TOOLS), *((f"{TOOLS}/{sub}", there) for sub, there in TOOL_MOUNTS[host]))
     return stages, (mounts if stages else ())
@@ -237,8 +240,8 @@ def decide(plan, engine, say: Callable[[str], None], overrides: Dict[str, str],
                 say(f"native install: the wheels of {', '.join(stages)} install on this {host} CPU in {image} "
                     f"(Python {python}), then are copied into the {settings.arch} image")
             if tools:
-                say(f"native install: the installers of {', '.join(tools)} run with {image}'s byte tools "
-                    f"(tar, gzip, sha256sum...) on this {host} CPU where the image has the same versions")
+                say(f"native install: {', '.join(tools)} use {image}'s byte tools (tar, gzip, sha256sum...) on this "
+                    f"{host} CPU where the image has the same versions" + (", and its python3 for pip check's rule" if stages else ""))
             return NativeInstall(image, platform, python, tags, tuple(stages.items()), tools, mounts)
         tried.append(reason)
     say(f"native install: no {PLATFORMS[host]} image with Python {python} and pip ({'; '.join(tried)}): "
@@ -359,6 +362,7 @@ def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
             tags=native.tags, wheels=[p.name for p in wheels], staging=STAGING, home=HOME, guess=GUESS, image=native.image,
             pip_env=[f"{k}={v}" for k, v in base_env.items() if k.startswith("PIP_")])
         files[f"scripts/install_{stage}.sh"] = script.replace(LIB_LINE, LIB_LINE + render_script(
-            "native-placed.sh.j2", helper=native.helper(stage), names=names, checker=CHECKER), 1)
+            "native-placed.sh.j2", helper=native.helper(stage), names=names, checker=CHECKER,
+            host_python=f"{TOOLS}/python/bin/python{native.python}" if stage in native.tools else ""), 1)
     return files
 

@@ -22,21 +22,22 @@ the image's SCHEME is there, placed again from HOME only where the two differ.
 `tools OUT`: run by the build host's python3 in stage native-tools: copies the programs of
 TOOL_PACKAGES it has (ELF files only, not those in NOT_NATIVE) to OUT/bin, the libraries they load to
 OUT/lib, their loader to OUT/loader, the package names to OUT/packages, `dpkg-query -W` of them
-to OUT/versions and, last, dpkg-query to OUT/ (none where something failed: no dpkg-query or
-ldd). A stage under emulation mounts them (run-stage.sh uses them only when the image has the
+to OUT/versions, this python3 (its program, and its standard library without the tests, no site-packages)
+to OUT/python and, last, dpkg-query to OUT/ (none where something failed: no dpkg-query or ldd). A stage under emulation mounts them (run-stage.sh uses them only when the image has the
 same versions of those packages).
 
-`check NAME...`: run by the image's own python3 (under emulation) in the stage the helper served:
-pip check's rule for those distributions only (each requirement whose marker holds, with no extra,
-installed in a version its specifier takes, pre-releases included; the first distribution of a name on
-sys.path counts), in pip check's words, without pip's start-up (2 s under QEMU; importlib.metadata
-and the packaging pip vendors, 1 s). Without importlib.metadata (Python < 3.8): `pip check`'s lines
-about those distributions."""
+`check NAME...`: run in the stage the helper served: pip check's rule for those distributions only
+(each requirement whose marker holds, with no extra, installed in a version its specifier takes,
+pre-releases included; the first distribution of a name on sys.path counts), in pip check's words,
+without pip's start-up (2 s under QEMU). By the image's own python3 (importlib.metadata and the
+packaging pip vendors: 1.3 s under QEMU), or, `check --image IMAGE.json NAME...`, by the build host's
+python3 (`tools` copies it, with its standard library, to OUT/python) on what `probe` wrote: the
+image's sys.path, its pip's folder (whose packaging it imports) and its marker environment (0.3 s under
+QEMU, then 0.05 s). Without importlib.metadata (Python < 3.8): `pip check`'s lines about those
+distributions."""
 import base64
-import compileall
 import contextlib
 import csv
-import hashlib
 import importlib.util
 import io
 import json
@@ -83,6 +84,7 @@ def scheme() -> dict:
 
 
 def record_hash(path: str):
+    import hashlib              # here, as compileall below: not imported by `probe` (0.15 s under QEMU)
     with open(path, "rb") as f:
         data = f.read()
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip("="), str(len(data))
@@ -158,6 +160,7 @@ def root_is_purelib(info: str) -> bool:
 def compile_one(job) -> bool:
     """As pip: compile_file(path, force=True, quiet=True), what it prints dropped (templates that are
     not Python); named as the final path (`job`: the staged file and the folder of that name)."""
+    import compileall
     target, ddir = job
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.filterwarnings("ignore")              # as pip: no SyntaxWarning of a package's code in the log
@@ -240,6 +243,20 @@ def run(*cmd) -> str:
     return subprocess.check_output(cmd, universal_newlines=True)
 
 
+def host_python(out: str) -> str:
+    """This python3 to OUT/bin/pythonX.Y, its standard library (no tests, no site-packages) to
+    OUT/lib/pythonX.Y, where it finds it from where it is (its libraries go with the tools'). The program's path."""
+    import sysconfig
+    version = "python%d.%d" % sys.version_info[:2]
+    os.makedirs(os.path.join(out, "bin"), exist_ok=True)
+    program = os.path.join(out, "bin", version)
+    shutil.copy2(os.path.realpath(sys.executable), program)
+    skip = shutil.ignore_patterns("test", "tests", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",
+                                  "site-packages", "dist-packages", "config-*")
+    shutil.copytree(sysconfig.get_paths()["stdlib"], os.path.join(out, "lib", version), ignore=skip, symlinks=True)
+    return program
+
+
 def tools(out: str) -> str:
     """What it copied, or why nothing (no dpkg-query or ldd: not a Debian-family image): the mount
     points exist either way, and run-stage.sh keeps the image's tools without OUT/dpkg-query."""
@@ -259,7 +276,12 @@ def tools(out: str) -> str:
                         programs.append(path)
         for path in programs:
             shutil.copy2(path, os.path.join(out, "bin", os.path.basename(path)))
-        for line in run("ldd", query, *programs).split("\n"):
+        try:
+            python = [host_python(os.path.join(out, "python"))]
+        except OSError:                 # the check then runs in the image's python3
+            shutil.rmtree(os.path.join(out, "python"), ignore_errors=True)
+            python = []
+        for line in run("ldd", query, *python, *programs).split("\n"):
             found = re.match(r"^\s*(\S+) => (/\S+) \(", line) or re.match(r"^\s*(/\S+) \(", line)
             if not found:
                 continue
@@ -277,8 +299,28 @@ def tools(out: str) -> str:
     return "%d byte tools of this CPU in %s" % (len(programs), out)
 
 
-def check(names, path=None) -> list:
-    """What `pip check` says about the distributions `names` (see the module's doc)."""
+def probe() -> dict:
+    """What `check --image` needs of the image's python3 (run by it): sys.path, the folder holding its pip,
+    the marker environment (packaging's default_environment, with os.uname for platform's)."""
+    from importlib.util import find_spec
+    import platform
+    pip = find_spec("pip")
+    version = sys.implementation.version
+    uname = os.uname()
+    env = {"implementation_name": sys.implementation.name, "os_name": os.name, "sys_platform": sys.platform,
+           "implementation_version": "%d.%d.%d" % version[:3] + (
+               "" if version.releaselevel == "final" else version.releaselevel[0] + str(version.serial)),
+           "platform_machine": uname.machine, "platform_release": uname.release, "platform_system": uname.sysname,
+           "platform_version": uname.version, "python_full_version": platform.python_version(),
+           "platform_python_implementation": platform.python_implementation(),
+           "python_version": ".".join(platform.python_version_tuple()[:2])}
+    return {"path": [p for p in sys.path if p], "env": env,
+            "pip": os.path.dirname(os.path.dirname(pip.origin)) if pip and pip.origin else None}
+
+
+def check(names, path=None, env=None) -> list:
+    """What `pip check` says about the distributions `names` (see the module's doc): on `path` (else
+    sys.path), markers evaluated in `env` (else this python3's)."""
     try:
         from importlib.metadata import distributions
         from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
@@ -320,7 +362,7 @@ def check(names, path=None) -> list:
             except InvalidRequirement as e:
                 problems.append("%s has an invalid requirement %r: %s" % (who, line, e))
                 continue
-            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            if req.marker is not None and not req.marker.evaluate(dict(env or {}, extra="")):
                 continue
             wanted = canonicalize_name(req.name)
             have = found.get(wanted)
@@ -355,12 +397,23 @@ def main(argv) -> int:
     if argv[:1] == ["tools"] and len(argv) == 2:
         print("native-stage: " + tools(argv[1]))
         return 0
+    if argv[:1] == ["probe"] and len(argv) == 1:
+        print(json.dumps(probe(), sort_keys=True))
+        return 0
+    if argv[:2] == ["check", "--image"] and len(argv) > 2:
+        with open(argv[2]) as f:
+            image = json.load(f)
+        if image.get("pip"):
+            sys.path.append(image["pip"])           # the image's pip, for the packaging it vendors
+        problems = check(argv[3:], path=image["path"], env=image["env"])
+        print("\n".join(problems))
+        return 1 if problems else 0
     if argv[:1] == ["check"]:
         problems = check(argv[1:])
         print("\n".join(problems))
         return 1 if problems else 0
     raise SystemExit("usage: native-stage.py scheme | guess HOME STAGING OUT.json | "
-                     "settle HOME STAGING GUESS.json SCHEME.json | tools OUT | check NAME...")
+                     "settle HOME STAGING GUESS.json SCHEME.json | tools OUT | probe | check [--image IMAGE.json] NAME...")
 
 
 if __name__ == "__main__":

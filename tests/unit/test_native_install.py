@@ -121,8 +121,9 @@ def test_decide_picks_the_host_image_with_the_same_python_or_says_why_not(workdi
     assert native and native.image == "localhost/ascend-build-base:bookworm" and native.platform == "$BUILDPLATFORM"
     assert set(dict(native.stages)) == {"pta"} and native.python == "3.11"
     assert "manylinux_2_17_aarch64" in native.tags and "linux_aarch64" in native.tags
-    assert native.tools == ("cann",) and ("/tmp/ab-tools/loader", "/lib64") in native.tool_mounts
-    assert "the installers of cann run with localhost/ascend-build-base:bookworm's byte tools" in said[-1]
+    assert native.tools == ("cann", "pta") and ("/tmp/ab-tools/loader", "/lib64") in native.tool_mounts
+    assert said[-1].startswith("native install: cann, pta use localhost/ascend-build-base:bookworm's byte tools")
+    assert said[-1].endswith("and its python3 for pip check's rule")
     said.clear()
     wrong = FakeEngine({"localhost/ascend-build-base:bookworm": ("amd64", "3.10.12", {"pip": "22"})})
     assert decide(plan, wrong, said.append, {}) is None
@@ -304,13 +305,13 @@ def test_each_helper_starts_after_the_one_before_it(workdir):
 
 def test_the_stages_that_unpack_installers_mount_the_hosts_byte_tools(workdir):
     """cann (.run files) mounts stage native-tools while it installs, then drops the mount points;
-    pta does when its wheels are checked and installed in the image only; only a Debian-family image
-    on an x86_64 host gets them."""
+    pta does too, whose wheels the host's python3 checks (or the image's pip installs); only a
+    Debian-family image on an x86_64 host gets them."""
     plan = arm_plan(workdir, target="mindie")
     native = stage_wheels(plan, {}, [])[0]
     tools, mounts = native_install.byte_tools(plan, "x86_64", native)
-    assert tools == ("cann", "mindie")
-    assert native_install.byte_tools(plan, "x86_64", {})[0] == ("cann", "pta", "mindie")     # pta's wheels checked emulated
+    assert tools == ("cann", "pta", "mindie") and set(native) == {"pta"}
+    assert native_install.byte_tools(plan, "x86_64", {})[0] == ("cann", "pta", "mindie")     # pta's wheels installed emulated
     assert dict(mounts) == {"/tmp/ab-tools": "/tmp/ab-tools", "/tmp/ab-tools/loader": "/lib64",
                             "/tmp/ab-tools/lib": "/usr/lib/x86_64-linux-gnu"}
     assert native_install.byte_tools(plan, "aarch64", native) == ((), ())
@@ -318,11 +319,12 @@ def test_the_stages_that_unpack_installers_mount_the_hosts_byte_tools(workdir):
     text = context_files(plan)["Dockerfile"]
     assert text.count(" AS native-tools\n") == 1 and text.index(" AS native-tools") < text.index(" AS cann")
     assert "RUN python3 /opt/ascend-build/native-stage.py tools /tmp/ab-tools" in text
-    for stage in ("cann", "mindie"):
+    for stage in ("cann", "pta", "mindie"):
         body = text.split(f" AS {stage}\n")[1].split("\nFROM ")[0]
         assert "--mount=type=bind,from=native-tools,source=/tmp/ab-tools/loader,target=/lib64" in body
         assert "RUN rmdir /tmp/ab-tools /lib64 /usr/lib/x86_64-linux-gnu 2>/dev/null || true" in body
-    assert "native-tools" not in text.split(" AS pta\n")[1].split("\nFROM ")[0]
+    served = context_files(plan)["scripts/install_pta.sh"]
+    assert "/tmp/ab-tools/python/bin/python3.11 -I -S /opt/ascend-build/native-stage.py check --image" in served
     euler = plan_for(settings_for(workdir, Options(target="cann", base_image="openeuler/openeuler:22.03", platform="linux/arm64")))
     assert native_install.byte_tools(euler, "x86_64", {}) == ((), ())
 
@@ -346,6 +348,12 @@ def test_native_stage_tools_copies_the_byte_tools_their_libraries_and_loader(tmp
     assert [p.name for p in (out / "loader").iterdir()] and (out / "packages").read_text().split() == installed
     versions = (out / "versions").read_text().splitlines()
     assert [line.split()[0] for line in versions] == sorted(installed) and all(len(v.split()) == 2 for v in versions)
+    loader = next((out / "loader").iterdir())         # this python3, on its own copies: the prefix it finds is its copy's
+    python = out / "python" / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    ran = subprocess.run([str(loader), "--library-path", str(out / "lib"), str(python), "-I", "-S", "-c",
+                          "import sys, importlib.metadata, json, email.parser; print(sys.prefix)"], capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout.strip() == str(out / "python"), ran.stderr
+    assert not (out / "python" / "lib" / python.name / "test").exists()
     sample = tmp_path / "x"
     sample.write_bytes(b"abc")
     shown = subprocess.run([str(out / "bin" / "sha256sum"), str(sample)], capture_output=True, text=True)
@@ -549,3 +557,49 @@ def test_check_says_what_pip_check_says_about_those_distributions(tmp_path):
     assert native_stage.check(["demo-b", "demo-c", "not-installed"], path=[str(site)]) == []
     dist_info(site, "demo-e", "1.0", "demo-b >= = 2")
     assert native_stage.check(["demo-e"], path=[str(site)])[0].startswith("demo-e 1.0 has an invalid requirement 'demo-b >= = 2'")
+
+
+def test_the_build_hosts_python3_checks_with_the_images_path_and_markers(tmp_path, capsys):
+    """check --image: the distributions on the path `probe` gave, markers in the image's environment (an
+    aarch64 image checked on this CPU), the packaging of the image's pip; probe's environment is packaging's."""
+    from packaging.markers import default_environment
+
+    assert native_stage.probe()["env"] == default_environment()
+    assert native_stage.probe()["pip"] and "" not in native_stage.probe()["path"]
+    site = tmp_path / "site"
+    dist_info(site, "demo-a", "1.0", 'demo-arm; platform_machine == "aarch64"', 'demo-x86; platform_machine == "x86_64"',
+              "demo-b>=2")
+    dist_info(site, "demo-b", "2.0")
+    image = tmp_path / "image.json"
+    image.write_text(json.dumps({"path": [str(site)], "pip": native_stage.probe()["pip"],
+                                 "env": dict(default_environment(), platform_machine="aarch64")}))
+    assert native_stage.main(["check", "--image", str(image), "demo_a", "demo-b"]) == 1
+    assert capsys.readouterr().out.splitlines() == ["demo-a 1.0 requires demo-arm, which is not installed."]
+    dist_info(site, "demo-arm", "1.0")
+    assert native_stage.main(["check", "--image", str(image), "demo-a"]) == 0
+
+
+@pytest.mark.parametrize("host_runs", [True, False])
+def test_the_served_stage_checks_with_the_hosts_python3_when_it_runs_else_the_images(tmp_path, host_runs):
+    """native-placed.sh's ab_pip, in bash: the host's python3 (here this one, behind a wrapper) checks what
+    `probe` of the image's (python3 on PATH) says; a host python3 that does not run leaves the check to the
+    image's. Either way a missing requirement fails the stage with pip check's words, and no probe file stays."""
+    from ascend_build.components import render_script
+
+    site, bin_dir = tmp_path / "site", tmp_path / "bin"
+    dist_info(site, "demo-a", "1.0", "demo-gone")
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    host = tmp_path / "host-python"
+    host.write_text(f'#!/bin/sh\n' + (f'exec {shlex.quote(sys.executable)} "$@"\n' if host_runs else "exit 127\n"))
+    for program in (bin_dir / "python3", host):
+        program.chmod(0o755)
+    snippet = render_script("native-placed.sh.j2", helper="pta-native", names=["demo-a"], checker=native_stage.__file__,
+                            host_python=str(host))
+    script = ("ab_say() { echo \"say: $*\"; }\nab_fail() { echo \"fail: $*\"; exit 1; }\n" + snippet + "ab_pip x.whl\n")
+    ran = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                         env={"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(site), "TMPDIR": str(tmp_path)})
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    assert ("say: pip check (by the build host's python3)" in ran.stdout) == host_runs
+    assert "fail: pip check: demo-a 1.0 requires demo-gone, which is not installed." in ran.stdout
+    assert not (tmp_path / "ab-image.json").exists()

@@ -76,8 +76,13 @@ COPY --from=pta-native /ab-staged/ /
 COPY scripts/native-stage.py /opt/ascend-build/native-stage.py
 COPY scripts/install_pta.sh /opt/ascend-build/install_pta.sh
 ARG ASCEND_PKG_URL
-RUN bash /opt/ascend-build/run-stage.sh pta http /tmp/ascend-pkgs/pta \
+RUN --mount=type=bind,from=native-tools,source=/tmp/ab-tools,target=/tmp/ab-tools \
+    --mount=type=bind,from=native-tools,source=/tmp/ab-tools/loader,target=/lib64 \
+    --mount=type=bind,from=native-tools,source=/tmp/ab-tools/lib,target=/usr/lib/x86_64-linux-gnu \
+    bash /opt/ascend-build/run-stage.sh pta http /tmp/ascend-pkgs/pta \
     requirements.txt=<sha256>
+# the mount points of the byte tools (BuildKit leaves them as empty folders)
+RUN rmdir /tmp/ab-tools /lib64 /usr/lib/x86_64-linux-gnu 2>/dev/null || true
 LABEL io.ascend-build.torch.version="2.6.0" \
       io.ascend-build.torch.file="torch-2.6.0-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl" \
       io.ascend-build.torch.sha256="<sha256>" \

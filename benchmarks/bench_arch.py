@@ -197,6 +197,15 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   mindspore (their scripts import nothing they install), overlapping the emulated installers: 0.925 against 0.930
   without it on this content, but the real MindSpore stack 1.16x slower (the compile shared the 2 CPUs with cann's
   installers, 8.2 s instead of 3.8 s, and every later helper waited for it).
+  Next round: the served stages' pip check runs on the host's python3 (copied by native-tools with its standard
+  library) over what the image's python3 reports (sys.path, its pip, the marker environment: 0.5 s under QEMU
+  instead of the 1-1.5 s emulated check). Paired with the previous version (4 pairs after one warm-up): 20.7 s vs
+  21.5 s, 0.98 (0.95-1.00); the real MindSpore stack 1.01 (1.01-1.12, 3 pairs: its time is the mindspore helper's
+  pip work). `--runs 3 --parts builds` (a faster day: amd64 12.32 s, fully emulated 66.21 s, 5.38x): arm64
+  22.29 s, 1.81 (per run 1.62/1.65/1.88); per stage arm64/amd64: base 1.27/0.30, cann 3.03/5.61 (its helper 4.03),
+  pta 1.89/2.45, mindie 7.30/1.44, captures 5.80/1.27 (cann's helper included) and 1.67/0.88. The mindie stage is
+  5.9 s of the 10 s left: its .run under QEMU (it imports torch and pip-installs its wheel, 3 s) and the image's
+  pip installing the atb_llm wheel out of the ATB tarball after it (2.7 s).
   Both images (read by hand, then in tests/e2e/test_real_mindspore.py): 25,144 files under the Python prefix, the
   same but for 12 .pyc whose code bytes differ (marshal's reference flags), the same `pip list` and `pip check`.
 

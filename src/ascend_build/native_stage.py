@@ -33,8 +33,8 @@ without pip's start-up (2 s under QEMU). By the image's own python3 (importlib.m
 packaging pip vendors: 1.3 s under QEMU), or, `check --image IMAGE.json NAME...`, by the build host's
 python3 (`tools` copies it, with its standard library, to OUT/python) on what `probe` wrote: the
 image's sys.path, its pip's folder (whose packaging it imports) and its marker environment (0.3 s under
-QEMU, then 0.05 s). Without importlib.metadata (Python < 3.8): `pip check`'s lines about those
-distributions."""
+QEMU, then 0.05 s; exit 3 when it cannot, e.g. the image has no pip: the image's python3 checks then).
+Without importlib.metadata (Python < 3.8): `pip check`'s lines about those distributions."""
 import base64
 import contextlib
 import csv
@@ -49,6 +49,7 @@ import sys
 import warnings
 
 HOME_SCRIPTS, UP = "bin/", "../../"
+UNCHECKED = 3               # check --image: this python3 cannot check (e.g. it cannot import the image's pip)
 # Debian's byte tools (the essential ones, and wget for the downloads); never the programs that report the machine or
 # preload a library
 TOOL_PACKAGES = ("coreutils", "diffutils", "findutils", "grep", "gzip", "sed", "tar", "wget")
@@ -320,13 +321,16 @@ def probe() -> dict:
 
 def check(names, path=None, env=None) -> list:
     """What `pip check` says about the distributions `names` (see the module's doc): on `path` (else
-    sys.path), markers evaluated in `env` (else this python3's)."""
+    sys.path), markers evaluated in `env` (else this python3's; given, an ImportError is raised rather
+    than this python3's pip check run)."""
     try:
         from importlib.metadata import distributions
         from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
         from pip._vendor.packaging.utils import canonicalize_name
         from pip._vendor.packaging.version import Version
     except ImportError:
+        if env is not None:
+            raise
         run = subprocess.run([sys.executable, "-m", "pip", "check"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              universal_newlines=True)
         norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()          # noqa: E731 (packaging's canonical form)
@@ -401,11 +405,15 @@ def main(argv) -> int:
         print(json.dumps(probe(), sort_keys=True))
         return 0
     if argv[:2] == ["check", "--image"] and len(argv) > 2:
-        with open(argv[2]) as f:
-            image = json.load(f)
-        if image.get("pip"):
-            sys.path.append(image["pip"])           # the image's pip, for the packaging it vendors
-        problems = check(argv[3:], path=image["path"], env=image["env"])
+        try:
+            with open(argv[2]) as f:
+                image = json.load(f)
+            if image.get("pip"):
+                sys.path.append(image["pip"])           # the image's pip, for the packaging it vendors
+            problems = check(argv[3:], path=image["path"], env=image["env"])
+        except Exception as e:          # e.g. no pip in the image: its own python3 checks (as without --image)
+            print("native-stage: the build host's python3 cannot check here (%s: %s)" % (type(e).__name__, e))
+            return UNCHECKED
         print("\n".join(problems))
         return 1 if problems else 0
     if argv[:1] == ["check"]:

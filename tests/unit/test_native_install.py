@@ -577,13 +577,22 @@ def test_the_build_hosts_python3_checks_with_the_images_path_and_markers(tmp_pat
     assert capsys.readouterr().out.splitlines() == ["demo-a 1.0 requires demo-arm, which is not installed."]
     dist_info(site, "demo-arm", "1.0")
     assert native_stage.main(["check", "--image", str(image), "demo-a"]) == 0
+    # an image without pip (nothing to import its packaging from): exit 3, never this python3's own pip check
+    image.write_text(json.dumps({"path": [str(site)], "pip": None, "env": default_environment()}))
+    alone = subprocess.run([sys.executable, "-I", "-S", native_stage.__file__, "check", "--image", str(image), "demo-a"],
+                           capture_output=True, text=True)
+    assert alone.returncode == native_stage.UNCHECKED and "cannot check here (ModuleNotFoundError" in alone.stdout, alone
 
 
-@pytest.mark.parametrize("host_runs", [True, False])
+NO_PIP = "import json, sys; d = json.load(open(sys.argv[1])); d['pip'] = None; json.dump(d, open(sys.argv[1], 'w'))"
+
+
+@pytest.mark.parametrize("host_runs", [True, False, "no pip"])
 def test_the_served_stage_checks_with_the_hosts_python3_when_it_runs_else_the_images(tmp_path, host_runs):
     """native-placed.sh's ab_pip, in bash: the host's python3 (here this one, behind a wrapper) checks what
-    `probe` of the image's (python3 on PATH) says; a host python3 that does not run leaves the check to the
-    image's. Either way a missing requirement fails the stage with pip check's words, and no probe file stays."""
+    `probe` of the image's (python3 on PATH) says; a host python3 that does not run, or cannot import the
+    image's pip, leaves the check to the image's. Either way a missing requirement fails the stage with pip
+    check's words, and no probe file stays."""
     from ascend_build.components import render_script
 
     site, bin_dir = tmp_path / "site", tmp_path / "bin"
@@ -591,7 +600,9 @@ def test_the_served_stage_checks_with_the_hosts_python3_when_it_runs_else_the_im
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
     host = tmp_path / "host-python"
-    host.write_text(f'#!/bin/sh\n' + (f'exec {shlex.quote(sys.executable)} "$@"\n' if host_runs else "exit 127\n"))
+    host.write_text("#!/bin/sh\n" + {True: f'exec {shlex.quote(sys.executable)} "$@"\n', False: "exit 127\n",
+                                     "no pip": f'[ "$4" != check ] || {shlex.quote(sys.executable)} -c "{NO_PIP}" "$6"\n'
+                                               f'exec {shlex.quote(sys.executable)} "$@"\n'}[host_runs])
     for program in (bin_dir / "python3", host):
         program.chmod(0o755)
     snippet = render_script("native-placed.sh.j2", helper="pta-native", names=["demo-a"], checker=native_stage.__file__,
@@ -600,6 +611,7 @@ def test_the_served_stage_checks_with_the_hosts_python3_when_it_runs_else_the_im
     ran = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(site), "TMPDIR": str(tmp_path)})
     assert ran.returncode == 1, ran.stdout + ran.stderr
-    assert ("say: pip check (by the build host's python3)" in ran.stdout) == host_runs
+    assert ("say: pip check (by the build host's python3)" in ran.stdout) == bool(host_runs)
+    assert ("say: pip check\n" in ran.stdout) == (host_runs is not True)
     assert "fail: pip check: demo-a 1.0 requires demo-gone, which is not installed." in ran.stdout
     assert not (tmp_path / "ab-image.json").exists()

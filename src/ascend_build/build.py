@@ -295,6 +295,9 @@ class _Builds:
 def failure_hint(message: str) -> str:
     if "does not match the sha256 in the plan" in message:
         return "a package changed after it was checked: run `ascend-build check --rehash`, then build again"
+    if "no space left on device" in message.lower():
+        return ("the disk the engine builds on is full: free space (`docker builder prune`, `docker image prune`; podman: "
+                "`podman system prune`), then build again (finished stages stay cached)")
     if "Install failed" in message or "FAILED" in message:
         return "the installer log above names the cause; fix the package or the config, then build again (finished stages stay cached)"
     return "see the output above and the full log"

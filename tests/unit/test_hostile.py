@@ -403,6 +403,13 @@ def test_a_sha256_mismatch_in_the_build_names_the_file_and_check_rehash(tmp_path
     assert "check --rehash" in failure_hint(result.stderr)
 
 
+def test_a_full_disk_in_the_build_says_how_to_free_the_engines_space():
+    """As BuildKit said it when the builder's disk filled in the middle of a COPY."""
+    said = "#17 ERROR: failed to copy files: copy file range failed: no space left on device"
+    assert "docker builder prune" in failure_hint(said) and "podman system prune" in failure_hint(said)
+    assert failure_hint("exit code: 2") == "see the output above and the full log"
+
+
 def test_the_build_passes_the_mismatch_on_with_the_rehash_advice(matrix_workdir):
     """What the stage script prints reaches the user as the build's error, with check --rehash as the fix."""
     class Failing(FakeEngine):

@@ -32,8 +32,8 @@ pre-releases included; the first distribution of a name on sys.path counts), in 
 without pip's start-up (2 s under QEMU). By the image's own python3 (importlib.metadata and the
 packaging pip vendors: 1.3 s under QEMU), or, `check --image IMAGE.json NAME...`, by the build host's
 python3 (`tools` copies it, with its standard library, to OUT/python) on what `probe` wrote: the
-image's sys.path, its pip's folder (whose packaging it imports) and its marker environment (0.3 s under
-QEMU, then 0.05 s; exit 3 when it cannot, e.g. the image has no pip: the image's python3 checks then).
+image's sys.path, its pip's folder (whose packaging it imports) and its marker environment (0.5 s under
+QEMU, then 0.15 s; exit 3 when it cannot, e.g. the image has no pip: the image's python3 checks then).
 Without importlib.metadata (Python < 3.8): `pip check`'s lines about those distributions."""
 import base64
 import contextlib

@@ -303,9 +303,8 @@ def tools(out: str) -> str:
 def probe() -> dict:
     """What `check --image` needs of the image's python3 (run by it): sys.path, the folder holding its pip,
     the marker environment (packaging's default_environment, with os.uname for platform's)."""
-    from importlib.util import find_spec
     import platform
-    pip = find_spec("pip")
+    pip = importlib.util.find_spec("pip")
     version = sys.implementation.version
     uname = os.uname()
     env = {"implementation_name": sys.implementation.name, "os_name": os.name, "sys_platform": sys.platform,

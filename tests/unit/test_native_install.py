@@ -587,11 +587,11 @@ def test_the_build_hosts_python3_checks_with_the_images_path_and_markers(tmp_pat
 NO_PIP = "import json, sys; d = json.load(open(sys.argv[1])); d['pip'] = None; json.dump(d, open(sys.argv[1], 'w'))"
 
 
-@pytest.mark.parametrize("host_runs", [True, False, "no pip"])
+@pytest.mark.parametrize("host_runs", [True, False, None, "no pip"])
 def test_the_served_stage_checks_with_the_hosts_python3_when_it_runs_else_the_images(tmp_path, host_runs):
     """native-placed.sh's ab_pip, in bash: the host's python3 (here this one, behind a wrapper) checks what
-    `probe` of the image's (python3 on PATH) says; a host python3 that does not run, or cannot import the
-    image's pip, leaves the check to the image's. Either way a missing requirement fails the stage with pip
+    `probe` of the image's (python3 on PATH) says; a host python3 that does not run (None: is not there), or
+    cannot import the image's pip, leaves the check to the image's. Either way a missing requirement fails the stage with pip
     check's words, and no probe file stays."""
     from ascend_build.components import render_script
 
@@ -600,11 +600,13 @@ def test_the_served_stage_checks_with_the_hosts_python3_when_it_runs_else_the_im
     bin_dir.mkdir()
     (bin_dir / "python3").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
     host = tmp_path / "host-python"
-    host.write_text("#!/bin/sh\n" + {True: f'exec {shlex.quote(sys.executable)} "$@"\n', False: "exit 127\n",
+    host.write_text("#!/bin/sh\n" + {True: f'exec {shlex.quote(sys.executable)} "$@"\n', False: "exit 127\n", None: "",
                                      "no pip": f'[ "$4" != check ] || {shlex.quote(sys.executable)} -c "{NO_PIP}" "$6"\n'
                                                f'exec {shlex.quote(sys.executable)} "$@"\n'}[host_runs])
     for program in (bin_dir / "python3", host):
         program.chmod(0o755)
+    if host_runs is None:
+        host.unlink()
     snippet = render_script("native-placed.sh.j2", helper="pta-native", names=["demo-a"], checker=native_stage.__file__,
                             host_python=str(host))
     script = ("ab_say() { echo \"say: $*\"; }\nab_fail() { echo \"fail: $*\"; exit 1; }\n" + snippet + "ab_pip x.whl\n")

@@ -193,7 +193,7 @@ def test_the_base_images_pip_is_asked_once_where_it_puts_files(workdir, tmp_path
     assert native_install.image_scheme(plan, Engine(), said.append) == text and len(calls) == 1      # cached
     image, (flag, script), how = calls[0]
     assert image == ARM and flag == "-c" and how["entrypoint"] == "sh" and how["flags"] == ["--platform", "linux/arm64"]
-    assert script.startswith("if ! dpkg -s python3 >/dev/null 2>&1 || ") and "; then exit 3; fi; exec python3 -c " in script
+    assert script.startswith("if ! dpkg -s python3 python3-pip wget ca-certificates >/dev/null 2>&1; then exit 3") and "; then exit 3; fi; exec python3 -c " in script
     forced = subprocess.run(["sh", "-c", script.replace(script[3:script.index("; then")], "false", 1)
                              .replace("exec python3 ", f"exec {shlex.quote(sys.executable)} ", 1)],
                             capture_output=True, text=True)          # the script as the image's sh runs it, with this python

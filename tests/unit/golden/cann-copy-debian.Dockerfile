@@ -6,7 +6,7 @@ FROM ${BASE_IMAGE} AS base
 COPY scripts/lib.sh scripts/run-stage.sh /opt/ascend-build/
 COPY scripts/entrypoint.sh /usr/local/bin/ascend-entrypoint
 COPY scripts/profile.sh /etc/profile.d/ascend-build.sh
-RUN if ! dpkg -s python3 >/dev/null 2>&1 || ! dpkg -s python3-pip >/dev/null 2>&1 || ! dpkg -s wget >/dev/null 2>&1 || ! dpkg -s ca-certificates >/dev/null 2>&1; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-pip wget ca-certificates && rm -rf /var/lib/apt/lists/*; fi \
+RUN if ! dpkg -s python3 python3-pip wget ca-certificates >/dev/null 2>&1; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-pip wget ca-certificates && rm -rf /var/lib/apt/lists/*; fi \
     && (getent group 1000 >/dev/null || groupadd -g 1000 HwHiAiUser) && (id -u HwHiAiUser >/dev/null 2>&1 || useradd -m -u 1000 -g 1000 -s /bin/bash HwHiAiUser) \
     && for rc in /etc/bash.bashrc /etc/bashrc; do if [ -f $rc ]; then echo '. /etc/profile.d/ascend-build.sh' >> $rc; fi; done \
     && chmod 0755 /usr/local/bin/ascend-entrypoint /opt/ascend-build/*.sh

@@ -6,7 +6,7 @@ FROM ${BASE_IMAGE} AS base
 COPY scripts/lib.sh scripts/run-stage.sh /opt/ascend-build/
 COPY scripts/entrypoint.sh /usr/local/bin/ascend-entrypoint
 COPY scripts/profile.sh /etc/profile.d/ascend-build.sh
-RUN if ! rpm -q python3 >/dev/null 2>&1 || ! rpm -q python3-pip >/dev/null 2>&1 || ! rpm -q wget >/dev/null 2>&1 || ! rpm -q ca-certificates >/dev/null 2>&1 || ! rpm -q shadow-utils >/dev/null 2>&1 || ! rpm -q tar >/dev/null 2>&1 || ! rpm -q gzip >/dev/null 2>&1 || ! rpm -q findutils >/dev/null 2>&1; then (command -v dnf >/dev/null && dnf install -y python3 python3-pip wget ca-certificates shadow-utils tar gzip findutils || yum install -y python3 python3-pip wget ca-certificates shadow-utils tar gzip findutils) && (dnf clean all || yum clean all); fi \
+RUN if ! rpm -q python3 python3-pip wget ca-certificates shadow-utils tar gzip findutils >/dev/null 2>&1; then (command -v dnf >/dev/null && dnf install -y python3 python3-pip wget ca-certificates shadow-utils tar gzip findutils || yum install -y python3 python3-pip wget ca-certificates shadow-utils tar gzip findutils) && (dnf clean all || yum clean all); fi \
     && (getent group 1000 >/dev/null || groupadd -g 1000 HwHiAiUser) && (id -u HwHiAiUser >/dev/null 2>&1 || useradd -m -u 1000 -g 1000 -s /bin/bash HwHiAiUser) \
     && for rc in /etc/bash.bashrc /etc/bashrc; do if [ -f $rc ]; then echo '. /etc/profile.d/ascend-build.sh' >> $rc; fi; done \
     && chmod 0755 /usr/local/bin/ascend-entrypoint /opt/ascend-build/*.sh

@@ -41,6 +41,11 @@ script (installers, checks, `pip check`) under emulation.
   they stay unused). uname, arch, nproc, the shells,
   python3 (but for the check) and the installers' own programs stay the image's, under emulation. A Debian-family
   image built on an x86_64 host only; a later RUN removes the mount points BuildKit leaves.
+- A stage with the tools whose own script pip-installs (`ab_pip`) and no helper serves (mindie: the ATB
+  tarball's atb_llm wheel, after its .run), gets native-pip.sh and the image's scheme (COPY, as a helper's)
+  (`single_wheels`): `ab_pip WHEEL` of one wheel runs the image's own pip on the host's python3 (native-stage.py
+  install: --target, the image's Python and tags, --no-deps), then places the files; the image's pip does it
+  when that wheel requires more than the image has, is installed already, or pip is configured.
 - The helper's RUN names each wheel with its sha256 (as the stage's own RUN does), so a changed
   wheel rebuilds the helper and the COPY of its tree (content-addressed) rebuilds the stage.
 - Off: `native_install: off` or ASCEND_BUILD_NATIVE_INSTALL=off; never with the classic builder,
@@ -80,7 +85,9 @@ SCHEME_PATHS = ("purelib", "platlib", "scripts", "data", "headers", "executable"
 SCRIPT = "scripts/native-stage.py"
 GUESS = f"{TOOL_DIR}/guess.json"         # where the helper's pip puts files (native-stage.py guess)
 CHECKER = f"{TOOL_DIR}/native-stage.py"   # in a stage a helper served: its `check` runs pip check's rule
+STAGE_SCHEME = f"{TOOL_DIR}/scheme.json"   # in a single_wheels stage: where the image's pip puts files
 LIB_LINE = f". {TOOL_DIR}/lib.sh\n"
+AB_PIP = re.compile(r"^\s*ab_pip\s", re.M)            # a script line that pip-installs
 # options of a requirements file that change nothing when every wheel is given by path
 HARMLESS = ("-f", "--find-links", "--no-index", "-i", "--index-url", "--extra-index-url", "--trusted-host",
             "--prefer-binary", "--only-binary", "--pre")
@@ -105,6 +112,7 @@ class NativeInstall:
     tools: Tuple[str, ...] = ()
     tool_mounts: Tuple[Tuple[str, str], ...] = ()      # (folder in stage native-tools, where the stage mounts it)
     scheme: str = ""              # the base image's pip's scheme (JSON; image_scheme), else stage native-scheme asks
+    single_wheels: Tuple[str, ...] = ()     # stages whose `ab_pip WHEEL` runs the image's pip on this CPU (native-pip.sh)
 
     def wheels(self, stage: str) -> Tuple[Package, ...]:
         return dict(self.stages).get(stage, ())
@@ -242,7 +250,9 @@ def decide(plan, engine, say: Callable[[str], None], overrides: Dict[str, str],
             if tools:
                 say(f"native install: {', '.join(tools)} use {image}'s byte tools (tar, gzip, sha256sum...) on this "
                     f"{host} CPU where the image has the same versions" + (", and its python3 for pip check's rule" if stages else ""))
-            return NativeInstall(image, platform, python, tags, tuple(stages.items()), tools, mounts)
+            singles = tuple(s.name for s in plan.stages if s.name in tools and s.name not in stages and s.name not in overrides
+                            and find(s.name) is not None and LIB_LINE in s.script and AB_PIP.search(s.script))
+            return NativeInstall(image, platform, python, tags, tuple(stages.items()), tools, mounts, single_wheels=singles)
         tried.append(reason)
     say(f"native install: no {PLATFORMS[host]} image with Python {python} and pip ({'; '.join(tried)}): "
         f"{', '.join(stages or tools)} install under QEMU; set `native_image: IMAGE` in ascend-build.yaml to use one")
@@ -303,7 +313,12 @@ def for_build(plan, engine, say: Callable[[str], None]) -> Optional[NativeInstal
 
     python = image_python(plan.settings, engine)
     native = decide(plan, engine, say, read_overrides(plan.settings.workdir), list(python.packages), python.glibc)
-    return replace(native, scheme=image_scheme(plan, engine, say)) if native and native.stages else native
+    if not native or not (native.stages or native.single_wheels):
+        return native
+    if native.single_wheels:
+        say(f"native install: in {', '.join(native.single_wheels)}, a wheel installed by itself (e.g. ATB's atb_llm) is "
+            f"installed by the image's pip run on this {host_arch()} CPU when the image has what it requires")
+    return replace(native, scheme=image_scheme(plan, engine, say))
 
 
 # -- what the Dockerfile and the context get ----------------------------------------------------
@@ -314,19 +329,22 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
     if native is None:
         return views
     out: List[dict] = []
+    scheme = SCHEME_CONTEXT if native.scheme else f"--from={SCHEME_STAGE} {SCHEME_FILE}"
+
+    def ask_scheme():
+        if not native.scheme and not any(v["name"] == SCHEME_STAGE for v in out):
+            out.append({"name": SCHEME_STAGE, "helper": "scheme", "parent": "base", "script": SCRIPT, "file": SCHEME_FILE})
+
     for view in views:
         wheels = native.wheels(view["name"])
         if wheels and not view.get("helper"):
-            if not native.scheme and not any(v["name"] == SCHEME_STAGE for v in out):
-                out.append({"name": SCHEME_STAGE, "helper": "scheme", "parent": "base", "script": SCRIPT,
-                            "file": SCHEME_FILE})
+            ask_scheme()
             mount = plan.delivery.mount(view["name"], True)
             before = [v["name"] for v in out if v.get("helper") == "install"][-1:]
             out.append({"name": native.helper(view["name"]), "helper": "install", "stage": view["name"], "after": before,
                         "image": native.image, "platform": native.platform, "mount": mount,
                         "files": [(p.name, p.sha256) for p in wheels], "script": SCRIPT, "home": HOME, "staging": STAGING,
-                        "scheme": SCHEME_CONTEXT if native.scheme else f"--from={SCHEME_STAGE} {SCHEME_FILE}",
-                        "guess": GUESS})
+                        "scheme": scheme, "guess": GUESS})
             names = {p.name for p in wheels}
             view = dict(view, files=[f for f in view["files"] if f[0] not in names],
                         copies=[(f"--from={native.helper(view['name'])} {STAGING}/", "/"), (SCRIPT, CHECKER),
@@ -335,6 +353,9 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
             if not any(v["name"] == TOOLS_STAGE for v in out):
                 out.append({"name": TOOLS_STAGE, "helper": "tools", "image": native.image, "platform": native.platform,
                             "script": SCRIPT, "dir": TOOLS})
+            if view["name"] in native.single_wheels:
+                ask_scheme()
+                view = dict(view, copies=[(SCRIPT, CHECKER), (scheme, STAGE_SCHEME), *view["copies"]])
             view = dict(view, mount="".join(f"--mount=type=bind,from={TOOLS_STAGE},source={here},target={there} \\\n    "
                                             for here, there in native.tool_mounts) + view["mount"],
                         unstub=[there for _, there in native.tool_mounts])
@@ -343,9 +364,9 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
 
 
 def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
-    """The helper stages' scripts, and the served stages' scripts (as `scripts` has them) with
+    """The helper stages' scripts, the served stages' scripts (as `scripts` has them) with
     ab_pip taking only the wheels built in the image from sdists (the others are in place) and
-    `pip check` of what was placed."""
+    `pip check` of what was placed, and the single_wheels stages' with native-pip.sh's ab_pip."""
     native: Optional[NativeInstall] = getattr(plan, "native", None)
     if native is None:
         return {}
@@ -364,5 +385,10 @@ def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
         files[f"scripts/install_{stage}.sh"] = script.replace(LIB_LINE, LIB_LINE + render_script(
             "native-placed.sh.j2", helper=native.helper(stage), names=names, checker=CHECKER,
             host_python=f"{TOOLS}/python/bin/python{native.python}" if stage in native.tools else ""), 1)
+    for stage in native.single_wheels:
+        script = scripts.get(f"scripts/install_{stage}.sh", plan.stage(stage).script)
+        files[f"scripts/install_{stage}.sh"] = script.replace(LIB_LINE, LIB_LINE + render_script(
+            "native-pip.sh.j2", home=HOME, checker=CHECKER, host_python=f"{TOOLS}/python/bin/python{native.python}",
+            scheme=STAGE_SCHEME, tags=native.tags, unchecked=native_stage.UNCHECKED), 1)
     return files
 

@@ -34,7 +34,13 @@ packaging pip vendors: 1.3 s under QEMU), or, `check --image IMAGE.json NAME...`
 python3 (`tools` copies it, with its standard library, to OUT/python) on what `probe` wrote: the
 image's sys.path, its pip's folder (whose packaging it imports) and its marker environment (0.5 s under
 QEMU, then 0.15 s; exit 3 when it cannot, e.g. the image has no pip: the image's python3 checks then).
-Without importlib.metadata (Python < 3.8): `pip check`'s lines about those distributions."""
+Without importlib.metadata (Python < 3.8): `pip check`'s lines about those distributions.
+
+`install IMAGE.json SCHEME.json HOME WHEEL PLATFORM...`: run by the build host's python3 in a stage under
+emulation (native-pip.sh's `ab_pip WHEEL`): the image's own pip (its code, on this CPU) installs WHEEL into HOME for
+the image's Python and platforms, `--no-deps`; when the image has all it requires (`check`'s rule), `place` puts
+it where the image's pip would (1.3 s for 3-4 s under QEMU). Exit 3, nothing placed, when the image's pip has
+to: pip is configured, the distribution is there, a requirement is missing or of another version, pip fails."""
 import base64
 import contextlib
 import csv
@@ -57,6 +63,12 @@ NOT_NATIVE = {"arch", "uname", "nproc", "hostid", "stdbuf", "chroot"}
 VERSIONS = "-f=${Package} ${Version}\\n"              # dpkg-query makes the \\n a newline
 # a marker that names an extra and has no `or` holds for no install without extras (pip check's): such a line
 # needs no parsing (fsspec has 103 of them, 0.6 s with pip's packaging under QEMU)
+# pip's options (PIP_ variables, keys of its configuration files) that change nothing `install` does (a wheel
+# by its path, into HOME)
+HARMLESS_PIP = {"no-cache-dir", "disable-pip-version-check", "root-user-action", "break-system-packages", "no-input",
+                "progress-bar", "default-timeout", "timeout", "retries", "index-url", "extra-index-url", "trusted-host",
+                "find-links", "no-index", "no-warn-script-location", "cert", "client-cert", "proxy"}
+SITE_PIP_CONF = "/etc/pip.conf"
 NEEDS_EXTRA = re.compile(r"""\bextra\s*==\s*("[^"]+"|'[^']+')""")
 HOME_HEADERS = re.compile(r"^include/(python|site/python\d+\.\d+)/(.+)$")    # pip's home scheme (in a venv: site/)
 
@@ -178,8 +190,9 @@ def compile_all(jobs: list) -> list:
         return list(pool.map(compile_one, jobs, chunksize=32))
 
 
-def place(home: str, staging: str, where: dict, keep: bool = False) -> int:
-    """Move (`keep`: link) HOME's files to STAGING + where the image's pip puts them (see the module's doc)."""
+def place(home: str, staging: str, where: dict, keep: bool = False, dirs: bool = True) -> int:
+    """Move (`keep`: link) HOME's files to STAGING + where the image's pip puts them (see the module's doc);
+    `dirs`: give the folders the image has their owner and mode."""
     here, there = sys.executable, where["executable"]
     moved = set()
     infos = sorted(n for n in os.listdir(home) if n.endswith(".dist-info"))
@@ -222,7 +235,7 @@ def place(home: str, staging: str, where: dict, keep: bool = False) -> int:
     left = [os.path.join(d, n) for d, _, names in os.walk(home) for n in names if os.path.join(d, n) not in moved]
     if left:
         raise SystemExit("native-stage: files no RECORD lists: %s" % ", ".join(sorted(left)[:5]))
-    for path, (mode, uid, gid) in where["dirs"].items():
+    for path, (mode, uid, gid) in where["dirs"].items() if dirs else ():
         staged = os.path.normpath(staging + "/" + path)
         if os.path.isdir(staged):
             os.chown(staged, uid, gid)
@@ -376,6 +389,84 @@ def check(names, path=None, env=None) -> list:
     return problems
 
 
+class NotHere(Exception):
+    """install: the image's pip installs this wheel itself (the reason)."""
+
+
+def pip_configured(prefix: str) -> list:
+    """What could make pip install otherwise than `install` runs it: PIP_ variables and keys of its
+    configuration files ([global], [install]; global, the interpreter's prefix, the user's, PIP_CONFIG_FILE's)
+    but the harmless ones."""
+    import configparser
+    home = os.path.expanduser("~")
+    files = [os.path.join(d, "pip", "pip.conf") for d in os.environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":") if d]
+    files += [SITE_PIP_CONF, os.path.join(prefix, "pip.conf"), os.path.join(home, ".pip", "pip.conf"),
+              os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "pip", "pip.conf"),
+              os.environ.get("PIP_CONFIG_FILE", os.devnull)]
+    found = [k for k in sorted(os.environ) if k.startswith("PIP_") and k != "PIP_CONFIG_FILE"
+             and k[4:].lower().replace("_", "-") not in HARMLESS_PIP]
+    for name in files:
+        if name == os.devnull or not os.path.isfile(name):
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(name)
+        except configparser.Error:
+            found.append(name)
+            continue
+        found += ["%s: %s" % (name, key) for section in ("global", "install") if parser.has_section(section)
+                  for key in parser.options(section) if key.lower().replace("_", "-") not in HARMLESS_PIP]
+    return found
+
+
+def install(image_json: str, scheme_json: str, home: str, wheel: str, platforms) -> str:
+    """`ab_pip WHEEL` on this CPU (run by the build host's python3 in the stage): the image's own pip (its code,
+    from `probe`'s folder) installs WHEEL for the image's Python and `platforms` into HOME (--target --no-deps
+    --no-compile), then `place` puts it where the image's pip would (the byte code compiled here). NotHere
+    (nothing placed) when pip is configured, WHEEL's distribution is installed already, pip cannot, or it
+    requires what the image lacks or has in another version: the image's pip installs it then, as before."""
+    try:
+        with open(image_json) as f:
+            image = json.load(f)
+        with open(scheme_json) as f:
+            where = json.load(f)
+        name = unpack(image, where, home, wheel, platforms)
+        problems = check([name], path=[home] + image["path"], env=image["env"])
+    except NotHere:
+        raise
+    except Exception as e:
+        raise NotHere("%s: %s" % (type(e).__name__, e))
+    if problems:
+        raise NotHere("it needs more than the image has: %s" % "; ".join(problems))
+    place(home, "", where, keep=True, dirs=False)
+    return "%s installed on this CPU by the image's pip (run by the build host's python3)" % os.path.basename(wheel)
+
+
+def unpack(image: dict, where: dict, home: str, wheel: str, platforms) -> str:
+    """install's first half: WHEEL into HOME by the image's pip; its distribution's name."""
+    configured = pip_configured(os.path.dirname(os.path.dirname(where["executable"])))
+    if configured:
+        raise NotHere("pip is configured here (%s)" % ", ".join(configured))
+    sys.path.append(image["pip"])
+    from importlib.metadata import distributions
+    from pip._vendor.packaging.utils import canonicalize_name, parse_wheel_filename
+    name = canonicalize_name(parse_wheel_filename(os.path.basename(wheel))[0])
+    if any(canonicalize_name(d.metadata["Name"] or "") == name for d in distributions(path=image["path"])):
+        raise NotHere("%s is installed already (pip replaces it)" % name)
+    version = where["version"]
+    boot = "import sys; sys.path.append(sys.argv.pop(1)); from pip._internal.cli.main import main; sys.exit(main())"
+    command = [sys.executable, "-I", "-S", "-c", boot, image["pip"], "install", "--target", home, "--no-deps", "--no-compile",
+               "--no-index", "--no-cache-dir", "--disable-pip-version-check", "--only-binary=:all:", "--implementation",
+               "cp", "--python-version", version, "--abi", "cp" + version.replace(".", "")]
+    for tag in platforms:
+        command += ["--platform", tag]
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("PIP_"))
+    env["PIP_CONFIG_FILE"] = os.devnull
+    pip = subprocess.run(command + [wheel], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if pip.returncode:
+        raise NotHere("its pip, run here, failed: %s" % (pip.stdout.strip().splitlines() or ["?"])[-1])
+    return name
+
 def main(argv) -> int:
     if argv[:1] == ["scheme"]:
         print(json.dumps(scheme(), sort_keys=True))
@@ -415,12 +506,21 @@ def main(argv) -> int:
             return UNCHECKED
         print("\n".join(problems))
         return 1 if problems else 0
+    if argv[:1] == ["install"] and len(argv) >= 5:
+        try:
+            said = install(*argv[1:5], platforms=argv[5:])
+        except NotHere as e:          # nothing placed: the image's pip installs it
+            print("native-stage: the image's pip installs %s (%s)" % (os.path.basename(argv[4]), e))
+            return UNCHECKED
+        print("native-stage: " + said)
+        return 0
     if argv[:1] == ["check"]:
         problems = check(argv[1:])
         print("\n".join(problems))
         return 1 if problems else 0
     raise SystemExit("usage: native-stage.py scheme | guess HOME STAGING OUT.json | "
-                     "settle HOME STAGING GUESS.json SCHEME.json | tools OUT | probe | check [--image IMAGE.json] NAME...")
+                     "settle HOME STAGING GUESS.json SCHEME.json | tools OUT | probe | check [--image IMAGE.json] NAME... | "
+                     "install IMAGE.json SCHEME.json HOME WHEEL PLATFORM...")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Native install (issue 24), end to end: an arm64 pta image built the fast way (cann's tools and
-pta's wheels installed, and checked, on this x86_64 host's CPU) and one built fully under QEMU
+"""Native install (issue 24), end to end: an arm64 mindie image built the fast way (cann's tools and
+pta's wheels installed, and checked, on this x86_64 host's CPU; the ATB tarball's atb_llm wheel installed by
+the image's pip run by this host's python3) and one built fully under QEMU
 (ASCEND_BUILD_NATIVE_INSTALL=off) have the same files under the Python prefix and what cann's
 .run installers installed with this host's byte tools (names, types, modes, owners, sizes, sha256 of
 every non-.pyc file, RECORD included; no mount point left), the same `pip list`, a
@@ -70,7 +71,7 @@ def make_workdir(root: Path) -> Path:
 
 def build(workdir: Path, tag: str, engine: str, env=None):
     report = workdir.parent / f"{tag.replace(':', '-').replace('/', '-')}.json"
-    result = cli("build", "-C", workdir, "--platform", "linux/arm64", "--target", "pta", "--engine", engine,
+    result = cli("build", "-C", workdir, "--platform", "linux/arm64", "--target", "mindie", "--engine", engine,
                  "-t", tag, "--report", report, env={**os.environ, **(env or {})})
     assert result.returncode == 0, said(result)[-4000:]
     return result, json.loads(report.read_text())
@@ -107,6 +108,8 @@ def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
         assert "ascend-build[cann]: byte tools: the build host's (coreutils diffutils findutils grep gzip sed tar wget)" in log
         for stage in ("cann", "pta"):          # pip check's rule, by this host's python3 on what the image's says
             assert f"ascend-build[{stage}]: pip check (by the build host's python3)" in log
+        assert "installed on this CPU by the image's pip (run by the build host's python3)" in log
+        assert "native install: in mindie, a wheel installed by itself" in said(result)
         off, _ = build(workdir, names[1], engine, {"ASCEND_BUILD_NATIVE_INSTALL": "off"})
         assert "native install: off" in said(off)
         fast, emulated = into_docker(engine, names[0]), into_docker(engine, names[1])
@@ -114,6 +117,7 @@ def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
         a, b = tree(arm64, fast, ROOTS), tree(arm64, emulated, ROOTS)
         assert len(a) > 3000 and any(p.endswith("/sympy-1.14.0.dist-info/RECORD") for p in a)
         assert any(p.startswith("/usr/local/Ascend/ascend-toolkit/8.0.RC2/") for p in a)
+        assert any(p.endswith("/atb_llm-1.0rc2.dist-info/RECORD") for p in a) and any("/atb-models/" in p for p in a)
         assert not tree(arm64, fast, ("/lib64", "/usr/lib/x86_64-linux-gnu", "/tmp/ab-tools"))
         found = differences(a, b)
         assert set(found) <= {"byte code"}, {k: v[:5] for k, v in found.items()}
@@ -122,6 +126,7 @@ def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
 
         lists = [in_image(arm64, image, "python3", "-m", "pip", "list", "--format", "freeze") for image in (fast, emulated)]
         assert lists[0].returncode == 0 and lists[0].stdout == lists[1].stdout and "sympy==1.14.0" in lists[0].stdout
+        assert "atb_llm==1.0rc2" in lists[0].stdout
         for image in (fast, emulated):
             check = in_image(arm64, image, "python3", "-m", "pip", "check")
             assert check.returncode == 0, check.stdout + check.stderr
@@ -130,10 +135,11 @@ def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
 
         # the cache stays exact: nothing changed, nothing built; a changed wheel rebuilds its stage only
         _, again = build(workdir, names[0], engine)
-        assert [s["status"] for s in again["stages"]] == ["cached"] * 3
+        assert [s["status"] for s in again["stages"]] == ["cached"] * 4
         wheel = standins.make_torch_npu(workdir / "packages", "2.1.0.post6", "2.1.0", "aarch64", "3.11", FILL, seed="changed")
         changed, report = build(workdir, names[0], engine)
-        assert {s["name"]: s["status"] for s in report["stages"]} == {"base": "cached", "cann": "cached", "pta": "built"}
+        assert {s["name"]: s["status"] for s in report["stages"]} == {"base": "cached", "cann": "cached", "pta": "built",
+                                                                      "mindie": "built"}
         fast = into_docker(engine, names[0])
         with zipfile.ZipFile(wheel) as z:
             want = hashlib.sha256(z.read("torch_npu/standin-filler.bin")).hexdigest()
@@ -143,7 +149,8 @@ def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
         # (podman 4.3 mounts a stage whose last step is a cached RUN as it was before that RUN)
         standins.make_toolkit(workdir / "packages", "8.0.RC2", "aarch64", FILL, seed="changed")
         _, report = build(workdir, names[0], engine)
-        assert {s["name"]: s["status"] for s in report["stages"]} == {"base": "cached", "cann": "built", "pta": "built"}
+        assert {s["name"]: s["status"] for s in report["stages"]} == {"base": "cached", "cann": "built", "pta": "built",
+                                                                      "mindie": "built"}
         log = (workdir / report["log"]).read_text()
         assert "ascend-build[cann]: byte tools: the build host's (coreutils diffutils findutils grep gzip sed tar wget)" in log
     finally:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -124,6 +125,7 @@ def test_decide_picks_the_host_image_with_the_same_python_or_says_why_not(workdi
     assert native.tools == ("cann", "pta") and ("/tmp/ab-tools/loader", "/lib64") in native.tool_mounts
     assert said[-1].startswith("native install: cann, pta use localhost/ascend-build-base:bookworm's byte tools")
     assert said[-1].endswith("and its python3 for pip check's rule")
+    assert native.single_wheels == ()          # cann and pta: no ab_pip of their own
     said.clear()
     wrong = FakeEngine({"localhost/ascend-build-base:bookworm": ("amd64", "3.10.12", {"pip": "22"})})
     assert decide(plan, wrong, said.append, {}) is None
@@ -193,7 +195,8 @@ def test_the_base_images_pip_is_asked_once_where_it_puts_files(workdir, tmp_path
     assert native_install.image_scheme(plan, Engine(), said.append) == text and len(calls) == 1      # cached
     image, (flag, script), how = calls[0]
     assert image == ARM and flag == "-c" and how["entrypoint"] == "sh" and how["flags"] == ["--platform", "linux/arm64"]
-    assert script.startswith("if ! dpkg -s python3 python3-pip wget ca-certificates >/dev/null 2>&1; then exit 3") and "; then exit 3; fi; exec python3 -c " in script
+    assert script.startswith("if ! dpkg -s python3 python3-pip wget ca-certificates >/dev/null 2>&1; then exit 3; fi; "
+                             "exec python3 -c ")
     forced = subprocess.run(["sh", "-c", script.replace(script[3:script.index("; then")], "false", 1)
                              .replace("exec python3 ", f"exec {shlex.quote(sys.executable)} ", 1)],
                             capture_output=True, text=True)          # the script as the image's sh runs it, with this python
@@ -329,6 +332,35 @@ def test_the_stages_that_unpack_installers_mount_the_hosts_byte_tools(workdir):
     assert native_install.byte_tools(euler, "x86_64", {}) == ((), ())
 
 
+def test_a_stage_that_pip_installs_one_wheel_runs_the_images_pip_on_the_hosts_python3(tmp_path, monkeypatch):
+    """MindIE 1.0's stage pip-installs the ATB tarball's atb_llm wheel itself: its ab_pip of one wheel runs the
+    image's pip on the build host's python3 (native-pip.sh, with the base image's scheme); cann, which pip-installs
+    nothing here, and the stages the helpers serve are left alone. Where the image's pip puts files: the base
+    image's answer (build context), else stage native-scheme's."""
+    monkeypatch.delenv(native_install.ENV, raising=False)
+    monkeypatch.setattr(native_install, "host_arch", lambda: "x86_64")
+    root = tmp_path / "w"
+    scaffold(root, demo=True, arch="aarch64", cann="8.0.RC2", chip="910b", python="3.11", filler="4KiB", force=False)
+    plan, said = arm_plan(root, "mindie"), []
+    good = FakeEngine({"localhost/ascend-build-base:bookworm": ("amd64", "3.11.2", {"pip": "23.0.1"})})
+    native = decide(plan, good, said.append, {})
+    assert native.single_wheels == ("mindie",) and dict(native.stages).keys() == {"pta"}
+    assert [s.name for s in plan.stages if native_install.AB_PIP.search(s.script)] == ["pta", "mindie"]
+    for scheme, copied in (('{"purelib": "/usr/local/lib/python3.11/dist-packages"}', native_install.SCHEME_CONTEXT),
+                           ("", f"--from=native-scheme {native_install.SCHEME_FILE}")):
+        plan.native = replace(native, scheme=scheme)     # the base image's answer, else its base stage's (under QEMU)
+        files = context_files(plan)
+        mindie = files["scripts/install_mindie.sh"]
+        assert mindie.index(". /opt/ascend-build/lib.sh\n") < mindie.index("ab_pip() {") < mindie.index('ab_pip "$wheel"')
+        assert ("/tmp/ab-tools/python/bin/python3.11 -I -S /opt/ascend-build/native-stage.py install \"$probe\" "
+                "/opt/ascend-build/scheme.json /tmp/ab-native \"$1\" ") in mindie and " linux_aarch64" in mindie
+        body = files["Dockerfile"].split(" AS mindie\n")[1]
+        assert "COPY scripts/native-stage.py /opt/ascend-build/native-stage.py" in body
+        assert f"COPY {copied} /opt/ascend-build/scheme.json" in body
+        assert ("FROM base AS native-scheme" in files["Dockerfile"]) == (not scheme)
+        assert "native-stage.py install" not in files["scripts/install_cann.sh"] + files["scripts/install_pta.sh"]
+
+
 def test_native_stage_tools_copies_the_byte_tools_their_libraries_and_loader(tmp_path, monkeypatch):
     """On this Debian host: the programs of the tool packages it has (a package it lacks is left out),
     never uname or stdbuf; every library ldd names; the versions as dpkg-query gives them."""
@@ -391,9 +423,9 @@ def test_run_stage_puts_the_byte_tools_first_only_where_the_versions_agree(tmp_p
 
 
 # -- native_stage.py: `pip install --target` + place == pip's own install into that scheme ------
-def make_wheel(folder: Path, purelib: bool = True, modules: int = 0) -> Path:
+def make_wheel(folder: Path, purelib: bool = True, modules: int = 0, requires=()) -> Path:
     """A wheel with a package, a console script, a data file, a `#!python` script and a header
-    (and `modules` more modules)."""
+    (and `modules` more modules; `requires`: its Requires-Dist)."""
     wheel = folder / "demo_pkg-1.0-py3-none-any.whl"
     files = {
         "demo_pkg/__init__.py": "VALUE = 1\n",
@@ -402,7 +434,8 @@ def make_wheel(folder: Path, purelib: bool = True, modules: int = 0) -> Path:
         "demo_pkg-1.0.data/data/share/demo/helper.py": "X = 3\n",
         "demo_pkg-1.0.data/scripts/demo-tool": "#!python\nprint('tool')\n",
         "demo_pkg-1.0.data/headers/demo.h": "int demo;\n",
-        "demo_pkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n",
+        "demo_pkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n"
+                                           + "".join(f"Requires-Dist: {r}\n" for r in requires),
         "demo_pkg-1.0.dist-info/WHEEL": f"Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: {str(purelib).lower()}\nTag: py3-none-any\n",
         "demo_pkg-1.0.dist-info/entry_points.txt": "[console_scripts]\ndemo = demo_pkg:VALUE\n",
         **{f"demo_pkg/gen/m{n}.py": f"N = {n}\n" for n in range(modules)},
@@ -617,3 +650,112 @@ def test_the_served_stage_checks_with_the_hosts_python3_when_it_runs_else_the_im
     assert ("say: pip check\n" in ran.stdout) == (host_runs is not True)
     assert "fail: pip check: demo-a 1.0 requires demo-gone, which is not installed." in ran.stdout
     assert not (tmp_path / "ab-image.json").exists()
+
+
+def pip_scheme(prefix: Path) -> dict:
+    """Where this python3's pip puts a distribution's files under `prefix` (as native-stage.py scheme says)."""
+    answer = subprocess.run([sys.executable, "-c", "import json, os, sys; from pip._internal.locations import get_scheme; "
+                             "s = get_scheme('demo-pkg', prefix=sys.argv[1]); print(json.dumps({k: getattr(s, k) for k in "
+                             "('purelib', 'platlib', 'scripts', 'data')}, sort_keys=True)); print(os.path.dirname(s.headers))",
+                             str(prefix)], capture_output=True, text=True, check=True).stdout.splitlines()
+    return dict(json.loads(answer[0]), headers=answer[1], executable=sys.executable, version="%d.%d" % sys.version_info[:2],
+                dirs={})
+
+
+@pytest.mark.skipif(subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0,
+                    reason="no pip in the test interpreter")
+@pytest.mark.parametrize("case", ["placed", "installed already", "needs more", "pip configured", "other platform"])
+def test_install_puts_one_wheel_where_the_images_pip_would_or_leaves_it_to_that_pip(tmp_path, monkeypatch, capsys, case):
+    """native-stage.py install (the build host's python3 running the image's pip, in a stage under QEMU): the
+    files `pip install` writes (RECORD, shebang, data, header; byte code named as the final path), or exit 3
+    with nothing placed when the image's pip has to do it: the distribution is there, a requirement is
+    missing, pip is configured (PIP_TARGET), the wheel is for another machine."""
+    for key in [k for k in os.environ if k.startswith("PIP_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg"))
+    conf = tmp_path / "pip.conf"            # an index, a certificate: harmless; a constraint is not
+    conf.write_text("[global]\nindex-url = https://example.invalid/simple\ncert = /x.pem\n[freeze]\nexclude = x\n"
+                    + ("[install]\nconstraint = /c.txt\n" if case == "pip configured" else ""))
+    monkeypatch.setattr(native_stage, "SITE_PIP_CONF", str(conf))
+    site = tmp_path / "site"
+    dist_info(site, "demo-dep", "2.0")
+    if case == "installed already":
+        dist_info(site, "demo_pkg", "0.9")
+    wheel = make_wheel(tmp_path, requires=["demo-dep>=2", 'demo-arm; platform_machine == "aarch64"']
+                       + (["demo-gone"] if case == "needs more" else []))
+    if case == "other platform":
+        wheel = wheel.rename(tmp_path / "demo_pkg-1.0-cp311-cp311-linux_aarch64.whl")
+    if case == "pip configured":
+        monkeypatch.setenv("PIP_TARGET", str(tmp_path / "elsewhere"))
+    from packaging.markers import default_environment
+    image, scheme = tmp_path / "image.json", tmp_path / "scheme.json"
+    image.write_text(json.dumps({"path": [str(site)], "pip": native_stage.probe()["pip"], "env": default_environment()}))
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    scheme.write_text(json.dumps(pip_scheme(ours)))
+    status = native_stage.main(["install", str(image), str(scheme), str(tmp_path / "home"), str(wheel), "manylinux2014_x86_64",
+                                "linux_x86_64"])
+    said = capsys.readouterr().out
+    if case != "placed":
+        assert status == native_stage.UNCHECKED and not ours.exists(), said
+        assert f"native-stage: the image's pip installs {wheel.name} (" in said
+        assert {"installed already": "demo-pkg is installed already", "needs more": "requires demo-gone, which is not installed",
+                "pip configured": f"pip is configured here (PIP_TARGET, {conf}: constraint)", "other platform": "its pip, run here, failed"}[case] in said
+        return
+    assert status == 0 and said == f"native-stage: {wheel.name} installed on this CPU by the image's pip (run by the build host's python3)\n", said
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--disable-pip-version-check", "-q",
+                    "--prefix", str(theirs), str(wheel)], check=True, env={**os.environ, "PIP_NO_CACHE_DIR": "1"})
+    a, b = files_of(ours), files_of(theirs)
+    assert sorted(a) == sorted(b) and any(name.endswith(".pyc") for name in a)
+    assert {k for k in a if a[k] != b[k] and not k.endswith(".pyc")} == set()
+    assert (tmp_path / "home").exists()          # ab_pip removes it (the files in place are links or copies)
+
+
+@pytest.mark.skipif(subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0,
+                    reason="no pip in the test interpreter")
+@pytest.mark.parametrize("case", ["placed", "host fails to start", "needs more", "two arguments", "fails midway"])
+def test_ab_pip_of_one_wheel_runs_the_images_pip_on_the_hosts_python3_else_the_images(tmp_path, case):
+    """native-pip.sh's ab_pip, in bash: one wheel by its path is placed by the host's python3 (here this one,
+    behind a wrapper) running the image's pip; the image's pip (ab_pip_image) installs it when that python3
+    does not run, when install exits 3 (a requirement is missing) and for anything but one wheel; a failure
+    after placing began fails the stage. No probe or HOME stays."""
+    from ascend_build.components import render_script
+
+    site, bin_dir, prefix, home = tmp_path / "site", tmp_path / "bin", tmp_path / "prefix", tmp_path / "home"
+    dist_info(site, "demo-dep", "2.0")
+    wheel = make_wheel(tmp_path, requires=["demo-dep"] + (["demo-gone"] if case == "needs more" else []))
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    run = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import native_stage as n; n.SITE_PIP_CONF = '/nonexistent'; "
+           "sys.exit(n.main(sys.argv[1:]))")
+    host = tmp_path / "host-python"
+    host.write_text("#!/bin/sh\n" + {
+        "host fails to start": "exit 127\n",
+        "fails midway": '[ "$4" != install ] || exit 1\n',
+    }.get(case, "") + f'[ "$4" != install ] || {{ shift 3; exec {shlex.quote(sys.executable)} -c "{run}" '
+                      f'{shlex.quote(str(Path(native_stage.__file__).parent))} "$@"; }}\n'
+                      f'exec {shlex.quote(sys.executable)} "$@"\n')
+    for program in (bin_dir / "python3", host):
+        program.chmod(0o755)
+    scheme = tmp_path / "scheme.json"
+    scheme.write_text(json.dumps(pip_scheme(prefix)))
+    snippet = render_script("native-pip.sh.j2", home=str(home), checker=native_stage.__file__, host_python=str(host),
+                            scheme=str(scheme), tags=["manylinux2014_x86_64", "linux_x86_64"], unchecked=native_stage.UNCHECKED)
+    args = f"{shlex.quote(str(wheel))}" + (" --no-deps" if case == "two arguments" else "")
+    script = ("ab_say() { echo \"say: $*\"; }\nab_fail() { echo \"fail: $*\"; exit 1; }\n"
+              "ab_pip_image() { echo \"image's pip: $*\"; }\n" + snippet + f"ab_pip {args}\necho end\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
+    ran = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                         env={**env, "PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(site), "TMPDIR": str(tmp_path),
+                              "HOME": str(tmp_path / "user"), "XDG_CONFIG_DIRS": str(tmp_path / "xdg"), "AB_STAGE": "mindie"})
+    out = ran.stdout + ran.stderr
+    placed = any(prefix.rglob("demo_pkg/__init__.py"))
+    if case == "placed":
+        assert ran.returncode == 0 and placed and "image's pip:" not in out, out
+        assert f"native-stage: {wheel.name} installed on this CPU by the image's pip" in out
+    elif case == "fails midway":
+        assert ran.returncode == 1 and f"fail: stage mindie: installing {wheel.name} on the build host's CPU failed" in out, out
+    else:
+        assert ran.returncode == 0 and not placed and f"image's pip: {args}".replace("'", "") in out.replace("'", ""), out
+        assert ("requires demo-gone, which is not installed" in out) == (case == "needs more")
+    assert not any(p.exists() for p in (tmp_path / "ab-image.json", home))

@@ -46,10 +46,11 @@ ab_fetch() {
 
 # ab_pip ARGS...: pip from the stage's package folder (or the configured index).
 AB_PIP_SOURCE=${AB_PIP_SOURCE:-"--no-index --find-links $PKG_DIR"}
-ab_pip() {
+ab_pip_image() {
     python3 -m pip install --no-cache-dir --disable-pip-version-check $AB_PIP_SOURCE "$@" ||
         ab_fail "stage $AB_STAGE: pip install $* failed"
 }
+ab_pip() { ab_pip_image "$@"; }
 
 # ab_build_sdist SDIST [NAME=VALUE...] -- [BUILD REQUIREMENT...]: a wheel of SDIST into $AB_BUILT,
 # built without isolation (against the packages the image has) in a throw-away venv that sees them

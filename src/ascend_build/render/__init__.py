@@ -18,7 +18,7 @@ SCRIPTS = ("lib.sh", "run-stage.sh", "entrypoint.sh")
 
 def capture_prefix(plan: Plan, captured: Dict[str, Dict[str, str]], upto: str) -> Tuple[str, str]:
     """What a capture of stage `upto` builds: the Dockerfile (dockerfile(..., warm=True)) and its
-    target, `upto` or WARM_STAGE (its image is `upto`'s with an empty layer: the same environment)."""
+    target, `upto` or WARM_STAGE (its image is `upto`'s with a small file of each helper: the same environment)."""
     text = dockerfile(plan, captured=captured, upto=upto, warm=True)
     return text, WARM_STAGE if f" AS {WARM_STAGE}\n" in text else upto
 
@@ -87,8 +87,8 @@ def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base:
     FROM that name (a bake target provides it as a named context). `captured`: stage -> the
     environment its set_env steps gave, written as its ENV. `upto`: the Dockerfile up to and
     including that stage's install step (what is built to capture its environment); `warm`: and
-    the native helpers of the stages after it, with stage WARM_STAGE on that step, which mounts
-    them: the capture's build runs them on the host's CPU beside the emulated stages."""
+    the native helpers of the stages after it, with stage WARM_STAGE on that step, which copies a
+    small file of each: the capture's build runs them on the host's CPU beside the emulated stages."""
     captured = captured or {}
     views = [_stage_view(plan, s, captured.get(s.name)) for s in plan.stages]
     later: List[str] = []
@@ -105,7 +105,7 @@ def dockerfile(plan: Plan, pkg_url_default: Optional[str] = None, external_base:
         views = [v for v in views if v["name"] in helpers or (v["name"] not in later and v.get("stage") not in later)]
         if helpers:
             views.append({"name": WARM_STAGE, "helper": "warm", "parent": upto, "helpers": helpers,
-                          "staging": native_install.STAGING})
+                          "guess": native_install.GUESS})
     names = {v["name"] for v in views}
     for view in views:     # the stages FROM an image: the cache epoch makes each RUN below them new
         view["root"] = bool(view.get("image")) or view["parent"] not in names

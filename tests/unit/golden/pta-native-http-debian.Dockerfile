@@ -37,8 +37,6 @@ RUN --mount=type=bind,from=native-tools,source=/tmp/ab-tools,target=/tmp/ab-tool
     Ascend-cann-toolkit_8.5.0_linux-aarch64.run=<sha256> \
     Ascend-cann-910b-ops_8.5.0_linux-aarch64.run=<sha256> \
     Ascend-cann-nnal_8.5.0_linux-aarch64.run=<sha256>
-# the mount points of the byte tools (BuildKit leaves them as empty folders)
-RUN rmdir /tmp/ab-tools /lib64 /usr/lib/x86_64-linux-gnu 2>/dev/null || true
 # after install: source /usr/local/Ascend/ascend-toolkit/set_env.sh, ${ASCEND_HOME_PATH}/share/info/ascendnpu-ir/bin/set_env.sh (when present), /usr/local/Ascend/nnal/atb/set_env.sh --cxx_abi=1 -> ENV
 ENV ASCEND_CXX_ABI="1"
 LABEL io.ascend-build.toolkit.version="8.5.0" \

@@ -5,6 +5,7 @@ difference of the environment becomes the stage's ENV. What was captured is kept
 with the same inputs renders the ENV at once and runs one engine build."""
 import hashlib
 import json
+import math
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from . import capture
 from .capture import RefusedValue, dockerfile_env, env_diff
 from .components import StagePlan
 from .delivery import Http
+from .engines.base import SELF_STOP_MARGIN
 from .errors import BuildError
 from .plan import Plan
 from .render import capture_prefix, dockerfile
@@ -112,9 +114,10 @@ def known_env(plan: Plan, files: Dict[str, str], base_id: str,
 def capture_in(engine, image: str, stage: StagePlan) -> Dict[str, str]:
     """Source the stage's set_env steps in a throw-away container of `image`: its ENV."""
     lines = [step.line for step in stage.set_env]
-    result: subprocess.CompletedProcess = engine.run_python(
-        image, capture_script(), ["capture", json.dumps(lines)], purpose="capture",
+    seconds = math.ceil(engine.container_timeout) + SELF_STOP_MARGIN
+    result: subprocess.CompletedProcess = engine.run_container(
+        image, ["-c", capture.shell(lines, seconds)], entrypoint="bash", network="none", purpose="capture",
         step=f"set_env.sh of stage {stage.name} (sourcing {set_env_files(stage)})",
         fix="a set_env.sh must return when it is sourced: make it not wait for input or loop (source it by hand "
             "in a shell of the stage's image to see where it stops)")
-    return parse_capture(stage, result.stdout if result.returncode == 0 else result.stdout + result.stderr)
+    return parse_capture(stage, json.dumps(capture.shell_answer(result.returncode, result.stdout, result.stderr)))

@@ -7,7 +7,8 @@ import subprocess
 import pytest
 import yaml
 
-from ascend_build.capture import RefusedValue, capture, differences, dockerfile_env, env_diff, main, normalise
+from ascend_build.capture import (RefusedValue, capture, differences, dockerfile_env, env_diff, main, normalise, shell,
+                                  shell_answer)
 from ascend_build.delivery import Copy, Http, Mount
 from ascend_build.errors import BuildError, ConfigError
 from ascend_build.plan import plan_for
@@ -81,6 +82,34 @@ def test_capture_sources_in_order_and_reports_a_missing_file(tmp_path, monkeypat
         "AB_HOME": "/h", "LD_LIBRARY_PATH": "/h/lib", "AB_ARGS": "--cxx_abi=1", "AB_FROM_FIRST": "/h/x"}
     missing = capture([f"ab_source {tmp_path}/none.sh"])
     assert "none.sh not found" in missing["error"]
+
+
+def test_the_builds_bash_capture_gives_what_the_python_one_does(tmp_path, monkeypatch):
+    """shell(): the same sourcing in bash alone (what a build runs in the image: no python3 to start under
+    QEMU), its answer as capture()'s; a missing file is the same error; a set_env.sh that never returns is
+    killed after the seconds given, and the script ends (its bash is the container's first process)."""
+    import time
+
+    first, second, hang = tmp_path / "a.sh", tmp_path / "b.sh", tmp_path / "hang.sh"
+    first.write_text('echo noise\nexport AB_HOME=/h\nexport LD_LIBRARY_PATH=/h/lib:${LD_LIBRARY_PATH}\n')
+    second.write_text('export AB_ARGS="$*"; export AB_FROM_FIRST=${AB_HOME}/x\nexport AB_SPACE="a b\tc"\n')
+    hang.write_text("sleep 60\nexport AB_NEVER=1\n")
+    monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
+    lines = [f"ab_source {first}", f"ab_source {second} --cxx_abi=1", f"ab_source_if {tmp_path}/none.sh"]
+
+    def run(lines, seconds=60):      # the output to files: a container's end ends what bash left behind, here not
+        out, err = tmp_path / "out", tmp_path / "err"
+        with out.open("w") as o, err.open("w") as e:
+            done = subprocess.run(["bash", "-c", shell(lines, seconds)], stdout=o, stderr=e)
+        return shell_answer(done.returncode, out.read_text(), err.read_text())
+
+    found, python = run(lines), capture(lines)
+    assert env_diff(found["before"], found["after"]) == env_diff(python["before"], python["after"]) == {
+        "AB_HOME": "/h", "LD_LIBRARY_PATH": "/h/lib", "AB_ARGS": "--cxx_abi=1", "AB_FROM_FIRST": "/h/x", "AB_SPACE": "a b\tc"}
+    assert "none.sh not found" in run([f"ab_source {tmp_path}/none.sh"])["error"]
+    began = time.monotonic()
+    assert "error" in run([f"ab_source {hang}"], seconds=1) and time.monotonic() - began < 30
+    assert shell_answer(0, "no separator", "")["error"] == "bash exited with 0"
 
 
 def test_the_capture_script_prints_the_dockerfile_env(monkeypatch, capsys):

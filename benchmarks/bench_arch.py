@@ -208,6 +208,19 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   pip installing the atb_llm wheel out of the ATB tarball after it (2.7 s).
   Both images (read by hand, then in tests/e2e/test_real_mindspore.py): 25,144 files under the Python prefix, the
   same but for 12 .pyc whose code bytes differ (marshal's reference flags), the same `pip list` and `pip check`.
+  Next round: the mindie stage's atb_llm wheel (out of the ATB tarball, after the .run) is installed by the image's
+  own pip run on the host's python3 (native-stage.py install, --target --no-deps; the image's pip when a
+  requirement is missing): 1.35 s instead of 3-4.7 s. `--runs 3`: 19.07 s, 1.64 (1.51/1.64/1.70), mindie 5.08 s.
+  Then one `dpkg -s` for the base stage's 4 packages (0.41 -> 0.11 s under QEMU), the byte tools' mount points
+  removed once in the last stage (a RUN under QEMU each before, 0.35 s), the capture build's wait for the later
+  helpers as a COPY (a RUN under QEMU before) and the set_env.sh capture as one bash script in the image (no
+  python3 started under QEMU: 0.3-0.45 s less each). Paired with last round's version (5 pairs after one warm-up):
+  18.84 s vs 23.95 s, 0.80 (0.73-0.86). `--runs 5 --parts builds` (amd64 12.32 s, fully emulated 68.15 s, 5.53x):
+  arm64 18.59 s, 1.51 (per run 1.43/1.51/1.66; a noisier `--runs 3` the same day: 1.47, 1.17/1.49/1.58); per
+  stage arm64/amd64: base 1.14/0.30, cann 2.58/5.20 (its helper 4.23), pta 1.70/2.66, mindie 5.32/1.38, captures
+  5.69/1.15 (cann's helper included) and 1.58/0.85. Left: cann's helper (4.2 s; sympy's 1,620 .pyc are 3.5 s of
+  CPU, on 2 CPUs shared with base and native-tools) before cann's installers, mindie's .run under QEMU (3 s), the
+  probes and captures (python3 and bash start-up under QEMU).
 
   Also seen (before the cache epoch): under BuildKit a `--no-cache` passed to every engine build of a run rebuilt
   the stages before each capture again; a `--no-cache` on the first build only would have let the later builds take

@@ -61,14 +61,14 @@ UNCHECKED = 3               # check --image: this python3 cannot check (e.g. it 
 TOOL_PACKAGES = ("coreutils", "diffutils", "findutils", "grep", "gzip", "sed", "tar", "wget")
 NOT_NATIVE = {"arch", "uname", "nproc", "hostid", "stdbuf", "chroot"}
 VERSIONS = "-f=${Package} ${Version}\\n"              # dpkg-query makes the \\n a newline
-# a marker that names an extra and has no `or` holds for no install without extras (pip check's): such a line
-# needs no parsing (fsspec has 103 of them, 0.6 s with pip's packaging under QEMU)
 # pip's options (PIP_ variables, keys of its configuration files) that change nothing `install` does (a wheel
 # by its path, into HOME)
 HARMLESS_PIP = {"no-cache-dir", "disable-pip-version-check", "root-user-action", "break-system-packages", "no-input",
                 "progress-bar", "default-timeout", "timeout", "retries", "index-url", "extra-index-url", "trusted-host",
                 "find-links", "no-index", "no-warn-script-location", "cert", "client-cert", "proxy"}
 SITE_PIP_CONF = "/etc/pip.conf"
+# a marker that names an extra and has no `or` holds for no install without extras (pip check's): such a line
+# needs no parsing (fsspec has 103 of them, 0.6 s with pip's packaging under QEMU)
 NEEDS_EXTRA = re.compile(r"""\bextra\s*==\s*("[^"]+"|'[^']+')""")
 HOME_HEADERS = re.compile(r"^include/(python|site/python\d+\.\d+)/(.+)$")    # pip's home scheme (in a venv: site/)
 
@@ -444,6 +444,8 @@ def install(image_json: str, scheme_json: str, home: str, wheel: str, platforms)
 
 def unpack(image: dict, where: dict, home: str, wheel: str, platforms) -> str:
     """install's first half: WHEEL into HOME by the image's pip; its distribution's name."""
+    if where["version"] != "%d.%d" % sys.version_info[:2]:        # its byte code would not load there
+        raise NotHere("this python3 is %d.%d, the image's %s" % (sys.version_info[:2] + (where["version"],)))
     configured = pip_configured(os.path.dirname(os.path.dirname(where["executable"])))
     if configured:
         raise NotHere("pip is configured here (%s)" % ", ".join(configured))
@@ -466,6 +468,7 @@ def unpack(image: dict, where: dict, home: str, wheel: str, platforms) -> str:
     if pip.returncode:
         raise NotHere("its pip, run here, failed: %s" % (pip.stdout.strip().splitlines() or ["?"])[-1])
     return name
+
 
 def main(argv) -> int:
     if argv[:1] == ["scheme"]:

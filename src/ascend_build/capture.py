@@ -1,7 +1,8 @@
 """The environment a stage's set_env.sh files give, as static ENV. Standard library only: the same
 file runs in the image (`python3 - capture LINES` prints the environment before and after sourcing,
-as JSON; a build sends shell()'s bash script instead), on the host of an exported build (`python3 capture-env.py dockerfile-env < CAPTURE`
-prints the ENV instruction) and is imported by build, export and verify."""
+as JSON; a build sends shell()'s bash script instead), on the host of an exported build (`python3
+capture-env.py dockerfile-env < CAPTURE` prints the ENV instruction) and is imported by build, export
+and verify."""
 import json
 import os
 import re

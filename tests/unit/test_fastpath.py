@@ -53,7 +53,9 @@ if args[:1] == ["build"]:
 elif args[:1] == ["run"]:
     first = sys.stdin.readline()                      # run_python: the arguments' line, then the script
     sys.stdin.read()
-    if first.startswith('["capture"'):
+    if "--entrypoint bash" in " ".join(args):         # the set_env.sh capture: both environments, NUL-separated
+        sys.stdout.write("\\0ascend-build: sourced\\0FAKE_HOME=/x\\0")
+    elif first.startswith('["capture"'):
         print(json.dumps({{"before": {{}}, "after": {{"FAKE_HOME": "/x"}}}}))
     else:
         print(json.dumps({{"version": "3.11.2", "glibc": "glibc 2.36", "packages": {{"pip": "23.0.1"}}}}))

@@ -20,7 +20,9 @@ ANSWERS = """  "image inspect") echo '[{"Id": "sha256:0", "Size": 1}]' ;;
   "version --format") echo 20.10.24 ;;
   "buildx version") exit 1 ;;
   run\\ *) case "$*" in *" -i "*) read -r first ;; esac     # run_python: the arguments' line first
+    case "$*" in *"--entrypoint bash"*) first=bash ;; esac      # the set_env.sh capture
     case "$first" in
+      bash) printf '\\0ascend-build: sourced\\0FAKE_HOME=/x\\0' ;;
       '["capture"'*) echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;;
       *) echo '{"version": "3.11.2", "glibc": "glibc 2.36", "packages": {"pip": "23.0.1"}}' ;;
     esac ;;

@@ -12,6 +12,7 @@ import yaml
 from clirun import cli
 from fakes import docker_client
 from ascend_build.build import BuildOptions, run_build
+from ascend_build.capture import SOURCED
 from ascend_build.engines.base import Engine
 from ascend_build.engines.docker import Docker, DockerBuildKit
 from ascend_build.engines.podman import Podman
@@ -51,6 +52,9 @@ class FakeEngine(Engine):
         return iter(())
 
     def run_container(self, image, command=(), stdin=None, timeout=300, **how):
+        if how.get("entrypoint") == "bash":        # the set_env.sh capture: both environments, NUL-separated
+            out = "PATH=/usr/bin\0" + SOURCED + "".join(f"{k}={v}\0" for k, v in {"PATH": "/usr/bin", **FAKE_SET_ENV}.items())
+            return subprocess.CompletedProcess([image, *command], 0, out, "")
         out = json.dumps({"before": {"PATH": "/usr/bin"}, "after": {"PATH": "/usr/bin", **FAKE_SET_ENV}})
         return subprocess.CompletedProcess([image, *command], 0, out + "\n", "")
 
@@ -133,7 +137,9 @@ def test_build_runs_the_dockerfile_plan_prints(workdir, secrets, monkeypatch):
 
 LABELLED = """  "image inspect") echo '[{"Id": "sha256:0", "Size": 1, "Config": {"Labels": {"io.ascend-build.target": "pta"}}}]' ;;
   "run --rm") case "$*" in *" -i "*) read -r first ;; esac     # run_python: the arguments' line first
-    case "$first" in '["capture"'*) echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;; *) echo '[]' ;; esac ;;
+    case "$*" in *"--entrypoint bash"*) first=bash ;; esac      # the set_env.sh capture
+    case "$first" in bash) printf '\\0ascend-build: sourced\\0FAKE_HOME=/x\\0' ;;
+      '["capture"'*) echo '{"before": {}, "after": {"FAKE_HOME": "/x"}}' ;; *) echo '[]' ;; esac ;;
 """
 
 

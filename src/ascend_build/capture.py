@@ -99,8 +99,12 @@ def capture(lines: list) -> dict:
     done = subprocess.run(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if done.returncode != 0:
         return {"error": done.stderr.decode(errors="replace").strip()[-1000:] or f"bash exited with {done.returncode}"}
-    entries = done.stdout.decode(errors="replace").split("\0")
-    return {"before": dict(os.environ), "after": dict(e.split("=", 1) for e in entries if "=" in e)}
+    return {"before": dict(os.environ), "after": environment(done.stdout.decode(errors="replace"))}
+
+
+def environment(text: str) -> dict:
+    """`env -0`'s output as a dict."""
+    return dict(e.split("=", 1) for e in text.split("\0") if "=" in e)
 
 
 SOURCED = "\0ascend-build: sourced\0"      # between the two environments shell()'s script prints
@@ -120,8 +124,7 @@ def shell_answer(code: int, out: str, err: str) -> dict:
     before, sourced, after = out.partition(SOURCED)
     if code != 0 or not sourced:
         return {"error": err.strip()[-1000:] or f"bash exited with {code}"}
-    return {"before": dict(e.split("=", 1) for e in before.split("\0") if "=" in e),
-            "after": dict(e.split("=", 1) for e in after.split("\0") if "=" in e)}
+    return {"before": environment(before), "after": environment(after)}
 
 
 def main(argv: list) -> int:

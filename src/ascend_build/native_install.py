@@ -376,6 +376,7 @@ def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
     from . import native_stage
 
     files = {SCRIPT: Path(native_stage.__file__).read_text(), **({SCHEME_CONTEXT: native.scheme} if native.scheme else {})}
+    host_python = f"{TOOLS}/python/bin/python{native.python}"      # native-tools' copy of the helper's python3
     base_env = plan.stage("base").env if any(s.name == "base" for s in plan.stages) else {}
     for stage, wheels in native.stages:
         script = scripts.get(f"scripts/install_{stage}.sh", plan.stage(stage).script)
@@ -387,11 +388,11 @@ def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
             pip_env=[f"{k}={v}" for k, v in base_env.items() if k.startswith("PIP_")])
         files[f"scripts/install_{stage}.sh"] = script.replace(LIB_LINE, LIB_LINE + render_script(
             "native-placed.sh.j2", helper=native.helper(stage), names=names, checker=CHECKER,
-            host_python=f"{TOOLS}/python/bin/python{native.python}" if stage in native.tools else ""), 1)
+            host_python=host_python if stage in native.tools else ""), 1)
     for stage in native.single_wheels:
         script = scripts.get(f"scripts/install_{stage}.sh", plan.stage(stage).script)
         files[f"scripts/install_{stage}.sh"] = script.replace(LIB_LINE, LIB_LINE + render_script(
-            "native-pip.sh.j2", home=HOME, checker=CHECKER, host_python=f"{TOOLS}/python/bin/python{native.python}",
+            "native-pip.sh.j2", home=HOME, checker=CHECKER, host_python=host_python,
             scheme=STAGE_SCHEME, tags=native.tags, unchecked=native_stage.UNCHECKED), 1)
     return files
 

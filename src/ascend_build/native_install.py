@@ -42,11 +42,13 @@ script (installers, checks, `pip check`) under emulation.
   python3 (but for the check) and the installers' own programs stay the image's, under emulation. A Debian-family
   image built on an x86_64 host only; a RUN in the last stage removes the mount points BuildKit leaves
   (once: the stages before keep them, empty, 0.35 s each under QEMU).
-- A stage with the tools whose own script pip-installs (`ab_pip`) and no helper serves (mindie: the ATB
-  tarball's atb_llm wheel, after its .run), gets native-pip.sh and the image's scheme (COPY, as a helper's)
-  (`single_wheels`): `ab_pip WHEEL` of one wheel runs the image's own pip on the host's python3 (native-stage.py
-  install: --target, the image's Python and tags, --no-deps), then places the files; the image's pip does it
-  when that wheel requires more than the image has, is installed already, or pip is configured.
+- A stage with the tools whose own script pip-installs (`ab_pip`) or whose installers do (`installer_pip`) and
+  no helper serves (mindie: its .run pip-installs its bundled wheels; then the ATB tarball's atb_llm wheel), gets
+  native-pip.sh and the image's scheme (COPY, as a helper's) (`single_wheels`): `ab_pip WHEEL` of one wheel runs
+  the image's own pip on the host's python3 (native-stage.py install: --target, the image's Python and tags,
+  --no-deps), then places the files; the image's pip does it when that wheel requires more than the image has,
+  is installed already, or pip is configured. With `installer_pip`, python3 is a shim while an installer runs:
+  its `python3 -m pip install WHEEL...` goes the same way (native-stage.py pip), all else to the image's python3.
 - The helper's RUN names each wheel with its sha256 (as the stage's own RUN does), so a changed
   wheel rebuilds the helper and the COPY of its tree (content-addressed) rebuilds the stage.
 - Off: `native_install: off` or ASCEND_BUILD_NATIVE_INSTALL=off; never with the classic builder,
@@ -252,7 +254,8 @@ def decide(plan, engine, say: Callable[[str], None], overrides: Dict[str, str],
                 say(f"native install: {', '.join(tools)} use {image}'s byte tools (tar, gzip, sha256sum...) on this "
                     f"{host} CPU where the image has the same versions" + (", and its python3 for pip check's rule" if stages else ""))
             singles = tuple(s.name for s in plan.stages if s.name in tools and s.name not in stages and s.name not in overrides
-                            and find(s.name) is not None and LIB_LINE in s.script and AB_PIP.search(s.script))
+                            and find(s.name) is not None and LIB_LINE in s.script
+                            and (AB_PIP.search(s.script) or find(s.name).installer_pip))
             return NativeInstall(image, platform, python, tags, tuple(stages.items()), tools, mounts, single_wheels=singles)
         tried.append(reason)
     say(f"native install: no {PLATFORMS[host]} image with Python {python} and pip ({'; '.join(tried)}): "
@@ -317,8 +320,9 @@ def for_build(plan, engine, say: Callable[[str], None]) -> Optional[NativeInstal
     if not native or not (native.stages or native.single_wheels):
         return native
     if native.single_wheels:
-        say(f"native install: in {', '.join(native.single_wheels)}, a wheel installed by itself (e.g. ATB's atb_llm) is "
-            f"installed by the image's pip run on this {host_arch()} CPU when the image has what it requires")
+        say(f"native install: in {', '.join(native.single_wheels)}, a wheel installed by itself (ATB's atb_llm, an "
+            f"installer's bundled wheels) is installed by the image's pip run on this {host_arch()} CPU when the image "
+            f"has what it requires")
     return replace(native, scheme=image_scheme(plan, engine, say))
 
 
@@ -392,7 +396,7 @@ def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
     for stage in native.single_wheels:
         script = scripts.get(f"scripts/install_{stage}.sh", plan.stage(stage).script)
         files[f"scripts/install_{stage}.sh"] = script.replace(LIB_LINE, LIB_LINE + render_script(
-            "native-pip.sh.j2", home=HOME, checker=CHECKER, host_python=host_python,
+            "native-pip.sh.j2", home=HOME, checker=CHECKER, host_python=host_python, shim=find(stage).installer_pip,
             scheme=STAGE_SCHEME, tags=native.tags, unchecked=native_stage.UNCHECKED), 1)
     return files
 

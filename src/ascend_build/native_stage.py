@@ -40,7 +40,12 @@ Without importlib.metadata (Python < 3.8): `pip check`'s lines about those distr
 emulation (native-pip.sh's `ab_pip WHEEL`): the image's own pip (its code, on this CPU) installs WHEEL into HOME for
 the image's Python and platforms, `--no-deps`; when the image has all it requires (`check`'s rule), `place` puts
 it where the image's pip would (1.3 s for 3-4 s under QEMU). Exit 3, nothing placed, when the image's pip has
-to: pip is configured, the distribution is there, a requirement is missing or of another version, pip fails."""
+to: pip is configured, the distribution is there, a requirement is missing or of another version, pip fails.
+
+`pip PYTHON3 set|unset SCHEME.json HOME NOTES PLATFORM... -- ARGS...`: an installer's `python3 -m pip install ARGS`
+(native-pip.sh's python3 shim while a .run installs; PYTHON3 the image's, `set` when LC_CTYPE was): `install` of
+each wheel ARGS names, when it names nothing else but options that change nothing there; the image's pip
+installs the rest (exec, ARGS without the wheels placed). Its notes go to NOTES and pip's --log."""
 import base64
 import contextlib
 import csv
@@ -67,6 +72,9 @@ HARMLESS_PIP = {"no-cache-dir", "disable-pip-version-check", "root-user-action",
                 "progress-bar", "default-timeout", "timeout", "retries", "index-url", "extra-index-url", "trusted-host",
                 "find-links", "no-index", "no-warn-script-location", "cert", "client-cert", "proxy"}
 SITE_PIP_CONF = "/etc/pip.conf"
+# an installer's `python3 -m pip install` options that change nothing `install` does (with --no-deps: --force-reinstall)
+SHIM_FLAGS = {"--no-deps", "--no-index", "-q", "--quiet", "-qq", "--force-reinstall", "-U", "--upgrade", "--no-cache-dir",
+              "--disable-pip-version-check", "--no-warn-script-location", "--no-input", "--root-user-action=ignore"}
 # a marker that names an extra and has no `or` holds for no install without extras (pip check's): such a line
 # needs no parsing (fsspec has 103 of them, 0.6 s with pip's packaging under QEMU)
 NEEDS_EXTRA = re.compile(r"""\bextra\s*==\s*("[^"]+"|'[^']+')""")
@@ -327,7 +335,7 @@ def probe() -> dict:
            "platform_version": uname.version, "python_full_version": platform.python_version(),
            "platform_python_implementation": platform.python_implementation(),
            "python_version": ".".join(platform.python_version_tuple()[:2])}
-    return {"path": [p for p in sys.path if p], "env": env,
+    return {"path": [p for p in sys.path if p], "env": env, "executable": sys.executable,
             "pip": os.path.dirname(os.path.dirname(pip.origin)) if pip and pip.origin else None}
 
 
@@ -419,17 +427,15 @@ def pip_configured(prefix: str) -> list:
     return found
 
 
-def install(image_json: str, scheme_json: str, home: str, wheel: str, platforms) -> str:
+def install(image: dict, where: dict, home: str, wheel: str, platforms) -> str:
     """`ab_pip WHEEL` on this CPU (run by the build host's python3 in the stage): the image's own pip (its code,
     from `probe`'s folder) installs WHEEL for the image's Python and `platforms` into HOME (--target --no-deps
     --no-compile), then `place` puts it where the image's pip would (the byte code compiled here). NotHere
     (nothing placed) when pip is configured, WHEEL's distribution is installed already, pip cannot, or it
     requires what the image lacks or has in another version: the image's pip installs it then, as before."""
     try:
-        with open(image_json) as f:
-            image = json.load(f)
-        with open(scheme_json) as f:
-            where = json.load(f)
+        if image.get("executable", where["executable"]) != where["executable"]:
+            raise NotHere("that python3 is %s, not the image's %s" % (image["executable"], where["executable"]))
         name = unpack(image, where, home, wheel, platforms)
         problems = check([name], path=[home] + image["path"], env=image["env"])
     except NotHere:
@@ -440,6 +446,58 @@ def install(image_json: str, scheme_json: str, home: str, wheel: str, platforms)
         raise NotHere("it needs more than the image has: %s" % "; ".join(problems))
     place(home, "", where, keep=True, dirs=False)
     return "%s installed on this CPU by the image's pip (run by the build host's python3)" % os.path.basename(wheel)
+
+
+def shim_pip(real: str, coerced: bool, where: dict, home: str, notes: str, platforms, args) -> int:
+    """`python3 -m pip install ARGS` of an installer (native-pip.sh's python3 shim; REAL: the image's python3):
+    with only wheels by path and options that change nothing `install` does, each wheel as `install` does it, in
+    order; the image's pip (REAL -m pip install, ARGS but the wheels placed) installs the first it cannot and those
+    after, or everything when ARGS has more. The notes go to NOTES. `coerced`: this python3 set LC_CTYPE (PEP
+    538), which the image's python3 must not see."""
+    env = dict(os.environ)
+    if coerced:
+        env.pop("LC_CTYPE", None)
+    wheels, logs, known, i = [], [notes], True, 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--log" and i + 1 < len(args):        # pip's log: the notes go there too
+            i += 1
+            logs.append(args[i])
+        elif arg.startswith("--log="):
+            logs.append(arg[len("--log="):])
+        elif arg.endswith(".whl") and not arg.startswith("-") and os.path.isfile(arg):
+            wheels.append(arg)
+        elif arg not in SHIM_FLAGS:
+            known = False
+        i += 1
+    if "--force-reinstall" in args and "--no-deps" not in args:      # it reinstalls what the wheels require too
+        known = False
+    placed, said, status = [], [], 0
+    if known and wheels:
+        try:
+            try:
+                image = json.loads(subprocess.check_output([real, os.path.abspath(__file__), "probe"], env=env,
+                                                           universal_newlines=True))
+            except (OSError, ValueError, subprocess.CalledProcessError) as e:
+                raise NotHere("its python3 cannot tell what it has: %s: %s" % (type(e).__name__, e))
+            for wheel in wheels:
+                shutil.rmtree(home, ignore_errors=True)
+                said.append(install(image, where, home, wheel, platforms))
+                placed.append(wheel)
+        except NotHere as e:            # nothing placed of this wheel
+            said.append("the image's pip installs %s (%s)" % (" ".join(map(os.path.basename, wheels[len(placed):])), e))
+        except Exception as e:          # `place` failed half-way: as the image's pip failing
+            said.append("placing %s failed: %s: %s" % (os.path.basename(wheels[len(placed)]), type(e).__name__, e))
+            status = 1
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+    for log in logs if said else ():
+        with open(log, "a") as f:
+            f.writelines("native-stage: %s\n" % line for line in said)
+    if status or len(placed) == len(wheels) > 0:
+        return status
+    rest = [a for a in args if a not in placed]
+    os.execve(real, [real, "-m", "pip", "install"] + rest, env)
 
 
 def unpack(image: dict, where: dict, home: str, wheel: str, platforms) -> str:
@@ -509,9 +567,18 @@ def main(argv) -> int:
             return UNCHECKED
         print("\n".join(problems))
         return 1 if problems else 0
+    if argv[:1] == ["pip"] and "--" in argv[6:]:
+        end = argv.index("--", 6)
+        with open(argv[3]) as f:
+            where = json.load(f)
+        return shim_pip(argv[1], argv[2] != "set", where, argv[4], argv[5], argv[6:end], argv[end + 1:])
     if argv[:1] == ["install"] and len(argv) >= 5:
         try:
-            said = install(*argv[1:5], platforms=argv[5:])
+            loaded = []
+            for name in argv[1:3]:
+                with open(name) as f:
+                    loaded.append(json.load(f))
+            said = install(*loaded, *argv[3:5], platforms=argv[5:])
         except NotHere as e:          # nothing placed: the image's pip installs it
             print("native-stage: the image's pip installs %s (%s)" % (os.path.basename(argv[4]), e))
             return UNCHECKED
@@ -523,7 +590,8 @@ def main(argv) -> int:
         return 1 if problems else 0
     raise SystemExit("usage: native-stage.py scheme | guess HOME STAGING OUT.json | "
                      "settle HOME STAGING GUESS.json SCHEME.json | tools OUT | probe | check [--image IMAGE.json] NAME... | "
-                     "install IMAGE.json SCHEME.json HOME WHEEL PLATFORM...")
+                     "install IMAGE.json SCHEME.json HOME WHEEL PLATFORM... | "
+                     "pip PYTHON3 set|unset SCHEME.json HOME NOTES PLATFORM... -- PIP-INSTALL-ARGS...")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Native install (issue 24), end to end: an arm64 mindie image built the fast way (cann's tools and
-pta's wheels installed, and checked, on this x86_64 host's CPU; the ATB tarball's atb_llm wheel installed by
-the image's pip run by this host's python3) and one built fully under QEMU
+pta's wheels installed, and checked, on this x86_64 host's CPU; MindIE's bundled mindie_llm wheel, which its
+.run pip-installs, and the ATB tarball's atb_llm wheel installed by the image's pip run by this host's python3) and one built fully under QEMU
 (ASCEND_BUILD_NATIVE_INSTALL=off) have the same files under the Python prefix and what cann's
 .run installers installed with this host's byte tools (names, types, modes, owners, sizes, sha256 of
 every non-.pyc file, RECORD included; no mount point left), the same `pip list`, a
@@ -11,6 +11,7 @@ changed installer rebuilds cann with the byte tools of the cached helper stage."
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,8 @@ def test_fast_and_emulated_arm64_images_are_the_same(arm64, tmp_path, engine):
         for stage in ("cann", "pta"):          # pip check's rule, by this host's python3 on what the image's says
             assert f"ascend-build[{stage}]: pip check (by the build host's python3)" in log
         assert "installed on this CPU by the image's pip (run by the build host's python3)" in log
+        # MindIE's .run pip-installs its bundled wheel through the python3 shim: on this CPU too
+        assert re.search(r"ascend-build\[mindie\]: native-stage: mindie_llm-\S+\.whl installed on this CPU", log), log
         assert "native install: in mindie, a wheel installed by itself" in said(result)
         off, _ = build(workdir, names[1], engine, {"ASCEND_BUILD_NATIVE_INSTALL": "off"})
         assert "native install: off" in said(off)

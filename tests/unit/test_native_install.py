@@ -337,8 +337,9 @@ def test_the_stages_that_unpack_installers_mount_the_hosts_byte_tools(workdir):
 
 def test_a_stage_that_pip_installs_one_wheel_runs_the_images_pip_on_the_hosts_python3(tmp_path, monkeypatch):
     """MindIE 1.0's stage pip-installs the ATB tarball's atb_llm wheel itself: its ab_pip of one wheel runs the
-    image's pip on the build host's python3 (native-pip.sh, with the base image's scheme); cann, which pip-installs
-    nothing here, and the stages the helpers serve are left alone. Where the image's pip puts files: the base
+    image's pip on the build host's python3 (native-pip.sh, with the base image's scheme), and so does the pip
+    install its .run runs (python3 shim); cann, which pip-installs nothing here, and the stages the helpers serve
+    are left alone. Where the image's pip puts files: the base
     image's answer (build context), else stage native-scheme's."""
     monkeypatch.delenv(native_install.ENV, raising=False)
     monkeypatch.setattr(native_install, "host_arch", lambda: "x86_64")
@@ -362,6 +363,9 @@ def test_a_stage_that_pip_installs_one_wheel_runs_the_images_pip_on_the_hosts_py
         assert f"COPY {copied} /opt/ascend-build/scheme.json" in body
         assert ("FROM base AS native-scheme" in files["Dockerfile"]) == (not scheme)
         assert "native-stage.py install" not in files["scripts/install_cann.sh"] + files["scripts/install_pta.sh"]
+        # its .run pip-installs its bundled wheel: python3 is the shim while it runs
+        assert mindie.index("ab_install() {") < mindie.index("ab_install mindie ")
+        assert "/opt/ascend-build/native-stage.py pip \"$real\" \"${LC_CTYPE+set}\" /opt/ascend-build/scheme.json" in mindie
 
 
 def test_native_stage_tools_copies_the_byte_tools_their_libraries_and_loader(tmp_path, monkeypatch):
@@ -742,7 +746,7 @@ def test_ab_pip_of_one_wheel_runs_the_images_pip_on_the_hosts_python3_else_the_i
         program.chmod(0o755)
     scheme = tmp_path / "scheme.json"
     scheme.write_text(json.dumps(pip_scheme(prefix)))
-    snippet = render_script("native-pip.sh.j2", home=str(home), checker=native_stage.__file__, host_python=str(host),
+    snippet = render_script("native-pip.sh.j2", home=str(home), checker=native_stage.__file__, host_python=str(host), shim=False,
                             scheme=str(scheme), tags=["manylinux2014_x86_64", "linux_x86_64"], unchecked=native_stage.UNCHECKED)
     args = f"{shlex.quote(str(wheel))}" + (" --no-deps" if case == "two arguments" else "")
     script = ("ab_say() { echo \"say: $*\"; }\nab_fail() { echo \"fail: $*\"; exit 1; }\n"
@@ -762,3 +766,57 @@ def test_ab_pip_of_one_wheel_runs_the_images_pip_on_the_hosts_python3_else_the_i
         assert ran.returncode == 0 and not placed and f"image's pip: {args}".replace("'", "") in out.replace("'", ""), out
         assert ("requires demo-gone, which is not installed" in out) == (case == "needs more")
     assert not any(p.exists() for p in (tmp_path / "ab-image.json", home))
+
+
+@pytest.mark.skipif(subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0,
+                    reason="no pip in the test interpreter")
+@pytest.mark.parametrize("case", ["placed", "needs more", "other option", "host fails to start"])
+def test_an_installers_pip_install_of_a_wheel_runs_on_the_hosts_python3_else_the_images(tmp_path, case):
+    """native-pip.sh's ab_install: while an installer runs, python3 is a shim. The installer's `python3 -m pip
+    install --no-index --no-deps --quiet WHEEL` (MindIE's .run) is placed by the host's python3 (native-stage.py
+    pip); the image's python3 gets every other call, and the pip install itself, with the same arguments, when a
+    requirement is missing, an option could change what pip does, or the host's python3 does not run; it never
+    sees the LC_CTYPE the host's python3 sets (PEP 538). The shim's folder does not stay."""
+    from ascend_build.components import render_script
+
+    site, bin_dir, prefix, home = tmp_path / "site", tmp_path / "bin", tmp_path / "prefix", tmp_path / "home"
+    dist_info(site, "demo-dep", "2.0")
+    wheel = make_wheel(tmp_path, requires=["demo-dep"] + (["demo-gone"] if case == "needs more" else []))
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(       # the image's: its pip only says what it was asked
+        '#!/bin/sh\nif [ "$1 $2 $3" = "-m pip install" ]; then shift 3; echo "image\'s pip: $* LC_CTYPE=${LC_CTYPE-unset}"; exit 0; fi\n'
+        f'exec {shlex.quote(sys.executable)} "$@"\n')
+    run = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import native_stage as n; n.SITE_PIP_CONF = '/nonexistent'; "
+           "sys.exit(n.main(sys.argv[1:]))")
+    host = tmp_path / "host-python"
+    host.write_text("#!/bin/sh\n" + ("exit 127\n" if case == "host fails to start" else "")
+                    + f'[ "$4" != pip ] || {{ shift 3; exec {shlex.quote(sys.executable)} -c "{run}" '
+                      f'{shlex.quote(str(Path(native_stage.__file__).parent))} "$@"; }}\n'
+                      f'exec {shlex.quote(sys.executable)} "$@"\n')
+    installer = tmp_path / "mindie.run"
+    installer.write_text('python3 -c "import sys; print(\'its python3 runs\', sys.argv[1:])" x\n'
+                         'python3 -m pip install --no-index --no-deps --quiet "$1"'
+                         + (" --prefix /elsewhere" if case == "other option" else "") + '\necho "installer: done"\n')
+    for program in (bin_dir / "python3", host):
+        program.chmod(0o755)
+    scheme = tmp_path / "scheme.json"
+    scheme.write_text(json.dumps(pip_scheme(prefix)))
+    snippet = render_script("native-pip.sh.j2", home=str(home), checker=native_stage.__file__, host_python=str(host), shim=True,
+                            scheme=str(scheme), tags=["manylinux2014_x86_64", "linux_x86_64"], unchecked=native_stage.UNCHECKED)
+    script = ("ab_say() { echo \"say: $*\"; }\nab_fail() { echo \"fail: $*\"; exit 1; }\n"
+              'ab_install_image() { bash "$2" "${@:3}"; }\n' + snippet
+              + f"ab_install mindie {shlex.quote(str(installer))} {shlex.quote(str(wheel))}\necho \"end $?\"\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON", "LC_", "LANG"))}
+    ran = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                         env={**env, "PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(site), "TMPDIR": str(tmp_path),
+                              "HOME": str(tmp_path / "user"), "XDG_CONFIG_DIRS": str(tmp_path / "xdg"), "AB_STAGE": "mindie"})
+    out = ran.stdout + ran.stderr
+    placed = any(prefix.rglob("demo_pkg/__init__.py"))
+    assert ran.returncode == 0 and "its python3 runs ['x']" in out and "installer: done" in out and "end 0" in out, out
+    if case == "placed":
+        assert placed and "image's pip:" not in out, out
+        assert f"ascend-build[mindie]: native-stage: {wheel.name} installed on this CPU by the image's pip" in out
+    else:
+        assert not placed and f"image's pip: --no-index --no-deps --quiet {wheel}" in out and "LC_CTYPE=unset" in out, out
+        assert ("requires demo-gone, which is not installed" in out) == (case == "needs more")
+    assert not any(p.exists() for p in (tmp_path / "ab-python", home))

@@ -251,3 +251,6 @@ class Component(StageSlots):
     # its install script hands all its wheel files to ab_pip before it installs anything else (and
     # ab_pip -r only what they already satisfy): a build under QEMU may install them natively (native_install.py)
     native_wheels: bool = False
+    # its installers pip-install wheels they bring (`python3 -m pip install W.whl`): a build under QEMU runs that
+    # pip on the host's CPU while they run (native-pip.sh's python3 shim)
+    installer_pip: bool = False

@@ -45,6 +45,7 @@ IMAGE = (rf"Ascend-mindie-image-(?P<chip>300i-duo|800i-a2|800i-a3)_{VERSION}_lin
 COMPONENT = Component(
     stage="mindie",
     parent="pta",
+    installer_pip=True,          # the .run pip-installs its bundled mindie_llm wheel
     recognised=(IMAGE,),
     slots=(
         Slot("mindie", required=True, patterns=(RUN,), expected="Ascend-mindie_<version>_linux-<arch>[_abi0|_abi1].run"

@@ -20,13 +20,14 @@ ab_fail() {
 }
 
 # ab_install COMPONENT FILE ARGS...: run one installer; on failure name it and show its log.
-ab_install() {
+ab_install_image() {
     component=$1; file=$2; shift 2
     ab_say "installing $component from $(basename "$file")"
     bash "$file" "$@" </dev/null && return 0
     status=$?
     ab_fail "stage $AB_STAGE, component $component: $(basename "$file") exited with status $status"
 }
+ab_install() { ab_install_image "$@"; }
 
 ab_fetch() {
     url=$1; dest=$2

@@ -15,8 +15,9 @@ script (installers, checks, `pip check`) under emulation.
   --no-deps --no-compile`, then (native_stage.py guess) puts the files under /ab-staged where the
   helper's own pip would (the image's answer too when the helper is the base image's twin), rewrites
   RECORD as that pip writes it, points script shebangs at the image's python3 and compiles the byte
-  code as pip does (same invalidation mode; co_filename the final path; on every CPU); its next step
-  (settle) places them again where the image's answer differs.
+  code as pip does (same invalidation mode; co_filename the final path; on every CPU); then (settle: in
+  the same step when the base image's answer is known, else in its next step) places them again where the
+  image's answer differs.
 - A helper starts when the one before it is done (it COPYs that one's guess.json): BuildKit runs
   every stage it can at once, and the first helper, which the emulated stages wait for, shared
   the CPUs with the later ones (the benchmark's cann helper: 6.9 s, alone 5.3 s); the later ones
@@ -349,7 +350,7 @@ def helper_views(plan, views: List[dict]) -> List[dict]:
             out.append({"name": native.helper(view["name"]), "helper": "install", "stage": view["name"], "after": before,
                         "image": native.image, "platform": native.platform, "mount": mount,
                         "files": [(p.name, p.sha256) for p in wheels], "script": SCRIPT, "home": HOME, "staging": STAGING,
-                        "scheme": scheme, "guess": GUESS})
+                        "scheme": scheme, "scheme_known": bool(native.scheme), "guess": GUESS})
             names = {p.name for p in wheels}
             view = dict(view, files=[f for f in view["files"] if f[0] not in names],
                         copies=[(f"--from={native.helper(view['name'])} {STAGING}/", "/"), (SCRIPT, CHECKER),
@@ -389,6 +390,7 @@ def context_files(plan, scripts: Dict[str, str]) -> Dict[str, str]:
         files[f"scripts/native/install_{stage}.sh"] = render_script(
             "native-install.sh.j2", stage=stage, python=native.python, abi="cp" + native.python.replace(".", ""),
             tags=native.tags, wheels=[p.name for p in wheels], staging=STAGING, home=HOME, guess=GUESS, image=native.image,
+            scheme=STAGE_SCHEME if native.scheme else "",
             pip_env=[f"{k}={v}" for k, v in base_env.items() if k.startswith("PIP_")])
         files[f"scripts/install_{stage}.sh"] = script.replace(LIB_LINE, LIB_LINE + render_script(
             "native-placed.sh.j2", helper=native.helper(stage), names=names, checker=CHECKER,

@@ -151,6 +151,7 @@ def test_the_dockerfile_gets_a_scheme_stage_and_a_helper_per_stage(workdir):
     assert files["scripts/native-stage.py"] == Path(native_stage.__file__).read_text()
     assert "--platform manylinux_2_17_aarch64" in files["scripts/native/install_pta.sh"]
     assert "--no-deps" in files["scripts/native/install_pta.sh"] and "--target" in files["scripts/native/install_pta.sh"]
+    assert "native-stage.py settle" not in files["scripts/native/install_pta.sh"]    # the next step's, once native-scheme answered
     assert files["scripts/install_pta.sh"] != emulated["scripts/install_pta.sh"]
     assert "ab_pip() {" in files["scripts/install_pta.sh"] and "pip check" in files["scripts/install_pta.sh"]
     for name in emulated:
@@ -206,6 +207,11 @@ def test_the_base_images_pip_is_asked_once_where_it_puts_files(workdir, tmp_path
     files = context_files(plan)
     assert files["scripts/native/scheme.json"] == text and "AS native-scheme" not in files["Dockerfile"]
     assert "COPY scripts/native/scheme.json /opt/ascend-build/scheme.json" in files["Dockerfile"]
+    # known before the build: the helper places the files there in its one step (no settle step of its own)
+    helper = files["Dockerfile"].split(" AS pta-native\n")[1].split("\nFROM ")[0]
+    assert helper.index("COPY scripts/native/scheme.json") < helper.index("run-stage.sh pta") and "RUN python3" not in helper
+    assert ("native-stage.py settle /tmp/ab-native /ab-staged /opt/ascend-build/guess.json /opt/ascend-build/scheme.json"
+            in files["scripts/native/install_pta.sh"])
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "other"))
     outcome["code"] = 3
     assert native_install.image_scheme(plan, Engine(), said.append) == "" and len(calls) == 2

@@ -64,7 +64,7 @@ RUN bash /opt/ascend-build/run-stage.sh pta http /tmp/ascend-pkgs/pta \
     torch-2.6.0-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl=<sha256> \
     torch_npu-2.6.0.post5-0standin-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl=<sha256>
 # placed where this pip puts files (the same in the base image's twin for this CPU); then the image's own
-# answer (the base image's, asked once; else its base stage's, asked under emulation meanwhile): placed again where it differs
+# answer (its base stage's, asked under emulation meanwhile): placed again where it differs
 COPY --from=native-scheme /ab-scheme.json /opt/ascend-build/scheme.json
 RUN python3 /opt/ascend-build/native-stage.py settle /tmp/ab-native /ab-staged /opt/ascend-build/guess.json /opt/ascend-build/scheme.json \
     && rm -rf /tmp/ab-native

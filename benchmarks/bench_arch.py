@@ -221,6 +221,15 @@ steps from 1 run, the prototype from 2; the machine was shared, so read ratios r
   5.69/1.15 (cann's helper included) and 1.58/0.85. Left: cann's helper (4.2 s; sympy's 1,620 .pyc are 3.5 s of
   CPU, on 2 CPUs shared with base and native-tools) before cann's installers, mindie's .run under QEMU (3 s), the
   probes and captures (python3 and bash start-up under QEMU).
+  Next round (another machine: amd64 16.4 s, its cann stage 7.2 s; fully emulated arm64 103 s): MindIE's .run
+  pip-installs its bundled mindie_llm wheel through a python3 shim (native-pip.sh: `python3 -m pip install` of
+  wheels by path goes to native-stage.py pip on the host's python3, every other call to the image's python3), and
+  a helper whose image's scheme is in the context settles in its one step (no RUN of its own). Paired, 6 pairs
+  after one warm-up: the shim 0.94 (0.84-0.96) of the version before, 24.5 vs 26.5 s; the one-step helper 0.97
+  (0.94-1.03). `--runs 3 --parts builds`: arm64 22.40 s, 1.37 (per run 1.17/1.32/1.42; the version before on
+  this machine the same day: 23.79 s, 1.43, per run 1.23/1.47/1.60); per stage arm64/amd64: base 1.35/0.30, cann
+  3.20/7.22 (its helper 4.63), pta 2.09/3.43, mindie 4.90/2.10, captures 7.09/1.41 (cann's helper included) and
+  2.04/0.96.
 
   Also seen (before the cache epoch): under BuildKit a `--no-cache` passed to every engine build of a run rebuilt
   the stages before each capture again; a `--no-cache` on the first build only would have let the later builds take

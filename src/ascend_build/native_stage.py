@@ -448,12 +448,12 @@ def install(image: dict, where: dict, home: str, wheel: str, platforms) -> str:
     return "%s installed on this CPU by the image's pip (run by the build host's python3)" % os.path.basename(wheel)
 
 
-def shim_pip(real: str, coerced: bool, where: dict, home: str, notes: str, platforms, args) -> int:
+def shim_pip(real: str, coerced: bool, scheme_json: str, home: str, notes: str, platforms, args) -> int:
     """`python3 -m pip install ARGS` of an installer (native-pip.sh's python3 shim; REAL: the image's python3):
     with only wheels by path and options that change nothing `install` does, each wheel as `install` does it, in
     order; the image's pip (REAL -m pip install, ARGS but the wheels placed) installs the first it cannot and those
-    after, or everything when ARGS has more. The notes go to NOTES. `coerced`: this python3 set LC_CTYPE (PEP
-    538), which the image's python3 must not see."""
+    after, or everything when ARGS has more (or SCHEME.json cannot be read). The notes go to NOTES. `coerced`:
+    this python3 set LC_CTYPE (PEP 538), which the image's python3 must not see."""
     env = dict(os.environ)
     if coerced:
         env.pop("LC_CTYPE", None)
@@ -475,6 +475,7 @@ def shim_pip(real: str, coerced: bool, where: dict, home: str, notes: str, platf
     placed, said, status = [], [], 0
     if known and wheels:
         try:
+            where = read_json(scheme_json)
             try:
                 image = json.loads(subprocess.check_output([real, os.path.abspath(__file__), "probe"], env=env,
                                                            universal_newlines=True))
@@ -528,6 +529,14 @@ def unpack(image: dict, where: dict, home: str, wheel: str, platforms) -> str:
     return name
 
 
+def read_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise NotHere("%s: %s" % (type(e).__name__, e))
+
+
 def main(argv) -> int:
     if argv[:1] == ["scheme"]:
         print(json.dumps(scheme(), sort_keys=True))
@@ -569,16 +578,10 @@ def main(argv) -> int:
         return 1 if problems else 0
     if argv[:1] == ["pip"] and "--" in argv[6:]:
         end = argv.index("--", 6)
-        with open(argv[3]) as f:
-            where = json.load(f)
-        return shim_pip(argv[1], argv[2] != "set", where, argv[4], argv[5], argv[6:end], argv[end + 1:])
+        return shim_pip(argv[1], argv[2] != "set", argv[3], argv[4], argv[5], argv[6:end], argv[end + 1:])
     if argv[:1] == ["install"] and len(argv) >= 5:
         try:
-            loaded = []
-            for name in argv[1:3]:
-                with open(name) as f:
-                    loaded.append(json.load(f))
-            said = install(*loaded, *argv[3:5], platforms=argv[5:])
+            said = install(read_json(argv[1]), read_json(argv[2]), *argv[3:5], platforms=argv[5:])
         except NotHere as e:          # nothing placed: the image's pip installs it
             print("native-stage: the image's pip installs %s (%s)" % (os.path.basename(argv[4]), e))
             return UNCHECKED

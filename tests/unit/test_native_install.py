@@ -776,13 +776,14 @@ def test_ab_pip_of_one_wheel_runs_the_images_pip_on_the_hosts_python3_else_the_i
 
 @pytest.mark.skipif(subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode != 0,
                     reason="no pip in the test interpreter")
-@pytest.mark.parametrize("case", ["placed", "needs more", "other option", "host fails to start"])
+@pytest.mark.parametrize("case", ["placed", "needs more", "other option", "host fails to start", "no scheme"])
 def test_an_installers_pip_install_of_a_wheel_runs_on_the_hosts_python3_else_the_images(tmp_path, case):
     """native-pip.sh's ab_install: while an installer runs, python3 is a shim. The installer's `python3 -m pip
     install --no-index --no-deps --quiet WHEEL` (MindIE's .run) is placed by the host's python3 (native-stage.py
     pip); the image's python3 gets every other call, and the pip install itself, with the same arguments, when a
-    requirement is missing, an option could change what pip does, or the host's python3 does not run; it never
-    sees the LC_CTYPE the host's python3 sets (PEP 538). The shim's folder does not stay."""
+    requirement is missing, an option could change what pip does, the image's scheme is unreadable, or the host's
+    python3 does not run; it never sees the LC_CTYPE the host's python3 sets (PEP 538). The shim's folder does
+    not stay."""
     from ascend_build.components import render_script
 
     site, bin_dir, prefix, home = tmp_path / "site", tmp_path / "bin", tmp_path / "prefix", tmp_path / "home"
@@ -806,7 +807,8 @@ def test_an_installers_pip_install_of_a_wheel_runs_on_the_hosts_python3_else_the
     for program in (bin_dir / "python3", host):
         program.chmod(0o755)
     scheme = tmp_path / "scheme.json"
-    scheme.write_text(json.dumps(pip_scheme(prefix)))
+    if case != "no scheme":
+        scheme.write_text(json.dumps(pip_scheme(prefix)))
     snippet = render_script("native-pip.sh.j2", home=str(home), checker=native_stage.__file__, host_python=str(host), shim=True,
                             scheme=str(scheme), tags=["manylinux2014_x86_64", "linux_x86_64"], unchecked=native_stage.UNCHECKED)
     script = ("ab_say() { echo \"say: $*\"; }\nab_fail() { echo \"fail: $*\"; exit 1; }\n"
